@@ -1,0 +1,3 @@
+"""latentatlas: autoencoders whose latent space has a chosen geometry (plane, sphere), trained, evaluated and mapped."""
+
+__version__ = "0.1.0"

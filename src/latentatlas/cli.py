@@ -1,0 +1,139 @@
+"""The command line: the only module that touches argv. Every command is a thin call into the library."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import LatentAtlasError
+
+
+def _friendly_errors(fn):
+    """Bad input -> one line on stderr and exit code 2; ``--debug`` shows the traceback instead."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except LatentAtlasError as e:
+            if click.get_current_context().find_root().params.get("debug"):
+                raise
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def _int_list(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter("give comma-separated integers, e.g. 392,64") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks.")
+@click.version_option(package_name="latentatlas")
+def main(debug):
+    """latentatlas: autoencoders with a chosen latent geometry (plane, sphere)."""
+
+
+@main.command()
+@click.option("--preset", default="deep-2d", show_default=True, help="Architecture preset (see `latentatlas presets`).")
+@click.option("--hidden-sizes", callback=_int_list, help="Encoder widths, e.g. 392,64 (the decoder mirrors them).")
+@click.option("--geometry", default=None, help="Latent geometry: euclidean or sphere (default: the preset's).")
+@click.option("--latent-dim", type=int, default=None, help="Latent dimension (default: the preset's).")
+@click.option("--loss", default="bce", show_default=True, help="bce or mse.")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--data", default="mnist-5k", show_default=True, help="Data set name or path (see `latentatlas datasets`).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--precision", default="auto", show_default=True, help="auto, fp32 or bf16.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder [default: runs/<preset>-<data>].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
+@click.option("--resume", is_flag=True, help="Continue a killed run from its last complete epoch.")
+@_friendly_errors
+def train(out, overwrite, resume, **params):
+    """Train a model into a run folder, evaluate it and draw its figures."""
+    from .config import RunConfig
+    from .runs import train_run
+
+    cfg = RunConfig(**params)
+    if out is None:
+        out = Path("runs") / f"{params['preset'] or 'custom'}-{Path(params['data']).name}"
+    run = train_run(cfg, out, overwrite=overwrite, resume=resume)
+    _echo_metrics(run.metrics)
+    click.echo(f"run folder: {run.path}")
+
+
+@main.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@_friendly_errors
+def evaluate(run):
+    """Recompute a run's latents and metrics from its saved weights."""
+    from .runs import evaluate_run
+
+    _echo_metrics(evaluate_run(run))
+
+
+@main.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--glyphs", is_flag=True, help="Draw encoder-map points as their class labels (the tutorial's style).")
+@_friendly_errors
+def plot(run, glyphs):
+    """Redraw a run's figures without retraining."""
+    from .plots import plot_run
+    from .runs import load_run, write_manifest
+
+    r = load_run(run)
+    for path in plot_run(r, r.dataset(), glyphs=glyphs):
+        click.echo(str(path))
+    write_manifest(r.path)
+
+
+@main.command()
+def presets():
+    """List the architecture presets with their parameter counts."""
+    from .config import RunConfig
+    from .model import AutoencoderNet, count_parameters
+    from .nets import PRESETS
+
+    for name, p in PRESETS.items():
+        n = count_parameters(AutoencoderNet.from_config(RunConfig(preset=name).resolved(), 784))
+        click.echo(f"{name:15s} {n:>10,}  {p.geometry:9s}  {p.description}")
+
+
+@main.command()
+def datasets():
+    """List the data sets and whether each is available offline."""
+    from .data import available_datasets
+
+    for name, offline, description in available_datasets():
+        click.echo(f"{name:14s} {'offline' if offline else 'download':9s} {description}")
+
+
+@main.command()
+@click.option("--data", default="mnist-5k", show_default=True)
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True)
+@_friendly_errors
+def demo(data, epochs, out):
+    """The tutorial in one go: train deep-2d, deep-3d and deep-s2, evaluate, draw, compare."""
+    from .demo import comparison_table, run_demo
+
+    runs = run_demo(out, data=data, epochs=epochs, echo=click.echo)
+    click.echo("\n" + comparison_table(runs) + "\n")
+    for r in runs:
+        click.echo(f"figures of {r.path.name}: {r.path / 'figures'}")
+
+
+def _echo_metrics(metrics: dict) -> None:
+    for k, v in metrics.items():
+        click.echo(f"{k:16s} {v:.4f}" if isinstance(v, float) else f"{k:16s} {v}")

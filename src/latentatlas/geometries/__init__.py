@@ -1,0 +1,29 @@
+"""Latent geometries and their explicit registry: the only place that knows which latent spaces exist.
+
+Adding a geometry is one new file with a :class:`Geometry` subclass and one entry in ``GEOMETRIES``; the shared test
+battery (tests/test_geometries.py) then covers it.
+"""
+
+from __future__ import annotations
+
+from ..errors import LatentAtlasError
+from .base import Chart, Geometry, Latent
+from .euclidean import Euclidean
+from .sphere import Sphere
+
+GEOMETRIES: dict[str, type[Geometry]] = {
+    Euclidean.name: Euclidean,
+    Sphere.name: Sphere,
+}
+
+
+def get_geometry(name: str, dim: int) -> Geometry:
+    """Build the geometry registered under ``name`` with latent dimension ``dim``."""
+    try:
+        cls = GEOMETRIES[name]
+    except (KeyError, TypeError):
+        raise LatentAtlasError(f"unknown geometry {name!r}: choose one of {', '.join(GEOMETRIES)}") from None
+    return cls(dim)
+
+
+__all__ = ["GEOMETRIES", "Chart", "Geometry", "Latent", "get_geometry"]

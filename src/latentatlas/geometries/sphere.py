@@ -1,0 +1,56 @@
+"""The unit sphere S^(d-1): the bottleneck L2-normalised, as the tutorial's ``NormalizeLayer``.
+
+Chart convention for S2 (``dim=3``), the physics convention:
+
+    z = (sin(theta) cos(phi), sin(theta) sin(phi), cos(theta))
+
+theta in [0, pi] is the polar angle from the north pole (0, 0, 1); phi in (-pi, pi] is the azimuth measured from
+the +x axis towards +y. Maps put phi on the horizontal axis and theta on the vertical one, north pole on top.
+The tutorial's map has these two labels swapped.
+
+Nearest neighbours on the sphere use the angle between points. The chord length |a - b| = 2 sin(angle / 2) is
+monotone in the angle, so Euclidean neighbours of unit vectors are exactly the angular neighbours.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .base import Chart, Geometry, Latent
+
+
+def to_angles(z: Tensor) -> Tensor:
+    """(N, 3) unit vectors -> (N, 2) columns (phi, theta)."""
+    theta = torch.arccos(z[:, 2].clamp(-1.0, 1.0))
+    phi = torch.atan2(z[:, 1], z[:, 0])
+    phi = torch.where(phi <= -math.pi, phi + 2 * math.pi, phi)  # atan2 may return -pi; the chart's range is (-pi, pi]
+    return torch.stack([phi, theta], dim=1)
+
+
+def from_angles(angles: Tensor) -> Tensor:
+    """(N, 2) columns (phi, theta) -> (N, 3) unit vectors."""
+    phi, theta = angles[:, 0], angles[:, 1]
+    return torch.stack([theta.sin() * phi.cos(), theta.sin() * phi.sin(), theta.cos()], dim=1)
+
+
+class Sphere(Geometry):
+    """The unit sphere in R^dim; ``dim=3`` is the tutorial's S2."""
+
+    name = "sphere"
+    min_dim = 2  # S^0 (two points) is not a useful latent space
+
+    def forward(self, h: Tensor) -> Latent:
+        return Latent(F.normalize(h, p=2.0, dim=-1), h.new_zeros(h.shape[0]))
+
+    def contains(self, z: Tensor, atol: float = 1e-5) -> Tensor:
+        return super().contains(z) & ((z.norm(dim=-1) - 1).abs() <= atol)
+
+    def charts(self) -> tuple[Chart, ...]:
+        if self.dim != 3:
+            return ()
+        labels = (r"azimuth $\phi$ (rad)", r"polar angle $\theta$ (rad)")
+        return (Chart("equirectangular", labels, to_angles, from_angles, extent=((-math.pi, math.pi), (0.0, math.pi))),)

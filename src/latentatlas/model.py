@@ -1,0 +1,68 @@
+"""The autoencoder: encoder -> latent geometry -> decoder."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from .config import RunConfig
+from .geometries import Geometry, get_geometry
+from .nets import build_decoder, build_encoder, init_tutorial_
+
+
+class Output(NamedTuple):
+    logits: Tensor  # (B, n_features) decoder output before the sigmoid
+    z: Tensor  # (B, latent_dim)
+    kl: Tensor  # (B,)
+
+
+class AutoencoderNet(nn.Module):
+    """``decoder(geometry(encoder(x)))`` with a sigmoid on the output; pixels are floats in [0, 1]."""
+
+    def __init__(self, encoder: nn.Module, geometry: Geometry, decoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+        self.geometry = geometry
+        self.decoder = decoder
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig, n_features: int) -> AutoencoderNet:
+        """Build the network of a resolved config for inputs of ``n_features`` pixels."""
+        geometry = get_geometry(cfg.geometry, cfg.latent_dim)
+        encoder = build_encoder(n_features, cfg.hidden_sizes, geometry.encoder_features)
+        decoder = build_decoder(cfg.latent_dim, cfg.hidden_sizes, n_features)
+        init_tutorial_(encoder, decoder)
+        return cls(encoder, geometry, decoder)
+
+    def forward(self, x: Tensor) -> Output:  # x: (B, n_features)
+        latent = self.geometry(self.encoder(x))
+        return Output(self.decoder(latent.z), latent.z, latent.kl)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """(B, n_features) -> (B, latent_dim); the posterior's mode in eval mode."""
+        return self.geometry(self.encoder(x)).z
+
+    def decode(self, z: Tensor) -> Tensor:
+        """(B, latent_dim) -> (B, n_features) pixels in [0, 1]."""
+        return torch.sigmoid(self.decoder(z))
+
+    @property
+    def n_features(self) -> int:
+        return self.decoder[-1].out_features
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def parameter_table(model: nn.Module) -> list[tuple[str, str, int]]:
+    """(name, layer, trainable parameters) for every leaf module that has parameters."""
+    rows = []
+    for name, mod in model.named_modules():
+        n = sum(p.numel() for p in mod.parameters(recurse=False) if p.requires_grad)
+        if n:
+            shape = f"{mod.in_features} -> {mod.out_features}" if isinstance(mod, nn.Linear) else ""
+            rows.append((name, f"{type(mod).__name__} {shape}".strip(), n))
+    return rows

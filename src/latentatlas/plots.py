@@ -1,0 +1,202 @@
+"""Figures of a run: loss curves, reconstructions, encoder maps, decoder grids, parameter table, 3-D latents.
+
+Every map is drawn through the charts the geometry offers (``geometry.charts()``), so nothing here knows whether
+the latent space is a plane or a sphere.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from ._io import atomic_write_bytes, atomic_write_text  # noqa: E402
+from .geometries import Chart  # noqa: E402
+from .metrics import decode  # noqa: E402
+from .model import AutoencoderNet, parameter_table  # noqa: E402
+
+CMAP = plt.get_cmap("tab10")
+
+
+def plot_run(run, dataset, glyphs: bool = False) -> list[Path]:
+    """Draw every figure of ``run`` into ``run.path / "figures"``; returns the files written."""
+    folder = run.path / "figures"
+    lat = run.latents()
+    model = run.model
+    shape = image_shape(dataset, model.n_features)
+    written = [
+        _save(loss_curves(run.history), folder / "loss_curves.png"),
+        _save(parameter_figure(model, title=run.config.preset or "custom"), folder / "parameters.png"),
+    ]
+    if shape is not None:
+        x_test, y_test = dataset.flat("test")
+        written.append(_save(reconstructions(model, x_test, y_test, shape), folder / "reconstructions.png"))
+    for chart in model.geometry.charts():
+        written.append(_save(encoder_map(chart, lat["z_test"], lat["y_test"], glyphs=glyphs, classes=dataset.classes),
+                             folder / f"encoder_map_{chart.name}.png"))
+        if shape is not None:
+            written.append(_save(decoder_grid(model, chart, shape, z_data=lat["z_test"]),
+                                 folder / f"decoder_grid_{chart.name}.png"))
+    if model.geometry.dim == 3:
+        written.append(_save(scatter_3d(lat["z_test"], lat["y_test"]), folder / "latent_3d.png"))
+        written.append(atomic_write_text(folder / "latent_3d.html", globe_html(lat["z_test"], lat["y_test"], dataset.classes)))
+    return written
+
+
+def image_shape(dataset, n_features: int) -> tuple[int, int] | None:
+    """(H, W) to draw samples as images, or None when the samples are not images."""
+    shape = tuple(dataset.image_shape)
+    if len(shape) == 2:
+        return shape
+    side = math.isqrt(n_features)
+    return (side, side) if side * side == n_features else None
+
+
+def loss_curves(history: list[dict]):
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    epochs = [r["epoch"] for r in history]
+    ax.plot(epochs, [r["train_loss"] for r in history], "o-", label="train (mean over the epoch's batches)")
+    if history and "test_loss" in history[0]:
+        ax.plot(epochs, [r["test_loss"] for r in history], "s-", label="test")
+    ax.set(xlabel="epoch", ylabel="loss per pixel", title="Loss")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def reconstructions(model: AutoencoderNet, x, y, shape, n: int = 10):
+    """Top row: one test image per class; bottom row: its reconstruction."""
+    idx = _one_per_class(y, n)
+    xb = torch.as_tensor(np.asarray(x[idx]))
+    originals = xb.float().numpy() / (255.0 if xb.dtype == torch.uint8 else 1.0)
+    model.eval()
+    with torch.inference_mode():
+        dev = next(model.parameters()).device
+        recon = model.decode(model.encode(torch.as_tensor(originals, device=dev))).float().cpu().numpy()
+    fig, axes = plt.subplots(2, len(idx), figsize=(1.1 * len(idx), 2.6), squeeze=False)
+    for j in range(len(idx)):
+        for i, img in enumerate((originals[j], recon[j])):
+            axes[i, j].imshow(img.reshape(shape), cmap="gray", vmin=0, vmax=1)
+            axes[i, j].set_axis_off()
+    axes[0, 0].set_title("original", fontsize=8, loc="left")
+    axes[1, 0].set_title("reconstruction", fontsize=8, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def encoder_map(chart: Chart, z: np.ndarray, y: np.ndarray, glyphs: bool = False, classes=None):
+    """Every test point at its chart coordinates, coloured by class; ``glyphs`` draws each as its label."""
+    uv = chart.to_map(torch.as_tensor(z)).numpy()
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    if glyphs:
+        for (u, v), label in zip(uv, y):
+            ax.text(u, v, str(label), color=CMAP(int(label) % 10), fontsize=7, ha="center", va="center", alpha=0.8)
+        ax.set(xlim=_limits(uv[:, 0], chart, 0), ylim=_limits(uv[:, 1], chart, 1))
+    else:
+        for label in np.unique(y):
+            m = y == label
+            name = classes[label] if classes is not None and label < len(classes) else str(label)
+            ax.scatter(uv[m, 0], uv[m, 1], s=3, color=CMAP(int(label) % 10), label=name, alpha=0.7, linewidths=0)
+        ax.legend(markerscale=4, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    if chart.extent is not None:
+        ax.set(xlim=chart.extent[0], ylim=chart.extent[1][::-1])  # polar-style charts: north (0) on top
+    ax.set(xlabel=chart.labels[0], ylabel=chart.labels[1], title=f"Encoder map ({chart.name}, {len(z)} test points)")
+    fig.tight_layout()
+    return fig
+
+
+def grid_points(chart: Chart, n: int, z_data: np.ndarray | None = None) -> tuple[np.ndarray, tuple]:
+    """An n x n grid of chart coordinates (row-major, first row at the top of the map) and the map extent."""
+    if chart.extent is not None:
+        (u0, u1), (v0, v1) = chart.extent
+    else:
+        uv = chart.to_map(torch.as_tensor(z_data)).numpy()
+        (u0, u1), (v0, v1) = np.percentile(uv[:, 0], [0.5, 99.5]), np.percentile(uv[:, 1], [0.5, 99.5])
+    # Cell centres, so a bounded chart's edges (the poles, phi = +-pi) are not sampled n times over.
+    us = u0 + (np.arange(n) + 0.5) * (u1 - u0) / n
+    vs = v0 + (np.arange(n) + 0.5) * (v1 - v0) / n
+    if chart.extent is None:
+        vs = vs[::-1]  # plane: larger z2 at the top
+    uu, vv = np.meshgrid(us, vs)
+    return np.stack([uu.ravel(), vv.ravel()], 1).astype(np.float32), (u0, u1, v0, v1)
+
+
+def decoder_grid(model: AutoencoderNet, chart: Chart, shape, n: int = 16, z_data=None):
+    """Images decoded from a regular grid over the chart, in one batched forward pass."""
+    uv, (u0, u1, v0, v1) = grid_points(chart, n, z_data)
+    z = chart.from_map(torch.as_tensor(uv)).numpy()
+    images = decode(model, z).reshape(n, n, *shape)  # (rows, cols, H, W)
+    mosaic = images.transpose(0, 2, 1, 3).reshape(n * shape[0], n * shape[1])
+    fig, ax = plt.subplots(figsize=(6.5, 6.5 * (v1 - v0) / (u1 - u0) if chart.extent else 6.5))
+    top_is_v0 = chart.extent is not None
+    ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, aspect="auto",
+              extent=(u0, u1, v1, v0) if top_is_v0 else (u0, u1, v0, v1))
+    ax.set(xlabel=chart.labels[0], ylabel=chart.labels[1], title=f"Decoder grid ({chart.name}, {n} x {n})")
+    fig.tight_layout()
+    return fig
+
+
+def scatter_3d(z: np.ndarray, y: np.ndarray):
+    fig = plt.figure(figsize=(6, 6))
+    ax = fig.add_subplot(projection="3d")
+    ax.scatter(z[:, 0], z[:, 1], z[:, 2], c=[CMAP(int(v) % 10) for v in y], s=2, alpha=0.6, linewidths=0)
+    ax.set(xlabel="$z_1$", ylabel="$z_2$", zlabel="$z_3$", title="3-D latents (test set)")
+    fig.tight_layout()
+    return fig
+
+
+def globe_html(z: np.ndarray, y: np.ndarray, classes=None) -> str:
+    """An interactive, rotatable 3-D scatter with plotly.js inlined (opens offline)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for label in np.unique(y):
+        m = y == label
+        name = classes[label] if classes is not None and label < len(classes) else str(label)
+        c = CMAP(int(label) % 10)
+        fig.add_trace(go.Scatter3d(x=z[m, 0], y=z[m, 1], z=z[m, 2], mode="markers", name=name,
+                                   marker=dict(size=2, color=f"rgb({c[0]*255:.0f},{c[1]*255:.0f},{c[2]*255:.0f})")))
+    fig.update_layout(scene=dict(aspectmode="data", xaxis_title="z1", yaxis_title="z2", zaxis_title="z3"),
+                      margin=dict(l=0, r=0, t=30, b=0), title="Test latents")
+    return fig.to_html(include_plotlyjs=True, full_html=True)
+
+
+def parameter_figure(model: AutoencoderNet, title: str = ""):
+    rows = parameter_table(model)
+    total = sum(n for *_, n in rows)
+    cells = [[name, layer, f"{n:,}"] for name, layer, n in rows] + [["", "total", f"{total:,}"]]
+    fig, ax = plt.subplots(figsize=(6, 0.28 * len(cells) + 0.8))
+    ax.set_axis_off()
+    table = ax.table(cellText=cells, colLabels=["module", "layer", "parameters"], loc="center", cellLoc="left")
+    table.auto_set_font_size(False)
+    table.set_fontsize(8)
+    ax.set_title(f"Trainable parameters: {title}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _one_per_class(y: np.ndarray, n: int) -> np.ndarray:
+    firsts = [np.flatnonzero(y == c)[0] for c in np.unique(y)[:n]]
+    return np.array(firsts if len(firsts) >= min(n, len(y)) else np.arange(min(n, len(y))))
+
+
+def _limits(values: np.ndarray, chart: Chart, axis: int):
+    if chart.extent is not None:
+        return chart.extent[axis]
+    lo, hi = values.min(), values.max()
+    pad = 0.05 * (hi - lo + 1e-9)
+    return lo - pad, hi + pad
+
+
+def _save(fig, path: Path, dpi: int = 110) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())

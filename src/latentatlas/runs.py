@@ -1,0 +1,255 @@
+"""Run folders: train a model into ``runs/<name>/`` and load, evaluate or re-plot it later without retraining.
+
+A run folder holds::
+
+    config.json          the fully resolved RunConfig
+    checkpoint.*         the last complete epoch (weights + optimizer), written atomically each epoch
+    model.safetensors    the final weights (never a pickle)
+    history.json         per-epoch train/test loss and seconds
+    metrics.json         evaluation (see latentatlas.metrics)
+    latents.npz          train and test latents with labels
+    figures/             PNG figures (and an HTML globe for sphere runs)
+    manifest.json        written last: every file with its size and SHA-256; a folder without it is unfinished
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from ._io import atomic_write, atomic_write_bytes, atomic_write_json
+from .config import RunConfig
+from .data import Dataset, load_dataset
+from .errors import LatentAtlasError
+from .losses import objective
+from .metrics import encode, evaluate
+from .model import AutoencoderNet
+from .train import Callback, Trainer, pick_device, pick_precision
+from .weights import load_weights, save_weights
+
+CONFIG, WEIGHTS, HISTORY, METRICS, LATENTS, MANIFEST = (
+    "config.json", "model.safetensors", "history.json", "metrics.json", "latents.npz", "manifest.json",
+)
+CKPT_TENSORS, CKPT_STATE = "checkpoint.safetensors", "checkpoint.json"
+
+
+@dataclass
+class Run:
+    """A loaded run folder."""
+
+    path: Path
+    config: RunConfig
+    model: AutoencoderNet
+    history: list[dict]
+    metrics: dict
+
+    def latents(self) -> dict[str, np.ndarray]:
+        with np.load(self.path / LATENTS, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+
+    def dataset(self) -> Dataset:
+        return load_dataset(self.config.data)
+
+
+def reconstruction_loss_fn(loss: str):
+    """The training objective as the trainer's ``loss_fn(model, x)``."""
+
+    def loss_fn(model: AutoencoderNet, x: torch.Tensor) -> torch.Tensor:
+        out = model(x)
+        return objective(loss, out.logits, x, out.kl)
+
+    return loss_fn
+
+
+def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resume: bool = False,
+              progress: bool | None = None, dataset: Dataset | None = None, plot: bool = True,
+              callbacks=()) -> Run:
+    """Train ``cfg`` into the run folder ``out``, evaluate it, draw its figures and return the loaded run.
+
+    Everything that can be checked is checked before anything is written: a bad config, unknown data or an
+    existing folder (without ``overwrite`` or ``resume``) raise ``LatentAtlasError`` and leave the disk untouched.
+    """
+    out = Path(out)
+    cfg = cfg.resolved()
+    device = pick_device(cfg.device)
+    cfg = dataclasses.replace(cfg, device=device, precision=pick_precision(cfg.precision, device))
+    dataset = load_dataset(cfg.data) if dataset is None else dataset
+    start_state = _prepare_folder(out, cfg, overwrite=overwrite, resume=resume)
+
+    torch.manual_seed(cfg.seed)
+    model = AutoencoderNet.from_config(cfg, dataset.n_features)
+    trainer = Trainer(model, reconstruction_loss_fn(cfg.loss), epochs=cfg.epochs, batch_size=cfg.batch_size,
+                      lr=cfg.lr, seed=cfg.seed, device=device, precision=cfg.precision,
+                      callbacks=[CheckpointCallback(out), *callbacks], progress=progress)
+    start_epoch = 0
+    if start_state is not None:
+        trainer.load_state_dict(start_state)
+        start_epoch = len(trainer.history)
+    if start_epoch == 0:
+        atomic_write_json(out / CONFIG, cfg.to_dict())
+
+    t0 = time.perf_counter()
+    trainer.fit(dataset.flat("train")[0], dataset.flat("test")[0], start_epoch=start_epoch)
+    seconds = sum(r["seconds"] for r in trainer.history) if start_epoch else time.perf_counter() - t0
+
+    save_weights(out / WEIGHTS, model.state_dict(), metadata={"format": "latentatlas", "version": __version__})
+    atomic_write_json(out / HISTORY, trainer.history)
+    run = Run(out, cfg, model, trainer.history, {})
+    _write_evaluation(run, dataset, train_seconds=seconds)
+    if plot:
+        from .plots import plot_run
+
+        plot_run(run, dataset)
+    write_manifest(out)
+    return run
+
+
+def load_run(path: str | Path, device: str = "cpu") -> Run:
+    """Load a finished run folder (config, weights, history, metrics) without retraining."""
+    path = Path(path)
+    if not (path / CONFIG).is_file():
+        raise LatentAtlasError(f"{path}: not a run folder (no {CONFIG})")
+    if not (path / MANIFEST).is_file():
+        raise LatentAtlasError(f"{path}: the run did not finish (no {MANIFEST}); resume it with `latentatlas train --resume --out {path}`")
+    cfg = RunConfig.from_dict(_read_json(path / CONFIG)).resolved()
+    state = load_weights(path / WEIGHTS)
+    n_features = _n_features(state)
+    model = AutoencoderNet.from_config(cfg, n_features)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise LatentAtlasError(f"{path / WEIGHTS}: weights do not match config.json ({str(e).splitlines()[0]})") from None
+    model.to(device).eval()
+    metrics = _read_json(path / METRICS) if (path / METRICS).is_file() else {}
+    return Run(path, cfg, model, _read_json(path / HISTORY), metrics)
+
+
+def evaluate_run(path: str | Path, dataset: Dataset | None = None) -> dict:
+    """Recompute a run's latents and metrics from its saved weights; returns the metrics."""
+    run = load_run(path)
+    dataset = run.dataset() if dataset is None else dataset
+    metrics = _write_evaluation(run, dataset, train_seconds=run.metrics.get("train_seconds"))
+    write_manifest(run.path)
+    return metrics
+
+
+class CheckpointCallback(Callback):
+    """Saves weights + optimizer state after every epoch; JSON written last names the tensor file's hash."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def on_epoch_end(self, trainer: Trainer, record: dict) -> None:
+        tensors, meta = _flatten_state(trainer.state_dict())
+        save_weights(self.folder / CKPT_TENSORS, tensors)
+        meta["tensors_sha256"] = _sha256(self.folder / CKPT_TENSORS)
+        atomic_write_json(self.folder / CKPT_STATE, meta)
+
+
+def load_checkpoint(folder: Path) -> dict | None:
+    """The last complete epoch's trainer state, or None if the folder has no consistent checkpoint."""
+    if not (folder / CKPT_STATE).is_file() or not (folder / CKPT_TENSORS).is_file():
+        return None
+    meta = _read_json(folder / CKPT_STATE)
+    if meta.get("tensors_sha256") != _sha256(folder / CKPT_TENSORS):
+        return None  # a crash between the two writes: the tensors are one epoch ahead of the JSON
+    return _unflatten_state(load_weights(folder / CKPT_TENSORS), meta)
+
+
+def write_manifest(folder: Path) -> None:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST and not p.name.startswith("."))
+    entries = {str(p.relative_to(folder)): {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files}
+    atomic_write_json(folder / MANIFEST, {"latentatlas": __version__, "files": entries})
+
+
+def _prepare_folder(out: Path, cfg: RunConfig, *, overwrite: bool, resume: bool) -> dict | None:
+    """Check the output folder before training; returns the checkpoint state to resume from, if any."""
+    if resume:
+        if not (out / CONFIG).is_file():
+            raise LatentAtlasError(f"{out}: nothing to resume (no {CONFIG}); start the run without --resume")
+        saved = RunConfig.from_dict(_read_json(out / CONFIG))
+        if dataclasses.replace(saved, epochs=cfg.epochs) != cfg:
+            raise LatentAtlasError(f"{out}: --resume needs the same settings as the saved config.json (only --epochs may change)")
+        state = load_checkpoint(out)
+        (out / MANIFEST).unlink(missing_ok=True)
+        return state
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not overwrite:
+            raise LatentAtlasError(f"{out} already exists: choose another --out, or pass --overwrite to replace it")
+        if out.is_dir() and not (out / CONFIG).is_file() and not (out / MANIFEST).is_file():
+            raise LatentAtlasError(f"{out} exists and is not a run folder: refusing to overwrite it")
+        shutil.rmtree(out) if out.is_dir() else out.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    return None
+
+
+def _write_evaluation(run: Run, dataset: Dataset, train_seconds: float | None) -> dict:
+    x_train, y_train = dataset.flat("train")
+    x_test, y_test = dataset.flat("test")
+    z_train, z_test = encode(run.model, x_train), encode(run.model, x_test)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, z_train=z_train, y_train=y_train, z_test=z_test, y_test=y_test)
+    atomic_write_bytes(run.path / LATENTS, buf.getvalue())
+    metrics = evaluate(run.model, dataset, z_train=z_train, z_test=z_test)
+    metrics.update(train_seconds=train_seconds, epochs=len(run.history))
+    atomic_write_json(run.path / METRICS, metrics)
+    run.metrics = metrics
+    return metrics
+
+
+def _flatten_state(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split a trainer state into safetensors-ready tensors and JSON-ready metadata."""
+    tensors = {f"model.{k}": v for k, v in state["model"].items()}
+    opt = state["optimizer"]
+    scalars: dict[str, dict] = {}
+    for pid, pstate in opt["state"].items():
+        for k, v in pstate.items():
+            if torch.is_tensor(v) and v.ndim > 0:
+                tensors[f"optim.{pid}.{k}"] = v
+            else:
+                scalars.setdefault(str(pid), {})[k] = float(v)
+    return tensors, {"history": state["history"], "param_groups": opt["param_groups"], "optim_scalars": scalars}
+
+
+def _unflatten_state(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    opt_state: dict[int, dict] = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, pid, name = k.split(".", 2)
+            opt_state.setdefault(int(pid), {})[name] = v
+    for pid, scal in meta["optim_scalars"].items():
+        for name, value in scal.items():
+            opt_state.setdefault(int(pid), {})[name] = torch.tensor(value, dtype=torch.float32)
+    return {"model": model, "optimizer": {"state": opt_state, "param_groups": meta["param_groups"]},
+            "history": meta["history"]}
+
+
+def _n_features(state: dict[str, torch.Tensor]) -> int:
+    last = max((k for k in state if k.startswith("decoder.") and k.endswith(".bias")), key=lambda k: int(k.split(".")[1]))
+    return int(state[last].shape[0])
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LatentAtlasError(f"{path}: unreadable JSON ({e})") from None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

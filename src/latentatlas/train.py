@@ -1,0 +1,193 @@
+"""A training loop that knows nothing about the model: it needs a module, a loss function and arrays of samples.
+
+Fast by construction: the data stay as they are given (uint8 images are scaled per batch, never copied whole), the
+shuffle is a permutation of indices, the train loss is the mean over the epoch's batches (no second pass), nothing
+waits on the device inside an epoch, and bf16 autocast runs where the hardware supports it.
+
+Each epoch's shuffle and random state come from ``(seed, epoch)`` alone, so a run resumed at an epoch boundary
+continues exactly as the uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .errors import LatentAtlasError
+
+LossFn = Callable[[nn.Module, Tensor], Tensor]  # (model, x (B, D) floats in [0, 1]) -> scalar
+
+
+class NonFiniteLossError(LatentAtlasError):
+    """The loss became NaN or infinite; the message names the epoch and batch."""
+
+
+@dataclass
+class Callback:
+    """Hooks the trainer calls; subclass and override what you need."""
+
+    def on_epoch_end(self, trainer: Trainer, record: dict) -> None:
+        pass
+
+
+@dataclass
+class Trainer:
+    model: nn.Module
+    loss_fn: LossFn
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "cpu"
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast, fp32 master weights); resolve "auto" with pick_precision
+    eval_batch_size: int = 4096
+    callbacks: Sequence[Callback] = ()
+    progress: bool | None = None  # None: a bar only when writing to a terminal
+    history: list[dict] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.device = torch.device(self.device)
+        self.model.to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr, **_fast_adam_kwargs(self.device))
+
+    def fit(self, x_train, x_eval=None, start_epoch: int = 0) -> list[dict]:
+        """Train from ``start_epoch`` to ``epochs``; ``x_*`` are (N, D) uint8 or floats in [0, 1]."""
+        x_train = self._to_device(x_train)
+        x_eval = None if x_eval is None else self._to_device(x_eval)
+        n = x_train.shape[0]
+        n_batches = math.ceil(n / self.batch_size)
+        bar = tqdm(total=(self.epochs - start_epoch) * n_batches, disable=_quiet(self.progress), unit="batch",
+                   dynamic_ncols=True, leave=False)
+        for epoch in range(start_epoch, self.epochs):
+            t0 = time.perf_counter()
+            gen = seed_epoch(self.seed, epoch)
+            perm = torch.randperm(n, generator=gen).to(self.device)
+            self.model.train()
+            loss_sum = torch.zeros((), device=self.device)
+            first_bad = torch.full((), -1, device=self.device, dtype=torch.long)
+            for b in range(n_batches):
+                xb = to_unit_float(x_train.index_select(0, perm[b * self.batch_size : (b + 1) * self.batch_size]))
+                with self._autocast():
+                    loss = self.loss_fn(self.model, xb)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                loss = loss.detach()
+                loss_sum += loss
+                # Record the first non-finite batch without a host sync; checked once per epoch.
+                first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), b, first_bad)
+                bar.update()
+            train_loss = (loss_sum / n_batches).item()
+            if first_bad.item() >= 0:
+                bar.close()
+                raise NonFiniteLossError(
+                    f"the loss became non-finite at epoch {epoch + 1}, batch {first_bad.item() + 1}: "
+                    "lower the learning rate or check the data; the last complete epoch's checkpoint is kept"
+                )
+            record = {"epoch": epoch + 1, "train_loss": train_loss}
+            if x_eval is not None:
+                record["test_loss"] = self.evaluate(x_eval)
+            record["seconds"] = time.perf_counter() - t0
+            self.history.append(record)
+            bar.set_postfix(epoch=epoch + 1, **{k: f"{v:.4f}" for k, v in record.items() if k.endswith("loss")})
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, record)
+        bar.close()
+        return self.history
+
+    @torch.inference_mode()
+    def evaluate(self, x) -> float:
+        """Mean loss over ``x`` (weighted by batch size), in eval mode."""
+        self.model.eval()
+        x = self._to_device(x)
+        total = torch.zeros((), device=self.device, dtype=torch.float64)
+        for i in range(0, x.shape[0], self.eval_batch_size):
+            xb = to_unit_float(x[i : i + self.eval_batch_size])
+            with self._autocast():
+                total += self.loss_fn(self.model, xb).double() * xb.shape[0]
+        self.model.train()
+        return (total / x.shape[0]).item()
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "history": self.history}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.history = list(state["history"])
+
+    def _autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _to_device(self, x) -> Tensor:
+        return as_tensor(x).reshape(x.shape[0], -1).to(self.device)
+
+
+def as_tensor(x) -> Tensor:
+    """A tensor view of an array without copying it; read-only arrays are fine because nothing writes to them."""
+    if isinstance(x, Tensor):
+        return x
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.as_tensor(np.asarray(x))
+
+
+def to_unit_float(x: Tensor) -> Tensor:
+    """uint8 0..255 -> float32 0..1; floats pass through as float32."""
+    if x.dtype == torch.uint8:
+        return x.float().mul_(1.0 / 255.0)
+    return x.float()
+
+
+def seed_epoch(seed: int, epoch: int) -> torch.Generator:
+    """Seed torch's global RNG and return a generator for this epoch, both from (seed, epoch) alone."""
+    s = (seed * 1_000_003 + epoch) % (2**63)
+    torch.manual_seed(s)
+    return torch.Generator().manual_seed(s)
+
+
+def pick_device(device: str = "auto") -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise LatentAtlasError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise LatentAtlasError(f"device {device!r} asked for, but CUDA is not available here: use --device cpu")
+    return str(dev)
+
+
+def pick_precision(precision: str, device: str) -> str:
+    """Resolve "auto": bf16 where the device computes it natively (AMX/AVX512-BF16 CPUs, Ampere+ GPUs)."""
+    if precision != "auto":
+        return precision
+    if torch.device(device).type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if _cpu_has_native_bf16() else "fp32"
+
+
+def _cpu_has_native_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _fast_adam_kwargs(device: torch.device) -> dict:
+    return {"foreach": True}
+
+
+def _quiet(progress: bool | None) -> bool | None:
+    return None if progress is None else not progress

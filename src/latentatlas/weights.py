@@ -1,0 +1,37 @@
+"""Weights as safetensors (tensors) + JSON (everything else); loading never executes code."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ._io import atomic_write
+from .errors import LatentAtlasError
+
+_PICKLE_HINT = "it looks like a pickle (a PyTorch .pt/.pth file); latentatlas loads only safetensors, because loading a pickle can run arbitrary code"
+
+
+def save_weights(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> Path:
+    """Write ``tensors`` to a safetensors file atomically."""
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a safetensors file; refuse pickles and report corrupt or truncated files in one line."""
+    path = Path(path)
+    if not path.is_file():
+        raise LatentAtlasError(f"{path}: weights file not found")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head[:1] == b"\x80" or head[:2] == b"PK":  # pickle protocol >= 2, or torch.save's zip container
+        raise LatentAtlasError(f"{path}: refused: {_PICKLE_HINT}")
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise LatentAtlasError(f"{path}: not a valid safetensors file (corrupt or truncated: {msg})") from None

@@ -1,0 +1,98 @@
+"""The shared battery: every registered geometry is checked here with no per-geometry test code."""
+
+import math
+
+import pytest
+import torch
+
+from latentatlas.errors import LatentAtlasError
+from latentatlas.geometries import GEOMETRIES, Latent, get_geometry
+
+DIMS = [2, 3, 5]
+
+
+def geometries():
+    for name, cls in GEOMETRIES.items():
+        for dim in DIMS:
+            if dim >= cls.min_dim:
+                yield pytest.param(name, dim, id=f"{name}-{dim}")
+
+
+@pytest.mark.parametrize("name,dim", list(geometries()))
+class TestBattery:
+    def test_output_contract(self, name, dim):
+        g = get_geometry(name, dim)
+        h = torch.randn(64, g.encoder_features, generator=torch.Generator().manual_seed(0))
+        out = g(h)
+        assert isinstance(out, Latent)
+        assert out.z.shape == (64, dim)
+        assert out.kl.shape == (64,)
+        assert torch.isfinite(out.kl).all() and (out.kl >= 0).all()
+        assert g.contains(out.z).all()
+
+    def test_gradients_flow(self, name, dim):
+        g = get_geometry(name, dim)
+        h = torch.randn(8, g.encoder_features, requires_grad=True)
+        out = g(h)
+        (out.z.square().sum() + out.kl.sum()).backward()
+        assert h.grad is not None and torch.isfinite(h.grad).all()
+
+    def test_charts_round_trip(self, name, dim):
+        g = get_geometry(name, dim)
+        z = g(torch.randn(500, g.encoder_features, generator=torch.Generator().manual_seed(1))).z
+        for chart in g.charts():
+            uv = chart.to_map(z)
+            assert uv.shape == (500, 2)
+            assert torch.allclose(chart.from_map(uv), z, atol=1e-5)
+            if chart.extent is not None:
+                (u0, u1), (v0, v1) = chart.extent
+                assert (uv[:, 0] >= u0).all() and (uv[:, 0] <= u1).all()
+                assert (uv[:, 1] >= v0).all() and (uv[:, 1] <= v1).all()
+            assert len(chart.labels) == 2 and all(chart.labels)
+
+    def test_chart_points_are_in_the_space(self, name, dim):
+        g = get_geometry(name, dim)
+        for chart in g.charts():
+            uv = torch.rand(200, 2, dtype=torch.float64).float()
+            if chart.extent is not None:
+                (u0, u1), (v0, v1) = chart.extent
+                uv = torch.stack([u0 + uv[:, 0] * (u1 - u0), v0 + uv[:, 1] * (v1 - v0)], 1)
+            assert g.contains(chart.from_map(uv)).all()
+
+
+@pytest.mark.parametrize("name", list(GEOMETRIES))
+def test_rejects_impossible_dimension(name):
+    cls = GEOMETRIES[name]
+    for bad in (cls.min_dim - 1, -1, 2.5, "3"):
+        with pytest.raises(LatentAtlasError, match="latent_dim"):
+            get_geometry(name, bad)
+
+
+def test_unknown_geometry_lists_valid_names():
+    with pytest.raises(LatentAtlasError) as e:
+        get_geometry("torus-9", 2)
+    for name in GEOMETRIES:
+        assert name in str(e.value)
+
+
+def test_sphere_points_have_unit_norm():
+    z = get_geometry("sphere", 3)(torch.randn(1000, 3) * 100).z
+    torch.testing.assert_close(z.norm(dim=1), torch.ones(1000))
+
+
+def test_sphere_chart_convention():
+    """theta is the polar angle from +z, phi the azimuth from +x towards +y, in (-pi, pi]."""
+    (chart,) = get_geometry("sphere", 3).charts()
+    z = torch.tensor([[0, 0, 1.0], [0, 0, -1.0], [1.0, 0, 0], [0, 1.0, 0], [-1.0, 0.0, 0], [-1.0, -0.0, 0]])
+    phi, theta = chart.to_map(z).T
+    torch.testing.assert_close(theta, torch.tensor([0, math.pi, math.pi / 2, math.pi / 2, math.pi / 2, math.pi / 2]))
+    torch.testing.assert_close(phi[2:], torch.tensor([0, math.pi / 2, math.pi, math.pi]))
+    assert "phi" in chart.labels[0] and "theta" in chart.labels[1]
+
+
+def test_angular_and_euclidean_neighbours_agree_on_the_sphere():
+    """kNN on the sphere is by angle; Euclidean ranks on unit vectors are the same ranks (chord is monotone)."""
+    z = get_geometry("sphere", 3)(torch.randn(300, 3, generator=torch.Generator().manual_seed(2))).z.double()
+    angle = torch.arccos((z @ z.T).clamp(-1, 1))
+    chord = torch.cdist(z, z)
+    assert torch.equal(angle.argsort(dim=1)[:, :6], chord.argsort(dim=1)[:, :6])
