@@ -112,33 +112,37 @@ def encoder_map(chart: Chart, z: np.ndarray, y: np.ndarray, glyphs: bool = False
     return fig
 
 
-def grid_points(chart: Chart, n: int, z_data: np.ndarray | None = None) -> tuple[np.ndarray, tuple]:
-    """An n x n grid of chart coordinates (row-major, first row at the top of the map) and the map extent."""
+def grid_points(chart: Chart, n: int, z_data: np.ndarray | None = None):
+    """A grid of chart coordinates with square cells, ``n`` rows, row-major from the top of the map.
+
+    Returns the (rows * cols, 2) points, (rows, cols) and the map extent (u0, u1, v0, v1). A bounded chart spans its
+    whole domain (the sphere: every azimuth and pole to pole); an unbounded one spans the data's 0.5-99.5 percentiles.
+    """
     if chart.extent is not None:
         (u0, u1), (v0, v1) = chart.extent
     else:
         uv = chart.to_map(torch.as_tensor(z_data)).numpy()
         (u0, u1), (v0, v1) = np.percentile(uv[:, 0], [0.5, 99.5]), np.percentile(uv[:, 1], [0.5, 99.5])
-    # Cell centres, so a bounded chart's edges (the poles, phi = +-pi) are not sampled n times over.
-    us = u0 + (np.arange(n) + 0.5) * (u1 - u0) / n
+    cols = max(1, round(n * (u1 - u0) / (v1 - v0))) if chart.extent is not None else n
+    # Cell centres, so the edges of a bounded chart (the poles, phi = +-pi) are not sampled many times over.
+    us = u0 + (np.arange(cols) + 0.5) * (u1 - u0) / cols
     vs = v0 + (np.arange(n) + 0.5) * (v1 - v0) / n
     if chart.extent is None:
-        vs = vs[::-1]  # plane: larger z2 at the top
+        vs = vs[::-1]  # the plane: larger z2 at the top; bounded charts put v0 (the north pole) on top
     uu, vv = np.meshgrid(us, vs)
-    return np.stack([uu.ravel(), vv.ravel()], 1).astype(np.float32), (u0, u1, v0, v1)
+    return np.stack([uu.ravel(), vv.ravel()], 1).astype(np.float32), (n, cols), (u0, u1, v0, v1)
 
 
 def decoder_grid(model: AutoencoderNet, chart: Chart, shape, n: int = 16, z_data=None):
     """Images decoded from a regular grid over the chart, in one batched forward pass."""
-    uv, (u0, u1, v0, v1) = grid_points(chart, n, z_data)
+    uv, (rows, cols), (u0, u1, v0, v1) = grid_points(chart, n, z_data)
     z = chart.from_map(torch.as_tensor(uv)).numpy()
-    images = decode(model, z).reshape(n, n, *shape)  # (rows, cols, H, W)
-    mosaic = images.transpose(0, 2, 1, 3).reshape(n * shape[0], n * shape[1])
-    fig, ax = plt.subplots(figsize=(6.5, 6.5 * (v1 - v0) / (u1 - u0) if chart.extent else 6.5))
-    top_is_v0 = chart.extent is not None
-    ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, aspect="auto",
-              extent=(u0, u1, v1, v0) if top_is_v0 else (u0, u1, v0, v1))
-    ax.set(xlabel=chart.labels[0], ylabel=chart.labels[1], title=f"Decoder grid ({chart.name}, {n} x {n})")
+    images = decode(model, z).reshape(rows, cols, *shape)
+    mosaic = images.transpose(0, 2, 1, 3).reshape(rows * shape[0], cols * shape[1])
+    fig, ax = plt.subplots(figsize=(0.42 * cols + 1.2, 0.42 * rows + 1.0))
+    extent = (u0, u1, v1, v0) if chart.extent is not None else (u0, u1, v0, v1)
+    ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, aspect="auto", extent=extent)
+    ax.set(xlabel=chart.labels[0], ylabel=chart.labels[1], title=f"Decoder grid ({chart.name}, {rows} x {cols})")
     fig.tight_layout()
     return fig
 

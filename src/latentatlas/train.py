@@ -186,6 +186,9 @@ def _cpu_has_native_bf16() -> bool:
 
 
 def _fast_adam_kwargs(device: torch.device) -> dict:
+    # The fused kernel updates every parameter in one pass: 8x faster than foreach on a 2-core CPU (BENCHMARKS.md).
+    if device.type in ("cpu", "cuda"):
+        return {"fused": True}
     return {"foreach": True}
 
 

@@ -27,8 +27,9 @@ def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise LatentAtlasError(f"{path}: weights file not found")
     with open(path, "rb") as f:
-        head = f.read(8)
-    if head[:1] == b"\x80" or head[:2] == b"PK":  # pickle protocol >= 2, or torch.save's zip container
+        head = f.read(9)
+    # safetensors: an 8-byte little-endian header length, then the JSON header's "{".
+    if head[8:9] != b"{" and (head[:1] == b"\x80" or head[:2] == b"PK"):  # pickle protocol >= 2, or torch.save's zip
         raise LatentAtlasError(f"{path}: refused: {_PICKLE_HINT}")
     try:
         return load_file(path)

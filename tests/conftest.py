@@ -1,0 +1,30 @@
+import pytest
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", help="also run the slow quality-threshold training runs")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow quality check: run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def mnist5k():
+    from latentatlas.data import load_dataset
+
+    return load_dataset("mnist-5k")
+
+
+@pytest.fixture(scope="session")
+def small(mnist5k):
+    """1,000 train / 300 test images of mnist-5k: enough to learn something in a second."""
+    from latentatlas.data import Dataset
+
+    return Dataset("mnist-small", mnist5k.x_train[:1000], mnist5k.y_train[:1000], mnist5k.x_test[:300],
+                   mnist5k.y_test[:300])

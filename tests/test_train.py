@@ -1,0 +1,88 @@
+"""The trainer: it learns, it is deterministic, it resumes exactly, and it stops cleanly on a non-finite loss."""
+
+import pytest
+import torch
+
+from latentatlas.config import RunConfig
+from latentatlas.model import AutoencoderNet
+from latentatlas.runs import reconstruction_loss_fn
+from latentatlas.train import NonFiniteLossError, Trainer, pick_precision, to_unit_float
+
+
+def make_trainer(preset="deep-2d", seed=0, epochs=2, **kw):
+    torch.manual_seed(seed)
+    model = AutoencoderNet.from_config(RunConfig(preset=preset).resolved(), 784)
+    return Trainer(model, reconstruction_loss_fn("bce"), epochs=epochs, seed=seed, progress=False, **kw)
+
+
+def weights(trainer):
+    return {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+
+def test_training_lowers_the_loss(small):
+    t = make_trainer(epochs=3)
+    before = t.evaluate(small.flat("test")[0])
+    history = t.fit(small.flat("train")[0], small.flat("test")[0])
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    assert history[-1]["test_loss"] < before - 0.05
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_same_seed_same_weights(small, precision):
+    a, b = make_trainer(precision=precision), make_trainer(precision=precision)
+    a.fit(small.flat("train")[0])
+    b.fit(small.flat("train")[0])
+    for k, v in weights(a).items():
+        assert torch.equal(v, weights(b)[k]), k
+
+
+def test_different_seed_different_weights(small):
+    a, b = make_trainer(seed=0), make_trainer(seed=1)
+    a.fit(small.flat("train")[0])
+    b.fit(small.flat("train")[0])
+    assert not torch.equal(weights(a)["decoder.0.weight"], weights(b)["decoder.0.weight"])
+
+
+def test_resume_at_an_epoch_boundary_is_exact(small):
+    x = small.flat("train")[0]
+    straight = make_trainer(epochs=3)
+    straight.fit(x)
+    first = make_trainer(epochs=1)
+    first.fit(x)
+    resumed = make_trainer(epochs=3)
+    resumed.load_state_dict(first.state_dict())
+    resumed.fit(x, start_epoch=1)
+    for k, v in weights(straight).items():
+        assert torch.equal(v, weights(resumed)[k]), k
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+
+
+def test_non_finite_loss_names_epoch_and_batch(small):
+    calls = {"n": 0}
+
+    def poisoned(model, x):
+        calls["n"] += 1
+        loss = reconstruction_loss_fn("bce")(model, x)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    t = make_trainer()
+    t.loss_fn = poisoned
+    with pytest.raises(NonFiniteLossError, match="epoch 1, batch 3"):
+        t.fit(small.flat("train")[0])
+    assert t.history == []
+
+
+def test_uint8_and_float_inputs_train_identically(small):
+    x8 = small.flat("train")[0][:256]
+    xf = to_unit_float(torch.as_tensor(x8)).numpy()
+    a, b = make_trainer(epochs=1), make_trainer(epochs=1)
+    a.fit(x8)
+    b.fit(xf)
+    for k, v in weights(a).items():
+        assert torch.equal(v, weights(b)[k]), k
+
+
+def test_precision_resolution():
+    assert pick_precision("fp32", "cpu") == "fp32"
+    assert pick_precision("auto", "cpu") in ("fp32", "bf16")
