@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import struct
 import urllib.error
 import urllib.request
 import zipfile
@@ -156,6 +157,9 @@ def load_npz(path: str | os.PathLike, name: str | None = None) -> Dataset:
     path = Path(path)
     keys = ("x_train", "y_train", "x_test", "y_test")
     try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":
+                raise LatentAtlasError(f"{path.name}: not a valid .npz file (not a zip archive)")
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in keys if k not in f.files]
             if missing:
@@ -167,7 +171,9 @@ def load_npz(path: str | os.PathLike, name: str | None = None) -> Dataset:
         if "pickle" in str(e).lower():
             raise LatentAtlasError(f"{path.name}: holds object arrays, which would need unpickling: refused (save plain numeric arrays)") from None
         raise LatentAtlasError(f"{path.name}: not a valid .npz file ({e})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as e:
+    # zipfile and numpy's format reader raise all of these on damaged archives (found by tests/test_readers_fuzz.py).
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, NotImplementedError, struct.error,
+            RuntimeError, OverflowError, TypeError, IndexError) as e:
         raise LatentAtlasError(f"{path.name}: not a valid .npz file (corrupt or truncated: {e})") from None
     for k in ("y_train", "y_test"):
         if arrays[k].ndim != 1 or not np.issubdtype(arrays[k].dtype, np.integer):
