@@ -77,3 +77,15 @@ def test_demo_prints_the_comparison_table(tmp_path):
     for name in ("deep-2d", "deep-3d", "deep-s2", "test BCE", "5-NN", "692,264"):
         assert name in r.output
     assert (tmp_path / "demo" / "deep-s2" / "figures" / "decoder_grid_equirectangular.png").is_file()
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"PK\x03\x04" + b"\x00" * 30, "not a valid .npz file"),
+    (b"not a zip", "not a valid .npz file (not a zip archive)"),
+])
+def test_corrupt_data_file_exit_2(tmp_path, content, message):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(content)
+    r = CliRunner().invoke(main, ["train", "--data", str(bad), "--out", str(tmp_path / "r")])
+    assert r.exit_code == 2 and message in r.output and len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
