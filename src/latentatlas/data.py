@@ -76,7 +76,9 @@ def check_pixels(x: np.ndarray, what: str) -> None:
     if not np.isfinite(x).all():
         raise LatentAtlasError(f"{what}: the data contain NaN or infinite values")
     lo, hi = float(x.min()), float(x.max())
-    if lo < 0 or hi > 1:
+    if lo < 0:  # scikit-learn's wording for positive-only estimators
+        raise LatentAtlasError(f"{what}: Negative values in data passed to latentatlas (min {lo:g}): pixels must lie in [0, 1], or pass uint8 0..255")
+    if hi > 1:
         raise LatentAtlasError(f"{what}: float pixels range over [{lo:g}, {hi:g}]: floats must lie in [0, 1] (divide 0..255 data by 255, or pass uint8)")
 
 

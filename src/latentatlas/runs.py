@@ -71,6 +71,21 @@ def reconstruction_loss_fn(loss: str):
     return loss_fn
 
 
+def resolve_runtime(cfg: RunConfig) -> RunConfig:
+    """A resolved config with ``device`` and ``precision`` fixed for this machine ("auto" decided)."""
+    cfg = cfg.resolved()
+    device = pick_device(cfg.device)
+    return dataclasses.replace(cfg, device=device, precision=pick_precision(cfg.precision, device))
+
+
+def build_trainer(cfg: RunConfig, n_features: int, callbacks=(), progress: bool | None = None) -> Trainer:
+    """The one training code path shared by the CLI, run folders and the estimator; ``cfg`` from resolve_runtime."""
+    torch.manual_seed(cfg.seed)
+    model = AutoencoderNet.from_config(cfg, n_features)
+    return Trainer(model, reconstruction_loss_fn(cfg.loss), epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                   seed=cfg.seed, device=cfg.device, precision=cfg.precision, callbacks=callbacks, progress=progress)
+
+
 def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resume: bool = False,
               progress: bool | None = None, dataset: Dataset | None = None, plot: bool = True,
               callbacks=()) -> Run:
@@ -80,17 +95,12 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
     existing folder (without ``overwrite`` or ``resume``) raise ``LatentAtlasError`` and leave the disk untouched.
     """
     out = Path(out)
-    cfg = cfg.resolved()
-    device = pick_device(cfg.device)
-    cfg = dataclasses.replace(cfg, device=device, precision=pick_precision(cfg.precision, device))
+    cfg = resolve_runtime(cfg)
     dataset = load_dataset(cfg.data) if dataset is None else dataset
     start_state = _prepare_folder(out, cfg, overwrite=overwrite, resume=resume)
 
-    torch.manual_seed(cfg.seed)
-    model = AutoencoderNet.from_config(cfg, dataset.n_features)
-    trainer = Trainer(model, reconstruction_loss_fn(cfg.loss), epochs=cfg.epochs, batch_size=cfg.batch_size,
-                      lr=cfg.lr, seed=cfg.seed, device=device, precision=cfg.precision,
-                      callbacks=[CheckpointCallback(out), *callbacks], progress=progress)
+    trainer = build_trainer(cfg, dataset.n_features, [CheckpointCallback(out), *callbacks], progress)
+    model = trainer.model
     start_epoch = 0
     if start_state is not None:
         trainer.load_state_dict(start_state)

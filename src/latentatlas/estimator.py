@@ -1,0 +1,201 @@
+"""The scikit-learn estimator: ``fit`` / ``transform`` / ``inverse_transform`` like PCA, on your own arrays."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from . import __version__
+from ._io import atomic_write_json
+from .config import RunConfig
+from .data import check_pixels
+from .errors import LatentAtlasError
+from .metrics import decode, encode, reconstruction_errors
+from .runs import CONFIG, HISTORY, WEIGHTS, build_trainer, load_run, resolve_runtime, write_manifest
+from .weights import save_weights
+
+
+class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """An autoencoder with a chosen latent geometry, as a scikit-learn transformer.
+
+    Samples are rows of pixels: uint8 0..255 (divided by 255) or floats in [0, 1]; image stacks (N, H, W) and torch
+    tensors are accepted and flattened. ``transform`` gives latent coordinates, ``inverse_transform`` decodes them.
+
+    Parameters
+    ----------
+    preset : str or None, default="deep-2d"
+        An architecture from ``latentatlas.nets.PRESETS``; None to give ``hidden_sizes``, ``geometry`` and
+        ``latent_dim`` yourself. Explicit values override the preset's.
+    hidden_sizes : tuple of int or None
+        Encoder widths; the decoder mirrors them.
+    geometry : {"euclidean", "sphere"} or None
+        The latent space.
+    latent_dim : int or None
+        Dimension of the latent space (the sphere needs >= 2).
+    loss : {"bce", "mse"}, default="bce"
+    epochs : int, default=10
+    batch_size : int, default=128
+    lr : float, default=1e-3
+        Adam's learning rate.
+    device : str, default="auto"
+        "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
+    random_state : int, RandomState instance or None, default=None
+        Seeds weights and shuffling; an int gives identical weights on the same machine.
+    verbose : bool, default=False
+        Show a progress bar.
+    scaling : {"pixels", "minmax"}, default="pixels"
+        "pixels": X is uint8 0..255 or floats in [0, 1] (anything else is refused). "minmax": X is any finite
+        numbers; each feature is mapped to [0, 1] by the min and max seen in ``fit``, and ``inverse_transform``
+        maps back.
+
+    Attributes
+    ----------
+    model_ : AutoencoderNet
+    config_ : RunConfig
+        The resolved configuration.
+    history_ : list of dict
+        Per-epoch train loss and seconds.
+    n_features_in_ : int
+    data_min_, data_range_ : ndarray of shape (n_features_in_,)
+        Only with ``scaling="minmax"``: the per-feature affine map to [0, 1].
+
+    Examples
+    --------
+    >>> from latentatlas import Autoencoder
+    >>> from latentatlas.data import load_dataset
+    >>> X = load_dataset("digits").flat("train")[0]
+    >>> ae = Autoencoder(preset="deep-s2", epochs=2, random_state=0).fit(X)
+    >>> ae.transform(X[:5]).shape
+    (5, 3)
+    """
+
+    def __init__(self, preset="deep-2d", hidden_sizes=None, geometry=None, latent_dim=None, loss="bce", epochs=10,
+                 batch_size=128, lr=1e-3, device="auto", random_state=None, verbose=False,
+                 scaling="pixels"):
+        self.preset = preset
+        self.hidden_sizes = hidden_sizes
+        self.geometry = geometry
+        self.latent_dim = latent_dim
+        self.loss = loss
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.scaling = scaling
+
+    def fit(self, X, y=None):
+        """Train on ``X`` (n_samples, n_features); ``y`` is ignored. Returns self."""
+        if self.scaling not in ("pixels", "minmax"):
+            raise LatentAtlasError(f"unknown scaling {self.scaling!r}: choose one of pixels, minmax")
+        X = self._validate(X, reset=True)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        hidden = None if self.hidden_sizes is None else tuple(self.hidden_sizes)
+        cfg = resolve_runtime(RunConfig(preset=self.preset, hidden_sizes=hidden, geometry=self.geometry,
+                                        latent_dim=self.latent_dim, loss=self.loss, epochs=self.epochs,
+                                        batch_size=self.batch_size, lr=self.lr, seed=seed, device=self.device,
+                                        data="array"))
+        trainer = build_trainer(cfg, X.shape[1], progress=bool(self.verbose))
+        trainer.fit(X)
+        self.model_ = trainer.model.eval()
+        self.config_ = cfg
+        self.history_ = trainer.history
+        self._n_features_out = cfg.latent_dim
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        """Latent coordinates (n_samples, latent_dim)."""
+        check_is_fitted(self)
+        return encode(self.model_, self._validate(X, reset=False))
+
+    def inverse_transform(self, X) -> np.ndarray:
+        """Decode latent points (n_samples, latent_dim) to pixels in [0, 1] (n_samples, n_features_in_)."""
+        check_is_fitted(self)
+        Z = check_array(_to_numpy(X), dtype=np.float32, ensure_all_finite=True)
+        if Z.shape[1] != self.config_.latent_dim:
+            raise LatentAtlasError(f"inverse_transform takes latent points of dimension {self.config_.latent_dim}, got {Z.shape[1]} columns")
+        X = decode(self.model_, Z)
+        if self.scaling == "minmax":
+            X = (X * self.data_range_ + self.data_min_).astype(np.float32)
+        return X
+
+    def score(self, X, y=None) -> float:
+        """Negative mean per-pixel reconstruction loss (the training loss): higher is better."""
+        check_is_fitted(self)
+        errors = reconstruction_errors(self.model_, self._validate(X, reset=False))
+        return -errors["bce_test" if self.config_.loss == "bce" else "mse_test"]
+
+    def save(self, path) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (+ history, manifest) into the folder ``path``."""
+        check_is_fitted(self)
+        path = Path(path)
+        if path.exists() and any(path.iterdir()) and not (path / CONFIG).is_file():
+            raise LatentAtlasError(f"{path} exists and is not a saved model: refusing to write into it")
+        extra = {"estimator": self.get_params()}
+        if self.scaling == "minmax":
+            extra["minmax"] = {"data_min": self.data_min_.tolist(), "data_range": self.data_range_.tolist()}
+        atomic_write_json(path / CONFIG, {**self.config_.to_dict(), "extra": extra})
+        save_weights(path / WEIGHTS, self.model_.state_dict(), metadata={"format": "latentatlas", "version": __version__})
+        atomic_write_json(path / HISTORY, self.history_)
+        write_manifest(path)
+        return path
+
+    @classmethod
+    def load(cls, path, device: str = "cpu") -> Autoencoder:
+        """A fitted estimator from a folder written by ``save`` or from any run folder; never runs pickled code."""
+        run = load_run(path, device=device)
+        params = run.config.extra.get("estimator") or _params_from_config(run.config)
+        params = {k: v for k, v in params.items() if k in cls._get_param_names()}
+        if params.get("hidden_sizes") is not None:
+            params["hidden_sizes"] = tuple(params["hidden_sizes"])
+        est = cls(**params)
+        if "minmax" in run.config.extra:
+            est.data_min_ = np.asarray(run.config.extra["minmax"]["data_min"], np.float64)
+            est.data_range_ = np.asarray(run.config.extra["minmax"]["data_range"], np.float64)
+        est.model_, est.config_, est.history_ = run.model, run.config, run.history
+        est.n_features_in_ = run.model.n_features
+        est._n_features_out = run.config.latent_dim
+        return est
+
+    def _validate(self, X, reset: bool) -> np.ndarray:
+        """Check X and bring it to what the network takes: uint8, or float32 in [0, 1] (after min-max scaling)."""
+        X = _to_numpy(X)
+        if getattr(X, "ndim", 2) > 2:  # image stacks (N, H, W) are rows of pixels
+            X = X.reshape(len(X), -1)
+        keep_uint8 = self.scaling == "pixels" and getattr(X, "dtype", None) == np.uint8
+        X = validate_data(self, X, reset=reset, dtype=None if keep_uint8 else np.float32, ensure_all_finite=True)
+        if self.scaling == "minmax":
+            if reset:
+                lo, hi = X.min(axis=0).astype(np.float64), X.max(axis=0).astype(np.float64)
+                self.data_min_, self.data_range_ = lo, np.where(hi > lo, hi - lo, 1.0)
+            return ((X - self.data_min_) / self.data_range_).astype(np.float32)
+        if not keep_uint8:
+            check_pixels(X, "X")
+        return X
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = self.scaling == "pixels"
+        tags.transformer_tags.preserves_dtype = ["float32"]  # latents are float32, as the network computes them
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+
+def _to_numpy(X):
+    if isinstance(X, torch.Tensor):
+        return X.detach().cpu().numpy()
+    return X
+
+
+def _params_from_config(cfg: RunConfig) -> dict:
+    """Estimator parameters for a run folder made by the CLI (its seed becomes random_state)."""
+    d = dataclasses.asdict(cfg)
+    d["random_state"] = d.pop("seed")
+    return d
