@@ -69,6 +69,8 @@ def train(out, overwrite, resume, **params):
     if out is None:
         out = Path("runs") / f"{params['preset'] or 'custom'}-{Path(params['data']).name}"
     run = train_run(cfg, out, overwrite=overwrite, resume=resume)
+    if run.resumed_from_epoch:
+        click.echo(f"resumed from epoch {run.resumed_from_epoch}")
     _echo_metrics(run.metrics)
     click.echo(f"run folder: {run.path}")
 

@@ -52,6 +52,7 @@ class Run:
     model: AutoencoderNet
     history: list[dict]
     metrics: dict
+    resumed_from_epoch: int = 0  # > 0 when train_run continued a killed run from its checkpoint
 
     def latents(self) -> dict[str, np.ndarray]:
         with np.load(self.path / LATENTS, allow_pickle=False) as f:
@@ -114,7 +115,7 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
 
     save_weights(out / WEIGHTS, model.state_dict(), metadata={"format": "latentatlas", "version": __version__})
     atomic_write_json(out / HISTORY, trainer.history)
-    run = Run(out, cfg, model, trainer.history, {})
+    run = Run(out, cfg, model, trainer.history, {}, resumed_from_epoch=start_epoch)
     _write_evaluation(run, dataset, train_seconds=seconds)
     if plot:
         from .plots import plot_run
@@ -183,16 +184,19 @@ def write_manifest(folder: Path) -> None:
 
 
 def _prepare_folder(out: Path, cfg: RunConfig, *, overwrite: bool, resume: bool) -> dict | None:
-    """Check the output folder before training; returns the checkpoint state to resume from, if any."""
-    if resume:
-        if not (out / CONFIG).is_file():
-            raise LatentAtlasError(f"{out}: nothing to resume (no {CONFIG}); start the run without --resume")
+    """Check the output folder before training; returns the checkpoint state to resume from, if any.
+
+    ``resume`` continues from the last complete epoch, or starts afresh where nothing was saved yet, so a killed
+    job can always be restarted with the same command.
+    """
+    for tmp in out.glob(".*.tmp") if out.is_dir() else ():
+        tmp.unlink()  # a write that a kill interrupted; the file it was replacing is intact
+    if resume and (out / CONFIG).is_file():
         saved = RunConfig.from_dict(_read_json(out / CONFIG))
         if dataclasses.replace(saved, epochs=cfg.epochs) != cfg:
             raise LatentAtlasError(f"{out}: --resume needs the same settings as the saved config.json (only --epochs may change)")
-        state = load_checkpoint(out)
         (out / MANIFEST).unlink(missing_ok=True)
-        return state
+        return load_checkpoint(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not overwrite:
             raise LatentAtlasError(f"{out} already exists: choose another --out, or pass --overwrite to replace it")

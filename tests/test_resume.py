@@ -1,0 +1,78 @@
+"""Kill a real training process with SIGKILL at random moments, resume, and get the uninterrupted run's weights."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from latentatlas.weights import load_weights
+
+EPOCHS = 10
+ARGS = ["train", "--preset", "deep-2d", "--data", "mnist-5k", "--epochs", str(EPOCHS), "--seed", "3"]
+
+
+def start(out, *extra):
+    return subprocess.Popen([sys.executable, "-m", "latentatlas", *ARGS, "--out", str(out), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def finish(proc) -> str:
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
+
+
+def epochs_saved(out) -> int:
+    try:
+        return len(json.loads((out / "checkpoint.json").read_text())["history"])
+    except (OSError, ValueError):
+        return 0
+
+
+def kill_after_epoch(proc, out, epoch: int, delay: float) -> bool:
+    """SIGKILL ``proc`` ``delay`` seconds after the checkpoint of ``epoch`` appears; False if it ended first."""
+    deadline = time.time() + 120
+    while epochs_saved(out) < epoch and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    time.sleep(delay)
+    if proc.poll() is not None:
+        return False
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return True
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
+def test_killed_and_resumed_run_equals_the_uninterrupted_one(tmp_path):
+    finish(start(tmp_path / "straight"))
+    rng = random.Random(1234)
+    out = tmp_path / "killed"
+    # One kill during start-up, then kills at random points inside later epochs (mid-batch, mid-checkpoint write).
+    proc = start(out, "--resume")
+    time.sleep(rng.uniform(0.5, 1.5))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    resumed_from = []
+    for epoch in sorted(rng.sample(range(1, EPOCHS - 1), 3)):
+        if epochs_saved(out) >= epoch:
+            continue
+        proc = start(out, "--resume")
+        if kill_after_epoch(proc, out, epoch, delay=rng.uniform(0.0, 0.15)):
+            resumed_from.append(epochs_saved(out))
+    last_saved = epochs_saved(out)
+    output = finish(start(out, "--resume"))
+    assert f"resumed from epoch {last_saved}" in output  # it continued; it did not quietly start again
+    assert len(resumed_from) >= 2 and all(0 < e < EPOCHS for e in resumed_from), resumed_from
+    a, b = load_weights(tmp_path / "straight" / "model.safetensors"), load_weights(out / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    history = json.loads((out / "history.json").read_text())
+    assert [r["epoch"] for r in history] == list(range(1, EPOCHS + 1))
+    assert not list(out.glob(".*.tmp"))
