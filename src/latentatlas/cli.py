@@ -101,6 +101,21 @@ def plot(run, glyphs):
 
 
 @main.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--onnx", is_flag=True, help="Write encoder.onnx and decoder.onnx (needs the onnx extra).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder for the files [default: RUN].")
+@_friendly_errors
+def export(run, onnx, out):
+    """Export a run's networks for use outside PyTorch."""
+    if not onnx:
+        raise click.UsageError("choose a format: --onnx")
+    from .export import export_onnx
+
+    for path in export_onnx(run, out):
+        click.echo(str(path))
+
+
+@main.command()
 def presets():
     """List the architecture presets with their parameter counts."""
     from .config import RunConfig

@@ -1,0 +1,48 @@
+"""Export a run's encoder and decoder to ONNX (one self-contained file each)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ._io import atomic_write
+from .runs import load_run
+
+
+class _Encode(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixels):  # (B, n_features) floats in [0, 1] -> (B, latent_dim)
+        return self.model.encode(pixels)
+
+
+class _Decode(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, latent):  # (B, latent_dim) -> (B, n_features) pixels in [0, 1]
+        return self.model.decode(latent)
+
+
+def export_onnx(run_path: str | Path, out: str | Path | None = None) -> list[Path]:
+    """Write ``encoder.onnx`` and ``decoder.onnx`` (batch size dynamic) into ``out`` (default: the run folder)."""
+    run = load_run(run_path)
+    model = run.model.float().eval()
+    out = Path(run_path if out is None else out)
+    examples = {
+        "encoder.onnx": (_Encode(model), torch.rand(2, model.n_features), "pixels", "latent"),
+        "decoder.onnx": (_Decode(model), torch.randn(2, model.geometry.dim), "latent", "pixels"),
+    }
+    written = []
+    for name, (module, example, inp, outp) in examples.items():
+        # torch.export-based exporter (needs onnxscript); external_data=False keeps the weights inside the file.
+        module.eval()
+        written.append(atomic_write(out / name, lambda tmp: torch.onnx.export(
+            module, (example,), tmp, input_names=[inp], output_names=[outp], dynamo=True, external_data=False,
+            dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)))
+    return written

@@ -1,0 +1,33 @@
+"""ONNX export against the oracle: onnxruntime's outputs match torch's within 1e-5."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from latentatlas.cli import main
+from latentatlas.config import RunConfig
+from latentatlas.metrics import decode, encode
+from latentatlas.runs import load_run, train_run
+
+ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (pip install latentatlas[onnx])")
+
+
+@pytest.mark.parametrize("preset", ["deep-2d", "deep-s2"])
+def test_onnx_matches_torch(tmp_path, small, preset):
+    run = train_run(RunConfig(preset=preset, epochs=1), tmp_path / "r", dataset=small, plot=False, progress=False)
+    r = CliRunner().invoke(main, ["export", str(run.path), "--onnx"])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in run.path.glob("*.onnx")) == ["decoder.onnx", "encoder.onnx"]
+    assert not list(run.path.glob("*.data"))  # single files, no side-car weights
+    model = load_run(run.path).model
+    x = small.flat("test")[0][:57].astype(np.float32) / 255
+    z = ort.InferenceSession(str(run.path / "encoder.onnx")).run(None, {"pixels": x})[0]
+    np.testing.assert_allclose(z, encode(model, x), atol=1e-5)
+    grid = np.random.default_rng(0).normal(size=(33, model.geometry.dim)).astype(np.float32)
+    images = ort.InferenceSession(str(run.path / "decoder.onnx")).run(None, {"latent": grid})[0]
+    np.testing.assert_allclose(images, decode(model, grid), atol=1e-5)
+
+
+def test_export_needs_a_format(tmp_path):
+    r = CliRunner().invoke(main, ["export", str(tmp_path)])
+    assert r.exit_code == 2 and "--onnx" in r.output
