@@ -1,7 +1,6 @@
 """Kill a real training process with SIGKILL at random moments, resume, and get the uninterrupted run's weights."""
 
 import json
-import os
 import random
 import signal
 import subprocess

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from ._io import atomic_write, atomic_write_bytes, atomic_write_json
+from ._io import atomic_write_bytes, atomic_write_json
 from .config import RunConfig
 from .data import Dataset, load_dataset
 from .errors import LatentAtlasError
