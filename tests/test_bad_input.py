@@ -31,6 +31,15 @@ def raw_file(tmp, name, content):
     return ["train", "--data", str(tmp / name)]
 
 
+def image_folder(tmp, sizes):
+    from PIL import Image
+
+    for i, size in enumerate(sizes):
+        (tmp / "imgs" / "cat").mkdir(parents=True, exist_ok=True)
+        Image.new("L", (size, size), color=i * 40).save(tmp / "imgs" / "cat" / f"{i}.png")
+    return ["train", "--data", str(tmp / "imgs")]
+
+
 def idx_folder(tmp, damage):
     write_mnist_folder(tmp / "idx", gz=False)
     f = tmp / "idx" / "train-images-idx3-ubyte"
@@ -79,6 +88,9 @@ CASES = {
     "non-IDX file": (lambda t, r: idx_folder(t, lambda b: b"hello" + b[5:]), "not an IDX file"),
     "labels as images": (lambda t, r: idx_folder(t, lambda b: idx_bytes(np.zeros(20, np.uint8))), "must be 3-D"),
     "corrupt npz": (lambda t, r: raw_file(t, "d.npz", b"PK\x03\x04" + b"\x00" * 40), "not a valid .npz"),
+    "images of different sizes": (lambda t, r: image_folder(t, [8, 8, 9]), "images of different sizes in a folder"),
+    "not an image": (lambda t, r: raw_file(t, "x.png", b"hello") and ["train", "--data", str(t)], "x.png: not a readable image"),
+    "empty image folder": (lambda t, r: (t / "e" / "cls").mkdir(parents=True) or ["train", "--data", str(t / "e")], "no data found"),
     "pickle as weights": (lambda t, r: copy_run(t, r, pickle_weights), "refused: it looks like a pickle"),
     "truncated safetensors": (lambda t, r: copy_run(t, r, truncate_weights), "not a valid safetensors file"),
     "unfinished run": (lambda t, r: copy_run(t, r, lambda run: (run / "manifest.json").unlink()), "did not finish"),

@@ -54,6 +54,7 @@ def main(debug):
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--data", default="mnist-5k", show_default=True, help="Data set name or path (see `latentatlas datasets`).")
+@click.option("--image-size", type=int, default=None, help="Folders of images: resize each to N x N pixels.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--precision", default="auto", show_default=True, help="auto, fp32 or bf16.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder [default: runs/<preset>-<data>].")

@@ -28,6 +28,7 @@ class RunConfig:
     lr: float = 1e-3  # Adam, as the tutorial
     seed: int = 0  # same seed, same machine -> identical weights
     data: str = "mnist-5k"  # a name from latentatlas.data.SOURCES or a path; mnist-5k works offline
+    image_size: int | None = None  # folders of images only: resize each to image_size x image_size
     device: str = "auto"  # "auto" = CUDA when available, else CPU
     # "auto" = bf16 autocast (fp32 master weights) where the hardware runs it natively, else fp32.
     precision: str = "auto"
@@ -59,6 +60,8 @@ class RunConfig:
             _check_int(name, getattr(self, name), low=1)
         _check_int("latent_dim", self.latent_dim, low=1)
         _check_int("seed", self.seed, low=0)
+        if self.image_size is not None:
+            _check_int("image_size", self.image_size, low=1)
         for width in self.hidden_sizes:
             _check_int("hidden_sizes", width, low=1)
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and 0 < self.lr <= 1):

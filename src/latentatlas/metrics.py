@@ -56,7 +56,7 @@ def knn_accuracy(z_train, y_train, z_test, y_test, k: int) -> float:
 
     Euclidean distance; on the sphere that ranks neighbours exactly as the angle does (see geometries/sphere.py).
     """
-    clf = KNeighborsClassifier(n_neighbors=k).fit(z_train, y_train)
+    clf = KNeighborsClassifier(n_neighbors=min(k, len(z_train))).fit(z_train, y_train)  # tiny data: k capped
     return float(clf.score(z_test, y_test))
 
 
@@ -74,10 +74,12 @@ def evaluate(model: AutoencoderNet, dataset, z_train=None, z_test=None) -> dict:
     z_test = encode(model, x_test) if z_test is None else z_test
     idx = trust_subset(len(x_test))
     x_sub = to_unit_float(as_tensor(x_test[idx])).numpy()
+    k_trust = min(TRUST_K, (len(idx) - 1) // 2)  # scikit-learn needs k < n / 2
+    trust = float(trustworthiness(x_sub, z_test[idx], n_neighbors=k_trust)) if k_trust >= 1 else None
     return {
         "n_params": count_parameters(model),
         **reconstruction_errors(model, x_test),
         "knn1": knn_accuracy(z_train, y_train, z_test, y_test, 1),
         "knn5": knn_accuracy(z_train, y_train, z_test, y_test, 5),
-        "trustworthiness": float(trustworthiness(x_sub, z_test[idx], n_neighbors=TRUST_K)),
+        "trustworthiness": trust,  # None (null) when the test set is too small to define it
     }

@@ -59,7 +59,7 @@ class Run:
             return {k: f[k] for k in f.files}
 
     def dataset(self) -> Dataset:
-        return load_dataset(self.config.data)
+        return load_dataset(self.config.data, image_size=self.config.image_size)
 
 
 def reconstruction_loss_fn(loss: str):
@@ -97,7 +97,7 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
     """
     out = Path(out)
     cfg = resolve_runtime(cfg)
-    dataset = load_dataset(cfg.data) if dataset is None else dataset
+    dataset = load_dataset(cfg.data, image_size=cfg.image_size) if dataset is None else dataset
     start_state = _prepare_folder(out, cfg, overwrite=overwrite, resume=resume)
 
     trainer = build_trainer(cfg, dataset.n_features, [CheckpointCallback(out), *callbacks], progress)

@@ -1,0 +1,64 @@
+"""The data set type every source returns, and the pixel rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import LatentAtlasError
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images and labels with a train/test split.
+
+    Images are uint8 0..255 (or floats in [0, 1]) shaped (N, H, W), or (N, D) for flat samples; labels are (N,)
+    integers. ``classes`` holds class names when they are known.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if x.ndim < 2 or len(x) == 0:
+                raise LatentAtlasError(f"{self.name}: the {split} set is empty or not a stack of samples (shape {x.shape})")
+            if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
+                raise LatentAtlasError(f"{self.name}: {len(x)} {split} images but labels of shape {y.shape} and dtype {y.dtype}: one integer label per image is needed")
+            check_pixels(x, f"{self.name} ({split})")
+        if self.x_train.shape[1:] != self.x_test.shape[1:]:
+            raise LatentAtlasError(f"{self.name}: train samples are {self.x_train.shape[1:]} but test samples are {self.x_test.shape[1:]}")
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def n_features(self) -> int:
+        return int(np.prod(self.image_shape))
+
+    def flat(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """(x (N, n_features), y) of ``split`` ("train" or "test"), a view where possible."""
+        x = getattr(self, f"x_{split}")
+        return x.reshape(len(x), -1), getattr(self, f"y_{split}")
+
+
+def check_pixels(x: np.ndarray, what: str) -> None:
+    """uint8 is taken as 0..255; floats must be finite and in [0, 1]."""
+    if x.dtype == np.uint8:
+        return
+    if not np.issubdtype(x.dtype, np.floating):
+        raise LatentAtlasError(f"{what}: pixels of dtype {x.dtype}: give uint8 0..255 or floats in [0, 1]")
+    if not np.isfinite(x).all():
+        raise LatentAtlasError(f"{what}: the data contain NaN or infinite values")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0:  # scikit-learn's wording for positive-only estimators
+        raise LatentAtlasError(f"{what}: Negative values in data passed to latentatlas (min {lo:g}): pixels must lie in [0, 1], or pass uint8 0..255")
+    if hi > 1:
+        raise LatentAtlasError(f"{what}: float pixels range over [{lo:g}, {hi:g}]: floats must lie in [0, 1] (divide 0..255 data by 255, or pass uint8)")

@@ -1,0 +1,198 @@
+"""Strict file readers: IDX (raw or gzipped), IDX folders, .npz, folders of .npy arrays, folders of images.
+
+Each refuses a damaged or inconsistent file with one ``LatentAtlasError`` line that names the file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .dataset import Dataset
+from .errors import LatentAtlasError
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+ROLES = ("train_images", "train_labels", "test_images", "test_labels")
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (raw or gzipped) strictly: magic number, dimensions and exact payload length."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise LatentAtlasError(f"{path}: cannot read ({e.strerror or e})") from None
+    return parse_idx(raw, path.name)
+
+
+def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise LatentAtlasError(f"{name}: corrupt or truncated gzip data ({e})") from None
+    if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] not in _IDX_DTYPES:
+        raise LatentAtlasError(f"{name}: not an IDX file (magic bytes {raw[:4].hex(' ') or 'missing'})")
+    ndim = raw[3]
+    if not 1 <= ndim <= 4:
+        raise LatentAtlasError(f"{name}: IDX header gives {ndim} dimensions; 1 to 4 are supported")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise LatentAtlasError(f"{name}: truncated IDX header")
+    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = int(np.prod(shape, dtype=object)) * dtype.itemsize  # exact integer: no overflow on absurd headers
+    found = len(raw) - header
+    if found != expected:
+        kind = "truncated" if found < expected else "trailing bytes"
+        raise LatentAtlasError(f"{name}: {kind}: the header says {expected} payload bytes, found {found}")
+    return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="), copy=False)
+
+
+def _find_idx_files(folder: Path) -> dict[str, Path]:
+    """The four MNIST-style files in ``folder``; accepts t10k/test prefixes, - or . separators, optional .gz."""
+    found: dict[str, list[Path]] = {r: [] for r in ROLES}
+    for p in sorted(folder.iterdir()):
+        stem = p.name.lower().removesuffix(".gz").replace(".", "-")
+        split = "train" if stem.startswith("train") else "test" if stem.startswith(("t10k", "test")) else None
+        kind = "images" if "-images-idx3" in stem else "labels" if "-labels-idx1" in stem else None
+        if split and kind and p.is_file():
+            found[f"{split}_{kind}"].append(p)
+    for role, paths in found.items():
+        if len(paths) > 1:
+            raise LatentAtlasError(f"{folder}: several files for {role.replace('_', ' ')}: {', '.join(p.name for p in paths)}")
+    missing = [r for r in ROLES if not found[r]]
+    if missing:
+        raise LatentAtlasError(f"{folder}: missing {', '.join(missing)}; expected files named like train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]")
+    return {r: found[r][0] for r in ROLES}
+
+
+def load_idx_folder(folder: str | os.PathLike, name: str | None = None, classes=None) -> Dataset:
+    """A folder holding MNIST-style IDX files (train/test images and labels)."""
+    folder = Path(folder)
+    files = _find_idx_files(folder)
+    arrays = {role: read_idx(path) for role, path in files.items()}
+    for role, path in files.items():
+        want = 3 if role.endswith("images") else 1
+        if arrays[role].ndim != want:
+            raise LatentAtlasError(f"{path.name}: {role.replace('_', ' ')} must be {want}-D, this IDX file is {arrays[role].ndim}-D (mislabelled file?)")
+    for split in ("train", "test"):
+        n_x, n_y = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
+        if n_x != n_y:
+            raise LatentAtlasError(f"{files[f'{split}_labels'].name}: {n_y} labels for {n_x} images: labels of the wrong length")
+    return Dataset(name or folder.name, arrays["train_images"], arrays["train_labels"].astype(np.int64),
+                   arrays["test_images"], arrays["test_labels"].astype(np.int64), classes)
+
+
+def load_npz(path: str | os.PathLike, name: str | None = None) -> Dataset:
+    """An ``.npz`` with x_train, y_train, x_test, y_test (never unpickled)."""
+    path = Path(path)
+    keys = ("x_train", "y_train", "x_test", "y_test")
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":
+                raise LatentAtlasError(f"{path.name}: not a valid .npz file (not a zip archive)")
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in keys if k not in f.files]
+            if missing:
+                raise LatentAtlasError(f"{path.name}: missing arrays {', '.join(missing)}; an .npz needs {', '.join(keys)}")
+            arrays = {k: f[k] for k in keys}
+    except LatentAtlasError:
+        raise
+    except ValueError as e:
+        if "pickle" in str(e).lower():
+            raise LatentAtlasError(f"{path.name}: holds object arrays, which would need unpickling: refused (save plain numeric arrays)") from None
+        raise LatentAtlasError(f"{path.name}: not a valid .npz file ({e})") from None
+    # zipfile and numpy's format reader raise all of these on damaged archives (found by tests/test_readers_fuzz.py).
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, NotImplementedError, struct.error,
+            RuntimeError, OverflowError, TypeError, IndexError) as e:
+        raise LatentAtlasError(f"{path.name}: not a valid .npz file (corrupt or truncated: {e})") from None
+    for k in ("y_train", "y_test"):
+        if arrays[k].ndim != 1 or not np.issubdtype(arrays[k].dtype, np.integer):
+            raise LatentAtlasError(f"{path.name}: {k} must be a 1-D integer array, got shape {arrays[k].shape} dtype {arrays[k].dtype}")
+    return Dataset(name or path.stem, arrays["x_train"], arrays["y_train"].astype(np.int64), arrays["x_test"],
+                   arrays["y_test"].astype(np.int64))
+
+
+NPY_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def load_npy_folder(folder: str | os.PathLike, name: str | None = None) -> Dataset:
+    """A folder with x_train.npy, y_train.npy, x_test.npy, y_test.npy; images are memory-mapped, never loaded whole."""
+    folder = Path(folder)
+    missing = [k for k in NPY_KEYS if not (folder / f"{k}.npy").is_file()]
+    if missing:
+        raise LatentAtlasError(f"{folder}: missing {', '.join(k + '.npy' for k in missing)}; a folder of arrays needs {', '.join(k + '.npy' for k in NPY_KEYS)}")
+    arrays = {}
+    for k in NPY_KEYS:
+        try:
+            arrays[k] = np.load(folder / f"{k}.npy", mmap_mode="r" if k.startswith("x") else None, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise LatentAtlasError(f"{k}.npy: not a valid .npy file ({str(e).splitlines()[0]})") from None
+    return Dataset(name or folder.name, arrays["x_train"], arrays["y_train"].astype(np.int64), arrays["x_test"],
+                   arrays["y_test"].astype(np.int64))
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def read_images(paths: list[Path], size: int | None = None) -> np.ndarray:
+    """Grayscale uint8 (N, H, W) from image files; ``size`` resizes each to size x size, else all must match."""
+    from PIL import Image, UnidentifiedImageError
+
+    images, first = [], None
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                im = im.convert("L")
+                if size is not None:
+                    im = im.resize((size, size), Image.Resampling.LANCZOS)
+                a = np.asarray(im, dtype=np.uint8)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            raise LatentAtlasError(f"{p.name}: not a readable image ({e})") from None
+        if first is None:
+            first = (p, a.shape)
+        elif a.shape != first[1]:
+            raise LatentAtlasError(f"images of different sizes in a folder: {first[0].name} is {first[1][1]}x{first[1][0]}, {p.name} is {a.shape[1]}x{a.shape[0]}; give an image size to resize them all")
+        images.append(a)
+    return np.stack(images)
+
+
+def load_image_folder(folder: str | os.PathLike, size: int | None = None, name: str | None = None) -> Dataset:
+    """PNG/JPEG images, grayscale; class subfolders give labels; ``train/`` and ``test/`` give the split.
+
+    Layouts: ``folder/{train,test}/<class>/*.png``, or ``folder/<class>/*.png``, or ``folder/*.png`` (one class);
+    without ``train/`` and ``test/`` the split is a fixed, seeded, stratified 80 / 20.
+    """
+    folder = Path(folder)
+    if (folder / "train").is_dir() and (folder / "test").is_dir():
+        classes = sorted({d.name for split in ("train", "test") for d in (folder / split).iterdir() if d.is_dir()})
+        (x_tr, y_tr), (x_te, y_te) = (_labelled_images(folder / s, classes, size) for s in ("train", "test"))
+        return Dataset(name or folder.name, x_tr, y_tr, x_te, y_te, tuple(classes) or None)
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir())
+    x, y = _labelled_images(folder, classes, size)
+    from sklearn.model_selection import train_test_split
+
+    if len(x) < 2:
+        raise LatentAtlasError(f"{folder}: {len(x)} image(s): at least 2 are needed for a train/test split")
+    stratify = y if len(classes) > 1 and np.bincount(y).min() >= 2 else None
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, stratify=stratify, random_state=0)
+    return Dataset(name or folder.name, x_tr, y_tr, x_te, y_te, tuple(classes) or None)
+
+
+def _labelled_images(folder: Path, classes: list[str], size: int | None) -> tuple[np.ndarray, np.ndarray]:
+    groups = [(i, folder / c) for i, c in enumerate(classes)] if classes else [(0, folder)]
+    paths, labels = [], []
+    for label, d in groups:
+        found = sorted(p for p in d.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if d.is_dir() else []
+        paths += found
+        labels += [label] * len(found)
+    if not paths:
+        raise LatentAtlasError(f"{folder}: no PNG or JPEG images found (an empty data set)")
+    return read_images(paths, size), np.asarray(labels, np.int64)
