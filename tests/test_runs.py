@@ -114,3 +114,28 @@ def test_unfinished_run_is_not_loaded_as_valid(sphere_run, tmp_path):
     (run / "manifest.json").unlink()
     with pytest.raises(LatentAtlasError, match="did not finish.*--resume"):
         load_run(run)
+
+
+def test_non_finite_loss_keeps_the_last_good_checkpoint(tmp_path, small, monkeypatch):
+    import latentatlas.runs as runs
+
+    good = runs.reconstruction_loss_fn
+    calls = {"n": 0}
+
+    def poisoned(loss):
+        fn = good(loss)
+
+        def loss_fn(model, x):
+            calls["n"] += 1
+            value = fn(model, x)
+            return value * float("inf") if calls["n"] == 8 + 3 else value  # 8 batches per epoch: epoch 2, batch 3
+
+        return loss_fn
+
+    monkeypatch.setattr(runs, "reconstruction_loss_fn", poisoned)
+    out = tmp_path / "r"
+    with pytest.raises(LatentAtlasError, match="non-finite at epoch 2, batch 3.*checkpoint is kept"):
+        train_run(RunConfig(preset="deep-2d", epochs=3), out, dataset=small, progress=False)
+    state = json.loads((out / "checkpoint.json").read_text())
+    assert [r["epoch"] for r in state["history"]] == [1]
+    assert not (out / "manifest.json").exists()

@@ -60,8 +60,10 @@ def main(debug):
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder [default: runs/<preset>-<data>].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
 @click.option("--resume", is_flag=True, help="Continue a killed run from its last complete epoch.")
+@click.option("--tensorboard", type=click.Path(path_type=Path), default=None,
+              help="Log losses, decoder grids and latents (Embedding Projector) to this TensorBoard folder.")
 @_friendly_errors
-def train(out, overwrite, resume, **params):
+def train(out, overwrite, resume, tensorboard, **params):
     """Train a model into a run folder, evaluate it and draw its figures."""
     from .config import RunConfig
     from .runs import train_run
@@ -69,7 +71,7 @@ def train(out, overwrite, resume, **params):
     cfg = RunConfig(**params)
     if out is None:
         out = Path("runs") / f"{params['preset'] or 'custom'}-{Path(params['data']).name}"
-    run = train_run(cfg, out, overwrite=overwrite, resume=resume)
+    run = train_run(cfg, out, overwrite=overwrite, resume=resume, tensorboard=tensorboard)
     if run.resumed_from_epoch:
         click.echo(f"resumed from epoch {run.resumed_from_epoch}")
     _echo_metrics(run.metrics)

@@ -89,7 +89,7 @@ def build_trainer(cfg: RunConfig, n_features: int, callbacks=(), progress: bool 
 
 def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resume: bool = False,
               progress: bool | None = None, dataset: Dataset | None = None, plot: bool = True,
-              callbacks=()) -> Run:
+              callbacks=(), tensorboard: str | Path | None = None) -> Run:
     """Train ``cfg`` into the run folder ``out``, evaluate it, draw its figures and return the loaded run.
 
     Everything that can be checked is checked before anything is written: a bad config, unknown data or an
@@ -99,6 +99,10 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
     cfg = resolve_runtime(cfg)
     dataset = load_dataset(cfg.data, image_size=cfg.image_size) if dataset is None else dataset
     start_state = _prepare_folder(out, cfg, overwrite=overwrite, resume=resume)
+    if tensorboard is not None:
+        from .tensorboard import TensorBoardCallback
+
+        callbacks = [*callbacks, TensorBoardCallback(tensorboard, dataset)]
 
     trainer = build_trainer(cfg, dataset.n_features, [CheckpointCallback(out), *callbacks], progress)
     model = trainer.model
