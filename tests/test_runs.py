@@ -128,7 +128,8 @@ def test_non_finite_loss_keeps_the_last_good_checkpoint(tmp_path, small, monkeyp
         def loss_fn(model, x):
             calls["n"] += 1
             value = fn(model, x)
-            return value * float("inf") if calls["n"] == 8 + 3 else value  # 8 batches per epoch: epoch 2, batch 3
+            # epoch 1 = 8 training batches + 1 test evaluation; call 12 is epoch 2, batch 3
+            return value * float("inf") if calls["n"] == 8 + 1 + 3 else value
 
         return loss_fn
 
