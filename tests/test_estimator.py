@@ -23,11 +23,29 @@ TINY = dict(preset=None, hidden_sizes=(8,), geometry="euclidean", latent_dim=2, 
             random_state=0, device="cpu")
 
 
-# scikit-learn's checks feed arbitrary floats, so they run with scaling="minmax"; the only check not run is the one
-# scikit-learn itself skips without SCIPY_ARRAY_API set (array-API inputs), which it reports with that reason.
+# With scaling="minmax" every scikit-learn check applies and passes; the only one not run is the one scikit-learn
+# itself skips without SCIPY_ARRAY_API set (array-API inputs), which it reports with that reason.
 @parametrize_with_checks([Autoencoder(**TINY, scaling="minmax"),
                           Autoencoder(**{**TINY, "geometry": "sphere", "latent_dim": 3}, scaling="minmax")])
 def test_scikit_learn_checks(estimator, check):
+    check(estimator)
+
+
+# The default scaling="pixels" takes uint8 or floats in [0, 1] and refuses anything else by design. These checks
+# feed random floats outside [0, 1] (e.g. make_blobs), so they cannot apply; every other check must pass.
+OUT_OF_RANGE = "feeds floats outside [0, 1], which scaling='pixels' refuses by design (scaling='minmax' passes it)"
+PIXEL_MODE_NOT_APPLICABLE = {name: OUT_OF_RANGE for name in (
+    "check_dict_unchanged", "check_dont_overwrite_parameters", "check_estimators_dtypes",
+    "check_estimators_fit_returns_self", "check_estimators_overwrite_params", "check_estimators_pickle",
+    "check_f_contiguous_array_estimator", "check_fit2d_1feature", "check_fit2d_1sample", "check_fit2d_predict1d",
+    "check_fit_check_is_fitted", "check_fit_idempotent", "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance", "check_n_features_in", "check_n_features_in_after_fitting",
+    "check_pipeline_consistency", "check_readonly_memmap_input", "check_transformer_data_not_an_array",
+    "check_transformer_general", "check_transformer_preserve_dtypes")}
+
+
+@parametrize_with_checks([Autoencoder(**TINY)], expected_failed_checks=lambda est: PIXEL_MODE_NOT_APPLICABLE)
+def test_scikit_learn_checks_pixel_mode(estimator, check):
     check(estimator)
 
 
