@@ -154,6 +154,35 @@ def demo(data, epochs, out):
         click.echo(f"figures of {r.path.name}: {r.path / 'figures'}")
 
 
+@main.command()
+@click.option("--preset", "presets_", multiple=True, default=("deep-2d", "deep-s2"), show_default=True,
+              help="Preset(s) to benchmark; repeat the option for several.")
+@click.option("--data", default="fashion-mnist", show_default=True)
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--precision", default="auto", show_default=True)
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
+              help="Write the figures here; top-level speedup/reference/latentatlas are the first preset's.")
+@_friendly_errors
+def bench(presets_, data, epochs, batch_size, device, precision, json_path):
+    """Time latentatlas's trainer against the tutorial's plain loop on the same job."""
+    from ._io import atomic_write_json
+    from .bench import benchmark, format_result
+    from .data import load_dataset
+
+    dataset = load_dataset(data)
+    jobs = {}
+    for preset in presets_:
+        jobs[preset] = benchmark(preset, dataset, epochs=epochs, batch_size=batch_size, device=device,
+                                 precision=precision)
+        click.echo(format_result(jobs[preset]))
+    if json_path is not None:
+        first = jobs[presets_[0]]
+        atomic_write_json(json_path, {**{k: first[k] for k in ("speedup", "reference", "latentatlas", "job",
+                                                               "machine")}, "jobs": jobs})
+
+
 def _echo_metrics(metrics: dict) -> None:
     for k, v in metrics.items():
         click.echo(f"{k:16s} {v:.4f}" if isinstance(v, float) else f"{k:16s} {v}")
