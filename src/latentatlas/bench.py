@@ -57,7 +57,7 @@ def benchmark(preset: str, dataset, epochs: int = 10, batch_size: int = 128, see
     x_test, y_test = dataset.flat("test")
     results = {}
     # latentatlas first: the reference's float copies would otherwise linger in the allocator during our run.
-    with _peak_rss() as rss:
+    with peak_rss() as rss:
         trainer = build_trainer(cfg, dataset.n_features, progress=False)
         t0 = time.perf_counter()
         trainer.fit(x_train, x_test)
@@ -67,7 +67,7 @@ def benchmark(preset: str, dataset, epochs: int = 10, batch_size: int = 128, see
     del trainer
     torch.manual_seed(seed)
     model = AutoencoderNet.from_config(cfg, dataset.n_features)
-    with _peak_rss() as rss:
+    with peak_rss() as rss:
         t0 = time.perf_counter()
         reference_fit(model, x_train, x_test, epochs, batch_size, cfg.lr, seed, cfg.device)
         _sync(cfg.device)
@@ -94,7 +94,7 @@ def _figures(model, seconds, rss, x_train, y_train, x_test, y_test, epochs) -> d
 
 
 @contextmanager
-def _peak_rss(interval: float = 0.005):
+def peak_rss(interval: float = 0.005):
     """Sample this process's resident memory in a thread; yields a dict filled with 'start' and 'peak' bytes."""
     page = os.sysconf("SC_PAGE_SIZE")
 
