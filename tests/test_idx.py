@@ -124,3 +124,13 @@ def test_npz_corrupt(tmp_path, damage):
 def test_dataset_validates_labels():
     with pytest.raises(LatentAtlasError, match="one integer label per image"):
         Dataset("x", np.zeros((3, 4), np.uint8), np.zeros(2, int), np.zeros((1, 4), np.uint8), np.zeros(1, int))
+
+
+def test_dataset_edge_cases(tmp_path):
+    ds = Dataset("x", np.zeros((3, 4), np.uint8), np.zeros(3, int), np.zeros((1, 4), np.uint8), np.zeros(1, int))
+    with pytest.raises(LatentAtlasError, match="unknown split 'val'"):
+        ds.flat("val")
+    with pytest.raises(LatentAtlasError, match="no pixels"):
+        Dataset("x", np.zeros((3, 0), np.uint8), np.zeros(3, int), np.zeros((1, 0), np.uint8), np.zeros(1, int))
+    with pytest.raises(LatentAtlasError, match="not a folder"):
+        load_idx_folder(tmp_path / "nowhere")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
 import urllib.error
 import urllib.request
@@ -32,7 +33,18 @@ def cache_dir() -> Path:
 
 
 class MNIST:
-    """MNIST from IDX files: a local copy, or downloaded once from public mirrors and verified."""
+    """MNIST from IDX files: a local copy, or downloaded once from public mirrors and verified.
+
+    Variants (see :class:`FashionMNIST`) override only class attributes; so can a test, to point the downloader at
+    a local server.
+
+    Examples
+    --------
+    >>> SOURCES["mnist"].available_offline()  # doctest: +SKIP
+    False
+    >>> SOURCES["mnist"].load().x_train.shape  # doctest: +SKIP
+    (60000, 28, 28)
+    """
 
     name: ClassVar[str] = "mnist"
     description: ClassVar[str] = "MNIST handwritten digits, 60,000 / 10,000 (downloaded once)"
@@ -46,20 +58,23 @@ class MNIST:
         "train_images": "train-images-idx3-ubyte.gz", "train_labels": "train-labels-idx1-ubyte.gz",
         "test_images": "t10k-images-idx3-ubyte.gz", "test_labels": "t10k-labels-idx1-ubyte.gz",
     }
-    # The well-known MD5 of the gzipped files as the mirrors serve them (torchvision lists the same). We know of no
-    # published digest of the decompressed MNIST files, so those are checked by an exact-size, strict IDX parse.
+    # The well-known MD5 of the gzipped files as every mirror serves them (torchvision lists the same). We know of no
+    # published SHA-256 of the decompressed MNIST files, so the MD5 pins the exact gz bytes (hence the exact
+    # decompressed bytes) and a strict IDX parse then checks the header against the payload length.
     gz_md5: ClassVar[dict[str, str]] = {
         "train_images": "f68b3c2dcbeaaa9fbdd348bbdeb94873", "train_labels": "d53e105ee54ea40749a09fcbcd1e9432",
         "test_images": "9fb629c4189551a2d022fa330f9573f3", "test_labels": "ec29112dd5afa0611ce80d1b7f02629c",
     }
-    sha256: ClassVar[dict[str, str]] = {}  # of the decompressed bytes, where known
+    sha256: ClassVar[dict[str, str]] = {}  # of the decompressed bytes where known; checked instead of gz_md5
     classes: ClassVar[tuple[str, ...] | None] = None
-    timeout: ClassVar[float] = 30.0
+    timeout: ClassVar[float] = 30.0  # seconds per connect or read, not for the whole file
+    max_bytes: ClassVar[int] = 64 << 20  # far above any of these files: a runaway response cannot fill the memory
 
     def folders(self) -> list[Path]:
         return [Path(d) for d in self.system_dirs] + [cache_dir() / self.name]
 
     def local_folder(self) -> Path | None:
+        """The first folder holding all four files, or None (then :meth:`load` downloads)."""
         for folder in self.folders():
             if folder.is_dir():
                 try:
@@ -77,45 +92,48 @@ class MNIST:
         return load_idx_folder(folder, self.name, self.classes)
 
     def download(self) -> Path:
-        """Fetch the four files into the cache folder; each is verified before it is written (atomically)."""
+        """Fetch the missing files into the cache folder; each is verified, then written atomically."""
         dest = cache_dir() / self.name
         for role, filename in self.files.items():
-            if (dest / filename).is_file():
-                continue
-            problems = []
-            for mirror in self.mirrors:
-                try:
-                    with urllib.request.urlopen(mirror + filename, timeout=self.timeout) as r:
-                        payload = r.read()
-                except (urllib.error.URLError, OSError, ValueError) as e:
-                    problems.append(f"{mirror}: {getattr(e, 'reason', e)}")
-                    continue
-                bad = self._verify(role, payload)
-                if bad:
-                    problems.append(f"{mirror}: {bad}")
-                    continue
-                atomic_write_bytes(dest / filename, payload)
-                break
-            else:
-                if all("checksum" not in p and "IDX" not in p for p in problems):
-                    raise LatentAtlasError(
-                        f"cannot download {self.name} (no network?): put its IDX files in {dest} or use an offline "
-                        "data set: mnist-5k, digits, fashion-mnist (with Debian's dataset-fashion-mnist installed)")
-                raise LatentAtlasError(f"cannot download {filename}: no mirror served a verified copy ({'; '.join(problems)})")
+            if not (dest / filename).is_file():  # kept from an earlier, interrupted download
+                atomic_write_bytes(dest / filename, self._fetch(role, dest))
         return dest
+
+    def _fetch(self, role: str, dest: Path) -> bytes:
+        """The first verified copy of one file that a mirror serves."""
+        filename, unreachable, rejected = self.files[role], [], []
+        for mirror in self.mirrors:
+            try:
+                with urllib.request.urlopen(mirror + filename, timeout=self.timeout) as r:
+                    payload = r.read(self.max_bytes + 1)
+            # URLError and timeouts are OSErrors; a connection cut mid-file raises http.client.IncompleteRead.
+            except (OSError, ValueError, http.client.HTTPException) as e:
+                reason = e if isinstance(e, urllib.error.HTTPError) else getattr(e, "reason", e)
+                unreachable.append(f"{mirror}{filename}: {reason}")
+                continue
+            problem = self._verify(role, payload)
+            if problem is None:
+                return payload
+            rejected.append(f"{mirror}: {problem}")
+        if not rejected:  # no mirror answered with a file: most likely offline
+            raise LatentAtlasError(
+                f"cannot download {self.name} (no network?): put its IDX files in {dest} or use an offline data set: "
+                f"mnist-5k, digits, fashion-mnist (with Debian's dataset-fashion-mnist installed); "
+                f"last error: {unreachable[-1] if unreachable else 'no mirrors'}")
+        raise LatentAtlasError(f"cannot download {filename}: no mirror served a verified copy ({'; '.join(unreachable + rejected)})")
 
     def _verify(self, role: str, payload: bytes) -> str | None:
         """None if ``payload`` is the right file, else what is wrong."""
+        if len(payload) > self.max_bytes:
+            return f"larger than {self.max_bytes} bytes"
+        if role not in self.sha256 and hashlib.md5(payload, usedforsecurity=False).hexdigest() != self.gz_md5.get(role):
+            return "checksum mismatch (MD5 of the gz file)"
         try:
             data = gzip.decompress(payload) if payload[:2] == b"\x1f\x8b" else payload
         except (OSError, EOFError, zlib.error):
             return "corrupt gzip"
-        if role in self.sha256:
-            ok = hashlib.sha256(data).hexdigest() == self.sha256[role]
-        else:
-            ok = hashlib.md5(payload).hexdigest() == self.gz_md5.get(role)
-        if not ok:
-            return "checksum mismatch"
+        if role in self.sha256 and hashlib.sha256(data).hexdigest() != self.sha256[role]:
+            return "checksum mismatch (SHA-256 of the decompressed file)"
         try:
             parse_idx(data, self.files[role])
         except LatentAtlasError as e:
@@ -185,16 +203,33 @@ SOURCES = {s.name: s for s in (MNIST5k(), Digits(), FashionMNIST(), MNIST())}
 
 
 def load_dataset(name_or_path: str | os.PathLike, image_size: int | None = None) -> Dataset:
-    """A registered data set (see ``SOURCES``) or a path.
+    """A registered data set or a path.
 
-    A path may be an ``.npz`` file, a folder of MNIST-style IDX files, a folder of ``.npy`` arrays (memory-mapped),
-    or a folder of PNG/JPEG images (``image_size`` resizes them to image_size x image_size).
+    Parameters
+    ----------
+    name_or_path : str or path-like
+        A name in ``SOURCES`` (``mnist-5k``, ``digits``, ``fashion-mnist``, ``mnist``), or an ``.npz`` file, a folder
+        of MNIST-style IDX files, a folder of ``.npy`` arrays (memory-mapped) or a folder of PNG/JPEG images.
+    image_size : int, optional
+        Resize images of an image folder to image_size x image_size; ignored for other sources.
+
+    Returns
+    -------
+    Dataset
+
+    Examples
+    --------
+    >>> ds = load_dataset("digits")
+    >>> ds.x_train.shape, ds.x_test.shape
+    ((1437, 8, 8), (360, 8, 8))
     """
     if isinstance(name_or_path, str) and name_or_path in SOURCES:
         return SOURCES[name_or_path].load()
     path = Path(name_or_path)
-    if path.is_file() and path.suffix == ".npz":
-        return load_npz(path)
+    if path.is_file():
+        if path.suffix.lower() == ".npz":
+            return load_npz(path)
+        raise LatentAtlasError(f"{path}: a data file must be an .npz with x_train, y_train, x_test, y_test; for IDX files give their folder")
     if path.is_dir():
         names = {p.name.lower() for p in path.iterdir()}
         if any("idx" in n and "ubyte" in n for n in names):
@@ -208,5 +243,11 @@ def load_dataset(name_or_path: str | os.PathLike, image_size: int | None = None)
 
 
 def available_datasets() -> list[tuple[str, bool, str]]:
-    """(name, available offline, description) for every registered source."""
+    """Every registered source, for ``latentatlas datasets``.
+
+    Returns
+    -------
+    list of (name, available_offline, description)
+        ``available_offline`` is False where :func:`load_dataset` would first download.
+    """
     return [(s.name, s.available_offline(), s.description) for s in SOURCES.values()]

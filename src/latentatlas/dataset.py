@@ -32,6 +32,8 @@ class Dataset:
             if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
                 raise LatentAtlasError(f"{self.name}: {len(x)} {split} images but labels of shape {y.shape} and dtype {y.dtype}: one integer label per image is needed")
             check_pixels(x, f"{self.name} ({split})")
+        if self.n_features == 0:
+            raise LatentAtlasError(f"{self.name}: samples of shape {self.image_shape} have no pixels")
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
             raise LatentAtlasError(f"{self.name}: train samples are {self.x_train.shape[1:]} but test samples are {self.x_test.shape[1:]}")
 
@@ -45,6 +47,8 @@ class Dataset:
 
     def flat(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """(x (N, n_features), y) of ``split`` ("train" or "test"), a view where possible."""
+        if split not in ("train", "test"):
+            raise LatentAtlasError(f"unknown split {split!r}: choose train or test")
         x = getattr(self, f"x_{split}")
         return x.reshape(len(x), -1), getattr(self, f"y_{split}")
 

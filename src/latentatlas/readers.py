@@ -57,6 +57,8 @@ def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
 
 def _find_idx_files(folder: Path) -> dict[str, Path]:
     """The four MNIST-style files in ``folder``; accepts t10k/test prefixes, - or . separators, optional .gz."""
+    if not folder.is_dir():
+        raise LatentAtlasError(f"{folder}: not a folder")
     found: dict[str, list[Path]] = {r: [] for r in ROLES}
     for p in sorted(folder.iterdir()):
         stem = p.name.lower().removesuffix(".gz").replace(".", "-")

@@ -1,9 +1,10 @@
-"""latentatlas.data beyond tests/test_idx.py and tests/test_sources.py: the sources' contract and constants, and the
-downloader's harder paths (MD5 check, bad or cut-off mirrors, resuming), all against a local HTTP server."""
+"""The sources' contract and constants, and the downloader against a local HTTP server: MD5 and SHA-256 checks,
+unreachable, bad or cut-off mirrors, resuming. No test touches the internet."""
 
 import gzip
 import hashlib
 import http.server
+import socket
 import threading
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def serve():
                 pass
 
         httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
         servers.append(httpd)
         return f"http://127.0.0.1:{httpd.server_address[1]}"
 
@@ -145,3 +146,27 @@ def test_interrupted_download_resumes_and_leaves_no_temp_files(source, serve, tm
     assert cache_files(tmp_path) == sorted(f for f in PAYLOADS if f != last)  # verified files kept, nothing else
     source.mirrors = (serve({f"/{last}": PAYLOADS[last]}) + "/",)  # only the missing file is fetched
     np.testing.assert_array_equal(source().load().y_test, ARRAYS["test_labels"])
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_sha256_verified_download_skips_dead_mirrors(serve, tmp_path, monkeypatch):
+    """The Fashion-MNIST path: SHA-256 of the decompressed bytes; an unreachable mirror and a 404 come first."""
+    monkeypatch.setenv("LATENTATLAS_DATA", str(tmp_path))
+
+    class Local(FashionMNIST):
+        name = "local-fashion"
+        system_dirs = ()
+        sha256 = {role: hashlib.sha256(idx_bytes(a)).hexdigest() for role, a in ARRAYS.items()}
+        timeout = 5
+
+    url = serve({f"/ok/{f}": b for f, b in PAYLOADS.items()})
+    Local.mirrors = (f"http://127.0.0.1:{closed_port()}/", url + "/missing/", url + "/ok/")
+    ds = Local().load()
+    np.testing.assert_array_equal(ds.y_train, ARRAYS["train_labels"])
+    assert Local().available_offline()  # cached now: the next load needs no server
+    np.testing.assert_array_equal(Local().load().x_test, ARRAYS["test_images"])
