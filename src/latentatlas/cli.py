@@ -183,6 +183,34 @@ def bench(presets_, data, epochs, batch_size, device, precision, json_path):
                                                                "machine")}, "jobs": jobs})
 
 
+@main.command()
+@click.argument("runs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--presets", default="deep-2d,deep-3d,deep-3d-narrow,deep-s2", show_default=True,
+              help="Comma-separated presets to train and compare (ignored when RUNS are given).")
+@click.option("--seeds", type=int, default=3, show_default=True)
+@click.option("--data", default="mnist-5k", show_default=True)
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/compare"), show_default=True)
+@click.option("--pca/--no-pca", default=True, show_default=True, help="Include PCA with 2 and 3 components.")
+@_friendly_errors
+def compare(runs, presets, seeds, data, epochs, out, pca):
+    """Mean +- s.d. over seeds for several models (or existing RUNS), with PCA as a baseline."""
+    from .compare import compare as run_compare
+    from .compare import compare_runs, encoder_maps_figure, format_table, summary, write_outputs
+    from .errors import LatentAtlasError
+
+    if seeds < 1:
+        raise LatentAtlasError(f"seeds={seeds} is out of range: it must be an integer >= 1")
+    if runs:
+        results, first = compare_runs(runs, pca=pca)
+    else:
+        names = [p.strip() for p in presets.split(",") if p.strip()]
+        results, first = run_compare(names, seeds=seeds, data=data, out=out, epochs=epochs, pca=pca, echo=click.echo)
+    click.echo("\n" + format_table(summary(results)) + "\n")
+    for path in [*write_outputs(results, out), encoder_maps_figure(first, out)]:
+        click.echo(f"wrote {path}")
+
+
 def _echo_metrics(metrics: dict) -> None:
     for k, v in metrics.items():
         click.echo(f"{k:16s} {v:.4f}" if isinstance(v, float) else f"{k:16s} {v}")
