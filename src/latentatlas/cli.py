@@ -211,6 +211,20 @@ def compare(runs, presets, seeds, data, epochs, out, pca):
         click.echo(f"wrote {path}")
 
 
+@main.command()
+@click.argument("spec", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/sweep"), show_default=True)
+@click.option("--storage", default=None, help="Optuna storage URL [default: sqlite in OUT]; postgresql://... to share.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Local worker processes.")
+@_friendly_errors
+def sweep(spec, out, storage, workers):
+    """Run or continue a sweep described by a TOML SPEC (needs the sweep extra: Optuna)."""
+    from .sweep import format_trials
+    from .sweep import sweep as run_sweep
+
+    click.echo(format_trials(run_sweep(spec, out, storage=storage, workers=workers)))
+
+
 def _echo_metrics(metrics: dict) -> None:
     for k, v in metrics.items():
         click.echo(f"{k:16s} {v:.4f}" if isinstance(v, float) else f"{k:16s} {v}")
