@@ -136,24 +136,35 @@ def write_outputs(results: dict, out: str | Path) -> list[Path]:
 
 
 def encoder_maps_figure(runs: list[Run], out: str | Path) -> Path:
-    """Each run's encoder map side by side; maps of the same chart share their axes."""
+    """Each run's encoder map side by side: its first chart (maps of the same chart share their axes), or a 3-D
+    scatter where the geometry has no chart (R^3)."""
     import matplotlib.pyplot as plt
     import torch
 
     from .plots import CMAP
 
-    panels = [(r, c) for r in runs for c in r.model.geometry.charts()[:1]]
-    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(4.2 * max(1, len(panels)), 4), squeeze=False)
+    fig = plt.figure(figsize=(4.2 * max(1, len(runs)), 4))
     limits: dict[str, list] = {}
-    for ax, (run, chart) in zip(axes[0], panels):
+    panels = []
+    for i, run in enumerate(runs):
         lat = run.latents()
-        uv = chart.to_map(torch.as_tensor(lat["z_test"])).numpy()
-        ax.scatter(uv[:, 0], uv[:, 1], s=2, c=[CMAP(int(v) % 10) for v in lat["y_test"]], linewidths=0, alpha=0.7)
-        ax.set(title=f"{run.config.preset} ({chart.name})", xlabel=chart.labels[0], ylabel=chart.labels[1])
-        lo, hi = uv.min(0), uv.max(0)
-        prev = limits.setdefault(chart.name, [lo, hi])
-        limits[chart.name] = [np.minimum(prev[0], lo), np.maximum(prev[1], hi)]
-    for ax, (run, chart) in zip(axes[0], panels):
+        colours = [CMAP(int(v) % 10) for v in lat["y_test"]]
+        charts = run.model.geometry.charts()
+        if charts:
+            chart = charts[0]
+            ax = fig.add_subplot(1, len(runs), i + 1)
+            uv = chart.to_map(torch.as_tensor(lat["z_test"])).numpy()
+            ax.scatter(uv[:, 0], uv[:, 1], s=2, c=colours, linewidths=0, alpha=0.7)
+            ax.set(title=f"{run.config.preset} ({chart.name})", xlabel=chart.labels[0], ylabel=chart.labels[1])
+            prev = limits.get(chart.name, [uv.min(0), uv.max(0)])
+            limits[chart.name] = [np.minimum(prev[0], uv.min(0)), np.maximum(prev[1], uv.max(0))]
+            panels.append((ax, chart))
+        elif run.model.geometry.dim == 3:
+            ax = fig.add_subplot(1, len(runs), i + 1, projection="3d")
+            z = lat["z_test"]
+            ax.scatter(z[:, 0], z[:, 1], z[:, 2], s=1, c=colours, linewidths=0, alpha=0.6)
+            ax.set(title=f"{run.config.preset} (3-D)", xlabel="$z_1$", ylabel="$z_2$", zlabel="$z_3$")
+    for ax, chart in panels:
         if chart.extent is not None:
             ax.set(xlim=chart.extent[0], ylim=chart.extent[1][::-1])
         else:
