@@ -11,10 +11,12 @@ marked failed after the grace period and tried again, so restarting the sweep co
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import multiprocessing as mp
 import random
+import threading
 import time
 from pathlib import Path
 
@@ -164,6 +166,8 @@ def _worker(spec_path: str, out: str, storage: str) -> None:
             trial.set_user_attr(k, v)
         return run.metrics[OBJECTIVE]
 
+    storage_obj = study._storage
+    pop_lock = _sqlite_lock(storage, out)
     while True:
         states = [t.state for t in study.get_trials(deepcopy=False)]
         complete, running, waiting = (states.count(s) for s in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING))
@@ -176,7 +180,57 @@ def _worker(spec_path: str, out: str, storage: str) -> None:
             optuna.storages.fail_stale_trials(study)  # a dead worker's trial -> FAIL -> retried as a waiting trial
             time.sleep(1.0)
             continue
-        study.optimize(objective, n_trials=1)
+        with pop_lock():  # SQLite ignores SELECT ... FOR UPDATE: without this, two workers can pop one waiting trial
+            trial = study.ask()
+        with _heartbeat(storage_obj, trial._trial_id):
+            try:
+                value = objective(trial)
+            except optuna.TrialPruned:
+                study.tell(trial, state=TrialState.PRUNED)
+            except BaseException:
+                study.tell(trial, state=TrialState.FAIL)
+                raise
+            else:
+                study.tell(trial, value)
+
+
+@contextlib.contextmanager
+def _heartbeat(storage, trial_id: int):
+    """Record the trial's heartbeat every few seconds while it runs, as study.optimize would."""
+    stop = threading.Event()
+
+    def beat():
+        while not stop.is_set():
+            storage.record_heartbeat(trial_id)
+            stop.wait(HEARTBEAT_S)
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _sqlite_lock(storage_url: str, out: str):
+    """A factory of inter-process locks for local workers sharing an SQLite study; PostgreSQL locks rows itself."""
+    if not storage_url.startswith("sqlite"):
+        return contextlib.nullcontext
+    import fcntl
+
+    path = Path(out) / ".study.lock"
+
+    @contextlib.contextmanager
+    def lock():
+        with open(path, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    return lock
 
 
 def _taken(study, trial) -> bool:
@@ -202,10 +256,16 @@ def _storage(url: str):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     # SQLite: wait for the lock instead of failing while another worker writes.
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    try:  # Optuna >= 4.9 renamed the retry callback; older releases know only the first name
+        from optuna.storages import RetryHeartbeatStaleTrialCallback as Retry
+
+        retry = {"heartbeat_stale_trial_callback": Retry(max_retry=3)}
+    except ImportError:
+        retry = {"failed_trial_callback": RetryFailedTrialCallback(max_retry=3)}
     for attempt in range(5):
         try:
             return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                              failed_trial_callback=RetryFailedTrialCallback(max_retry=3))
+                              **retry)
         except DBAPIError:  # machines started in the same instant race to create the schema; the loser retries
             if attempt == 4:
                 raise
