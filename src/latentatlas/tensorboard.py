@@ -27,9 +27,11 @@ class TensorBoardCallback(Callback):
             if key in record:
                 self.writer.add_scalar(f"loss/{key.removesuffix('_loss')}", record[key], step)
         self.writer.add_scalar("seconds_per_epoch", record["seconds"], step)
-        if step == trainer.epochs:
-            self._log_latents(trainer.model, step)
         self.writer.flush()
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        self._log_latents(trainer.model, len(trainer.history))
+        self.writer.close()
 
     def _log_latents(self, model, step: int) -> None:
         from .metrics import encode
@@ -50,6 +52,3 @@ class TensorBoardCallback(Callback):
             for chart in model.geometry.charts():
                 self.writer.add_figure(f"decoder_grid/{chart.name}", decoder_grid(model, chart, shape, z_data=z), step)
         model.train()
-
-    def close(self) -> None:
-        self.writer.close()

@@ -38,6 +38,9 @@ class Callback:
     def on_epoch_end(self, trainer: Trainer, record: dict) -> None:
         pass
 
+    def on_train_end(self, trainer: Trainer) -> None:
+        pass
+
 
 @dataclass
 class Trainer:
@@ -102,6 +105,8 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_epoch_end(self, record)
         bar.close()
+        for cb in self.callbacks:
+            cb.on_train_end(self)
         return self.history
 
     @torch.inference_mode()
