@@ -46,8 +46,10 @@ class TestBattery:
             assert torch.allclose(chart.from_map(uv), z, atol=1e-5)
             if chart.extent is not None:
                 (u0, u1), (v0, v1) = chart.extent
-                assert (uv[:, 0] >= u0).all() and (uv[:, 0] <= u1).all()
-                assert (uv[:, 1] >= v0).all() and (uv[:, 1] <= v1).all()
+                assert (uv[:, 0] >= u0 - 1e-5).all() and (uv[:, 0] <= u1 + 1e-5).all()
+                assert (uv[:, 1] >= v0 - 1e-5).all() and (uv[:, 1] <= v1 + 1e-5).all()
+            if chart.inside is not None:
+                assert chart.inside(uv * (1 - 1e-5)).all()
             assert len(chart.labels) == 2 and all(chart.labels)
 
     def test_chart_points_are_in_the_space(self, name, dim):
@@ -57,6 +59,9 @@ class TestBattery:
             if chart.extent is not None:
                 (u0, u1), (v0, v1) = chart.extent
                 uv = torch.stack([u0 + uv[:, 0] * (u1 - u0), v0 + uv[:, 1] * (v1 - v0)], 1)
+            if chart.inside is not None:
+                uv = uv[chart.inside(uv)]
+            assert len(uv) > 50
             assert g.contains(chart.from_map(uv)).all()
 
 
@@ -82,7 +87,7 @@ def test_sphere_points_have_unit_norm():
 
 def test_sphere_chart_convention():
     """theta is the polar angle from +z, phi the azimuth from +x towards +y, in (-pi, pi]."""
-    (chart,) = get_geometry("sphere", 3).charts()
+    chart = get_geometry("sphere", 3).charts()[0]
     z = torch.tensor([[0, 0, 1.0], [0, 0, -1.0], [1.0, 0, 0], [0, 1.0, 0], [-1.0, 0.0, 0], [-1.0, -0.0, 0]])
     phi, theta = chart.to_map(z).T
     torch.testing.assert_close(theta, torch.tensor([0, math.pi, math.pi / 2, math.pi / 2, math.pi / 2, math.pi / 2]))
@@ -96,3 +101,29 @@ def test_angular_and_euclidean_neighbours_agree_on_the_sphere():
     angle = torch.arccos((z @ z.T).clamp(-1, 1))
     chord = torch.cdist(z, z)
     assert torch.equal(angle.argsort(dim=1)[:, :6], chord.argsort(dim=1)[:, :6])
+
+
+def test_sphere_equal_area_chart_is_equal_area():
+    """Uniform points on S2 land uniformly on the Hammer ellipse: equal areas of map hold equal shares of points."""
+    (_, hammer) = get_geometry("sphere", 3).charts()
+    z = torch.nn.functional.normalize(torch.randn(200_000, 3, generator=torch.Generator().manual_seed(3)), dim=1)
+    xy = hammer.to_map(z)
+    assert hammer.inside(xy * (1 - 1e-6)).all()
+    # A 4 x 4 grid of the bounding box: each cell's share of points = its share of the ellipse's area (pi * sqrt 8 * sqrt 2).
+    rng = torch.Generator().manual_seed(4)
+    box = torch.rand(400_000, 2, generator=rng) * torch.tensor([4 * 2**0.5, 2 * 2**0.5]) - torch.tensor([2 * 2**0.5, 2**0.5])
+    box = box[hammer.inside(box)]
+    edges_x, edges_y = torch.linspace(-2 * 2**0.5, 2 * 2**0.5, 5), torch.linspace(-(2**0.5), 2**0.5, 5)
+    for i in range(4):
+        for j in range(4):
+            def share(p):
+                m = (p[:, 0] >= edges_x[i]) & (p[:, 0] < edges_x[i + 1]) & (p[:, 1] >= edges_y[j]) & (p[:, 1] < edges_y[j + 1])
+                return m.float().mean().item()
+            assert abs(share(xy) - share(box)) < 0.004
+
+
+def test_sphere_hammer_poles_and_meridian():
+    (_, hammer) = get_geometry("sphere", 3).charts()
+    xy = hammer.to_map(torch.tensor([[0, 0, 1.0], [0, 0, -1.0], [1.0, 0, 0], [0, 1.0, 0]]))
+    torch.testing.assert_close(xy, torch.tensor([[0, 2**0.5], [0, -(2**0.5)], [0.0, 0.0], [2 * 2**0.5 * 0.5**0.5 / (1 + 0.5**0.5) ** 0.5, 0.0]]),
+                               atol=1e-5, rtol=0)

@@ -166,7 +166,7 @@ def encoder_maps_figure(runs: list[Run], out: str | Path) -> Path:
             ax.set(title=f"{run.config.preset} (3-D)", xlabel="$z_1$", ylabel="$z_2$", zlabel="$z_3$")
     for ax, chart in panels:
         if chart.extent is not None:
-            ax.set(xlim=chart.extent[0], ylim=chart.extent[1][::-1])
+            ax.set(xlim=chart.extent[0], ylim=chart.extent[1][::-1] if chart.y_down else chart.extent[1])
         else:
             lo, hi = limits[chart.name]
             ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]))

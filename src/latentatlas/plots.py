@@ -106,7 +106,8 @@ def encoder_map(chart: Chart, z: np.ndarray, y: np.ndarray, glyphs: bool = False
             ax.scatter(uv[m, 0], uv[m, 1], s=3, color=CMAP(int(label) % 10), label=name, alpha=0.7, linewidths=0)
         ax.legend(markerscale=4, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     if chart.extent is not None:
-        ax.set(xlim=chart.extent[0], ylim=chart.extent[1][::-1])  # polar-style charts: north (0) on top
+        ax.set(xlim=chart.extent[0], ylim=chart.extent[1][::-1] if chart.y_down else chart.extent[1])
+        ax.set_aspect("equal", adjustable="box")  # a bounded chart's units mean the same across and up
     ax.set(xlabel=chart.labels[0], ylabel=chart.labels[1], title=f"Encoder map ({chart.name}, {len(z)} test points)")
     fig.tight_layout()
     return fig
@@ -115,8 +116,9 @@ def encoder_map(chart: Chart, z: np.ndarray, y: np.ndarray, glyphs: bool = False
 def grid_points(chart: Chart, n: int, z_data: np.ndarray | None = None):
     """A grid of chart coordinates with square cells, ``n`` rows, row-major from the top of the map.
 
-    Returns the (rows * cols, 2) points, (rows, cols) and the map extent (u0, u1, v0, v1). A bounded chart spans its
-    whole domain (the sphere: every azimuth and pole to pole); an unbounded one spans the data's 0.5-99.5 percentiles.
+    Returns the (rows * cols, 2) points, a (rows * cols,) mask of those inside the chart's domain, (rows, cols) and
+    the map extent (u0, u1, v0, v1). A bounded chart spans its whole domain (the sphere: every azimuth, pole to
+    pole); an unbounded one spans the data's 0.5-99.5 percentiles.
     """
     if chart.extent is not None:
         (u0, u1), (v0, v1) = chart.extent
@@ -127,21 +129,26 @@ def grid_points(chart: Chart, n: int, z_data: np.ndarray | None = None):
     # Cell centres, so the edges of a bounded chart (the poles, phi = +-pi) are not sampled many times over.
     us = u0 + (np.arange(cols) + 0.5) * (u1 - u0) / cols
     vs = v0 + (np.arange(n) + 0.5) * (v1 - v0) / n
-    if chart.extent is None:
-        vs = vs[::-1]  # the plane: larger z2 at the top; bounded charts put v0 (the north pole) on top
+    if not chart.y_down:
+        vs = vs[::-1]  # the top row holds the largest v
     uu, vv = np.meshgrid(us, vs)
-    return np.stack([uu.ravel(), vv.ravel()], 1).astype(np.float32), (n, cols), (u0, u1, v0, v1)
+    points = np.stack([uu.ravel(), vv.ravel()], 1).astype(np.float32)
+    inside = np.ones(len(points), bool) if chart.inside is None else chart.inside(torch.as_tensor(points)).numpy()
+    return points, inside, (n, cols), (u0, u1, v0, v1)
 
 
 def decoder_grid(model: AutoencoderNet, chart: Chart, shape, n: int = 16, z_data=None):
-    """Images decoded from a regular grid over the chart, in one batched forward pass."""
-    uv, (rows, cols), (u0, u1, v0, v1) = grid_points(chart, n, z_data)
-    z = chart.from_map(torch.as_tensor(uv)).numpy()
-    images = decode(model, z).reshape(rows, cols, *shape)
-    mosaic = images.transpose(0, 2, 1, 3).reshape(rows * shape[0], cols * shape[1])
+    """Images decoded from a regular grid over the chart, in one batched forward pass; cells outside the chart's
+    domain stay grey."""
+    uv, inside, (rows, cols), (u0, u1, v0, v1) = grid_points(chart, n, z_data)
+    images = np.full((len(uv), int(np.prod(shape))), np.nan, np.float32)
+    images[inside] = decode(model, chart.from_map(torch.as_tensor(uv[inside])).numpy())
+    mosaic = images.reshape(rows, cols, *shape).transpose(0, 2, 1, 3).reshape(rows * shape[0], cols * shape[1])
     fig, ax = plt.subplots(figsize=(0.42 * cols + 1.2, 0.42 * rows + 1.0))
-    extent = (u0, u1, v1, v0) if chart.extent is not None else (u0, u1, v0, v1)
-    ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, aspect="auto", extent=extent)
+    cmap = plt.get_cmap("gray").copy()
+    cmap.set_bad("0.85")
+    extent = (u0, u1, v1, v0) if chart.y_down else (u0, u1, v0, v1)  # imshow: (left, right, bottom, top)
+    ax.imshow(np.ma.masked_invalid(mosaic), cmap=cmap, vmin=0, vmax=1, aspect="auto", extent=extent)
     ax.set(xlabel=chart.labels[0], ylabel=chart.labels[1], title=f"Decoder grid ({chart.name}, {rows} x {cols})")
     fig.tight_layout()
     return fig

@@ -28,7 +28,9 @@ class Chart:
     """A 2-D map of the latent space and its inverse, used for encoder maps and decoder grids.
 
     ``extent`` is ``((xmin, xmax), (ymin, ymax))`` when the chart covers a fixed domain (the whole sphere), or
-    ``None`` when the domain is unbounded and plots take it from the data (the plane).
+    ``None`` when the domain is unbounded and plots take it from the data (the plane). ``inside`` tells which map
+    points belong to the chart where its domain is not the whole extent (an ellipse); ``y_down`` puts ymin on top
+    (a polar angle measured from the north pole).
     """
 
     name: str
@@ -36,6 +38,8 @@ class Chart:
     to_map: Callable[[Tensor], Tensor]  # (N, dim) -> (N, 2)
     from_map: Callable[[Tensor], Tensor]  # (N, 2) -> (N, dim)
     extent: tuple[tuple[float, float], tuple[float, float]] | None = None
+    inside: Callable[[Tensor], Tensor] | None = None  # (N, 2) -> (N,) bool; None: the whole extent
+    y_down: bool = False
 
 
 class Geometry(nn.Module):

@@ -8,6 +8,10 @@ theta in [0, pi] is the polar angle from the north pole (0, 0, 1); phi in (-pi, 
 the +x axis towards +y. Maps put phi on the horizontal axis and theta on the vertical one, north pole on top.
 The tutorial's map has these two labels swapped.
 
+A second chart is equal-area: the Hammer projection of longitude phi and latitude pi/2 - theta onto the ellipse
+x^2 / 8 + y^2 / 2 <= 1, north up. A regular grid on it samples the sphere uniformly (the equirectangular grid
+crowds the poles).
+
 Nearest neighbours on the sphere use the angle between points. The chord length |a - b| = 2 sin(angle / 2) is
 monotone in the angle, so Euclidean neighbours of unit vectors are exactly the angular neighbours.
 """
@@ -37,6 +41,30 @@ def from_angles(angles: Tensor) -> Tensor:
     return torch.stack([theta.sin() * phi.cos(), theta.sin() * phi.sin(), theta.cos()], dim=1)
 
 
+_SQRT2 = math.sqrt(2.0)
+
+
+def to_hammer(z: Tensor) -> Tensor:
+    """(N, 3) unit vectors -> (N, 2) Hammer coordinates (x, y), x in [-2 sqrt 2, 2 sqrt 2], y in [-sqrt 2, sqrt 2]."""
+    phi, theta = to_angles(z).T
+    lat = math.pi / 2 - theta
+    d = torch.sqrt(1 + lat.cos() * (phi / 2).cos())
+    return torch.stack([2 * _SQRT2 * lat.cos() * (phi / 2).sin() / d, _SQRT2 * lat.sin() / d], dim=1)
+
+
+def from_hammer(xy: Tensor) -> Tensor:
+    """(N, 2) Hammer coordinates inside the ellipse -> (N, 3) unit vectors."""
+    x, y = xy[:, 0], xy[:, 1]
+    w = torch.sqrt((1 - (x / 4) ** 2 - (y / 2) ** 2).clamp(min=0.0))
+    phi = 2 * torch.atan2(w * x, 2 * (2 * w**2 - 1))
+    lat = torch.arcsin((w * y).clamp(-1.0, 1.0))
+    return from_angles(torch.stack([phi, math.pi / 2 - lat], dim=1))
+
+
+def in_hammer(xy: Tensor) -> Tensor:
+    return xy[:, 0] ** 2 / 8 + xy[:, 1] ** 2 / 2 <= 1
+
+
 class Sphere(Geometry):
     """The unit sphere in R^dim; ``dim=3`` is the tutorial's S2."""
 
@@ -53,4 +81,9 @@ class Sphere(Geometry):
         if self.dim != 3:
             return ()
         labels = (r"azimuth $\phi$ (rad)", r"polar angle $\theta$ (rad)")
-        return (Chart("equirectangular", labels, to_angles, from_angles, extent=((-math.pi, math.pi), (0.0, math.pi))),)
+        return (
+            Chart("equirectangular", labels, to_angles, from_angles, extent=((-math.pi, math.pi), (0.0, math.pi)),
+                  y_down=True),
+            Chart("equal-area", (r"Hammer $x$ (azimuth $\phi$ across)", r"Hammer $y$ (north up)"), to_hammer,
+                  from_hammer, extent=((-2 * _SQRT2, 2 * _SQRT2), (-_SQRT2, _SQRT2)), inside=in_hammer),
+        )
