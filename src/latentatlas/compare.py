@@ -15,6 +15,7 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import trustworthiness
 
 from ._io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from ._table import text_table
 from .config import RunConfig
 from .data import Dataset, load_dataset
 from .metrics import TRUST_K, knn_accuracy, trust_subset
@@ -105,7 +106,7 @@ def summary(results: dict) -> list[dict]:
 def format_table(rows: list[dict]) -> str:
     cols = [("model", None), ("n", None), ("parameters", "n_params"), ("test BCE", "bce_test"), ("test MSE", "mse_test"),
             ("1-NN", "knn1"), ("5-NN", "knn5"), ("trust", "trustworthiness"), ("train s", "train_seconds")]
-    cells = [[h for h, _ in cols]]
+    cells = []
     for r in rows:
         line = [r["model"], str(r["n"])]
         for _, m in cols[2:]:
@@ -118,9 +119,7 @@ def format_table(rows: list[dict]) -> str:
                 digits = 1 if m == "train_seconds" else 4 if m in ("bce_test", "mse_test") else 3
                 line.append(f"{mean:.{digits}f} ± {sd:.{digits}f}")
         cells.append(line)
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
-    fmt = lambda row: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))  # noqa: E731
-    return "\n".join([fmt(cells[0]), fmt(["-" * w for w in widths]), *map(fmt, cells[1:])])
+    return text_table([h for h, _ in cols], cells)
 
 
 def write_outputs(results: dict, out: str | Path) -> list[Path]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ._table import text_table
 from .config import RunConfig
 from .data import load_dataset
 from .runs import Run, train_run
@@ -31,7 +32,4 @@ def comparison_table(runs: list[Run]) -> str:
     rows = [[fmt.format(v) for (_, fmt), v in zip(TABLE_COLUMNS, (
         r.path.name, r.metrics["n_params"], r.metrics["bce_test"], r.metrics["knn5"], r.metrics["train_seconds"]))]
         for r in runs]
-    header = [name for name, _ in TABLE_COLUMNS]
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-    line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
-    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+    return text_table([name for name, _ in TABLE_COLUMNS], rows)

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from ._io import atomic_write_json
+from ._table import text_table
 from .config import RunConfig
 from .errors import LatentAtlasError
 
@@ -119,10 +120,9 @@ def sweep(spec_path: str | Path, out: str | Path, storage: str | None = None, wo
 def format_trials(rows: list[dict]) -> str:
     """The trials as a table, then the best configuration."""
     keys = [k for k in rows[0] if k not in ("run",)] if rows else []
-    cells = [keys] + [["-" if r.get(k) is None else f"{r[k]:.4f}" if isinstance(r.get(k), float) else str(r.get(k))
-                       for k in keys] for r in rows]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(keys))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+    cells = [["-" if r.get(k) is None else f"{r[k]:.4f}" if isinstance(r.get(k), float) else str(r.get(k))
+              for k in keys] for r in rows]
+    lines = [text_table(keys, cells)]
     done = [r for r in rows if r["state"] == "COMPLETE"]
     if done:
         best = min(done, key=lambda r: r[OBJECTIVE])

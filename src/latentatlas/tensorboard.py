@@ -51,4 +51,3 @@ class TensorBoardCallback(Callback):
         if shape is not None:
             for chart in model.geometry.charts():
                 self.writer.add_figure(f"decoder_grid/{chart.name}", decoder_grid(model, chart, shape, z_data=z), step)
-        model.train()
