@@ -28,3 +28,13 @@ def small(mnist5k):
 
     return Dataset("mnist-small", mnist5k.x_train[:1000], mnist5k.y_train[:1000], mnist5k.x_test[:300],
                    mnist5k.y_test[:300])
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright; skipped where it is missing, unless LATENTATLAS_REQUIRE_BROWSER=1
+    (CI sets it, so there a missing browser fails instead of hiding the browser tests)."""
+    from browser import launch_chromium
+
+    with launch_chromium() as b:
+        yield b

@@ -30,7 +30,9 @@ class Chart:
     ``extent`` is ``((xmin, xmax), (ymin, ymax))`` when the chart covers a fixed domain (the whole sphere), or
     ``None`` when the domain is unbounded and plots take it from the data (the plane). ``inside`` tells which map
     points belong to the chart where its domain is not the whole extent (an ellipse); ``y_down`` puts ymin on top
-    (a polar angle measured from the north pole).
+    (a polar angle measured from the north pole). ``js_from_map`` is the same inverse as JavaScript source, an
+    arrow function ``(u, v) => [z1, ..., zd]`` returning ``null`` outside the domain, so the explorer page can
+    decode any point of the map without knowing the geometry.
     """
 
     name: str
@@ -40,6 +42,7 @@ class Chart:
     extent: tuple[tuple[float, float], tuple[float, float]] | None = None
     inside: Callable[[Tensor], Tensor] | None = None  # (N, 2) -> (N,) bool; None: the whole extent
     y_down: bool = False
+    js_from_map: str | None = None
 
 
 class Geometry(nn.Module):
@@ -71,6 +74,11 @@ class Geometry(nn.Module):
     def charts(self) -> tuple[Chart, ...]:
         """The 2-D maps of this space that plots can draw; empty when there is none."""
         return ()
+
+    @property
+    def is_globe(self) -> bool:
+        """Whether the space is the unit sphere in R^3, so a point on a drawn globe's surface is a latent point."""
+        return False
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"

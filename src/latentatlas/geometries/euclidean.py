@@ -20,4 +20,4 @@ class Euclidean(Geometry):
         if self.dim != 2:
             return ()
         identity = lambda t: t  # noqa: E731 - the plane is its own chart
-        return (Chart("plane", ("$z_1$", "$z_2$"), identity, identity, extent=None),)
+        return (Chart("plane", ("$z_1$", "$z_2$"), identity, identity, extent=None, js_from_map="(u, v) => [u, v]"),)

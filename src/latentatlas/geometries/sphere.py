@@ -65,6 +65,17 @@ def in_hammer(xy: Tensor) -> Tensor:
     return xy[:, 0] ** 2 / 8 + xy[:, 1] ** 2 / 2 <= 1
 
 
+# The two inverses above in JavaScript, for the explorer page (tests/test_explorer.py checks them against these).
+_JS_FROM_ANGLES = "(phi, theta) => [Math.sin(theta) * Math.cos(phi), Math.sin(theta) * Math.sin(phi), Math.cos(theta)]"
+_JS_FROM_HAMMER = """(x, y) => {
+  if (x * x / 8 + y * y / 2 > 1) return null;
+  const w = Math.sqrt(Math.max(0, 1 - (x / 4) ** 2 - (y / 2) ** 2));
+  const phi = 2 * Math.atan2(w * x, 2 * (2 * w * w - 1));
+  const theta = Math.PI / 2 - Math.asin(Math.min(1, Math.max(-1, w * y)));
+  return [Math.sin(theta) * Math.cos(phi), Math.sin(theta) * Math.sin(phi), Math.cos(theta)];
+}"""
+
+
 class Sphere(Geometry):
     """The unit sphere in R^dim; ``dim=3`` is the tutorial's S2."""
 
@@ -83,7 +94,12 @@ class Sphere(Geometry):
         labels = (r"azimuth $\phi$ (rad)", r"polar angle $\theta$ (rad)")
         return (
             Chart("equirectangular", labels, to_angles, from_angles, extent=((-math.pi, math.pi), (0.0, math.pi)),
-                  y_down=True),
+                  y_down=True, js_from_map=_JS_FROM_ANGLES),
             Chart("equal-area", (r"Hammer $x$ (azimuth $\phi$ across)", r"Hammer $y$ (north up)"), to_hammer,
-                  from_hammer, extent=((-2 * _SQRT2, 2 * _SQRT2), (-_SQRT2, _SQRT2)), inside=in_hammer),
+                  from_hammer, extent=((-2 * _SQRT2, 2 * _SQRT2), (-_SQRT2, _SQRT2)), inside=in_hammer,
+                  js_from_map=_JS_FROM_HAMMER),
         )
+
+    @property
+    def is_globe(self) -> bool:
+        return self.dim == 3

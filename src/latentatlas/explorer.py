@@ -1,0 +1,187 @@
+"""The live explorer: one self-contained HTML page that decodes the latent point under the mouse.
+
+The page embeds the decoder's weights and runs its forward pass in plain JavaScript, so it needs no server, no
+network and no Python once written: it opens from a ``file://`` URL and can be mailed. It draws every test point
+of the run on each chart of the geometry (and on a rotatable globe for 3-D latents); the geometry supplies each
+chart's inverse as JavaScript (``Chart.js_from_map``), so nothing here knows which latent space it shows.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import re
+import webbrowser
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._io import atomic_write_text
+from .errors import LatentAtlasError
+from .plots import image_shape, map_limits
+from .runs import Run, load_run
+
+# Shown in the page and enforced by the browser: nothing may be fetched, whatever the page's scripts try.
+CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; "
+       "connect-src 'none'; base-uri 'none'; form-action 'none'")
+TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+
+def write_explorer(run: str | Path | Run, out: str | Path, dataset=None) -> Path:
+    """Write the explorer page of ``run`` (a run folder or a loaded :class:`Run`) to ``out``; returns the path."""
+    run = load_run(run) if not isinstance(run, Run) else run
+    return atomic_write_text(out, explorer_html(run, run.dataset() if dataset is None else dataset))
+
+
+def explorer_html(run: Run, dataset) -> str:
+    """The page as a string: the template with the run's data embedded as JSON."""
+    data = explorer_data(run, dataset)
+    # Each chart's inverse is code, so it goes into a script, not the JSON (the page's policy forbids eval).
+    inverses = ",\n".join(f"{json.dumps(c.name)}: {c.js_from_map}" for c in _charts(run.model.geometry))
+    web = resources.files("latentatlas") / "web"
+    page = (web / "explorer.html").read_text()
+    # "</" cannot appear inside the inline script's JSON: the HTML parser would end the script there.
+    replacements = {"__CSP__": CSP, "__TITLE__": _escape(run.path.name), "/*__STYLE__*/": (web / "explorer.css").read_text(),
+                    "/*__DATA__*/null": json.dumps(data, separators=(",", ":")).replace("</", "<\\/"),
+                    "/*__CHARTS__*/": inverses, "/*__SCRIPT__*/": (web / "explorer.js").read_text()}
+    return re.sub("|".join(re.escape(k) for k in replacements), lambda m: replacements[m.group(0)], page)
+
+
+def explorer_data(run: Run, dataset) -> dict:
+    """Everything the page needs, as JSON-ready values (arrays as base64 little-endian bytes)."""
+    model, geometry = run.model, run.model.geometry
+    charts = _charts(geometry)
+    if not charts and geometry.dim != 3:
+        raise LatentAtlasError(f"{run.path}: the explorer draws 2-D charts or 3-D latents; this run's latent space "
+                               f"({geometry.name}, {geometry.dim}-D) has neither")
+    lat = run.latents()
+    z, y = lat["z_test"].astype(np.float32), lat["y_test"]
+    x_test, y_data = dataset.flat("test")
+    if len(x_test) != len(z) or not np.array_equal(y_data, y):
+        raise LatentAtlasError(f"{run.path}: its test latents do not belong to the test set of {dataset.name} "
+                               f"({len(z)} latents, {len(x_test)} images): re-run `latentatlas evaluate {run.path}`")
+    pixels = x_test if x_test.dtype == np.uint8 else np.round(np.asarray(x_test, np.float32) * 255)
+    classes = list(dataset.classes) if dataset.classes else [str(c) for c in range(int(y.max()) + 1)]
+    return {
+        "name": run.path.name,
+        "preset": run.config.preset,
+        "geometry": geometry.name,
+        "dim": geometry.dim,
+        "globe": geometry.is_globe,
+        "imageShape": list(image_shape(dataset, model.n_features) or (1, model.n_features)),
+        "classes": classes,
+        "colors": list(TAB10),
+        "metrics": {k: v for k, v in run.metrics.items() if isinstance(v, (int, float))},
+        "decoder": decoder_layers(model.decoder),
+        "points": {"n": len(z), "z": _b64(z), "y": _b64(y.astype(np.uint16)), "pixels": _b64(pixels.astype(np.uint8))},
+        "charts": [_chart_data(c, z) for c in charts],
+    }
+
+
+def decoder_layers(decoder: nn.Module) -> list[dict]:
+    """The decoder as a list of layers the page can run: linear (W row-major (out, in), b) and prelu (a)."""
+    layers = []
+    for m in decoder.modules() if not isinstance(decoder, nn.Linear) else [decoder]:
+        if isinstance(m, nn.Linear):
+            w = m.weight.detach().float().cpu().numpy()
+            b = m.bias.detach().float().cpu().numpy() if m.bias is not None else np.zeros(w.shape[0], np.float32)
+            layers.append({"kind": "linear", "in": w.shape[1], "out": w.shape[0], "w": _b64(w), "b": _b64(b)})
+        elif isinstance(m, nn.PReLU):
+            layers.append({"kind": "prelu", "a": m.weight.detach().float().cpu().tolist()})
+        elif isinstance(m, nn.Sequential):
+            continue
+        else:
+            raise LatentAtlasError(f"the explorer runs decoders of Linear and PReLU layers; this one has {type(m).__name__}")
+    return layers
+
+
+def _charts(geometry) -> list:
+    """The charts the page can draw: those whose inverse the geometry also gives as JavaScript."""
+    return [c for c in geometry.charts() if c.js_from_map is not None]
+
+
+def _chart_data(chart, z: np.ndarray) -> dict:
+    uv = chart.to_map(torch.as_tensor(z)).numpy().astype(np.float32)
+    (u0, u1), (v0, v1) = map_limits(chart, uv)  # unbounded: every point visible, with a margin
+    return {"name": chart.name, "labels": [_plain(s) for s in chart.labels],
+            "bounded": chart.extent is not None, "extent": [[float(u0), float(u1)], [float(v0), float(v1)]],
+            "yDown": chart.y_down, "uv": _b64(uv)}
+
+
+_TEX = {r"\phi": "φ", r"\theta": "θ", "_1": "₁", "_2": "₂", "_3": "₃", "$": ""}
+
+
+def _plain(label: str) -> str:
+    """Matplotlib's mathtext labels as plain Unicode for HTML."""
+    for tex, text in _TEX.items():
+        label = label.replace(tex, text)
+    return label
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def _b64(a: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes()).decode("ascii")
+
+
+class PageServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, page: bytes, host: str, port: int):
+        self.page = page
+        super().__init__((host, port), _PageHandler)
+        self.allowed_hosts = {f"127.0.0.1:{self.server_port}", f"localhost:{self.server_port}"}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_port}/"
+
+
+class _PageHandler(http.server.BaseHTTPRequestHandler):
+    """Serves the one page at ``/``; any other path is 404, and any Host but our own is 403 (DNS rebinding)."""
+
+    def do_GET(self):
+        self._respond(body=True)
+
+    def do_HEAD(self):
+        self._respond(body=False)
+
+    def _respond(self, body: bool):
+        if self.headers.get("Host") not in self.server.allowed_hosts:
+            return self.send_error(403, "unexpected Host header")
+        if self.path.split("?", 1)[0] not in ("/", "/index.html"):
+            return self.send_error(404)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(self.server.page)))
+        self.send_header("Content-Security-Policy", CSP)
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        if body:
+            self.wfile.write(self.server.page)
+
+    def log_message(self, *args):  # quiet: the CLI prints the URL once
+        pass
+
+
+def page_server(page: str | Path, port: int = 0) -> PageServer:
+    """A server for the page file, bound to 127.0.0.1 (an ephemeral port unless ``port``) and not yet serving:
+    call ``serve_forever()``, or run it in a thread and ``shutdown()`` it."""
+    try:
+        return PageServer(Path(page).read_bytes(), "127.0.0.1", port)
+    except OSError as e:
+        raise LatentAtlasError(f"cannot serve {page}: {e.strerror or e}") from None
+
+
+def open_in_browser(url: str) -> bool:
+    """Open ``url`` in the default browser where there is one; False on a machine without."""
+    try:
+        return webbrowser.open(url)
+    except webbrowser.Error:
+        return False

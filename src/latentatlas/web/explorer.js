@@ -1,0 +1,551 @@
+// latentatlas explorer: decodes the latent point under the mouse with the run's own decoder, in the page.
+// Everything it needs is in the JSON block above (written by latentatlas/explorer.py); it fetches nothing.
+"use strict";
+(function () {
+  const D = JSON.parse(document.getElementById("atlas-data").textContent);
+  const [H, W] = D.imageShape;
+  const NF = H * W;
+  const N = D.points.n;
+
+  // ---- data ---------------------------------------------------------------------------------------------
+  function bytes(b64) {
+    const s = atob(b64);
+    const out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+    return out;
+  }
+  const f32 = (b64) => new Float32Array(bytes(b64).buffer);
+  const Z = f32(D.points.z); // (N, dim) test latents
+  const Y = new Uint16Array(bytes(D.points.y).buffer); // (N,) labels
+  const PIX = bytes(D.points.pixels); // (N, NF) uint8 originals
+  const dim = D.dim;
+  const latentOf = (i) => Array.from(Z.subarray(i * dim, (i + 1) * dim));
+
+  // ---- the decoder: the same layers as the PyTorch module, in float64 ------------------------------------
+  const layers = D.decoder.map((l) => (l.kind === "linear" ? { ...l, w: f32(l.w), b: f32(l.b) } : l));
+
+  function decode(z) {
+    let x = Float64Array.from(z);
+    for (const l of layers) {
+      if (l.kind === "linear") {
+        const y = new Float64Array(l.out);
+        for (let o = 0; o < l.out; o++) {
+          let s = l.b[o];
+          const row = o * l.in;
+          for (let i = 0; i < l.in; i++) s += l.w[row + i] * x[i];
+          y[o] = s;
+        }
+        x = y;
+      } else if (l.kind === "prelu") {
+        const a = l.a;
+        for (let i = 0; i < x.length; i++) if (x[i] < 0) x[i] *= a.length === 1 ? a[0] : a[i];
+      } else {
+        throw new Error("unknown decoder layer " + l.kind);
+      }
+    }
+    const out = new Float32Array(x.length);
+    for (let i = 0; i < x.length; i++) out[i] = 1 / (1 + Math.exp(-x[i])); // the model's sigmoid
+    return out;
+  }
+
+  // ---- drawing helpers ---------------------------------------------------------------------------------
+  const scratch = document.createElement("canvas");
+  scratch.width = W;
+  scratch.height = H;
+  const scratchCtx = scratch.getContext("2d");
+
+  function drawImage(canvas, pixels, scale255) {
+    const img = scratchCtx.createImageData(W, H);
+    for (let i = 0; i < NF; i++) {
+      const v = scale255 ? pixels[i] : Math.round(Math.min(1, Math.max(0, pixels[i])) * 255);
+      img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = v;
+      img.data[4 * i + 3] = 255;
+    }
+    scratchCtx.putImageData(img, 0, 0);
+    const ctx = canvas.getContext("2d");
+    ctx.imageSmoothingEnabled = false;
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    const s = Math.min(canvas.width / W, canvas.height / H);
+    ctx.drawImage(scratch, (canvas.width - W * s) / 2, (canvas.height - H * s) / 2, W * s, H * s);
+  }
+  const original = (i) => PIX.subarray(i * NF, (i + 1) * NF);
+
+  function imageCanvas(size, pixels, scale255) {
+    const c = document.createElement("canvas");
+    c.width = c.height = size;
+    c.className = "img";
+    drawImage(c, pixels, scale255);
+    return c;
+  }
+
+  function niceTicks(lo, hi, n) {
+    const step0 = (hi - lo) / n;
+    const mag = Math.pow(10, Math.floor(Math.log10(step0)));
+    const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= step0);
+    const ticks = [];
+    for (let t = Math.ceil(lo / step) * step; t <= hi + 1e-9; t += step) ticks.push(Math.abs(t) < 1e-12 ? 0 : t);
+    return ticks;
+  }
+  const fmt = (v) => (Math.abs(v) >= 100 || Number.isInteger(v) ? v.toFixed(0) : v.toPrecision(2));
+
+  function makeStack(parent, w, h) {
+    const stack = document.createElement("div");
+    stack.className = "stack";
+    stack.style.width = w + "px";
+    stack.style.height = h + "px";
+    const base = document.createElement("canvas");
+    const overlay = document.createElement("canvas");
+    overlay.className = "overlay";
+    for (const c of [base, overlay]) {
+      c.width = w;
+      c.height = h;
+      stack.appendChild(c);
+    }
+    parent.appendChild(stack);
+    return [base, overlay];
+  }
+
+  function viewBox(title, cls) {
+    const box = document.createElement("div");
+    box.className = "view " + cls;
+    const h = document.createElement("h3");
+    h.textContent = title;
+    box.appendChild(h);
+    document.getElementById("views").appendChild(box);
+    return box;
+  }
+
+  // ---- a 2-D chart of the latent space -----------------------------------------------------------------
+  const M = { l: 48, r: 10, t: 8, b: 38 };
+
+  class MapView {
+    constructor(chart) {
+      this.chart = chart;
+      this.name = "map:" + chart.name;
+      this.fromMap = window.LATENTATLAS_CHARTS[chart.name]; // the geometry's own inverse, embedded as script
+      [[this.u0, this.u1], [this.v0, this.v1]] = chart.extent;
+      const aspect = chart.bounded ? (this.v1 - this.v0) / (this.u1 - this.u0) : 1;
+      this.pw = 520;
+      this.ph = Math.round(Math.min(520, this.pw * aspect));
+      const box = viewBox(chart.name + " chart", "map");
+      box.dataset.view = this.name;
+      [this.base, this.overlay] = makeStack(box, this.pw + M.l + M.r, this.ph + M.t + M.b);
+      const uv = f32(chart.uv);
+      this.sx = new Float32Array(N);
+      this.sy = new Float32Array(N);
+      for (let i = 0; i < N; i++) [this.sx[i], this.sy[i]] = this.toScreen(uv[2 * i], uv[2 * i + 1]);
+      this.drawBase();
+    }
+    toScreen(u, v) {
+      const x = M.l + ((u - this.u0) / (this.u1 - this.u0)) * this.pw;
+      const f = (v - this.v0) / (this.v1 - this.v0);
+      return [x, M.t + (this.chart.yDown ? f : 1 - f) * this.ph];
+    }
+    fromScreen(x, y) {
+      const u = this.u0 + ((x - M.l) / this.pw) * (this.u1 - this.u0);
+      const f = (y - M.t) / this.ph;
+      return [u, this.v0 + (this.chart.yDown ? f : 1 - f) * (this.v1 - this.v0)];
+    }
+    latentAt(x, y) {
+      if (x < M.l || x > M.l + this.pw || y < M.t || y > M.t + this.ph) return null;
+      const [u, v] = this.fromScreen(x, y);
+      return this.fromMap(u, v);
+    }
+    drawBase() {
+      const ctx = this.base.getContext("2d");
+      ctx.fillStyle = "#fff";
+      ctx.fillRect(0, 0, this.base.width, this.base.height);
+      // The chart's domain, shaded by asking its own inverse (an ellipse for an equal-area map).
+      ctx.fillStyle = "#f1f1f4";
+      const cell = 4;
+      for (let y = M.t; y < M.t + this.ph; y += cell)
+        for (let x = M.l; x < M.l + this.pw; x += cell) {
+          const [u, v] = this.fromScreen(x + cell / 2, y + cell / 2);
+          if (this.fromMap(u, v) !== null) ctx.fillRect(x, y, cell, cell);
+        }
+      ctx.strokeStyle = "#999";
+      ctx.strokeRect(M.l, M.t, this.pw, this.ph);
+      ctx.fillStyle = "#444";
+      ctx.font = "11px system-ui, sans-serif";
+      ctx.textAlign = "center";
+      for (const t of niceTicks(this.u0, this.u1, 6)) {
+        const [x] = this.toScreen(t, this.v0);
+        ctx.fillRect(x, M.t + this.ph, 1, 4);
+        ctx.fillText(fmt(t), x, M.t + this.ph + 15);
+      }
+      ctx.textAlign = "right";
+      for (const t of niceTicks(this.v0, this.v1, 5)) {
+        const [, y] = this.toScreen(this.u0, t);
+        ctx.fillRect(M.l - 4, y, 4, 1);
+        ctx.fillText(fmt(t), M.l - 6, y + 4);
+      }
+      ctx.textAlign = "center";
+      ctx.fillText(this.chart.labels[0], M.l + this.pw / 2, M.t + this.ph + 32);
+      ctx.save();
+      ctx.translate(12, M.t + this.ph / 2);
+      ctx.rotate(-Math.PI / 2);
+      ctx.fillText(this.chart.labels[1], 0, 0);
+      ctx.restore();
+      ctx.save();
+      ctx.beginPath();
+      ctx.rect(M.l, M.t, this.pw, this.ph);
+      ctx.clip();
+      ctx.globalAlpha = 0.75;
+      for (let i = 0; i < N; i++) {
+        ctx.fillStyle = D.colors[Y[i] % 10];
+        ctx.fillRect(this.sx[i] - 1, this.sy[i] - 1, 2.5, 2.5);
+      }
+      ctx.restore();
+    }
+    pointAt(x, y, radius) {
+      let best = -1;
+      let bestD = radius * radius;
+      for (let i = 0; i < N; i++) {
+        const d = (this.sx[i] - x) ** 2 + (this.sy[i] - y) ** 2;
+        if (d < bestD) [best, bestD] = [i, d];
+      }
+      return best;
+    }
+    drawOverlay(cursor, point) {
+      const ctx = this.overlay.getContext("2d");
+      ctx.clearRect(0, 0, this.overlay.width, this.overlay.height);
+      markPoints(ctx, (i) => [this.sx[i], this.sy[i]], point);
+      if (cursor) crosshair(ctx, cursor[0], cursor[1]);
+    }
+  }
+
+  // ---- a rotatable 3-D view; on the sphere its surface is the latent space ------------------------------
+  class GlobeView {
+    constructor() {
+      this.name = "globe";
+      this.size = 420;
+      this.r = this.size / 2 - 14;
+      this.c = this.size / 2;
+      let m = 0;
+      for (let i = 0; i < N; i++) m = Math.max(m, Math.hypot(...latentOf(i)));
+      this.scale = D.globe ? 1 : 1 / (m || 1); // R^3: the farthest point touches the rim
+      const box = viewBox(D.globe ? "globe (drag to turn)" : "3-D latents (drag to turn)", "globe");
+      box.dataset.view = this.name;
+      [this.base, this.overlay] = makeStack(box, this.size, this.size);
+      // World -> view: look at the +x axis from slightly above the equator, north (+z) up.
+      this.R = matMul(rotX(-0.35), [[0, 1, 0], [0, 0, 1], [1, 0, 0]]);
+      this.sx = new Float32Array(N);
+      this.sy = new Float32Array(N);
+      this.front = new Uint8Array(N);
+      this.drawBase();
+    }
+    project(p) {
+      const q = matVec(this.R, p.map((v) => v * this.scale));
+      return [this.c + this.r * q[0], this.c - this.r * q[1], q[2]];
+    }
+    rotate(dx, dy) {
+      this.R = matMul(rotX(dy * 0.008), matMul(rotY(dx * 0.008), this.R));
+      this.drawBase();
+    }
+    latentAt(x, y) {
+      if (!D.globe) return null;
+      const vx = (x - this.c) / this.r;
+      const vy = (this.c - y) / this.r;
+      const rr = vx * vx + vy * vy;
+      if (rr > 1) return null;
+      const w = matTVec(this.R, [vx, vy, Math.sqrt(1 - rr)]); // the front surface point, back in world axes
+      const n = Math.hypot(...w);
+      return w.map((v) => v / n);
+    }
+    drawBase() {
+      const ctx = this.base.getContext("2d");
+      ctx.fillStyle = "#fff";
+      ctx.fillRect(0, 0, this.size, this.size);
+      ctx.beginPath();
+      ctx.arc(this.c, this.c, this.r, 0, 2 * Math.PI);
+      ctx.fillStyle = D.globe ? "#f1f1f4" : "#fff";
+      ctx.fill();
+      ctx.strokeStyle = "#999";
+      ctx.stroke();
+      if (D.globe) this.graticule(ctx);
+      else this.axes(ctx);
+      for (let i = 0; i < N; i++) {
+        const [x, y, depth] = this.project(latentOf(i));
+        this.sx[i] = x;
+        this.sy[i] = y;
+        this.front[i] = depth >= 0 ? 1 : 0;
+      }
+      for (const pass of [0, 1]) {
+        ctx.globalAlpha = pass ? 0.85 : 0.12;
+        for (let i = 0; i < N; i++) {
+          if (this.front[i] !== pass) continue;
+          ctx.fillStyle = D.colors[Y[i] % 10];
+          ctx.fillRect(this.sx[i] - 1, this.sy[i] - 1, 2.5, 2.5);
+        }
+      }
+      ctx.globalAlpha = 1;
+    }
+    graticule(ctx) {
+      const line = (f) => {
+        let prev = null;
+        for (let k = 0; k <= 72; k++) {
+          const p = this.project(f((k / 72) * 2 * Math.PI));
+          if (prev && p[2] >= 0 && prev[2] >= 0) {
+            ctx.beginPath();
+            ctx.moveTo(prev[0], prev[1]);
+            ctx.lineTo(p[0], p[1]);
+            ctx.stroke();
+          }
+          prev = p;
+        }
+      };
+      ctx.strokeStyle = "#d0d0d8";
+      for (let lat = -60; lat <= 60; lat += 30) {
+        const t = (lat * Math.PI) / 180;
+        line((a) => [Math.cos(t) * Math.cos(a), Math.cos(t) * Math.sin(a), Math.sin(t)]);
+      }
+      for (let lon = 0; lon < 180; lon += 30) {
+        const p = (lon * Math.PI) / 180;
+        line((a) => [Math.cos(a) * Math.cos(p), Math.cos(a) * Math.sin(p), Math.sin(a)]);
+      }
+      const n = this.project([0, 0, 1]);
+      if (n[2] >= 0) {
+        ctx.fillStyle = "#444";
+        ctx.font = "11px system-ui, sans-serif";
+        ctx.fillText("N", n[0] + 4, n[1] - 4);
+      }
+    }
+    axes(ctx) {
+      ctx.font = "11px system-ui, sans-serif";
+      ["z₁", "z₂", "z₃"].forEach((name, k) => {
+        const e = [0, 0, 0];
+        e[k] = 1 / this.scale;
+        const [x, y] = this.project(e);
+        ctx.strokeStyle = "#bbb";
+        ctx.beginPath();
+        ctx.moveTo(this.c, this.c);
+        ctx.lineTo(x, y);
+        ctx.stroke();
+        ctx.fillStyle = "#444";
+        ctx.fillText(name, x + 3, y - 3);
+      });
+    }
+    pointAt(x, y, radius) {
+      let best = -1;
+      let bestD = radius * radius;
+      for (let i = 0; i < N; i++) {
+        if (!this.front[i]) continue;
+        const d = (this.sx[i] - x) ** 2 + (this.sy[i] - y) ** 2;
+        if (d < bestD) [best, bestD] = [i, d];
+      }
+      return best;
+    }
+    drawOverlay(cursor, point) {
+      const ctx = this.overlay.getContext("2d");
+      ctx.clearRect(0, 0, this.size, this.size);
+      markPoints(ctx, (i) => (this.front[i] ? [this.sx[i], this.sy[i]] : null), point);
+      // The current latent point, wherever it was chosen, is shown on the globe when it faces us.
+      if (state.z && state.z.length === 3) {
+        const [x, y, depth] = this.project(state.z);
+        if (depth >= 0) crosshair(ctx, x, y);
+      }
+    }
+  }
+
+  const rotX = (a) => [[1, 0, 0], [0, Math.cos(a), -Math.sin(a)], [0, Math.sin(a), Math.cos(a)]];
+  const rotY = (a) => [[Math.cos(a), 0, Math.sin(a)], [0, 1, 0], [-Math.sin(a), 0, Math.cos(a)]];
+  const matMul = (A, B) => A.map((row) => [0, 1, 2].map((j) => row[0] * B[0][j] + row[1] * B[1][j] + row[2] * B[2][j]));
+  const matVec = (A, v) => A.map((row) => row[0] * v[0] + row[1] * v[1] + row[2] * v[2]);
+  const matTVec = (A, v) => [0, 1, 2].map((j) => A[0][j] * v[0] + A[1][j] * v[1] + A[2][j] * v[2]);
+
+  function crosshair(ctx, x, y) {
+    ctx.strokeStyle = "#000";
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    ctx.arc(x, y, 7, 0, 2 * Math.PI);
+    ctx.moveTo(x - 12, y);
+    ctx.lineTo(x - 4, y);
+    ctx.moveTo(x + 4, y);
+    ctx.lineTo(x + 12, y);
+    ctx.moveTo(x, y - 12);
+    ctx.lineTo(x, y - 4);
+    ctx.moveTo(x, y + 4);
+    ctx.lineTo(x, y + 12);
+    ctx.stroke();
+  }
+
+  function markPoints(ctx, where, point) {
+    ctx.lineWidth = 2;
+    for (const [i, colour] of [...state.neighbours.map((i) => [i, "#555"]), ...pins.map((p) => [p.point, "#c00"]), [point, "#000"]]) {
+      if (i < 0) continue;
+      const at = where(i);
+      if (!at) continue;
+      ctx.strokeStyle = colour;
+      ctx.beginPath();
+      ctx.arc(at[0], at[1], 4, 0, 2 * Math.PI);
+      ctx.stroke();
+    }
+  }
+
+  // ---- state and interaction ---------------------------------------------------------------------------
+  const state = { z: null, view: null, point: -1, neighbours: [], decodeMs: null, image: null };
+  const pins = [];
+  const views = [];
+  const decodedCanvas = document.getElementById("decoded");
+
+  function nearest(z, k) {
+    const best = [];
+    for (let i = 0; i < N; i++) {
+      let d = 0;
+      for (let j = 0; j < dim; j++) d += (Z[i * dim + j] - z[j]) ** 2;
+      if (best.length < k || d < best[best.length - 1][1]) {
+        best.push([i, d]);
+        best.sort((a, b) => a[1] - b[1]);
+        if (best.length > k) best.pop();
+      }
+    }
+    return best.map(([i, d]) => [i, Math.sqrt(d)]);
+  }
+
+  function setLatent(z, view) {
+    state.z = z;
+    state.view = view ? view.name : null;
+    const t0 = performance.now();
+    state.image = decode(z);
+    state.decodeMs = performance.now() - t0;
+    drawImage(decodedCanvas, state.image, false);
+    const norm = Math.hypot(...z);
+    document.getElementById("latent-info").textContent =
+      "z = (" + z.map((v) => v.toFixed(3)).join(", ") + ")" + (D.globe ? "  |z| = " + norm.toFixed(6) : "");
+    document.getElementById("decode-time").textContent = "decoded in " + state.decodeMs.toFixed(2) + " ms";
+    const list = document.getElementById("neighbours");
+    list.replaceChildren();
+    const near = nearest(z, 5);
+    state.neighbours = near.map(([i]) => i);
+    for (const [i, d] of near) {
+      const li = document.createElement("li");
+      li.appendChild(imageCanvas(W, original(i), true));
+      li.append(`#${i} ${D.classes[Y[i]] ?? Y[i]}  (distance ${d.toFixed(3)})`);
+      list.appendChild(li);
+    }
+  }
+
+  function setPoint(i) {
+    state.point = i;
+    const info = document.getElementById("point-info");
+    if (i < 0) {
+      info.textContent = "none";
+      for (const id of ["original", "reconstruction"]) {
+        const c = document.getElementById(id);
+        c.getContext("2d").clearRect(0, 0, c.width, c.height);
+      }
+      return;
+    }
+    drawImage(document.getElementById("original"), original(i), true);
+    drawImage(document.getElementById("reconstruction"), decode(latentOf(i)), false);
+    info.textContent = `test #${i}, class ${D.classes[Y[i]] ?? Y[i]}, z = (${latentOf(i).map((v) => v.toFixed(3)).join(", ")})`;
+  }
+
+  function redrawOverlays(active, cursor) {
+    for (const v of views) v.drawOverlay(v === active ? cursor : null, state.point);
+  }
+
+  function pin() {
+    if (!state.z) return;
+    const box = document.getElementById("pinned");
+    if (!pins.length) box.replaceChildren();
+    const card = document.createElement("div");
+    card.className = "pin";
+    const close = document.createElement("button");
+    close.type = "button";
+    close.textContent = "×";
+    card.appendChild(close);
+    card.appendChild(imageCanvas(W * 3, state.image, false));
+    if (state.point >= 0) {
+      card.appendChild(imageCanvas(W * 3, original(state.point), true));
+      card.appendChild(imageCanvas(W * 3, decode(latentOf(state.point)), false));
+    }
+    const caption = document.createElement("div");
+    caption.textContent = "decoded at (" + state.z.map((v) => v.toFixed(3)).join(", ") + ")" +
+      (state.point >= 0 ? ` | test #${state.point} (${D.classes[Y[state.point]] ?? Y[state.point]}): original, reconstruction` : "");
+    card.appendChild(caption);
+    const entry = { z: state.z.slice(), point: state.point, card };
+    close.addEventListener("click", () => {
+      pins.splice(pins.indexOf(entry), 1);
+      card.remove();
+      redrawOverlays(null, null);
+    });
+    pins.push(entry);
+    box.appendChild(card);
+    redrawOverlays(null, null);
+  }
+
+  function attach(view) {
+    const el = view.overlay;
+    let drag = null;
+    const at = (e) => {
+      const r = el.getBoundingClientRect();
+      return [e.clientX - r.left, e.clientY - r.top];
+    };
+    el.addEventListener("pointerdown", (e) => {
+      drag = { start: at(e), last: at(e), moved: false };
+      el.setPointerCapture(e.pointerId);
+    });
+    el.addEventListener("pointerup", (e) => {
+      if (drag && !drag.moved) pin();
+      drag = null;
+    });
+    el.addEventListener("pointermove", (e) => {
+      const [x, y] = at(e);
+      if (drag && view.rotate) {
+        const [lx, ly] = drag.last;
+        if (Math.abs(x - drag.start[0]) + Math.abs(y - drag.start[1]) > 3) drag.moved = true;
+        if (drag.moved) view.rotate(x - lx, y - ly);
+        drag.last = [x, y];
+      }
+      const i = view.pointAt(x, y, 6);
+      const z = view.latentAt(x, y) || (i >= 0 ? latentOf(i) : null);
+      if (z) setLatent(z, view);
+      setPoint(i);
+      redrawOverlays(view, [x, y]);
+    });
+    el.addEventListener("pointerleave", () => {
+      setPoint(-1);
+      redrawOverlays(null, null);
+    });
+  }
+
+  // ---- build the page ----------------------------------------------------------------------------------
+  const m = D.metrics;
+  document.getElementById("run-info").textContent =
+    `${D.preset || "custom"} | ${D.geometry} ${D.dim}-D | ${N.toLocaleString()} test points` +
+    (m.bce_test !== undefined ? ` | test BCE ${m.bce_test.toFixed(4)}` : "") +
+    (m.knn5 !== undefined ? ` | 5-NN accuracy ${m.knn5.toFixed(3)}` : "");
+  const legend = document.getElementById("legend");
+  D.classes.forEach((name, k) => {
+    const s = document.createElement("span");
+    const dot = document.createElement("i");
+    dot.style.background = D.colors[k % 10];
+    s.append(dot, name);
+    legend.appendChild(s);
+  });
+  if (dim === 3) views.push(new GlobeView());
+  for (const chart of D.charts) views.push(new MapView(chart));
+  views.forEach(attach);
+  document.getElementById("clear-pins").addEventListener("click", () => {
+    pins.splice(0).forEach((p) => p.card.remove());
+    redrawOverlays(null, null);
+  });
+
+  // For tests and scripting: the decoder, the charts' inverses and the current state.
+  window.atlas = {
+    data: D,
+    decode: (z) => Array.from(decode(z)),
+    fromMap: (name, u, v) => views.find((w) => w.name === "map:" + name).fromMap(u, v),
+    latentOf,
+    // Where test point i is drawn in a view, in that view's canvas pixels (null when hidden behind the globe).
+    pointPosition: (name, i) => {
+      const v = views.find((w) => w.name === name);
+      return v.front && !v.front[i] ? null : [v.sx[i], v.sy[i]];
+    },
+    state,
+    views: views.map((v) => v.name),
+    readyMs: performance.now(),
+  };
+  document.body.dataset.ready = "1";
+})();

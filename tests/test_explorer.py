@@ -1,0 +1,280 @@
+"""The explorer page: its data against the model, its server's rules, and the page itself in a real Chromium.
+
+The oracle for everything the page computes is the Python model: the page's decoder against ``metrics.decode``,
+its chart inverses against ``Chart.from_map``, its nearest neighbours against a NumPy search.
+"""
+
+import http.client
+import threading
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from browser import WatchedPage
+from latentatlas.cli import main
+from latentatlas.config import RunConfig
+from latentatlas.errors import LatentAtlasError
+from latentatlas.explorer import decoder_layers, explorer_data, page_server, write_explorer
+from latentatlas.metrics import decode
+from latentatlas.runs import load_run, train_run
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, mnist5k):
+    """A sphere run and a plane run on mnist-5k (4,000 train, 1,000 test images), 2 epochs each."""
+    root = tmp_path_factory.mktemp("explorer")
+    out = {}
+    for preset in ("deep-s2", "deep-2d"):
+        cfg = RunConfig(preset=preset, data="mnist-5k", epochs=2, seed=0)
+        train_run(cfg, root / preset, progress=False, dataset=mnist5k, plot=False)
+        out[preset] = load_run(root / preset)
+        write_explorer(out[preset], root / f"{preset}.html", dataset=mnist5k)
+    return root, out
+
+
+def page_of(browser, root, preset):
+    page = WatchedPage(browser, (root / f"{preset}.html").as_uri())
+    page.page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+    return page
+
+
+def move_to(page, view, x, y):
+    """Move the mouse to (x, y) in the canvas pixels of ``view``; returns the page's state afterwards."""
+    box = page.page.locator(f"[data-view='{view}'] canvas.overlay").bounding_box()
+    page.page.mouse.move(box["x"] + x, box["y"] + y)
+    return page.page.evaluate("({z: atlas.state.z, view: atlas.state.view, point: atlas.state.point, "
+                              "neighbours: atlas.state.neighbours, image: Array.from(atlas.state.image || [])})")
+
+
+def decoded_png(page):
+    return page.page.evaluate("document.getElementById('decoded').toDataURL()")
+
+
+# ---- without a browser ----------------------------------------------------------------------------------------
+
+def test_embedded_decoder_reproduces_the_model(runs):
+    """A NumPy forward pass over the embedded layers (what the page runs) equals the PyTorch decoder."""
+    import base64
+
+    _, loaded = runs
+    model = loaded["deep-s2"].model
+    z = torch.nn.functional.normalize(torch.randn(50, 3, generator=torch.Generator().manual_seed(0)), dim=1)
+    x = z.double().numpy()
+    for layer in decoder_layers(model.decoder):
+        if layer["kind"] == "linear":
+            w = np.frombuffer(base64.b64decode(layer["w"]), "<f4").reshape(layer["out"], layer["in"])
+            b = np.frombuffer(base64.b64decode(layer["b"]), "<f4")
+            x = x @ w.T.astype(np.float64) + b
+        else:
+            x = np.where(x < 0, np.asarray(layer["a"]) * x, x)
+    np.testing.assert_allclose(1 / (1 + np.exp(-x)), decode(model, z.numpy()), atol=1e-5)
+
+
+def test_every_test_point_is_in_the_page(runs, mnist5k):
+    _, loaded = runs
+    data = explorer_data(loaded["deep-s2"], mnist5k)
+    assert data["points"]["n"] == len(mnist5k.y_test) == 1000
+    assert data["globe"] is True and [c["name"] for c in data["charts"]] == ["equirectangular", "equal-area"]
+    plane = explorer_data(loaded["deep-2d"], mnist5k)
+    assert plane["globe"] is False and [c["name"] for c in plane["charts"]] == ["plane"]
+
+
+def test_latent_spaces_it_cannot_draw_are_refused(tmp_path, small):
+    cfg = RunConfig(preset="deep-2d", latent_dim=5, data="mnist-5k", epochs=1)
+    run = train_run(cfg, tmp_path / "r5", progress=False, dataset=small, plot=False)
+    with pytest.raises(LatentAtlasError, match="5-D"):
+        write_explorer(run, tmp_path / "x.html", dataset=small)
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_latents_of_another_data_set_are_refused(runs, small, tmp_path):
+    _, loaded = runs
+    with pytest.raises(LatentAtlasError, match="do not belong"):
+        write_explorer(loaded["deep-2d"], tmp_path / "x.html", dataset=small)
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_page_has_a_no_network_policy_and_no_outside_references(runs):
+    root, _ = runs
+    text = (root / "deep-s2.html").read_text()
+    assert "default-src 'none'" in text and "connect-src 'none'" in text
+    for needle in ("src=\"http", "src='http", "href=\"http", "href='http", "@import", "url("):
+        assert needle not in text
+
+
+@pytest.fixture()
+def server(runs):
+    root, _ = runs
+    srv = page_server(root / "deep-2d.html")
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def get(server, path, host=None):
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=10)
+    conn.putrequest("GET", path, skip_host=True)
+    conn.putheader("Host", host or f"127.0.0.1:{server.server_port}")
+    conn.endheaders()
+    r = conn.getresponse()
+    body = r.read()
+    conn.close()
+    return r, body
+
+
+def test_server_serves_only_the_page_to_its_own_host(server, runs):
+    root, _ = runs
+    assert server.server_address[0] == "127.0.0.1" and server.server_port > 0
+    r, body = get(server, "/")
+    assert r.status == 200 and body == (root / "deep-2d.html").read_bytes()
+    assert "default-src 'none'" in r.getheader("Content-Security-Policy")
+    assert get(server, "/", host=f"localhost:{server.server_port}")[0].status == 200
+    assert get(server, "/etc/passwd")[0].status == 404
+    assert get(server, "/../deep-s2.html")[0].status == 404
+    assert get(server, "/", host="evil.example:80")[0].status == 403  # DNS rebinding
+    assert get(server, "/", host=f"evil.example:{server.server_port}")[0].status == 403
+
+
+def test_cli_writes_the_page(runs, tmp_path):
+    root, _ = runs
+    r = CliRunner().invoke(main, ["explore", str(root / "deep-2d"), "--out", str(tmp_path / "e.html")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "e.html").stat().st_size > 1000 and "wrote" in r.output
+
+
+# ---- in Chromium ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("preset", ["deep-s2", "deep-2d"])
+def test_page_loads_without_errors_or_requests(browser, runs, preset):
+    root, _ = runs
+    page = page_of(browser, root, preset)
+    move_to(page, page.page.evaluate("atlas.views")[-1], 200, 120)
+    page.page.mouse.down()
+    page.page.mouse.up()
+    assert page.errors == [] and page.requests == []
+    page.close()
+
+
+@pytest.mark.parametrize("preset", ["deep-s2", "deep-2d"])
+def test_decoder_in_the_page_equals_the_python_decoder(browser, runs, preset):
+    root, loaded = runs
+    model = loaded[preset].model
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(20, model.geometry.dim)) * 2
+    if model.geometry.is_globe:
+        z /= np.linalg.norm(z, axis=1, keepdims=True)
+    page = page_of(browser, root, preset)
+    js = np.array(page.page.evaluate("zs => zs.map(z => atlas.decode(z))", z.tolist()))
+    np.testing.assert_allclose(js, decode(model, z.astype(np.float32)), atol=1e-4, rtol=0)
+    assert np.abs(js - decode(model, z.astype(np.float32))).max() < 1e-4
+    page.close()
+
+
+@pytest.mark.parametrize("preset", ["deep-s2", "deep-2d"])
+def test_chart_inverses_in_the_page_equal_the_geometry(browser, runs, preset):
+    root, loaded = runs
+    page = page_of(browser, root, preset)
+    rng = np.random.default_rng(2)
+    for chart in loaded[preset].model.geometry.charts():
+        (u0, u1), (v0, v1) = chart.extent or ((-5, 5), (-5, 5))
+        uv = np.stack([rng.uniform(u0, u1, 300), rng.uniform(v0, v1, 300)], 1)
+        js = page.page.evaluate("([name, uv]) => uv.map(([u, v]) => atlas.fromMap(name, u, v))", [chart.name, uv.tolist()])
+        inside = np.ones(len(uv), bool) if chart.inside is None else chart.inside(torch.as_tensor(uv)).numpy()
+        assert [p is not None for p in js] == inside.tolist()
+        expected = chart.from_map(torch.as_tensor(uv[inside])).numpy()
+        np.testing.assert_allclose(np.array([p for p in js if p is not None]), expected, atol=1e-6)
+    page.close()
+
+
+def test_moving_the_mouse_changes_the_decoded_image(browser, runs):
+    root, loaded = runs
+    page = page_of(browser, root, "deep-2d")
+    first = move_to(page, "map:plane", 150, 150)
+    png1 = decoded_png(page)
+    second = move_to(page, "map:plane", 420, 380)
+    assert first["z"] != second["z"] and decoded_png(page) != png1
+    # The image under the mouse is the Python decoder's image of the latent point under the mouse.
+    np.testing.assert_allclose(second["image"], decode(loaded["deep-2d"].model, [second["z"]])[0], atol=1e-4)
+    page.close()
+
+
+@pytest.mark.parametrize("view,x,y", [("globe", 210, 210), ("globe", 150, 260), ("map:equirectangular", 300, 100),
+                                      ("map:equal-area", 250, 150), ("map:equal-area", 120, 100)])
+def test_points_picked_on_the_sphere_lie_on_it(browser, runs, view, x, y):
+    root, loaded = runs
+    page = page_of(browser, root, "deep-s2")
+    state = move_to(page, view, x, y)
+    assert state["view"] == view
+    assert abs(np.linalg.norm(state["z"]) - 1) < 1e-6
+    np.testing.assert_allclose(state["image"], decode(loaded["deep-s2"].model, [state["z"]])[0], atol=1e-4)
+    assert page.errors == []
+    page.close()
+
+
+def test_hovering_a_point_shows_it_and_its_nearest_neighbours(browser, runs, mnist5k):
+    root, loaded = runs
+    page = page_of(browser, root, "deep-2d")
+    z_test = loaded["deep-2d"].latents()["z_test"]
+    for i in (0, 123, 777):
+        x, y = page.page.evaluate(f"atlas.pointPosition('map:plane', {i})")
+        state = move_to(page, "map:plane", x, y)
+        assert state["point"] >= 0
+        j = state["point"]  # i, or a point drawn within a pixel of it
+        assert np.linalg.norm(z_test[j] - z_test[i]) < 0.2
+        assert f"test #{j}," in page.page.inner_text("#point-info")
+        d = np.linalg.norm(z_test - np.asarray(state["z"]), axis=1)
+        assert state["neighbours"] == np.argsort(d, kind="stable")[:5].tolist()
+        assert page.page.locator("#neighbours li").count() == 5
+        # The original drawn is the test image itself.
+        drawn = page.page.evaluate("""() => { const c = document.getElementById('original');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            const s = c.width / 28; const out = [];
+            for (let r = 0; r < 28; r++) for (let q = 0; q < 28; q++) out.push(d[4 * ((Math.floor((r + 0.5) * s)) * c.width + Math.floor((q + 0.5) * s))]);
+            return out; }""")
+        np.testing.assert_array_equal(np.array(drawn), mnist5k.x_test[j].ravel())
+    page.close()
+
+
+def test_clicks_pin_images_side_by_side(browser, runs):
+    root, _ = runs
+    page = page_of(browser, root, "deep-2d")
+    for x in (150, 300, 420):
+        move_to(page, "map:plane", x, 200)
+        page.page.mouse.down()
+        page.page.mouse.up()
+    pins = page.page.locator("#pinned .pin")
+    assert pins.count() == 3
+    boxes = [pins.nth(k).bounding_box() for k in range(3)]
+    assert boxes[0]["y"] == boxes[1]["y"] and boxes[0]["x"] < boxes[1]["x"]  # side by side
+    pins.nth(0).locator("button").click()
+    assert pins.count() == 2
+    page.close()
+
+
+def test_dragging_turns_the_globe(browser, runs):
+    root, _ = runs
+    page = page_of(browser, root, "deep-s2")
+    where = "[...Array(50).keys()].map(i => atlas.pointPosition('globe', i))"
+    before = page.page.evaluate(where)
+    box = page.page.locator("[data-view='globe'] canvas.overlay").bounding_box()
+    page.page.mouse.move(box["x"] + 200, box["y"] + 200)
+    page.page.mouse.down()
+    page.page.mouse.move(box["x"] + 260, box["y"] + 230, steps=5)
+    page.page.mouse.up()
+    after = page.page.evaluate(where)
+    moved = [a != b for a, b in zip(before, after) if a is not None and b is not None]
+    assert moved and all(moved)
+    assert page.page.locator("#pinned .pin").count() == 0  # a drag is not a click
+    page.close()
+
+
+def test_served_page_works_the_same(browser, server):
+    page = WatchedPage(browser, server.url)
+    page.page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+    state = move_to(page, "map:plane", 200, 200)
+    assert state["z"] is not None and page.errors == [] and page.requests == []
+    page.close()
