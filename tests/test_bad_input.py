@@ -95,6 +95,9 @@ CASES = {
     "truncated safetensors": (lambda t, r: copy_run(t, r, truncate_weights), "not a valid safetensors file"),
     "unfinished run": (lambda t, r: copy_run(t, r, lambda run: (run / "manifest.json").unlink()), "did not finish"),
     "not a run folder": (lambda t, r: ["evaluate", str(t)], "not a run folder"),
+    "report of a non-run": (lambda t, r: ["report", str(r), str(t), "--out", str(t / "o.html")], "not a run folder"),
+    "explorer of an unfinished run": (lambda t, r: copy_run(t, r, lambda run: (run / "manifest.json").unlink())[1:2]
+                                      and ["explore", str(t / "copy"), "--out", str(t / "o.html")], "did not finish"),
 }
 
 

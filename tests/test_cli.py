@@ -52,4 +52,6 @@ def test_demo_prints_the_comparison_table(tmp_path):
     for name in ("deep-2d", "deep-3d", "deep-s2", "test BCE", "5-NN", "692,264"):
         assert name in r.output
     assert (tmp_path / "demo" / "deep-s2" / "figures" / "decoder_grid_equirectangular.png").is_file()
+    assert (tmp_path / "demo" / "report.html").stat().st_size > 1_000_000  # plotly.js and every figure inlined
+    assert "latentatlas explore" in r.output
 

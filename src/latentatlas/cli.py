@@ -119,6 +119,42 @@ def export(run, onnx, out):
 
 
 @main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("report.html"), show_default=True)
+@_friendly_errors
+def report(runs, out):
+    """Write one self-contained HTML report (offline, mailable) of one or more runs."""
+    from .report import write_report
+
+    click.echo(f"wrote {write_report(runs, out)}")
+
+
+@main.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="The page to write [default: explorer.html in the current folder].")
+@click.option("--serve", is_flag=True, help="Also serve the page on 127.0.0.1 and open a browser; Ctrl-C stops.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="With --serve; 0 picks a free one.")
+@_friendly_errors
+def explore(run, out, serve, port):
+    """Write the live explorer of a run: hover anywhere on its latent maps to see the decoded image."""
+    from .explorer import open_in_browser, page_server, write_explorer
+
+    page = write_explorer(run, Path("explorer.html") if out is None else out)
+    click.echo(f"wrote {page} (open it in a browser; it works offline)")
+    if serve:
+        server = page_server(page, port)
+        click.echo(f"serving it at {server.url} (Ctrl-C stops)")
+        open_in_browser(server.url)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+
+
+@main.command()
 def presets():
     """List the architecture presets with their parameter counts."""
     from .config import RunConfig
@@ -145,13 +181,16 @@ def datasets():
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True)
 @_friendly_errors
 def demo(data, epochs, out):
-    """The tutorial in one go: train deep-2d, deep-3d and deep-s2, evaluate, draw, compare."""
+    """The tutorial in one go: train deep-2d, deep-3d and deep-s2, evaluate, draw, compare, report."""
     from .demo import comparison_table, run_demo
+    from .report import write_report
 
     runs = run_demo(out, data=data, epochs=epochs, echo=click.echo)
     click.echo("\n" + comparison_table(runs) + "\n")
     for r in runs:
         click.echo(f"figures of {r.path.name}: {r.path / 'figures'}")
+    click.echo(f"report (open it in a browser): {write_report(runs, out / 'report.html')}")
+    click.echo(f"explore a run live: latentatlas explore {out / runs[-1].path.name} --out explorer.html")
 
 
 @main.command()

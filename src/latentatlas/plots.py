@@ -91,26 +91,38 @@ def reconstructions(model: AutoencoderNet, x, y, shape, n: int = 10):
     return fig
 
 
-def encoder_map(chart: Chart, z: np.ndarray, y: np.ndarray, glyphs: bool = False, classes=None):
-    """Every test point at its chart coordinates, coloured by class; ``glyphs`` draws each as its label."""
+def encoder_map(chart: Chart, z: np.ndarray, y: np.ndarray, glyphs: bool = False, classes=None, limits=None):
+    """Every test point at its chart coordinates, coloured by class; ``glyphs`` draws each as its label.
+
+    ``limits`` ((xmin, xmax), (ymin, ymax)) puts several maps on the same scale (see :func:`map_limits`).
+    """
     uv = chart.to_map(torch.as_tensor(z)).numpy()
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     if glyphs:
         for (u, v), label in zip(uv, y):
             ax.text(u, v, str(label), color=CMAP(int(label) % 10), fontsize=7, ha="center", va="center", alpha=0.8)
-        ax.set(xlim=_limits(uv[:, 0], chart, 0), ylim=_limits(uv[:, 1], chart, 1))
     else:
         for label in np.unique(y):
             m = y == label
             name = classes[label] if classes is not None and label < len(classes) else str(label)
             ax.scatter(uv[m, 0], uv[m, 1], s=3, color=CMAP(int(label) % 10), label=name, alpha=0.7, linewidths=0)
         ax.legend(markerscale=4, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    (x0, x1), (y0, y1) = map_limits(chart, uv) if limits is None else limits
+    ax.set(xlim=(x0, x1), ylim=(y1, y0) if chart.y_down else (y0, y1))
     if chart.extent is not None:
-        ax.set(xlim=chart.extent[0], ylim=chart.extent[1][::-1] if chart.y_down else chart.extent[1])
         ax.set_aspect("equal", adjustable="box")  # a bounded chart's units mean the same across and up
     ax.set(xlabel=chart.labels[0], ylabel=chart.labels[1], title=f"Encoder map ({chart.name}, {len(z)} test points)")
     fig.tight_layout()
     return fig
+
+
+def map_limits(chart: Chart, uv: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The chart's whole extent where it has one, else the data's range with a 5% margin."""
+    if chart.extent is not None:
+        return chart.extent
+    lo, hi = uv.min(0), uv.max(0)
+    pad = 0.05 * (hi - lo + 1e-9)
+    return (float(lo[0] - pad[0]), float(hi[0] + pad[0])), (float(lo[1] - pad[1]), float(hi[1] + pad[1]))
 
 
 def grid_points(chart: Chart, n: int, z_data: np.ndarray | None = None):
@@ -145,8 +157,7 @@ def decoder_grid(model: AutoencoderNet, chart: Chart, shape, n: int = 16, z_data
     images[inside] = decode(model, chart.from_map(torch.as_tensor(uv[inside])).numpy())
     mosaic = images.reshape(rows, cols, *shape).transpose(0, 2, 1, 3).reshape(rows * shape[0], cols * shape[1])
     fig, ax = plt.subplots(figsize=(0.42 * cols + 1.2, 0.42 * rows + 1.0))
-    cmap = plt.get_cmap("gray").copy()
-    cmap.set_bad("0.85")
+    cmap = plt.get_cmap("gray").with_extremes(bad="0.85")
     extent = (u0, u1, v1, v0) if chart.y_down else (u0, u1, v0, v1)  # imshow: (left, right, bottom, top)
     ax.imshow(np.ma.masked_invalid(mosaic), cmap=cmap, vmin=0, vmax=1, aspect="auto", extent=extent)
     ax.set(xlabel=chart.labels[0], ylabel=chart.labels[1], title=f"Decoder grid ({chart.name}, {rows} x {cols})")
@@ -165,6 +176,11 @@ def scatter_3d(z: np.ndarray, y: np.ndarray):
 
 def globe_html(z: np.ndarray, y: np.ndarray, classes=None) -> str:
     """An interactive, rotatable 3-D scatter with plotly.js inlined (opens offline)."""
+    return globe_figure(z, y, classes).to_html(include_plotlyjs=True, full_html=True)
+
+
+def globe_figure(z: np.ndarray, y: np.ndarray, classes=None):
+    """A plotly 3-D scatter of the latents, one trace per class."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -176,7 +192,7 @@ def globe_html(z: np.ndarray, y: np.ndarray, classes=None) -> str:
                                    marker=dict(size=2, color=f"rgb({c[0]*255:.0f},{c[1]*255:.0f},{c[2]*255:.0f})")))
     fig.update_layout(scene=dict(aspectmode="data", xaxis_title="z1", yaxis_title="z2", zaxis_title="z3"),
                       margin=dict(l=0, r=0, t=30, b=0), title="Test latents")
-    return fig.to_html(include_plotlyjs=True, full_html=True)
+    return fig
 
 
 def parameter_figure(model: AutoencoderNet, title: str = ""):
@@ -198,16 +214,13 @@ def _one_per_class(y: np.ndarray, n: int) -> np.ndarray:
     return np.array(firsts if len(firsts) >= min(n, len(y)) else np.arange(min(n, len(y))))
 
 
-def _limits(values: np.ndarray, chart: Chart, axis: int):
-    if chart.extent is not None:
-        return chart.extent[axis]
-    lo, hi = values.min(), values.max()
-    pad = 0.05 * (hi - lo + 1e-9)
-    return lo - pad, hi + pad
-
-
-def _save(fig, path: Path, dpi: int = 110) -> Path:
+def png_bytes(fig, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes; the figure is closed."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def _save(fig, path: Path, dpi: int = 110) -> Path:
+    return atomic_write_bytes(path, png_bytes(fig, dpi))

@@ -1,0 +1,193 @@
+"""The report: one self-contained HTML file per run or group of runs, readable offline and fit to mail.
+
+Every figure is drawn afresh from the run folder (weights, latents, history) and inlined as a PNG; the globes are
+plotly figures with plotly.js inlined once. Several runs get a side-by-side table first, and their maps share
+their scales.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from ._io import atomic_write_text
+from .explorer import CSP
+from .model import parameter_table
+from .runs import Run, load_run
+
+SECTIONS = ("configuration", "metrics", "loss-curves", "reconstructions", "parameters", "maps")
+METRIC_NAMES = {"n_params": "parameters", "bce_test": "test BCE", "mse_test": "test MSE", "knn1": "1-NN accuracy",
+                "knn5": "5-NN accuracy", "trustworthiness": "trustworthiness (k=5)", "train_seconds": "train seconds",
+                "epochs": "epochs"}
+
+STYLE = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1180px;
+       padding: 12px 20px 40px; color: #222; }
+h1 { font-size: 22px; } h2 { font-size: 19px; border-bottom: 2px solid #ddd; padding-bottom: 4px; margin-top: 34px; }
+h3 { font-size: 15px; margin: 18px 0 6px; }
+table { border-collapse: collapse; font-size: 13px; margin: 4px 0 10px; }
+th, td { border: 1px solid #ddd; padding: 3px 9px; text-align: left; } td.num { text-align: right; }
+th { background: #f4f4f6; }
+img { max-width: 100%; height: auto; }
+.row { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
+.row figure { margin: 0; flex: 1 1 340px; max-width: 560px; }
+figcaption { font-size: 12px; color: #555; }
+.meta { color: #666; font-size: 12px; }
+nav a { margin-right: 12px; }
+"""
+
+
+def write_report(runs, out: str | Path) -> Path:
+    """Write the report of ``runs`` (run folders or loaded :class:`Run` objects) to ``out``; returns the path."""
+    loaded = [r if isinstance(r, Run) else load_run(r) for r in runs]
+    return atomic_write_text(out, report_html(loaded))
+
+
+def report_html(runs: list[Run]) -> str:
+    from plotly.offline import get_plotlyjs
+
+    datasets: dict[tuple, object] = {}
+    for run in runs:
+        key = (run.config.data, run.config.image_size)
+        if key not in datasets:
+            datasets[key] = run.dataset()
+    limits = shared_limits(runs)
+    ids = _unique_ids(runs)
+    body = [f"<h1>latentatlas report</h1><p class='meta'>{len(runs)} run(s); written "
+            f"{datetime.datetime.now().isoformat(timespec='seconds')} by latentatlas {__version__}</p>",
+            "<nav>" + "".join(f"<a href='#{i}'>{html.escape(r.path.name)}</a>" for i, r in zip(ids, runs)) + "</nav>"]
+    if len(runs) > 1:
+        body.append(_comparison(runs, ids, limits))
+    for run, rid in zip(runs, ids):
+        body.append(_run_section(run, rid, datasets[(run.config.data, run.config.image_size)], limits))
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
+            f"<title>latentatlas report: {html.escape(', '.join(r.path.name for r in runs))}</title>"
+            f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head>"
+            f"<body>{''.join(body)}</body></html>")
+
+
+def shared_limits(runs: list[Run]) -> dict[str, tuple]:
+    """Per chart name, axis limits that hold every run's test points, so maps of several runs share scales."""
+    from .plots import map_limits
+
+    limits: dict[str, tuple] = {}
+    for run in runs:
+        z = torch.as_tensor(run.latents()["z_test"])
+        for chart in run.model.geometry.charts():
+            (x0, x1), (y0, y1) = map_limits(chart, chart.to_map(z).numpy())
+            if chart.name in limits:
+                (a0, a1), (b0, b1) = limits[chart.name]
+                x0, x1, y0, y1 = min(x0, a0), max(x1, a1), min(y0, b0), max(y1, b1)
+            limits[chart.name] = ((x0, x1), (y0, y1))
+    return limits
+
+
+def _comparison(runs: list[Run], ids: list[str], limits: dict) -> str:
+    from .plots import encoder_map, png_bytes
+
+    keys = [k for k in METRIC_NAMES if any(k in r.metrics for r in runs)]
+    head = "<tr><th>run</th>" + "".join(f"<th>{METRIC_NAMES[k]}</th>" for k in keys) + "</tr>"
+    rows = "".join(f"<tr><td><a href='#{i}'>{html.escape(r.path.name)}</a></td>"
+                   + "".join(f"<td class='num'>{_fmt(r.metrics.get(k))}</td>" for k in keys) + "</tr>"
+                   for r, i in zip(runs, ids))
+    configs = [r.config.to_dict() for r in runs]
+    differ = [k for k in configs[0] if len({repr(c.get(k)) for c in configs}) > 1]
+    diff = ("<h3>Settings that differ</h3><table><tr><th>run</th>" + "".join(f"<th>{k}</th>" for k in differ)
+            + "</tr>" + "".join(f"<tr><td>{html.escape(r.path.name)}</td>"
+                                + "".join(f"<td>{html.escape(str(c.get(k)))}</td>" for k in differ) + "</tr>"
+                                for r, c in zip(runs, configs)) + "</table>") if differ else ""
+    maps = []
+    for name, lim in limits.items():
+        figs = []
+        for run in runs:
+            chart = next((c for c in run.model.geometry.charts() if c.name == name), None)
+            if chart is not None:
+                lat = run.latents()
+                fig = encoder_map(chart, lat["z_test"], lat["y_test"], limits=lim)
+                fig.axes[0].set_title(f"{run.path.name}: {name}")
+                figs.append(_figure(png_bytes(fig), f"{run.path.name}, {name} chart"))
+        maps.append(f"<h3>Encoder maps on the same scale: {name} chart</h3><div class='row'>{''.join(figs)}</div>")
+    return (f"<section id='comparison'><h2>Comparison</h2><table>{head}{rows}</table>{diff}{''.join(maps)}</section>")
+
+
+def _run_section(run: Run, rid: str, dataset, limits: dict) -> str:
+    from .plots import (decoder_grid, encoder_map, globe_figure, image_shape, loss_curves, png_bytes,
+                        reconstructions)
+
+    model = run.model
+    lat = run.latents()
+    shape = image_shape(dataset, model.n_features)
+    cfg = run.config.to_dict()
+    parts = [f"<section class='run' id='{rid}'><h2>{html.escape(run.path.name)}</h2>"
+             f"<p class='meta'>{html.escape(str(run.path))}</p>"]
+    parts.append(f"<section id='{rid}-configuration'><h3>Configuration</h3><table>"
+                 + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in cfg.items())
+                 + "</table></section>")
+    parts.append(f"<section id='{rid}-metrics'><h3>Metrics</h3><table>"
+                 + "".join(f"<tr><th>{METRIC_NAMES.get(k, k)}</th><td class='num'>{_fmt(v)}</td></tr>"
+                           for k, v in run.metrics.items()) + "</table></section>")
+    parts.append(f"<section id='{rid}-loss-curves'><h3>Loss curves</h3>"
+                 f"{_figure(png_bytes(loss_curves(run.history)), 'train and test loss per epoch')}</section>")
+    if shape is not None:
+        x_test, y_test = dataset.flat("test")
+        fig = reconstructions(model, x_test, y_test, shape)
+        parts.append(f"<section id='{rid}-reconstructions'><h3>Reconstructions</h3>"
+                     f"{_figure(png_bytes(fig), 'one test image per class and its reconstruction')}</section>")
+    rows = parameter_table(model)
+    parts.append(f"<section id='{rid}-parameters'><h3>Parameters</h3><table><tr><th>module</th><th>layer</th>"
+                 "<th>parameters</th></tr>"
+                 + "".join(f"<tr><td>{n}</td><td>{html.escape(layer)}</td><td class='num'>{c:,}</td></tr>"
+                           for n, layer, c in rows)
+                 + f"<tr><th></th><th>total</th><th class='num'>{sum(c for *_, c in rows):,}</th></tr></table></section>")
+    maps = []
+    for chart in model.geometry.charts():
+        figs = [_figure(png_bytes(encoder_map(chart, lat["z_test"], lat["y_test"], classes=dataset.classes,
+                                              limits=limits.get(chart.name))),
+                        f"every test point ({len(lat['z_test']):,}) on the {chart.name} chart")]
+        if shape is not None:
+            figs.append(_figure(png_bytes(decoder_grid(model, chart, shape, z_data=lat["z_test"])),
+                                "decoded from a regular grid over the "
+                                + ("whole chart" if chart.extent is not None else "data's 0.5-99.5% range")))
+        maps.append(f"<h3>{chart.name} chart</h3><div class='row'>{''.join(figs)}</div>")
+    if model.geometry.dim == 3:
+        title = "Interactive globe" if model.geometry.is_globe else "Interactive 3-D latents"
+        globe = globe_figure(lat["z_test"], lat["y_test"], dataset.classes)
+        maps.append(f"<h3>{title} (drag to turn)</h3>"
+                    + globe.to_html(include_plotlyjs=False, full_html=False, div_id=f"{rid}-globe",
+                                    default_height=560, config={"displaylogo": False}))
+    if maps:
+        parts.append(f"<section id='{rid}-maps'><h3>Latent maps</h3>{''.join(maps)}</section>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _figure(png: bytes, caption: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'><figcaption>" \
+           f"{html.escape(caption)}</figcaption></figure>"
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, bool) or isinstance(v, (int, np.integer)):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return html.escape(str(v))
+
+
+def _unique_ids(runs: list[Run]) -> list[str]:
+    ids, seen = [], {}
+    for r in runs:
+        base = "run-" + "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in r.path.name)
+        seen[base] = seen.get(base, 0) + 1
+        ids.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
+    return ids

@@ -1,0 +1,86 @@
+"""The HTML report: self-contained, every section present, several runs side by side, and it opens offline."""
+
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from browser import WatchedPage
+from latentatlas.cli import main
+from latentatlas.config import RunConfig
+from latentatlas.errors import LatentAtlasError
+from latentatlas.report import SECTIONS, shared_limits, write_report
+from latentatlas.runs import load_run, train_run
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, mnist5k):
+    """Runs of all three kinds of latent space (plane, R^3, sphere) and one report of them."""
+    root = tmp_path_factory.mktemp("report")
+    runs = []
+    for preset in ("deep-2d", "deep-3d", "deep-s2"):
+        train_run(RunConfig(preset=preset, data="mnist-5k", epochs=1), root / preset, progress=False,
+                  dataset=mnist5k, plot=False)
+        runs.append(root / preset)
+    return write_report(runs, root / "report.html"), [load_run(r) for r in runs]
+
+
+def test_every_section_of_every_run(report):
+    path, runs = report
+    text = path.read_text()
+    assert 'id="comparison"' in text or "id='comparison'" in text
+    for run in runs:
+        for section in SECTIONS:
+            assert f"id='run-{run.path.name}-{section}'" in text, (run.path.name, section)
+    # Sphere: both charts, each with its encoder map and its whole-sphere decoder grid; globes for the 3-D runs.
+    assert text.count("on the equirectangular chart</figcaption>") == 1
+    assert text.count("on the equal-area chart</figcaption>") == 1
+    assert text.count("decoded from a regular grid over the whole chart</figcaption>") == 2
+    assert "run-deep-s2-globe" in text and "run-deep-3d-globe" in text and "run-deep-2d-globe" not in text
+
+
+def test_it_is_self_contained(report):
+    path, _ = report
+    text = path.read_text()
+    markup = re.sub(r"<script>.*?</script>", "", text, flags=re.S)  # (plotly.js's code holds a link to its site)
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", markup)  # nothing fetched from anywhere
+    assert "default-src 'none'" in text
+    assert text.count("<img") == len(re.findall(r"<img[^>]*src='data:image/png;base64,", text))
+    assert text.count("* plotly.js v") == 1  # the library itself, inlined once for both globes
+
+
+def test_maps_of_several_runs_share_their_scale(report):
+    _, runs = report
+    limits = shared_limits(runs)
+    assert set(limits) == {"plane", "equirectangular", "equal-area"}
+    sphere_charts = {c.name: c for c in runs[2].model.geometry.charts()}
+    assert limits["equirectangular"] == sphere_charts["equirectangular"].extent  # the whole sphere, always
+
+
+def test_bad_run_writes_nothing(tmp_path, report):
+    _, runs = report
+    with pytest.raises(LatentAtlasError, match="not a run folder"):
+        write_report([runs[0].path, tmp_path], tmp_path / "r.html")
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_cli(report, tmp_path):
+    _, runs = report
+    r = CliRunner().invoke(main, ["report", str(runs[2].path), "--out", str(tmp_path / "one.html")])
+    assert r.exit_code == 0, r.output
+    assert "id='comparison'" not in (tmp_path / "one.html").read_text()  # one run: no comparison section
+
+
+def test_opens_offline_and_shows_every_section(browser, report):
+    path, runs = report
+    page = WatchedPage(browser, path.as_uri(), viewport=(1300, 900))
+    p = page.page
+    p.wait_for_load_state("load")
+    p.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=30_000)
+    ids = [f"comparison"] + [f"run-{r.path.name}-{s}" for r in runs for s in SECTIONS]
+    for section_id in ids:
+        assert p.locator(f"[id='{section_id}']").is_visible(), section_id
+    assert p.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 100)")
+    assert p.evaluate("document.images.length") >= 3 * 4
+    assert page.errors == [] and page.requests == []
+    page.close()
