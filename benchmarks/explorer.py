@@ -54,7 +54,7 @@ def measure(browser, run: Path, page_path: Path) -> dict:
 
 def screenshot(browser, page_path: Path, out: Path) -> None:
     """The explorer mid-use: a point hovered on the equal-area map, two positions pinned."""
-    page = WatchedPage(browser, page_path.as_uri(), viewport=(1500, 1030))
+    page = WatchedPage(browser, page_path.as_uri(), viewport=(1500, 1240))
     p = page.page
     p.wait_for_selector("body[data-ready='1']", timeout=60_000)
     views = p.evaluate("atlas.views")
@@ -67,7 +67,7 @@ def screenshot(browser, page_path: Path, out: Path) -> None:
     x, y = p.evaluate(f"atlas.pointPosition('{target}', 0)")
     p.mouse.move(box["x"] + x, box["y"] + y)
     out.parent.mkdir(parents=True, exist_ok=True)
-    p.screenshot(path=str(out), full_page=True)
+    p.screenshot(path=str(out))  # not full_page: resizing the viewport would end the hover
     page.close()
 
 

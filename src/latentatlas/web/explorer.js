@@ -157,7 +157,7 @@
       ctx.fillRect(0, 0, this.base.width, this.base.height);
       // The chart's domain, shaded by asking its own inverse (an ellipse for an equal-area map).
       ctx.fillStyle = "#f1f1f4";
-      const cell = 4;
+      const cell = 2;
       for (let y = M.t; y < M.t + this.ph; y += cell)
         for (let x = M.l; x < M.l + this.pw; x += cell) {
           const [u, v] = this.fromScreen(x + cell / 2, y + cell / 2);
