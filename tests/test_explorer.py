@@ -22,15 +22,17 @@ from latentatlas.runs import load_run, train_run
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, mnist5k):
-    """A sphere run and a plane run on mnist-5k (4,000 train, 1,000 test images), 2 epochs each."""
+def runs(tmp_path_factory):
+    """The demo's runs (deep-2d, deep-3d, deep-s2 on mnist-5k; 2 epochs here) and their explorer pages, both made
+    through the CLI as a user would."""
     root = tmp_path_factory.mktemp("explorer")
+    r = CliRunner().invoke(main, ["demo", "--epochs", "2", "--out", str(root)])
+    assert r.exit_code == 0, r.output
     out = {}
-    for preset in ("deep-s2", "deep-2d"):
-        cfg = RunConfig(preset=preset, data="mnist-5k", epochs=2, seed=0)
-        train_run(cfg, root / preset, progress=False, dataset=mnist5k, plot=False)
+    for preset in ("deep-s2", "deep-2d", "deep-3d"):
+        r = CliRunner().invoke(main, ["explore", str(root / preset), "--out", str(root / f"{preset}.html")])
+        assert r.exit_code == 0, r.output
         out[preset] = load_run(root / preset)
-        write_explorer(out[preset], root / f"{preset}.html", dataset=mnist5k)
     return root, out
 
 
@@ -139,16 +141,34 @@ def test_server_serves_only_the_page_to_its_own_host(server, runs):
     assert get(server, "/", host=f"evil.example:{server.server_port}")[0].status == 403
 
 
-def test_cli_writes_the_page(runs, tmp_path):
+def test_cli_serve_prints_the_url_serves_and_stops_on_ctrl_c(runs, tmp_path):
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
     root, _ = runs
-    r = CliRunner().invoke(main, ["explore", str(root / "deep-2d"), "--out", str(tmp_path / "e.html")])
-    assert r.exit_code == 0, r.output
-    assert (tmp_path / "e.html").stat().st_size > 1000 and "wrote" in r.output
+    env = {**os.environ, "BROWSER": "true"}  # "open a browser" runs true(1): nothing appears, nothing blocks
+    proc = subprocess.Popen([sys.executable, "-m", "latentatlas", "explore", str(root / "deep-2d"), "--out",
+                             str(tmp_path / "e.html"), "--serve"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        lines = [proc.stdout.readline(), proc.stdout.readline()]
+        port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", lines[1]).group(1))
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/")
+        r = conn.getresponse()
+        assert r.status == 200 and r.read() == (tmp_path / "e.html").read_bytes()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        proc.stdout.close()
 
 
 # ---- in Chromium ----------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("preset", ["deep-s2", "deep-2d"])
+@pytest.mark.parametrize("preset", ["deep-s2", "deep-2d", "deep-3d"])
 def test_page_loads_without_errors_or_requests(browser, runs, preset):
     root, _ = runs
     page = page_of(browser, root, preset)
@@ -159,7 +179,7 @@ def test_page_loads_without_errors_or_requests(browser, runs, preset):
     page.close()
 
 
-@pytest.mark.parametrize("preset", ["deep-s2", "deep-2d"])
+@pytest.mark.parametrize("preset", ["deep-s2", "deep-2d", "deep-3d"])
 def test_decoder_in_the_page_equals_the_python_decoder(browser, runs, preset):
     root, loaded = runs
     model = loaded[preset].model
@@ -212,6 +232,20 @@ def test_points_picked_on_the_sphere_lie_on_it(browser, runs, view, x, y):
     assert abs(np.linalg.norm(state["z"]) - 1) < 1e-6
     np.testing.assert_allclose(state["image"], decode(loaded["deep-s2"].model, [state["z"]])[0], atol=1e-4)
     assert page.errors == []
+    page.close()
+
+
+def test_r3_view_decodes_the_points_it_shows(browser, runs):
+    """R^3 has no surface to point at: its rotatable view decodes the test point under the mouse."""
+    root, loaded = runs
+    page = page_of(browser, root, "deep-3d")
+    assert page.page.evaluate("atlas.views") == ["globe"]
+    positions = page.page.evaluate("[...Array(200).keys()].map(i => atlas.pointPosition('globe', i))")
+    i = next(k for k, p in enumerate(positions) if p is not None)
+    state = move_to(page, "globe", *positions[i])
+    j = state["point"]
+    assert j >= 0 and np.allclose(state["z"], loaded["deep-3d"].latents()["z_test"][j], atol=1e-6)
+    np.testing.assert_allclose(state["image"], decode(loaded["deep-3d"].model, [state["z"]])[0], atol=1e-4)
     page.close()
 
 
