@@ -46,7 +46,8 @@ def plot_run(run, dataset, glyphs: bool = False) -> list[Path]:
                                  folder / f"decoder_grid_{chart.name}.png"))
     if model.geometry.dim == 3:
         written.append(_save(scatter_3d(lat["z_test"], lat["y_test"]), folder / "latent_3d.png"))
-        written.append(atomic_write_text(folder / "latent_3d.html", globe_html(lat["z_test"], lat["y_test"], dataset.classes)))
+        page = globe_html(lat["z_test"], lat["y_test"], dataset.classes, sphere=model.geometry.is_globe)
+        written.append(atomic_write_text(folder / "latent_3d.html", page))
     return written
 
 
@@ -174,16 +175,21 @@ def scatter_3d(z: np.ndarray, y: np.ndarray):
     return fig
 
 
-def globe_html(z: np.ndarray, y: np.ndarray, classes=None) -> str:
+def globe_html(z: np.ndarray, y: np.ndarray, classes=None, sphere: bool = False) -> str:
     """An interactive, rotatable 3-D scatter with plotly.js inlined (opens offline)."""
-    return globe_figure(z, y, classes).to_html(include_plotlyjs=True, full_html=True)
+    return globe_figure(z, y, classes, sphere).to_html(include_plotlyjs=True, full_html=True)
 
 
-def globe_figure(z: np.ndarray, y: np.ndarray, classes=None):
-    """A plotly 3-D scatter of the latents, one trace per class."""
+def globe_figure(z: np.ndarray, y: np.ndarray, classes=None, sphere: bool = False):
+    """A plotly 3-D scatter of the latents, one trace per class; ``sphere`` adds the unit sphere, faintly."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
+    if sphere:
+        theta, phi = np.meshgrid(np.linspace(0, np.pi, 25), np.linspace(-np.pi, np.pi, 49))
+        fig.add_trace(go.Surface(x=0.99 * np.sin(theta) * np.cos(phi), y=0.99 * np.sin(theta) * np.sin(phi),
+                                 z=0.99 * np.cos(theta), opacity=0.25, showscale=False, hoverinfo="skip",
+                                 colorscale=[[0, "rgb(225,225,232)"], [1, "rgb(225,225,232)"]], name="S2"))
     for label in np.unique(y):
         m = y == label
         name = classes[label] if classes is not None and label < len(classes) else str(label)
@@ -191,7 +197,7 @@ def globe_figure(z: np.ndarray, y: np.ndarray, classes=None):
         fig.add_trace(go.Scatter3d(x=z[m, 0], y=z[m, 1], z=z[m, 2], mode="markers", name=name,
                                    marker=dict(size=2, color=f"rgb({c[0]*255:.0f},{c[1]*255:.0f},{c[2]*255:.0f})")))
     fig.update_layout(scene=dict(aspectmode="data", xaxis_title="z1", yaxis_title="z2", zaxis_title="z3"),
-                      margin=dict(l=0, r=0, t=30, b=0), title="Test latents")
+                      margin=dict(l=0, r=0, t=30, b=0), title="Test latents", legend=dict(itemsizing="constant"))
     return fig
 
 

@@ -158,7 +158,7 @@ def _run_section(run: Run, rid: str, dataset, limits: dict) -> str:
         maps.append(f"<h3>{chart.name} chart</h3><div class='row'>{''.join(figs)}</div>")
     if model.geometry.dim == 3:
         title = "Interactive globe" if model.geometry.is_globe else "Interactive 3-D latents"
-        globe = globe_figure(lat["z_test"], lat["y_test"], dataset.classes)
+        globe = globe_figure(lat["z_test"], lat["y_test"], dataset.classes, sphere=model.geometry.is_globe)
         maps.append(f"<h3>{title} (drag to turn)</h3>"
                     + globe.to_html(include_plotlyjs=False, full_html=False, div_id=f"{rid}-globe",
                                     default_height=560, config={"displaylogo": False}))
