@@ -6,7 +6,7 @@ import torch
 from latentatlas.config import RunConfig
 from latentatlas.model import AutoencoderNet
 from latentatlas.runs import reconstruction_loss_fn
-from latentatlas.train import NonFiniteLossError, Trainer, pick_precision, to_unit_float
+from latentatlas.train import NonFiniteLossError, Trainer, pick_device, pick_precision, to_unit_float
 
 
 def make_trainer(preset="deep-2d", seed=0, epochs=2, **kw):
@@ -86,3 +86,44 @@ def test_uint8_and_float_inputs_train_identically(small):
 def test_precision_resolution():
     assert pick_precision("fp32", "cpu") == "fp32"
     assert pick_precision("auto", "cpu") in ("fp32", "bf16")
+
+
+# ---- the GPU path, checked where it can be without a GPU ----------------------------------------------------
+
+def test_gpu_choices_resolve_as_on_a_gpu_machine(monkeypatch):
+    import latentatlas.train as train
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device("auto") == "cuda" and pick_device("cuda:1") == "cuda:1"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)  # Ampere and newer
+    assert pick_precision("auto", "cuda") == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)  # older GPUs
+    assert pick_precision("auto", "cuda") == "fp32"
+    assert train._fast_adam_kwargs(torch.device("cuda")) == {"fused": True}
+
+
+def test_cuda_asked_for_without_cuda_is_a_clear_error(monkeypatch):
+    from latentatlas.errors import LatentAtlasError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device("auto") == "cpu"
+    with pytest.raises(LatentAtlasError, match="CUDA is not available here: use --device cpu"):
+        pick_device("cuda")
+
+
+def test_cpus_without_native_bf16_train_in_fp32(monkeypatch):
+    import latentatlas.train as train
+
+    monkeypatch.setattr(train, "_cpu_has_native_bf16", lambda: False)
+    assert pick_precision("auto", "cpu") == "fp32"
+
+
+@pytest.mark.parametrize("n_train", [256, 1024])
+def test_no_host_sync_per_batch(small, monkeypatch, n_train):
+    """On a GPU every .item() waits for the device; the loop may read values once per epoch, never per batch."""
+    calls = []
+    item = torch.Tensor.item
+    monkeypatch.setattr(torch.Tensor, "item", lambda self: calls.append(1) or item(self))
+    t = make_trainer(epochs=2, batch_size=32)
+    t.fit(small.flat("train")[0][:n_train], small.flat("test")[0][:64])
+    assert len(calls) <= 3 * 2  # train loss, the non-finite check and the test loss, per epoch: 8 or 32 batches alike
