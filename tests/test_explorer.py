@@ -44,7 +44,9 @@ def page_of(browser, root, preset):
 
 def move_to(page, view, x, y):
     """Move the mouse to (x, y) in the canvas pixels of ``view``; returns the page's state afterwards."""
-    box = page.page.locator(f"[data-view='{view}'] canvas.overlay").bounding_box()
+    canvas = page.page.locator(f"[data-view='{view}'] canvas.overlay")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
     page.page.mouse.move(box["x"] + x, box["y"] + y)
     return page.page.evaluate("({z: atlas.state.z, view: atlas.state.view, point: atlas.state.point, "
                               "neighbours: atlas.state.neighbours, image: Array.from(atlas.state.image || [])})")
@@ -273,6 +275,20 @@ def test_hovering_a_point_shows_it_and_its_nearest_neighbours(browser, runs, mni
     page.close()
 
 
+def test_drags_and_clicks_outside_the_domain_do_not_pin(browser, runs):
+    root, _ = runs
+    page = page_of(browser, root, "deep-s2")
+    move_to(page, "map:equirectangular", 300, 100)
+    page.page.mouse.down()
+    move_to(page, "map:equirectangular", 360, 140)  # a drag across a map
+    page.page.mouse.up()
+    move_to(page, "map:equal-area", 60, 20)  # outside the Hammer ellipse
+    page.page.mouse.down()
+    page.page.mouse.up()
+    assert page.page.locator("#pinned .pin").count() == 0
+    page.close()
+
+
 def test_clicks_pin_images_side_by_side(browser, runs):
     root, _ = runs
     page = page_of(browser, root, "deep-2d")
@@ -303,6 +319,62 @@ def test_dragging_turns_the_globe(browser, runs):
     moved = [a != b for a, b in zip(before, after) if a is not None and b is not None]
     assert moved and all(moved)
     assert page.page.locator("#pinned .pin").count() == 0  # a drag is not a click
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def odd_run(runs, tmp_path_factory):
+    """The demo's deep-s2 run under a hostile folder name, with a NaN metric."""
+    import json
+    import shutil
+
+    root, _ = runs
+    odd = tmp_path_factory.mktemp("odd") / "a<!--<script>$x^$ & b"
+    shutil.copytree(root / "deep-s2", odd)
+    metrics = json.loads((odd / "metrics.json").read_text())
+    metrics["bce_test"] = float("nan")
+    (odd / "metrics.json").write_text(json.dumps(metrics))
+    return odd
+
+
+def test_hostile_names_and_nan_metrics_leave_the_page_working(browser, odd_run, mnist5k, tmp_path):
+    page_path = write_explorer(odd_run, tmp_path / "odd.html", dataset=mnist5k)
+    page = WatchedPage(browser, page_path.as_uri())
+    page.page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+    assert page.page.inner_text("#run-name") == odd_run.name
+    assert page.page.evaluate("document.scripts.length") == 3 and page.errors == []
+    page.close()
+
+
+def test_a_subset_when_the_test_set_is_large(runs, mnist5k):
+    _, loaded = runs
+    data = explorer_data(loaded["deep-2d"], mnist5k, max_points=300)
+    assert data["points"]["n"] == 300 and data["points"]["total"] == 1000
+    again = explorer_data(loaded["deep-2d"], mnist5k, max_points=300)
+    assert data["points"]["z"] == again["points"]["z"]  # the same subset every time
+
+
+def test_flat_samples_are_drawn_as_a_tile(browser, tmp_path):
+    """Features that are not images (300 per sample) still show as a picture, and decode like the model."""
+    from latentatlas.dataset import Dataset
+
+    rng = np.random.default_rng(0)
+    x = rng.random((600, 300)).astype(np.float32)
+    y = rng.integers(0, 3, 600)
+    ds = Dataset("flat", x[:500], y[:500], x[500:], y[500:])
+    run = train_run(RunConfig(preset="deep-2d", data="mnist-5k", epochs=1), tmp_path / "flat", progress=False,
+                    dataset=ds, plot=False)
+    page_path = write_explorer(run, tmp_path / "flat.html", dataset=ds)
+    page = WatchedPage(browser, page_path.as_uri())
+    page.page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+    state = move_to(page, "map:plane", 250, 250)
+    assert len(state["image"]) == 300
+    np.testing.assert_allclose(state["image"], decode(run.model, [state["z"]])[0], atol=1e-4)
+    lit = page.page.evaluate("""() => { const c = document.getElementById('decoded');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0) n++; return n / (d.length / 4); }""")
+    assert lit > 0.8  # the tile fills the square, not a 1-pixel line
+    assert page.errors == []
     page.close()
 
 

@@ -1,6 +1,9 @@
 """The HTML report: self-contained, every section present, several runs side by side, and it opens offline."""
 
+import dataclasses
+import json
 import re
+import shutil
 
 import pytest
 from click.testing import CliRunner
@@ -51,10 +54,19 @@ def test_it_is_self_contained(report):
 
 def test_maps_of_several_runs_share_their_scale(report):
     _, runs = report
-    limits = shared_limits(runs)
-    assert set(limits) == {"plane", "equirectangular", "equal-area"}
+    twice = [runs[0], runs[0]]  # the plane run twice, one copy scaled up: the shared limits must hold both
+    scaled = dataclasses.replace(runs[0], path=runs[0].path)
+    scaled.latents = lambda: {**runs[0].latents(), "z_test": 3 * runs[0].latents()["z_test"] + 5}
+    twice[1] = scaled
+    limits = shared_limits(twice)["plane"]
+    for run in twice:
+        z = run.latents()["z_test"]
+        for axis in (0, 1):
+            assert limits[axis][0] < z[:, axis].min() and z[:, axis].max() < limits[axis][1]
+    everything = shared_limits(runs)
+    assert set(everything) == {"plane", "equirectangular", "equal-area"}
     sphere_charts = {c.name: c for c in runs[2].model.geometry.charts()}
-    assert limits["equirectangular"] == sphere_charts["equirectangular"].extent  # the whole sphere, always
+    assert everything["equirectangular"] == sphere_charts["equirectangular"].extent  # the whole sphere, always
 
 
 def test_bad_run_writes_nothing(tmp_path, report):
@@ -76,7 +88,7 @@ def test_opens_offline_and_shows_every_section(browser, report):
     page = WatchedPage(browser, path.as_uri(), viewport=(1300, 900))
     p = page.page
     p.wait_for_load_state("load")
-    p.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=30_000)
+    p.wait_for_function("document.querySelectorAll('.js-plotly-plot .gl-container canvas').length >= 2", timeout=30_000)
     ids = [f"comparison"] + [f"run-{r.path.name}-{s}" for r in runs for s in SECTIONS]
     for section_id in ids:
         assert p.locator(f"[id='{section_id}']").is_visible(), section_id
@@ -84,3 +96,15 @@ def test_opens_offline_and_shows_every_section(browser, report):
     assert p.evaluate("document.images.length") >= 3 * 4
     assert page.errors == [] and page.requests == []
     page.close()
+
+
+def test_hostile_names_and_nan_metrics(report, tmp_path):
+    _, runs = report
+    odd = tmp_path / "m$x^$ <b>"
+    shutil.copytree(runs[0].path, odd)
+    metrics = json.loads((odd / "metrics.json").read_text())
+    metrics["bce_test"], metrics["<i>odd</i>"] = float("nan"), 1.0
+    (odd / "metrics.json").write_text(json.dumps(metrics))
+    text = write_report([runs[0].path, odd], tmp_path / "r.html").read_text()
+    assert "<b>" not in text and "<i>" not in text and "&lt;i&gt;odd&lt;/i&gt;" in text
+    assert "* plotly.js v" not in text  # no 3-D run, so no plotly.js

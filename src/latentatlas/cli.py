@@ -135,12 +135,15 @@ def report(runs, out):
               help="The page to write [default: explorer.html in the current folder].")
 @click.option("--serve", is_flag=True, help="Also serve the page on 127.0.0.1 and open a browser; Ctrl-C stops.")
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="With --serve; 0 picks a free one.")
+@click.option("--max-points", type=click.IntRange(min=1), default=None,
+              help="Test points drawn; larger test sets show a fixed random subset [default: explorer.MAX_POINTS, 20,000].")
 @_friendly_errors
-def explore(run, out, serve, port):
+def explore(run, out, serve, port, max_points):
     """Write the live explorer of a run: hover anywhere on its latent maps to see the decoded image."""
     from .explorer import open_in_browser, page_server, write_explorer
 
-    page = write_explorer(run, Path("explorer.html") if out is None else out)
+    limit = {} if max_points is None else {"max_points": max_points}
+    page = write_explorer(run, Path("explorer.html") if out is None else out, **limit)
     click.echo(f"wrote {page} (open it in a browser; it works offline)")
     if serve:
         server = page_server(page, port)

@@ -31,28 +31,33 @@ CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline
 TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
-def write_explorer(run: str | Path | Run, out: str | Path, dataset=None) -> Path:
+MAX_POINTS = 20_000  # every test point of MNIST-sized sets; larger test sets get a fixed random subset
+
+
+def write_explorer(run: str | Path | Run, out: str | Path, dataset=None, max_points: int = MAX_POINTS) -> Path:
     """Write the explorer page of ``run`` (a run folder or a loaded :class:`Run`) to ``out``; returns the path."""
     run = load_run(run) if not isinstance(run, Run) else run
-    return atomic_write_text(out, explorer_html(run, run.dataset() if dataset is None else dataset))
+    return atomic_write_text(out, explorer_html(run, run.dataset() if dataset is None else dataset, max_points))
 
 
-def explorer_html(run: Run, dataset) -> str:
+def explorer_html(run: Run, dataset, max_points: int = MAX_POINTS) -> str:
     """The page as a string: the template with the run's data embedded as JSON."""
-    data = explorer_data(run, dataset)
+    data = explorer_data(run, dataset, max_points)
     # Each chart's inverse is code, so it goes into a script, not the JSON (the page's policy forbids eval).
     inverses = ",\n".join(f"{json.dumps(c.name)}: {c.js_from_map}" for c in _charts(run.model.geometry))
     web = resources.files("latentatlas") / "web"
     page = (web / "explorer.html").read_text()
     # "</" cannot appear inside the inline script's JSON: the HTML parser would end the script there.
     replacements = {"__CSP__": CSP, "__TITLE__": _escape(run.path.name), "/*__STYLE__*/": (web / "explorer.css").read_text(),
-                    "/*__DATA__*/null": json.dumps(data, separators=(",", ":")).replace("</", "<\\/"),
+                    "/*__DATA__*/null": _script_json(data),
                     "/*__CHARTS__*/": inverses, "/*__SCRIPT__*/": (web / "explorer.js").read_text()}
     return re.sub("|".join(re.escape(k) for k in replacements), lambda m: replacements[m.group(0)], page)
 
 
-def explorer_data(run: Run, dataset) -> dict:
+def explorer_data(run: Run, dataset, max_points: int = MAX_POINTS) -> dict:
     """Everything the page needs, as JSON-ready values (arrays as base64 little-endian bytes)."""
+    if not isinstance(max_points, int) or max_points < 1:
+        raise LatentAtlasError(f"max_points={max_points!r} is out of range: it must be an integer >= 1")
     model, geometry = run.model, run.model.geometry
     charts = _charts(geometry)
     if not charts and geometry.dim != 3:
@@ -64,8 +69,14 @@ def explorer_data(run: Run, dataset) -> dict:
     if len(x_test) != len(z) or not np.array_equal(y_data, y):
         raise LatentAtlasError(f"{run.path}: its test latents do not belong to the test set of {dataset.name} "
                                f"({len(z)} latents, {len(x_test)} images): re-run `latentatlas evaluate {run.path}`")
+    total = len(z)
+    if total > max_points:  # a fixed subset, the same on every call; sorted, so a memory map reads in order
+        keep = np.sort(np.random.default_rng(0).choice(total, max_points, replace=False))
+        z, y, x_test = z[keep], y[keep], x_test[keep]
     pixels = x_test if x_test.dtype == np.uint8 else np.round(np.asarray(x_test, np.float32) * 255)
-    classes = list(dataset.classes) if dataset.classes else [str(c) for c in range(int(y.max()) + 1)]
+    n_classes = int(y.max()) + 1
+    classes = list(dataset.classes or ())
+    classes += [str(c) for c in range(len(classes), n_classes)]
     return {
         "name": run.path.name,
         "preset": run.config.preset,
@@ -75,9 +86,10 @@ def explorer_data(run: Run, dataset) -> dict:
         "imageShape": list(image_shape(dataset, model.n_features) or (1, model.n_features)),
         "classes": classes,
         "colors": list(TAB10),
-        "metrics": {k: v for k, v in run.metrics.items() if isinstance(v, (int, float))},
+        "metrics": {k: v for k, v in run.metrics.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)},
         "decoder": decoder_layers(model.decoder),
-        "points": {"n": len(z), "z": _b64(z), "y": _b64(y.astype(np.uint16)), "pixels": _b64(pixels.astype(np.uint8))},
+        "points": {"n": len(z), "total": total, "z": _b64(z), "y": _b64(y.astype(np.uint16)), "pixels": _b64(pixels.astype(np.uint8))},
         "charts": [_chart_data(c, z) for c in charts],
     }
 
@@ -124,6 +136,13 @@ def _plain(label: str) -> str:
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def _script_json(obj) -> str:
+    """JSON safe inside an HTML <script> block: no "<", ">" or "&" can start markup (a name holding "<!--<script>"
+    would otherwise change how the parser ends the block), and no NaN, which JSON.parse refuses."""
+    text = json.dumps(obj, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _b64(a: np.ndarray) -> str:

@@ -106,7 +106,8 @@ def encoder_map(chart: Chart, z: np.ndarray, y: np.ndarray, glyphs: bool = False
         for label in np.unique(y):
             m = y == label
             name = classes[label] if classes is not None and label < len(classes) else str(label)
-            ax.scatter(uv[m, 0], uv[m, 1], s=3, color=CMAP(int(label) % 10), label=name, alpha=0.7, linewidths=0)
+            ax.scatter(uv[m, 0], uv[m, 1], s=3, color=CMAP(int(label) % 10), label=mpl_text(name), alpha=0.7,
+                       linewidths=0)
         ax.legend(markerscale=4, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     (x0, x1), (y0, y1) = map_limits(chart, uv) if limits is None else limits
     ax.set(xlim=(x0, x1), ylim=(y1, y0) if chart.y_down else (y0, y1))
@@ -118,12 +119,18 @@ def encoder_map(chart: Chart, z: np.ndarray, y: np.ndarray, glyphs: bool = False
 
 
 def map_limits(chart: Chart, uv: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
-    """The chart's whole extent where it has one, else the data's range with a 5% margin."""
+    """The chart's whole extent where it has one, else the data's range with a 5% margin (never empty)."""
     if chart.extent is not None:
         return chart.extent
+    uv = np.asarray(uv, np.float64)
     lo, hi = uv.min(0), uv.max(0)
-    pad = 0.05 * (hi - lo + 1e-9)
+    pad = np.maximum(0.05 * (hi - lo), 1e-3 * np.maximum(1.0, np.abs(lo) + np.abs(hi)))  # a collapsed axis too
     return (float(lo[0] - pad[0]), float(hi[0] + pad[0])), (float(lo[1] - pad[1]), float(hi[1] + pad[1]))
+
+
+def mpl_text(text: str) -> str:
+    """A name shown as-is by matplotlib, which would read "$...$" as math (and fail on bad math)."""
+    return str(text).replace("$", r"\$")
 
 
 def grid_points(chart: Chart, n: int, z_data: np.ndarray | None = None):

@@ -1,7 +1,7 @@
 """The report: one self-contained HTML file per run or group of runs, readable offline and fit to mail.
 
 Every figure is drawn afresh from the run folder (weights, latents, history) and inlined as a PNG; the globes are
-plotly figures with plotly.js inlined once. Several runs get a side-by-side table first, and their maps share
+plotly figures with plotly.js inlined once (only when a run has 3-D latents). Several runs get a side-by-side table first, and their maps share
 their scales.
 """
 
@@ -66,10 +66,12 @@ def report_html(runs: list[Run]) -> str:
         body.append(_comparison(runs, ids, limits))
     for run, rid in zip(runs, ids):
         body.append(_run_section(run, rid, datasets[(run.config.data, run.config.image_size)], limits))
+    # plotly.js (about 5 MB) only where a globe needs it
+    plotly = f"<script>{get_plotlyjs()}</script>" if any(r.model.geometry.dim == 3 for r in runs) else ""
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
             f"<title>latentatlas report: {html.escape(', '.join(r.path.name for r in runs))}</title>"
-            f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head>"
+            f"<style>{STYLE}</style>{plotly}</head>"
             f"<body>{''.join(body)}</body></html>")
 
 
@@ -90,7 +92,7 @@ def shared_limits(runs: list[Run]) -> dict[str, tuple]:
 
 
 def _comparison(runs: list[Run], ids: list[str], limits: dict) -> str:
-    from .plots import encoder_map, png_bytes
+    from .plots import encoder_map, mpl_text, png_bytes
 
     keys = [k for k in METRIC_NAMES if any(k in r.metrics for r in runs)]
     head = "<tr><th>run</th>" + "".join(f"<th>{METRIC_NAMES[k]}</th>" for k in keys) + "</tr>"
@@ -111,7 +113,7 @@ def _comparison(runs: list[Run], ids: list[str], limits: dict) -> str:
             if chart is not None:
                 lat = run.latents()
                 fig = encoder_map(chart, lat["z_test"], lat["y_test"], limits=lim)
-                fig.axes[0].set_title(f"{run.path.name}: {name}")
+                fig.axes[0].set_title(mpl_text(f"{run.path.name}: {name}"))
                 figs.append(_figure(png_bytes(fig), f"{run.path.name}, {name} chart"))
         maps.append(f"<h3>Encoder maps on the same scale: {name} chart</h3><div class='row'>{''.join(figs)}</div>")
     return (f"<section id='comparison'><h2>Comparison</h2><table>{head}{rows}</table>{diff}{''.join(maps)}</section>")
@@ -131,7 +133,7 @@ def _run_section(run: Run, rid: str, dataset, limits: dict) -> str:
                  + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in cfg.items())
                  + "</table></section>")
     parts.append(f"<section id='{rid}-metrics'><h3>Metrics</h3><table>"
-                 + "".join(f"<tr><th>{METRIC_NAMES.get(k, k)}</th><td class='num'>{_fmt(v)}</td></tr>"
+                 + "".join(f"<tr><th>{html.escape(METRIC_NAMES.get(k, k))}</th><td class='num'>{_fmt(v)}</td></tr>"
                            for k, v in run.metrics.items()) + "</table></section>")
     parts.append(f"<section id='{rid}-loss-curves'><h3>Loss curves</h3>"
                  f"{_figure(png_bytes(loss_curves(run.history)), 'train and test loss per epoch')}</section>")

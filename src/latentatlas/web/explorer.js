@@ -3,8 +3,12 @@
 "use strict";
 (function () {
   const D = JSON.parse(document.getElementById("atlas-data").textContent);
-  const [H, W] = D.imageShape;
-  const NF = H * W;
+  const [H0, W0] = D.imageShape;
+  const NF = H0 * W0;
+  // Samples that are not images (one row of features) are drawn as a near-square tile, padded in grey.
+  const W = H0 === 1 && W0 > 16 ? Math.ceil(Math.sqrt(W0)) : W0;
+  const H = Math.ceil(NF / W);
+  const SIDE = Math.max(H, W);
   const N = D.points.n;
 
   // ---- data ---------------------------------------------------------------------------------------------
@@ -56,6 +60,7 @@
 
   function drawImage(canvas, pixels, scale255) {
     const img = scratchCtx.createImageData(W, H);
+    for (let i = NF; i < W * H; i++) img.data.set([96, 96, 96, 255], 4 * i);
     for (let i = 0; i < NF; i++) {
       const v = scale255 ? pixels[i] : Math.round(Math.min(1, Math.max(0, pixels[i])) * 255);
       img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = v;
@@ -419,7 +424,7 @@
     state.neighbours = near.map(([i]) => i);
     for (const [i, d] of near) {
       const li = document.createElement("li");
-      li.appendChild(imageCanvas(W, original(i), true));
+      li.appendChild(imageCanvas(SIDE, original(i), true));
       li.append(`#${i} ${D.classes[Y[i]] ?? Y[i]}  (distance ${d.toFixed(3)})`);
       list.appendChild(li);
     }
@@ -455,10 +460,10 @@
     close.type = "button";
     close.textContent = "×";
     card.appendChild(close);
-    card.appendChild(imageCanvas(W * 3, state.image, false));
+    card.appendChild(imageCanvas(SIDE * 3, state.image, false));
     if (state.point >= 0) {
-      card.appendChild(imageCanvas(W * 3, original(state.point), true));
-      card.appendChild(imageCanvas(W * 3, decode(latentOf(state.point)), false));
+      card.appendChild(imageCanvas(SIDE * 3, original(state.point), true));
+      card.appendChild(imageCanvas(SIDE * 3, decode(latentOf(state.point)), false));
     }
     const caption = document.createElement("div");
     caption.textContent = "decoded at (" + state.z.map((v) => v.toFixed(3)).join(", ") + ")" +
@@ -486,21 +491,22 @@
       drag = { start: at(e), last: at(e), moved: false };
       el.setPointerCapture(e.pointerId);
     });
-    el.addEventListener("pointerup", (e) => {
-      if (drag && !drag.moved) pin();
+    el.addEventListener("pointerup", () => {
+      if (drag && !drag.moved && state.view === view.name) pin();
       drag = null;
     });
     el.addEventListener("pointermove", (e) => {
       const [x, y] = at(e);
-      if (drag && view.rotate) {
+      if (drag) {
         const [lx, ly] = drag.last;
         if (Math.abs(x - drag.start[0]) + Math.abs(y - drag.start[1]) > 3) drag.moved = true;
-        if (drag.moved) view.rotate(x - lx, y - ly);
+        if (drag.moved && view.rotate) view.rotate(x - lx, y - ly);
         drag.last = [x, y];
       }
       const i = view.pointAt(x, y, 6);
       const z = view.latentAt(x, y) || (i >= 0 ? latentOf(i) : null);
       if (z) setLatent(z, view);
+      else state.view = null; // outside this view's domain: nothing here to pin
       setPoint(i);
       redrawOverlays(view, [x, y]);
     });
@@ -513,7 +519,9 @@
   // ---- build the page ----------------------------------------------------------------------------------
   const m = D.metrics;
   document.getElementById("run-info").textContent =
-    `${D.preset || "custom"} | ${D.geometry} ${D.dim}-D | ${N.toLocaleString()} test points` +
+    `${D.preset || "custom"} | ${D.geometry} ${D.dim}-D | ` +
+    (D.points.total > N ? `${N.toLocaleString()} of ${D.points.total.toLocaleString()} test points (a fixed random subset)`
+                        : `${N.toLocaleString()} test points`) +
     (m.bce_test !== undefined ? ` | test BCE ${m.bce_test.toFixed(4)}` : "") +
     (m.knn5 !== undefined ? ` | 5-NN accuracy ${m.knn5.toFixed(3)}` : "");
   const legend = document.getElementById("legend");
