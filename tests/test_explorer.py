@@ -47,7 +47,8 @@ def move_to(page, view, x, y):
     canvas = page.page.locator(f"[data-view='{view}'] canvas.overlay")
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
-    page.page.mouse.move(box["x"] + x, box["y"] + y)
+    # Whole page pixels: wheel events carry integer coordinates, pointer events fractional ones.
+    page.page.mouse.move(round(box["x"] + x), round(box["y"] + y))
     return page.page.evaluate("({z: atlas.state.z, view: atlas.state.view, point: atlas.state.point, "
                               "neighbours: atlas.state.neighbours, image: Array.from(atlas.state.image || [])})")
 
@@ -286,6 +287,36 @@ def test_drags_and_clicks_outside_the_domain_do_not_pin(browser, runs):
     page.page.mouse.down()
     page.page.mouse.up()
     assert page.page.locator("#pinned .pin").count() == 0
+    page.close()
+
+
+@pytest.mark.parametrize("view", ["map:plane", "map:equal-area"])
+def test_zoom_about_the_mouse_pan_and_reset(browser, runs, view):
+    root, loaded = runs
+    preset = "deep-2d" if view == "map:plane" else "deep-s2"
+    page = page_of(browser, root, preset)
+    home = page.page.evaluate(f"atlas.window('{view}')")
+    before = move_to(page, view, 260, 130)
+    for _ in range(3):
+        page.page.mouse.wheel(0, -100)  # zoom in
+    zoomed = page.page.evaluate(f"atlas.window('{view}')")
+    assert (zoomed[1] - zoomed[0]) < 0.6 * (home[1] - home[0])
+    after = move_to(page, view, 260, 130)
+    np.testing.assert_allclose(after["z"], before["z"], atol=1e-4)  # the point under the mouse stays put
+    moved = move_to(page, view, 300, 150)
+    np.testing.assert_allclose(moved["image"], decode(loaded[preset].model, [moved["z"]])[0], atol=1e-4)
+    page.page.mouse.down()
+    move_to(page, view, 200, 100)  # drag: pan
+    page.page.mouse.up()
+    panned = page.page.evaluate(f"atlas.window('{view}')")
+    assert panned[0] > zoomed[0] and page.page.locator("#pinned .pin").count() == 0
+    for _ in range(30):
+        page.page.mouse.wheel(0, 100)  # zoom out as far as it goes: never wider than the whole chart
+    out = page.page.evaluate(f"atlas.window('{view}')")
+    assert out[1] - out[0] == pytest.approx(home[1] - home[0])
+    page.page.locator(f"[data-view='{view}'] button.reset").click()
+    assert page.page.evaluate(f"atlas.window('{view}')") == pytest.approx(home)
+    assert page.errors == []
     page.close()
 
 

@@ -134,12 +134,36 @@
       this.ph = Math.round(Math.min(520, this.pw * aspect));
       const box = viewBox(chart.name + " chart", "map");
       box.dataset.view = this.name;
+      const reset = document.createElement("button");
+      reset.type = "button";
+      reset.className = "reset";
+      reset.textContent = "reset zoom";
+      reset.addEventListener("click", () => this.setWindow(...this.home));
+      box.querySelector("h3").appendChild(reset);
       [this.base, this.overlay] = makeStack(box, this.pw + M.l + M.r, this.ph + M.t + M.b);
-      const uv = f32(chart.uv);
+      this.home = [this.u0, this.u1, this.v0, this.v1];
+      this.uv = f32(chart.uv);
       this.sx = new Float32Array(N);
       this.sy = new Float32Array(N);
-      for (let i = 0; i < N; i++) [this.sx[i], this.sy[i]] = this.toScreen(uv[2 * i], uv[2 * i + 1]);
+      this.setWindow(...this.home);
+    }
+    // The part of the chart on screen; zoom and pan change it, "reset zoom" restores the whole chart.
+    setWindow(u0, u1, v0, v1) {
+      [this.u0, this.u1, this.v0, this.v1] = [u0, u1, v0, v1];
+      for (let i = 0; i < N; i++) [this.sx[i], this.sy[i]] = this.toScreen(this.uv[2 * i], this.uv[2 * i + 1]);
       this.drawBase();
+    }
+    zoom(x, y, factor) {
+      // About the point under the mouse, which stays where it is; never wider than the whole chart.
+      const [hu0, hu1, hv0, hv1] = this.home;
+      const f = Math.min(factor, (hu1 - hu0) / (this.u1 - this.u0));
+      const [u, v] = this.fromScreen(x, y);
+      this.setWindow(u - (u - this.u0) * f, u + (this.u1 - u) * f, v - (v - this.v0) * f, v + (this.v1 - v) * f);
+    }
+    pan(dx, dy) {
+      const du = (-dx / this.pw) * (this.u1 - this.u0);
+      const dv = ((this.chart.yDown ? -dy : dy) / this.ph) * (this.v1 - this.v0);
+      this.setWindow(this.u0 + du, this.u1 + du, this.v0 + dv, this.v1 + dv);
     }
     toScreen(u, v) {
       const x = M.l + ((u - this.u0) / (this.u1 - this.u0)) * this.pw;
@@ -501,6 +525,7 @@
         const [lx, ly] = drag.last;
         if (Math.abs(x - drag.start[0]) + Math.abs(y - drag.start[1]) > 3) drag.moved = true;
         if (drag.moved && view.rotate) view.rotate(x - lx, y - ly);
+        if (drag.moved && view.pan) view.pan(x - lx, y - ly);
         drag.last = [x, y];
       }
       const i = view.pointAt(x, y, 6);
@@ -510,6 +535,13 @@
       setPoint(i);
       redrawOverlays(view, [x, y]);
     });
+    if (view.zoom)
+      el.addEventListener("wheel", (e) => {
+        e.preventDefault();
+        const [x, y] = at(e);
+        view.zoom(x, y, e.deltaY > 0 ? 1.25 : 0.8);
+        redrawOverlays(view, [x, y]);
+      }, { passive: false });
     el.addEventListener("pointerleave", () => {
       setPoint(-1);
       redrawOverlays(null, null);
@@ -553,6 +585,7 @@
     },
     state,
     views: views.map((v) => v.name),
+    window: (name) => { const v = views.find((w) => w.name === name); return [v.u0, v.u1, v.v0, v.v1]; },
     readyMs: performance.now(),
   };
   document.body.dataset.ready = "1";
