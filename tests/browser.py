@@ -1,6 +1,6 @@
 """Helpers for the tests that run pages in a real browser: Debian's Chromium, driven by Playwright for Python.
 
-Never ``playwright install``: it downloads a browser, which fails offline. The Chromium comes from the system
+Playwright's own browser download is never used (it fails offline). The Chromium comes from the system
 (``apt-get install chromium``), or from LATENTATLAS_CHROMIUM.
 """
 
@@ -28,7 +28,7 @@ def launch_chromium():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _unavailable("playwright is not installed (pip install playwright; never `playwright install`)")
+        _unavailable("playwright is not installed (pip install playwright; the system Chromium is used)")
     exe = os.environ.get("LATENTATLAS_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     if not exe:
         _unavailable("no Chromium found: apt-get install chromium, or set LATENTATLAS_CHROMIUM")
