@@ -12,7 +12,8 @@ from browser import WatchedPage
 from latentatlas.cli import main
 from latentatlas.config import RunConfig
 from latentatlas.errors import LatentAtlasError
-from latentatlas.report import SECTIONS, shared_limits, write_report
+from latentatlas.plots import shared_map_limits
+from latentatlas.report import SECTIONS, write_report
 from latentatlas.runs import load_run, train_run
 
 
@@ -58,12 +59,12 @@ def test_maps_of_several_runs_share_their_scale(report):
     scaled = dataclasses.replace(runs[0], path=runs[0].path)
     scaled.latents = lambda: {**runs[0].latents(), "z_test": 3 * runs[0].latents()["z_test"] + 5}
     twice[1] = scaled
-    limits = shared_limits(twice)["plane"]
+    limits = shared_map_limits((r.model.geometry, r.latents()["z_test"]) for r in twice)["plane"]
     for run in twice:
         z = run.latents()["z_test"]
         for axis in (0, 1):
             assert limits[axis][0] < z[:, axis].min() and z[:, axis].max() < limits[axis][1]
-    everything = shared_limits(runs)
+    everything = shared_map_limits((r.model.geometry, r.latents()["z_test"]) for r in runs)
     assert set(everything) == {"plane", "equirectangular", "equal-area"}
     sphere_charts = {c.name: c for c in runs[2].model.geometry.charts()}
     assert everything["equirectangular"] == sphere_charts["equirectangular"].extent  # the whole sphere, always
@@ -89,7 +90,7 @@ def test_opens_offline_and_shows_every_section(browser, report):
     p = page.page
     p.wait_for_load_state("load")
     p.wait_for_function("document.querySelectorAll('.js-plotly-plot .gl-container canvas').length >= 2", timeout=30_000)
-    ids = [f"comparison"] + [f"run-{r.path.name}-{s}" for r in runs for s in SECTIONS]
+    ids = ["comparison"] + [f"run-{r.path.name}-{s}" for r in runs for s in SECTIONS]
     for section_id in ids:
         assert p.locator(f"[id='{section_id}']").is_visible(), section_id
     assert p.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 100)")

@@ -140,11 +140,10 @@ def encoder_maps_figure(runs: list[Run], out: str | Path) -> Path:
     import matplotlib.pyplot as plt
     import torch
 
-    from .plots import CMAP
+    from .plots import CMAP, png_bytes, shared_map_limits
 
     fig = plt.figure(figsize=(4.2 * max(1, len(runs)), 4))
-    limits: dict[str, list] = {}
-    panels = []
+    limits = shared_map_limits((r.model.geometry, r.latents()["z_test"]) for r in runs)
     for i, run in enumerate(runs):
         lat = run.latents()
         colours = [CMAP(int(v) % 10) for v in lat["y_test"]]
@@ -155,25 +154,15 @@ def encoder_maps_figure(runs: list[Run], out: str | Path) -> Path:
             uv = chart.to_map(torch.as_tensor(lat["z_test"])).numpy()
             ax.scatter(uv[:, 0], uv[:, 1], s=2, c=colours, linewidths=0, alpha=0.7)
             ax.set(title=f"{run.config.preset} ({chart.name})", xlabel=chart.labels[0], ylabel=chart.labels[1])
-            prev = limits.get(chart.name, [uv.min(0), uv.max(0)])
-            limits[chart.name] = [np.minimum(prev[0], uv.min(0)), np.maximum(prev[1], uv.max(0))]
-            panels.append((ax, chart))
+            (x0, x1), (y0, y1) = limits[chart.name]
+            ax.set(xlim=(x0, x1), ylim=(y1, y0) if chart.y_down else (y0, y1))
         elif run.model.geometry.dim == 3:
             ax = fig.add_subplot(1, len(runs), i + 1, projection="3d")
             z = lat["z_test"]
             ax.scatter(z[:, 0], z[:, 1], z[:, 2], s=1, c=colours, linewidths=0, alpha=0.6)
             ax.set(title=f"{run.config.preset} (3-D)", xlabel="$z_1$", ylabel="$z_2$", zlabel="$z_3$")
-    for ax, chart in panels:
-        if chart.extent is not None:
-            ax.set(xlim=chart.extent[0], ylim=chart.extent[1][::-1] if chart.y_down else chart.extent[1])
-        else:
-            lo, hi = limits[chart.name]
-            ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]))
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return atomic_write_bytes(Path(out) / "encoder_maps.png", buf.getvalue())
+    return atomic_write_bytes(Path(out) / "encoder_maps.png", png_bytes(fig, dpi=100))
 
 
 def _collect(results: dict, model: str, metrics: dict) -> None:

@@ -128,6 +128,20 @@ def map_limits(chart: Chart, uv: np.ndarray) -> tuple[tuple[float, float], tuple
     return (float(lo[0] - pad[0]), float(hi[0] + pad[0])), (float(lo[1] - pad[1]), float(hi[1] + pad[1]))
 
 
+def shared_map_limits(latents) -> dict[str, tuple]:
+    """Per chart name, axis limits that hold every point set of ``latents`` ((geometry, z) pairs), so maps of
+    several runs share their scales."""
+    limits: dict[str, tuple] = {}
+    for geometry, z in latents:
+        for chart in geometry.charts():
+            (x0, x1), (y0, y1) = map_limits(chart, chart.to_map(torch.as_tensor(z)).numpy())
+            if chart.name in limits:
+                (a0, a1), (b0, b1) = limits[chart.name]
+                x0, x1, y0, y1 = min(x0, a0), max(x1, a1), min(y0, b0), max(y1, b1)
+            limits[chart.name] = ((x0, x1), (y0, y1))
+    return limits
+
+
 def mpl_text(text: str) -> str:
     """A name shown as-is by matplotlib, which would read "$...$" as math (and fail on bad math)."""
     return str(text).replace("$", r"\$")

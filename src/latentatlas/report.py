@@ -13,7 +13,6 @@ import html
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from . import __version__
 from ._io import atomic_write_text
@@ -57,15 +56,22 @@ def report_html(runs: list[Run]) -> str:
         key = (run.config.data, run.config.image_size)
         if key not in datasets:
             datasets[key] = run.dataset()
-    limits = shared_limits(runs)
+    from .plots import encoder_map, png_bytes, shared_map_limits
+
+    lats = [r.latents() for r in runs]
+    limits = shared_map_limits((r.model.geometry, lat["z_test"]) for r, lat in zip(runs, lats))
+    # Each encoder map is drawn once, on the shared scale, and shown in the comparison and in its run's section.
+    maps = [{c.name: png_bytes(encoder_map(c, lat["z_test"], lat["y_test"], limits=limits[c.name],
+                                           classes=datasets[(r.config.data, r.config.image_size)].classes))
+             for c in r.model.geometry.charts()} for r, lat in zip(runs, lats)]
     ids = _unique_ids(runs)
     body = [f"<h1>latentatlas report</h1><p class='meta'>{len(runs)} run(s); written "
             f"{datetime.datetime.now().isoformat(timespec='seconds')} by latentatlas {__version__}</p>",
             "<nav>" + "".join(f"<a href='#{i}'>{html.escape(r.path.name)}</a>" for i, r in zip(ids, runs)) + "</nav>"]
     if len(runs) > 1:
-        body.append(_comparison(runs, ids, limits))
-    for run, rid in zip(runs, ids):
-        body.append(_run_section(run, rid, datasets[(run.config.data, run.config.image_size)], limits))
+        body.append(_comparison(runs, ids, maps))
+    for run, rid, lat, pngs in zip(runs, ids, lats, maps):
+        body.append(_run_section(run, rid, datasets[(run.config.data, run.config.image_size)], lat, pngs))
     # plotly.js (about 5 MB) only where a globe needs it
     plotly = f"<script>{get_plotlyjs()}</script>" if any(r.model.geometry.dim == 3 for r in runs) else ""
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
@@ -75,25 +81,7 @@ def report_html(runs: list[Run]) -> str:
             f"<body>{''.join(body)}</body></html>")
 
 
-def shared_limits(runs: list[Run]) -> dict[str, tuple]:
-    """Per chart name, axis limits that hold every run's test points, so maps of several runs share scales."""
-    from .plots import map_limits
-
-    limits: dict[str, tuple] = {}
-    for run in runs:
-        z = torch.as_tensor(run.latents()["z_test"])
-        for chart in run.model.geometry.charts():
-            (x0, x1), (y0, y1) = map_limits(chart, chart.to_map(z).numpy())
-            if chart.name in limits:
-                (a0, a1), (b0, b1) = limits[chart.name]
-                x0, x1, y0, y1 = min(x0, a0), max(x1, a1), min(y0, b0), max(y1, b1)
-            limits[chart.name] = ((x0, x1), (y0, y1))
-    return limits
-
-
-def _comparison(runs: list[Run], ids: list[str], limits: dict) -> str:
-    from .plots import encoder_map, mpl_text, png_bytes
-
+def _comparison(runs: list[Run], ids: list[str], maps: list[dict[str, bytes]]) -> str:
     keys = [k for k in METRIC_NAMES if any(k in r.metrics for r in runs)]
     head = "<tr><th>run</th>" + "".join(f"<th>{METRIC_NAMES[k]}</th>" for k in keys) + "</tr>"
     rows = "".join(f"<tr><td><a href='#{i}'>{html.escape(r.path.name)}</a></td>"
@@ -105,26 +93,18 @@ def _comparison(runs: list[Run], ids: list[str], limits: dict) -> str:
             + "</tr>" + "".join(f"<tr><td>{html.escape(r.path.name)}</td>"
                                 + "".join(f"<td>{html.escape(str(c.get(k)))}</td>" for k in differ) + "</tr>"
                                 for r, c in zip(runs, configs)) + "</table>") if differ else ""
-    maps = []
-    for name, lim in limits.items():
-        figs = []
-        for run in runs:
-            chart = next((c for c in run.model.geometry.charts() if c.name == name), None)
-            if chart is not None:
-                lat = run.latents()
-                fig = encoder_map(chart, lat["z_test"], lat["y_test"], limits=lim)
-                fig.axes[0].set_title(mpl_text(f"{run.path.name}: {name}"))
-                figs.append(_figure(png_bytes(fig), f"{run.path.name}, {name} chart"))
-        maps.append(f"<h3>Encoder maps on the same scale: {name} chart</h3><div class='row'>{''.join(figs)}</div>")
-    return (f"<section id='comparison'><h2>Comparison</h2><table>{head}{rows}</table>{diff}{''.join(maps)}</section>")
+    rows_of_maps = []
+    for name in dict.fromkeys(name for pngs in maps for name in pngs):  # chart names, in order of appearance
+        figs = [_figure(pngs[name], f"{run.path.name}, {name} chart") for run, pngs in zip(runs, maps) if name in pngs]
+        rows_of_maps.append(f"<h3>Encoder maps on the same scale: {name} chart</h3><div class='row'>{''.join(figs)}</div>")
+    return (f"<section id='comparison'><h2>Comparison</h2><table>{head}{rows}</table>{diff}"
+            f"{''.join(rows_of_maps)}</section>")
 
 
-def _run_section(run: Run, rid: str, dataset, limits: dict) -> str:
-    from .plots import (decoder_grid, encoder_map, globe_figure, image_shape, loss_curves, png_bytes,
-                        reconstructions)
+def _run_section(run: Run, rid: str, dataset, lat: dict, map_pngs: dict[str, bytes]) -> str:
+    from .plots import decoder_grid, globe_figure, image_shape, loss_curves, png_bytes, reconstructions
 
     model = run.model
-    lat = run.latents()
     shape = image_shape(dataset, model.n_features)
     cfg = run.config.to_dict()
     parts = [f"<section class='run' id='{rid}'><h2>{html.escape(run.path.name)}</h2>"
@@ -150,9 +130,7 @@ def _run_section(run: Run, rid: str, dataset, limits: dict) -> str:
                  + f"<tr><th></th><th>total</th><th class='num'>{sum(c for *_, c in rows):,}</th></tr></table></section>")
     maps = []
     for chart in model.geometry.charts():
-        figs = [_figure(png_bytes(encoder_map(chart, lat["z_test"], lat["y_test"], classes=dataset.classes,
-                                              limits=limits.get(chart.name))),
-                        f"every test point ({len(lat['z_test']):,}) on the {chart.name} chart")]
+        figs = [_figure(map_pngs[chart.name], f"every test point ({len(lat['z_test']):,}) on the {chart.name} chart")]
         if shape is not None:
             figs.append(_figure(png_bytes(decoder_grid(model, chart, shape, z_data=lat["z_test"])),
                                 "decoded from a regular grid over the "
