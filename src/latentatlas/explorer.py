@@ -47,7 +47,6 @@ def explorer_html(run: Run, dataset, max_points: int = MAX_POINTS) -> str:
     inverses = ",\n".join(f"{json.dumps(c.name)}: {c.js_from_map}" for c in _charts(run.model.geometry))
     web = resources.files("latentatlas") / "web"
     page = (web / "explorer.html").read_text()
-    # "</" cannot appear inside the inline script's JSON: the HTML parser would end the script there.
     replacements = {"__CSP__": CSP, "__TITLE__": _escape(run.path.name), "/*__STYLE__*/": (web / "explorer.css").read_text(),
                     "/*__DATA__*/null": _script_json(data),
                     "/*__CHARTS__*/": inverses, "/*__SCRIPT__*/": (web / "explorer.js").read_text()}
@@ -78,7 +77,6 @@ def explorer_data(run: Run, dataset, max_points: int = MAX_POINTS) -> dict:
     classes = list(dataset.classes or ())
     classes += [str(c) for c in range(len(classes), n_classes)]
     return {
-        "name": run.path.name,
         "preset": run.config.preset,
         "geometry": geometry.name,
         "dim": geometry.dim,
@@ -97,7 +95,7 @@ def explorer_data(run: Run, dataset, max_points: int = MAX_POINTS) -> dict:
 def decoder_layers(decoder: nn.Module) -> list[dict]:
     """The decoder as a list of layers the page can run: linear (W row-major (out, in), b) and prelu (a)."""
     layers = []
-    for m in decoder.modules() if not isinstance(decoder, nn.Linear) else [decoder]:
+    for m in decoder.modules():  # a bare Linear is its own only module
         if isinstance(m, nn.Linear):
             w = m.weight.detach().float().cpu().numpy()
             b = m.bias.detach().float().cpu().numpy() if m.bias is not None else np.zeros(w.shape[0], np.float32)
