@@ -31,3 +31,21 @@ def test_reference_loop_learns(small):
     history = reference_fit(model, small.flat("train")[0], small.flat("test")[0], epochs=2, batch_size=128, lr=1e-3,
                             seed=0, device="cpu")
     assert history[1]["test_loss"] < history[0]["test_loss"] < 0.7
+
+
+def test_progress_ticks_once_per_epoch_of_each_loop(capsys):
+    from latentatlas.bench import benchmark
+    from latentatlas.data import load_dataset
+
+    benchmark("shallow-2d", load_dataset("digits"), epochs=3, progress=True)
+    err = capsys.readouterr().err
+    assert "shallow-2d: reference" in err  # the bar switches loops midway
+    assert "6/6" in err and "7/6" not in err  # 3 epochs of latentatlas, then 3 of the reference
+
+
+def test_reference_loop_reports_each_epoch(small):
+    model = AutoencoderNet.from_config(RunConfig(preset="shallow-2d").resolved(), 784)
+    seen = []
+    history = reference_fit(model, small.flat("train")[0], small.flat("test")[0], epochs=2, batch_size=256, lr=1e-3,
+                            seed=0, device="cpu", on_epoch=seen.append)
+    assert seen == history and [r["epoch"] for r in seen] == [1, 2]

@@ -68,7 +68,7 @@ class Trainer:
         x_eval = None if x_eval is None else self._to_device(x_eval)
         n = x_train.shape[0]
         n_batches = math.ceil(n / self.batch_size)
-        bar = tqdm(total=(self.epochs - start_epoch) * n_batches, disable=_quiet(self.progress), unit="batch",
+        bar = tqdm(total=(self.epochs - start_epoch) * n_batches, disable=quiet(self.progress), unit="batch",
                    dynamic_ncols=True, leave=False)
         for epoch in range(start_epoch, self.epochs):
             t0 = time.perf_counter()
@@ -197,5 +197,6 @@ def _fast_adam_kwargs(device: torch.device) -> dict:
     return {"foreach": True}
 
 
-def _quiet(progress: bool | None) -> bool | None:
+def quiet(progress: bool | None) -> bool | None:
+    """tqdm's ``disable`` for a ``progress`` setting: None lets tqdm show a bar only on a terminal."""
     return None if progress is None else not progress
