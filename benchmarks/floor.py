@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
 import time
 
 import numpy as np
@@ -26,17 +25,7 @@ from torch import nn
 from latentatlas.bench import reference_fit
 from latentatlas.config import RunConfig
 from latentatlas.model import AutoencoderNet
-
-
-def median_us(fn, n: int = 200) -> float:
-    for _ in range(20):
-        fn()
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e6
+from step_probe import direct_fused_adam, median_us  # benchmarks/ is on the path when this file is run
 
 
 def products_us(layer: nn.Linear, batch: int) -> dict[str, float]:
@@ -48,22 +37,17 @@ def products_us(layer: nn.Linear, batch: int) -> dict[str, float]:
         w = layer.weight.detach().to(dtype)
         for name, fn in {"forward": lambda: x @ w.t(), "grad input": lambda: g @ w,
                          "grad weight": lambda: g.t() @ x}.items():
-            best[name] = min(best.get(name, math.inf), median_us(fn))
+            best[name] = min(best.get(name, math.inf), median_us(fn, n=200))
     return best
 
 
 def adam_us(model: nn.Module) -> float:
     """One step of the fused Adam kernel over the model's parameters, called directly."""
-    params = [p.detach() for p in model.parameters()]
-    grads, exp_avg = [torch.randn_like(p) for p in params], [torch.zeros_like(p) for p in params]
-    exp_avg_sq, steps = [torch.zeros_like(p) for p in params], [torch.zeros(()) for _ in params]
-
-    def step():
-        torch._foreach_add_(steps, 1)
-        torch._fused_adam_(params, grads, exp_avg, exp_avg_sq, [], steps, amsgrad=False, lr=1e-3, beta1=0.9,
-                           beta2=0.999, weight_decay=0.0, eps=1e-8, maximize=False)
-
-    return median_us(step)
+    params = list(model.parameters())
+    for p in params:
+        p.grad = torch.randn_like(p)
+    step, _ = direct_fused_adam(params)
+    return median_us(step, n=200)
 
 
 def main() -> None:
