@@ -7,7 +7,9 @@ latents against train latents, trustworthiness on the fixed test subset.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,37 +20,56 @@ from ._io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ._table import text_table
 from .config import RunConfig
 from .data import Dataset, load_dataset
+from .errors import LatentAtlasError
 from .metrics import TRUST_K, knn_accuracy, trust_subset
-from .runs import MANIFEST, Run, load_run, train_run
+from .nets import PRESETS
+from .runs import CONFIG, MANIFEST, Run, load_run, resolve_runtime, train_run
 from .train import as_tensor, to_unit_float
 
 METRICS = ("n_params", "bce_test", "mse_test", "knn1", "knn5", "trustworthiness", "train_seconds")
 DEFAULT_PRESETS = ("deep-2d", "deep-3d", "deep-3d-narrow", "deep-s2")
 PCA_COMPONENTS = (2, 3)
+SETTINGS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.compare and f.name != "seed")
+ARCHITECTURE = ("preset", "hidden_sizes", "geometry", "latent_dim")  # what a preset's name already says
 
 
 def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out: str | Path = "runs/compare",
             epochs: int = 10, pca: bool = True, progress: bool | None = None, echo=print) -> tuple[dict, list[Run]]:
     """Train what is missing under ``out/<preset>/seed<k>``; returns ({model: {metric: [values]}}, seed-0 runs).
 
-    Finished runs already in ``out`` are reused, so an interrupted comparison continues where it stopped.
+    Every setting and every run folder already in ``out`` is checked before anything is trained. A folder is reused
+    only if its config.json equals the config this call would train, every setting included (a finished run is
+    loaded, an unfinished one resumed), so an interrupted comparison continues where it stopped; a folder that holds
+    anything else is refused, never trained over.
     """
+    presets = list(presets)
+    if not presets:
+        raise LatentAtlasError(f"no presets given: choose one or more of {', '.join(PRESETS)}")
+    twice = [p for p in presets if presets.count(p) > 1]
+    if twice:
+        raise LatentAtlasError(f"preset {twice[0]!r} given twice: give each preset once")
+    if not isinstance(seeds, int) or seeds < 1:
+        raise LatentAtlasError(f"seeds={seeds!r} is out of range: it must be an integer >= 1")
     out = Path(out)
+    jobs = []
+    for preset in presets:
+        for seed in range(seeds):
+            cfg = resolve_runtime(RunConfig(preset=preset, data=data, epochs=epochs, seed=seed))
+            folder = out / preset / f"seed{seed}"
+            _check_folder(folder, cfg)
+            jobs.append((cfg, folder))
     dataset = load_dataset(data)
     results: dict[str, dict[str, list]] = {}
     first_runs = []
-    for preset in presets:
-        for seed in range(seeds):
-            folder = out / preset / f"seed{seed}"
-            if (folder / MANIFEST).is_file():
-                run = load_run(folder)
-            else:
-                echo(f"training {preset}, seed {seed} ...")
-                cfg = RunConfig(preset=preset, data=data, epochs=epochs, seed=seed)
-                run = train_run(cfg, folder, overwrite=folder.exists(), dataset=dataset, progress=progress)
-            _collect(results, preset, run.metrics)
-            if seed == 0:
-                first_runs.append(run)
+    for cfg, folder in jobs:
+        if (folder / MANIFEST).is_file():
+            run = load_run(folder)
+        else:
+            echo(f"training {cfg.preset}, seed {cfg.seed} ...")
+            run = train_run(cfg, folder, resume=True, dataset=dataset, progress=progress)
+        _collect(results, cfg.preset, run.metrics)
+        if cfg.seed == 0:
+            first_runs.append(run)
     if pca:
         for k in PCA_COMPONENTS:
             _collect(results, f"pca-{k}", pca_metrics(dataset, k))
@@ -56,15 +77,32 @@ def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out
 
 
 def compare_runs(paths, pca: bool = True) -> tuple[dict, list[Run]]:
-    """Summarise existing run folders; runs of the same preset are grouped as seeds of one model."""
-    results: dict[str, dict[str, list]] = {}
+    """Summarise existing run folders; runs whose configs differ only in the seed are grouped as seeds of one model.
+
+    Runs that differ in any other setting (data, epochs, ...) are separate models, labelled by their preset plus the
+    settings that tell them apart (``deep-2d data=digits``). PCA baselines are computed once per data set, labelled
+    with the data set when the runs use more than one.
+    """
     runs = [load_run(p) for p in paths]
+    groups: dict[RunConfig, list[Run]] = {}  # config with seed 0 -> its runs (RunConfig equality ignores ``extra``)
     for run in runs:
-        _collect(results, run.config.preset or run.path.name, run.metrics)
-    if pca and runs:
-        dataset = runs[0].dataset()
-        for k in PCA_COMPONENTS:
-            _collect(results, f"pca-{k}", pca_metrics(dataset, k))
+        group = groups.setdefault(dataclasses.replace(run.config, seed=0), [])
+        same = [r for r in group if r.config.seed == run.config.seed]
+        if same:
+            raise LatentAtlasError(f"{same[0].path} and {run.path} have the same settings and seed: give each run once")
+        group.append(run)
+    results: dict[str, dict[str, list]] = {}
+    bases = [g[0].config.preset or g[0].path.name for g in groups.values()]
+    for label, group in zip(_labels(bases, list(groups)), groups.values()):
+        for run in group:
+            _collect(results, label, run.metrics)
+    if pca:
+        datasets = {(r.config.data, r.config.image_size): r for r in runs}  # one run per data set, to load it
+        for (name, size), run in datasets.items():
+            suffix = "" if len(datasets) == 1 else f" data={name}" + ("" if size is None else f" image_size={size}")
+            dataset = run.dataset()
+            for k in PCA_COMPONENTS:
+                _collect(results, f"pca-{k}{suffix}", pca_metrics(dataset, k))
     return results, runs
 
 
@@ -91,14 +129,14 @@ def pca_metrics(dataset: Dataset, n_components: int) -> dict:
 
 
 def summary(results: dict) -> list[dict]:
-    """One row per model: n (seeds) and mean/sd of every metric (sd over seeds, ddof=1; 0 for one seed)."""
+    """One row per model: n (seeds) and mean/sd of every metric (sd over seeds, ddof=1; None for one seed)."""
     rows = []
     for model, metrics in results.items():
         row = {"model": model, "n": len(metrics["bce_test"])}
         for m in METRICS:
             values = [v for v in metrics[m] if v is not None]
             row[f"{m}_mean"] = float(np.mean(values)) if values else None
-            row[f"{m}_sd"] = float(np.std(values, ddof=1)) if len(values) > 1 else (0.0 if values else None)
+            row[f"{m}_sd"] = float(np.std(values, ddof=1)) if len(values) > 1 else None  # no spread over one value
         rows.append(row)
     return rows
 
@@ -117,13 +155,14 @@ def format_table(rows: list[dict]) -> str:
                 line.append(f"{mean:,.0f}")
             else:
                 digits = 1 if m == "train_seconds" else 4 if m in ("bce_test", "mse_test") else 3
-                line.append(f"{mean:.{digits}f} ± {sd:.{digits}f}")
+                line.append(f"{mean:.{digits}f}" if sd is None else f"{mean:.{digits}f} ± {sd:.{digits}f}")
         cells.append(line)
     return text_table([h for h, _ in cols], cells)
 
 
 def write_outputs(results: dict, out: str | Path) -> list[Path]:
-    """compare.json (every value), compare.csv (the summary) in ``out``."""
+    """compare.json (every value), compare.csv (the summary) in ``out``; a missing value (the s.d. of one seed,
+    PCA's training time) is null in the JSON and an empty cell in the CSV."""
     out = Path(out)
     rows = summary(results)
     buf = io.StringIO()
@@ -169,3 +208,35 @@ def _collect(results: dict, model: str, metrics: dict) -> None:
     entry = results.setdefault(model, {m: [] for m in METRICS})
     for m in METRICS:
         entry[m].append(metrics.get(m))
+
+
+def _check_folder(folder: Path, cfg: RunConfig) -> None:
+    """Refuse a run folder that holds anything but a run, finished or not, of exactly ``cfg``."""
+    if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):
+        return
+    if not (folder / CONFIG).is_file():
+        raise LatentAtlasError(f"{folder} exists and is not a run folder: choose another --out")
+    try:
+        saved = RunConfig.from_dict(json.loads((folder / CONFIG).read_text()))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LatentAtlasError(f"{folder / CONFIG}: unreadable JSON ({e})") from None
+    differ = [f"{n} {getattr(saved, n)!r} there, {getattr(cfg, n)!r} now" for n in (*SETTINGS, "seed")
+              if getattr(saved, n) != getattr(cfg, n)]
+    if differ:
+        raise LatentAtlasError(f"{folder} holds a run with other settings ({'; '.join(differ)}): choose another --out")
+
+
+def _labels(bases: list[str], configs: list[RunConfig]) -> list[str]:
+    """Each model's name plus the settings that tell it apart: those that vary over all models (the architecture
+    aside, which the name says), and any that vary among models of the same name."""
+
+    def varying(cfgs) -> list[str]:
+        return [n for n in SETTINGS if len({repr(getattr(c, n)) for c in cfgs}) > 1]
+
+    everywhere = [n for n in varying(configs) if n not in ARCHITECTURE]
+    labels = []
+    for base, cfg in zip(bases, configs):
+        namesakes = varying([c for b, c in zip(bases, configs) if b == base])
+        shown = [n for n in SETTINGS if n in everywhere or n in namesakes]
+        labels.append(" ".join([base, *(f"{n}={getattr(cfg, n)}" for n in shown)]))
+    return labels
