@@ -71,6 +71,17 @@ def truncate_weights(run):
     (run / "model.safetensors").write_bytes(data[:100])
 
 
+def flip_a_weight_bit(run):
+    data = bytearray((run / "model.safetensors").read_bytes())
+    data[-5] ^= 0x10  # inside the last tensor: the file still parses, but it is not the trained model
+    (run / "model.safetensors").write_bytes(bytes(data))
+
+
+def plain_file(tmp, name):
+    (tmp / name).write_text("not a folder")
+    return tmp / name
+
+
 CASES = {
     "0..255 floats with BCE": (lambda t, r: npz(t, x_train=np.full((8, 4, 4), 255.0)), "floats must lie in [0, 1]"),
     "NaN in the data": (lambda t, r: npz(t, x_test=np.full((4, 4, 4), np.nan)), "NaN or infinite"),
@@ -95,6 +106,31 @@ CASES = {
     "truncated safetensors": (lambda t, r: copy_run(t, r, truncate_weights), "not a valid safetensors file"),
     "unfinished run": (lambda t, r: copy_run(t, r, lambda run: (run / "manifest.json").unlink()), "did not finish"),
     "not a run folder": (lambda t, r: ["evaluate", str(t)], "not a run folder"),
+    "a flipped bit in the weights": (lambda t, r: copy_run(t, r, flip_a_weight_bit),
+                                     "model.safetensors: changed since the run was written"),
+    "a manifest that is not one": (lambda t, r: copy_run(t, r, lambda run: (run / "manifest.json").write_text("[1, 2]")),
+                                   "not a latentatlas manifest"),
+    "a truncated manifest": (lambda t, r: copy_run(t, r, lambda run: (run / "manifest.json").write_text('{"files": {')),
+                             "manifest.json: unreadable JSON"),
+    "truncated latents in a report": (lambda t, r: copy_run(t, r, lambda run: (run / "latents.npz").write_bytes(b"PK"))[1:2]
+                                      and ["report", str(t / "copy"), "--out", str(t / "o.html")],
+                                      "latents.npz: changed since the run was written"),
+    "a report under a file": (lambda t, r: ["report", str(r), "--out", str(plain_file(t, "f") / "o.html")],
+                              "is a file, not a folder"),
+    "a bad preset after a good one in bench": (lambda t, r: ["bench", "--preset", "shallow-2d", "--preset", "nope",
+                                                             "--data", "digits", "--epochs", "1"],
+                                               "unknown preset 'nope'"),
+    "a demo folder under a file": (lambda t, r: ["demo", "--data", "digits", "--epochs", "1", "--out",
+                                                 str(plain_file(t, "f") / "demo")], "is a file, not a folder"),
+    "an export folder that is a file": (lambda t, r: ["export", str(r), "--onnx", "--out", str(plain_file(t, "f"))],
+                                        "f: File exists"),  # an OSError from deep inside, still one line
+    "a demo of zero epochs": (lambda t, r: ["demo", "--data", "digits", "--epochs", "0", "--out", str(t / "demo")],
+                              "epochs=0 is out of range"),
+    "a tensorboard folder under a file": (lambda t, r: ["train", "--preset", "shallow-2d", "--data", "digits",
+                                                        "--epochs", "1", "--tensorboard", str(plain_file(t, "f") / "tb")],
+                                          "is a file, not a folder"),
+    "tensorboard onto a file": (lambda t, r: ["train", "--preset", "shallow-2d", "--data", "digits", "--epochs", "1",
+                                              "--tensorboard", str(plain_file(t, "tb"))], "tb is a file: give a folder"),
     "report of a non-run": (lambda t, r: ["report", str(r), str(t), "--out", str(t / "o.html")], "not a run folder"),
     "explorer of an unfinished run": (lambda t, r: copy_run(t, r, lambda run: (run / "manifest.json").unlink())[1:2]
                                       and ["explore", str(t / "copy"), "--out", str(t / "o.html")], "did not finish"),
@@ -126,3 +162,47 @@ def test_existing_run_folder_is_refused_unless_overwrite(tmp_path, finished_run)
     assert (run / "model.safetensors").read_bytes() == before
     r = CliRunner().invoke(main, ["train", "--data", "digits", "--epochs", "1", "--out", str(run), "--overwrite"])
     assert r.exit_code == 0, r.output
+
+
+def test_refused_weights_leave_the_run_as_it_was(tmp_path, finished_run):
+    copy_run(tmp_path, finished_run, flip_a_weight_bit)
+    run = tmp_path / "copy"
+    manifest = (run / "manifest.json").read_bytes()
+    r = CliRunner().invoke(main, ["evaluate", str(run)])
+    assert r.exit_code == 2 and "changed since" in r.output
+    assert (run / "manifest.json").read_bytes() == manifest  # not re-signed over the damaged weights
+
+
+def test_overwrite_never_deletes_a_file(tmp_path):
+    victim = plain_file(tmp_path, "data.npz")
+    r = CliRunner().invoke(main, ["train", "--preset", "shallow-2d", "--data", "digits", "--epochs", "1",
+                                  "--out", str(victim), "--overwrite"])
+    assert r.exit_code == 2 and "is a file, not a run folder" in r.output
+    assert victim.read_text() == "not a folder"
+
+
+def test_an_unfinished_run_points_to_resume(tmp_path, finished_run):
+    copy_run(tmp_path, finished_run, lambda run: (run / "manifest.json").unlink())
+    r = CliRunner().invoke(main, ["train", "--preset", "shallow-2d", "--data", "digits", "--epochs", "1",
+                                  "--out", str(tmp_path / "copy")])
+    assert r.exit_code == 2 and "--resume continues it" in r.output
+
+
+def test_a_run_finds_its_data_file_from_any_folder(tmp_path, monkeypatch):
+    (tmp_path / "a").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    npz(tmp_path / "a")
+    r = CliRunner().invoke(main, ["train", "--preset", "shallow-2d", "--data", "d.npz", "--epochs", "1", "--out", "run"])
+    assert r.exit_code == 0, r.output
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["evaluate", "a/run"])
+    assert r.exit_code == 0, r.output
+
+
+def test_run_files_get_the_umask_permissions(tmp_path, finished_run):
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    for name in ("model.safetensors", "checkpoint.safetensors", "metrics.json"):
+        assert (finished_run / name).stat().st_mode & 0o777 == 0o666 & ~mask, name

@@ -55,3 +55,10 @@ def test_demo_prints_the_comparison_table(tmp_path):
     assert (tmp_path / "demo" / "report.html").stat().st_size > 1_000_000  # plotly.js and every figure inlined
     assert "latentatlas explore" in r.output
 
+
+
+def test_explore_help_states_the_real_point_limit():
+    from latentatlas.explorer import MAX_POINTS
+
+    r = CliRunner().invoke(main, ["explore", "--help"])
+    assert f"[default: {MAX_POINTS:,}]" in " ".join(r.output.split())

@@ -18,7 +18,7 @@ from latentatlas.config import RunConfig
 from latentatlas.errors import LatentAtlasError
 from latentatlas.explorer import decoder_layers, explorer_data, page_server, write_explorer
 from latentatlas.metrics import decode
-from latentatlas.runs import load_run, train_run
+from latentatlas.runs import load_run, train_run, write_manifest
 
 
 @pytest.fixture(scope="module")
@@ -365,6 +365,7 @@ def odd_run(runs, tmp_path_factory):
     metrics = json.loads((odd / "metrics.json").read_text())
     metrics["bce_test"] = float("nan")
     (odd / "metrics.json").write_text(json.dumps(metrics))
+    write_manifest(odd)  # a run written so, not one damaged afterwards
     return odd
 
 

@@ -14,7 +14,7 @@ from latentatlas.config import RunConfig
 from latentatlas.errors import LatentAtlasError
 from latentatlas.plots import shared_map_limits
 from latentatlas.report import SECTIONS, write_report
-from latentatlas.runs import load_run, train_run
+from latentatlas.runs import load_run, train_run, write_manifest
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +106,7 @@ def test_hostile_names_and_nan_metrics(report, tmp_path):
     metrics = json.loads((odd / "metrics.json").read_text())
     metrics["bce_test"], metrics["<i>odd</i>"] = float("nan"), 1.0
     (odd / "metrics.json").write_text(json.dumps(metrics))
+    write_manifest(odd)  # a run written so, not one damaged afterwards
     text = write_report([runs[0].path, odd], tmp_path / "r.html").read_text()
     assert "<b>" not in text and "<i>" not in text and "&lt;i&gt;odd&lt;/i&gt;" in text
     assert "* plotly.js v" not in text  # no 3-D run, so no plotly.js

@@ -8,6 +8,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from .errors import LatentAtlasError
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` then rename the finished, fsynced temp file onto ``path``."""
@@ -15,9 +17,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the permissions open() would
     try:
         write(tmp)
+        # mkstemp makes 0600, and a writer may replace the file it was given: set what open() would have, last.
+        os.chmod(tmp, 0o666 & ~_umask())
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -26,6 +29,22 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+    return path
+
+
+def check_writable(path: str | os.PathLike, folder: bool = False) -> Path:
+    """Refuse, before any work, an output that could not be written: a file whose path is a folder (or a ``folder``
+    whose path is a file), or one whose nearest existing parent is a file or is not writable."""
+    path = Path(path)
+    if path.exists() and path.is_dir() != folder:
+        raise LatentAtlasError(f"{path} is a {'file' if folder else 'folder'}: give a {'folder' if folder else 'file name'}")
+    parent = path if folder and path.exists() else path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise LatentAtlasError(f"cannot write {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise LatentAtlasError(f"cannot write {path}: no write permission in {parent}")
     return path
 
 

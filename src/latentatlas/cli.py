@@ -18,13 +18,23 @@ def _friendly_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except LatentAtlasError as e:
+        except (LatentAtlasError, OSError) as e:
             if click.get_current_context().find_root().params.get("debug"):
                 raise
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"error: {_one_line(e)}", err=True)
             sys.exit(2)
 
     return wrapper
+
+
+def _one_line(e: Exception) -> str:
+    """A file system error as the user sees it: the file and what went wrong, without the temp-file detail."""
+    if isinstance(e, OSError) and e.strerror:
+        name = e.filename2 or e.filename
+        if name is not None and Path(name).name.startswith(".") and Path(name).name.endswith(".tmp"):
+            name = Path(name).parent  # an atomic write's temp file: the folder is what the user named
+        return f"{name}: {e.strerror}" if name is not None else e.strerror
+    return str(e)
 
 
 def _int_list(ctx, param, value):
@@ -124,9 +134,10 @@ def export(run, onnx, out):
 @_friendly_errors
 def report(runs, out):
     """Write one self-contained HTML report (offline, mailable) of one or more runs."""
+    from ._io import check_writable
     from .report import write_report
 
-    click.echo(f"wrote {write_report(runs, out)}")
+    click.echo(f"wrote {write_report(runs, check_writable(out))}")
 
 
 @main.command()
@@ -136,14 +147,15 @@ def report(runs, out):
 @click.option("--serve", is_flag=True, help="Also serve the page on 127.0.0.1 and open a browser; Ctrl-C stops.")
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="With --serve; 0 picks a free one.")
 @click.option("--max-points", type=click.IntRange(min=1), default=None,
-              help="Test points drawn; larger test sets show a fixed random subset [default: explorer.MAX_POINTS, 20,000].")
+              help="Test points drawn; larger test sets show a fixed random subset [default: 20,000].")
 @_friendly_errors
 def explore(run, out, serve, port, max_points):
     """Write the live explorer of a run: hover anywhere on its latent maps to see the decoded image."""
+    from ._io import check_writable
     from .explorer import open_in_browser, page_server, write_explorer
 
     limit = {} if max_points is None else {"max_points": max_points}
-    page = write_explorer(run, Path("explorer.html") if out is None else out, **limit)
+    page = write_explorer(run, check_writable(Path("explorer.html") if out is None else out), **limit)
     click.echo(f"wrote {page} (open it in a browser; it works offline)")
     if serve:
         server = page_server(page, port)
@@ -209,10 +221,17 @@ def demo(data, epochs, out):
 @_friendly_errors
 def bench(presets_, data, epochs, batch_size, device, precision, json_path):
     """Time latentatlas's trainer against the tutorial's plain loop on the same job."""
-    from ._io import atomic_write_json
+    from ._io import atomic_write_json, check_writable
     from .bench import benchmark, format_result
+    from .config import RunConfig
     from .data import load_dataset
+    from .runs import resolve_runtime
 
+    for preset in presets_:  # every setting checked before the first minute of training
+        resolve_runtime(RunConfig(preset=preset, epochs=epochs, batch_size=batch_size, device=device,
+                                  precision=precision))
+    if json_path is not None:
+        check_writable(json_path)
     dataset = load_dataset(data)
     jobs = {}
     for preset in presets_:
@@ -236,7 +255,8 @@ def bench(presets_, data, epochs, batch_size, device, precision, json_path):
 @click.option("--pca/--no-pca", default=True, show_default=True, help="Include PCA with 2 and 3 components.")
 @_friendly_errors
 def compare(runs, presets, seeds, data, epochs, out, pca):
-    """Mean +- s.d. over seeds for several models (or existing RUNS), with PCA as a baseline."""
+    """Mean +- s.d. over seeds for several models (or existing RUNS), with PCA as a baseline; RUNS that differ in
+    more than the seed are separate rows, and PCA is computed per data set."""
     from .compare import compare as run_compare
     from .compare import compare_runs, encoder_maps_figure, format_table, summary, write_outputs
     from .errors import LatentAtlasError

@@ -202,6 +202,15 @@ class Digits:
 SOURCES = {s.name: s for s in (MNIST5k(), Digits(), FashionMNIST(), MNIST())}
 
 
+def data_reference(name_or_path: str) -> str:
+    """How a run records its data: a registered name as it is, a path made absolute, so that the run folder finds
+    its data from any working folder."""
+    path = Path(name_or_path).expanduser()
+    if name_or_path in SOURCES or not path.exists():  # a name, or a typo that load_dataset reports as given
+        return name_or_path
+    return str(path.resolve())
+
+
 def load_dataset(name_or_path: str | os.PathLike, image_size: int | None = None) -> Dataset:
     """A registered data set or a path.
 

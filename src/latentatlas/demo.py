@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ._io import check_writable
 from ._table import text_table
 from .config import RunConfig
 from .data import load_dataset
@@ -18,12 +19,15 @@ def run_demo(out: str | Path = "runs/demo", data: str = "mnist-5k", epochs: int 
              progress: bool | None = None, echo=print) -> list[Run]:
     """Train the demo presets into ``out/<preset>``; earlier demo runs there are replaced."""
     out = Path(out)
+    configs = [RunConfig(preset=preset, data=data, epochs=epochs, seed=seed) for preset in DEMO_PRESETS]
+    for cfg in configs:  # every setting and the folder checked before anything is said or trained
+        cfg.resolved()
+    check_writable(out / "report.html")
     dataset = load_dataset(data)
     runs = []
-    for preset in DEMO_PRESETS:
-        echo(f"training {preset} on {dataset.name} ({len(dataset.y_train):,} images, {epochs} epochs) ...")
-        cfg = RunConfig(preset=preset, data=data, epochs=epochs, seed=seed)
-        runs.append(train_run(cfg, out / preset, overwrite=True, progress=progress, dataset=dataset))
+    for cfg in configs:
+        echo(f"training {cfg.preset} on {dataset.name} ({len(dataset.y_train):,} images, {epochs} epochs) ...")
+        runs.append(train_run(cfg, out / cfg.preset, overwrite=True, progress=progress, dataset=dataset))
     return runs
 
 

@@ -20,6 +20,7 @@ import io
 import json
 import shutil
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +28,9 @@ import numpy as np
 import torch
 
 from . import __version__
-from ._io import atomic_write_bytes, atomic_write_json
+from ._io import atomic_write_bytes, atomic_write_json, check_writable
 from .config import RunConfig
-from .data import Dataset, load_dataset
+from .data import Dataset, data_reference, load_dataset
 from .errors import LatentAtlasError
 from .losses import objective
 from .metrics import encode, evaluate
@@ -55,8 +56,14 @@ class Run:
     resumed_from_epoch: int = 0  # > 0 when train_run continued a killed run from its checkpoint
 
     def latents(self) -> dict[str, np.ndarray]:
-        with np.load(self.path / LATENTS, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
+        if (self.path / MANIFEST).is_file():  # a finished run; while training, the manifest is not written yet
+            verify_files(self.path, (LATENTS,))
+        try:
+            with np.load(self.path / LATENTS, allow_pickle=False) as f:
+                return {k: f[k] for k in f.files}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+            raise LatentAtlasError(f"{self.path / LATENTS}: unreadable ({e}); recompute it with "
+                                   f"`latentatlas evaluate {self.path}`") from None
 
     def dataset(self) -> Dataset:
         return load_dataset(self.config.data, image_size=self.config.image_size)
@@ -76,7 +83,8 @@ def resolve_runtime(cfg: RunConfig) -> RunConfig:
     """A resolved config with ``device`` and ``precision`` fixed for this machine ("auto" decided)."""
     cfg = cfg.resolved()
     device = pick_device(cfg.device)
-    return dataclasses.replace(cfg, device=device, precision=pick_precision(cfg.precision, device))
+    return dataclasses.replace(cfg, data=data_reference(cfg.data), device=device,
+                               precision=pick_precision(cfg.precision, device))
 
 
 def build_trainer(cfg: RunConfig, n_features: int, callbacks=(), progress: bool | None = None) -> Trainer:
@@ -98,6 +106,8 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
     out = Path(out)
     cfg = resolve_runtime(cfg)
     dataset = load_dataset(cfg.data, image_size=cfg.image_size) if dataset is None else dataset
+    if tensorboard is not None:
+        check_writable(tensorboard, folder=True)
     start_state = _prepare_folder(out, cfg, overwrite=overwrite, resume=resume)
     if tensorboard is not None:
         from .tensorboard import TensorBoardCallback
@@ -130,14 +140,23 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
 
 
 def load_run(path: str | Path, device: str = "cpu") -> Run:
-    """Load a finished run folder (config, weights, history, metrics) without retraining."""
+    """Load a finished run folder (config, weights, history, metrics) without retraining.
+
+    Each of those files is checked against the manifest first: a run changed on disk since it was written is
+    refused rather than trusted.
+    """
+    return _load_run(path, device, verify=(CONFIG, WEIGHTS, HISTORY, METRICS))
+
+
+def _load_run(path: str | Path, device: str, verify: tuple[str, ...]) -> Run:
     path = Path(path)
     if not (path / CONFIG).is_file():
         raise LatentAtlasError(f"{path}: not a run folder (no {CONFIG})")
     if not (path / MANIFEST).is_file():
         raise LatentAtlasError(f"{path}: the run did not finish (no {MANIFEST}); resume it with `latentatlas train --resume --out {path}`")
+    state = load_weights(path / WEIGHTS)  # first: a pickle or a truncated file gets its own, clearer message
+    verify_files(path, verify)
     cfg = RunConfig.from_dict(_read_json(path / CONFIG)).resolved()
-    state = load_weights(path / WEIGHTS)
     n_features = _n_features(state)
     model = AutoencoderNet.from_config(cfg, n_features)
     try:
@@ -151,7 +170,7 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
 
 def evaluate_run(path: str | Path, dataset: Dataset | None = None) -> dict:
     """Recompute a run's latents and metrics from its saved weights; returns the metrics."""
-    run = load_run(path)
+    run = _load_run(path, "cpu", verify=(CONFIG, WEIGHTS, HISTORY))  # metrics and latents are recomputed here
     dataset = run.dataset() if dataset is None else dataset
     metrics = _write_evaluation(run, dataset, train_seconds=run.metrics.get("train_seconds"))
     write_manifest(run.path)
@@ -181,6 +200,27 @@ def load_checkpoint(folder: Path) -> dict | None:
     return _unflatten_state(load_weights(folder / CKPT_TENSORS), meta)
 
 
+def verify_files(folder: Path, names) -> None:
+    """Check each named file that the manifest lists against its recorded size and SHA-256.
+
+    A file changed since the run was written (a flipped bit, a truncation, an edit) is refused in one line rather
+    than trusted. A file the manifest does not list is not checked: older runs and files added later stay usable.
+    """
+    manifest = _read_json(folder / MANIFEST)
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict):
+        raise LatentAtlasError(f"{folder / MANIFEST}: not a latentatlas manifest (no file list)")
+    for name in names:
+        entry = files.get(name)
+        if entry is None:
+            continue
+        path = folder / name
+        if not path.is_file():
+            raise LatentAtlasError(f"{path}: missing, though {MANIFEST} lists it")
+        if not isinstance(entry, dict) or entry.get("bytes") != path.stat().st_size or entry.get("sha256") != _sha256(path):
+            raise LatentAtlasError(f"{path}: changed since the run was written (size or SHA-256 differs from {MANIFEST})")
+
+
 def write_manifest(folder: Path) -> None:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST and not p.name.startswith("."))
     entries = {str(p.relative_to(folder)): {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files}
@@ -197,16 +237,21 @@ def _prepare_folder(out: Path, cfg: RunConfig, *, overwrite: bool, resume: bool)
         tmp.unlink()  # a write that a kill interrupted; the file it was replacing is intact
     if resume and (out / CONFIG).is_file():
         saved = RunConfig.from_dict(_read_json(out / CONFIG))
+        saved = dataclasses.replace(saved, data=data_reference(saved.data))
         if dataclasses.replace(saved, epochs=cfg.epochs) != cfg:
             raise LatentAtlasError(f"{out}: --resume needs the same settings as the saved config.json (only --epochs may change)")
         (out / MANIFEST).unlink(missing_ok=True)
         return load_checkpoint(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and not out.is_dir():
+        raise LatentAtlasError(f"{out} is a file, not a run folder: choose another --out")
+    if out.exists() and any(out.iterdir()):
+        is_run = (out / CONFIG).is_file() or (out / MANIFEST).is_file()
+        if not is_run:
+            raise LatentAtlasError(f"{out} exists and is not a run folder: refusing to {'overwrite' if overwrite else 'use'} it")
         if not overwrite:
-            raise LatentAtlasError(f"{out} already exists: choose another --out, or pass --overwrite to replace it")
-        if out.is_dir() and not (out / CONFIG).is_file() and not (out / MANIFEST).is_file():
-            raise LatentAtlasError(f"{out} exists and is not a run folder: refusing to overwrite it")
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
+            unfinished = "" if (out / MANIFEST).is_file() else " (it did not finish: --resume continues it)"
+            raise LatentAtlasError(f"{out} already exists{unfinished}: choose another --out, or pass --overwrite to replace it")
+        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     return None
 
