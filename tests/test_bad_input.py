@@ -206,3 +206,12 @@ def test_run_files_get_the_umask_permissions(tmp_path, finished_run):
     os.umask(mask)
     for name in ("model.safetensors", "checkpoint.safetensors", "metrics.json"):
         assert (finished_run / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
+
+
+def test_resume_with_fewer_epochs_is_refused(tmp_path):
+    args = ["train", "--preset", "shallow-2d", "--data", "digits", "--out", str(tmp_path / "r")]
+    assert CliRunner().invoke(main, [*args, "--epochs", "2"]).exit_code == 0
+    manifest = (tmp_path / "r" / "manifest.json").read_bytes()
+    r = CliRunner().invoke(main, [*args, "--epochs", "1", "--resume"])
+    assert r.exit_code == 2 and "--epochs 1 is fewer than the 2 epochs already trained" in r.output
+    assert (tmp_path / "r" / "manifest.json").read_bytes() == manifest  # still a finished run

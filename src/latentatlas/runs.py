@@ -240,8 +240,12 @@ def _prepare_folder(out: Path, cfg: RunConfig, *, overwrite: bool, resume: bool)
         saved = dataclasses.replace(saved, data=data_reference(saved.data))
         if dataclasses.replace(saved, epochs=cfg.epochs) != cfg:
             raise LatentAtlasError(f"{out}: --resume needs the same settings as the saved config.json (only --epochs may change)")
+        state = load_checkpoint(out)
+        if state is not None and len(state["history"]) > cfg.epochs:
+            raise LatentAtlasError(f"{out}: --epochs {cfg.epochs} is fewer than the {len(state['history'])} epochs "
+                                   "already trained; --resume only adds epochs")
         (out / MANIFEST).unlink(missing_ok=True)
-        return load_checkpoint(out)
+        return state
     if out.exists() and not out.is_dir():
         raise LatentAtlasError(f"{out} is a file, not a run folder: choose another --out")
     if out.exists() and any(out.iterdir()):
