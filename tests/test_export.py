@@ -31,3 +31,16 @@ def test_onnx_matches_torch(tmp_path, small, preset):
 def test_export_needs_a_format(tmp_path):
     r = CliRunner().invoke(main, ["export", str(tmp_path)])
     assert r.exit_code == 2 and "--onnx" in r.output
+
+
+def test_export_prints_the_files_and_nothing_else(tmp_path, small):
+    import subprocess
+    import sys
+
+    run = train_run(RunConfig(preset="shallow-2d", epochs=1), tmp_path / "r", dataset=small, plot=False,
+                    progress=False)
+    p = subprocess.run([sys.executable, "-m", "latentatlas", "export", str(run.path), "--onnx", "--out",
+                        str(tmp_path / "x")], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == [str(tmp_path / "x" / "encoder.onnx"), str(tmp_path / "x" / "decoder.onnx")]
+    assert p.stderr == ""  # none of the exporter's notes about torchvision or torch internals

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import warnings
 from pathlib import Path
 
 import torch
@@ -42,7 +45,24 @@ def export_onnx(run_path: str | Path, out: str | Path | None = None) -> list[Pat
     for name, (module, example, inp, outp) in examples.items():
         # torch.export-based exporter (needs onnxscript); external_data=False keeps the weights inside the file.
         module.eval()
-        written.append(atomic_write(out / name, lambda tmp: torch.onnx.export(
-            module, (example,), tmp, input_names=[inp], output_names=[outp], dynamo=True, external_data=False,
-            dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)))
+        with _exporter_quiet():
+            written.append(atomic_write(out / name, lambda tmp: torch.onnx.export(
+                module, (example,), tmp, input_names=[inp], output_names=[outp], dynamo=True, external_data=False,
+                dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)))
     return written
+
+
+@contextlib.contextmanager
+def _exporter_quiet():
+    """Silence the exporter's notes about PyTorch's own internals (torchvision ops it skips, a deprecation inside
+    torch.export): they say nothing about this model, and a user would read them as a problem with it."""
+    log = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                                    category=FutureWarning)
+            yield
+    finally:
+        log.setLevel(level)
