@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from click.testing import CliRunner
 pytest.importorskip("optuna", reason="the sweep extra is not installed")
 from latentatlas.cli import main  # noqa: E402
 from latentatlas.errors import LatentAtlasError  # noqa: E402
-from latentatlas.sweep import read_spec  # noqa: E402
+from latentatlas.sweep import read_spec, sweep  # noqa: E402
 
 SPEC = """
 [search]
@@ -25,6 +26,15 @@ preset = ["deep-2d", "deep-s2"]
 seed = [0, 1]
 [fixed]
 data = "mnist-5k"
+epochs = 1
+"""
+
+# One tiny trial: the digits data set, one epoch, so that a test that needs a finished sweep takes seconds.
+TINY = """
+[search]
+seed = [0]
+[fixed]
+data = "digits"
 epochs = 1
 """
 
@@ -37,11 +47,14 @@ def check_complete(rows, n=4):
         assert (Path(r["run"]) / "manifest.json").is_file()
 
 
-def test_sqlite_sweep_with_two_workers(tmp_path, monkeypatch):
+def test_sqlite_sweep_with_two_workers(tmp_path, monkeypatch, capfd):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "spec.toml").write_text(SPEC)
     r = CliRunner().invoke(main, ["sweep", "spec.toml", "--out", "sw", "--workers", "2"])
     assert r.exit_code == 0, r.output
+    out, err = capfd.readouterr()  # the worker processes' own output
+    assert sorted(line.split(" (")[0] for line in out.splitlines()) == [f"trial {n}" for n in range(4)]
+    assert "Heartbeat" not in err
     assert "best: trial" in r.output and (tmp_path / "sw" / "study.db").is_file()
     check_complete(json.loads((tmp_path / "sw" / "trials.json").read_text()))
     r = CliRunner().invoke(main, ["sweep", "spec.toml", "--out", "sw"])  # resumable: nothing left to run
@@ -55,11 +68,93 @@ def test_sqlite_sweep_with_two_workers(tmp_path, monkeypatch):
     ("[search]\npreset = ['deep-9d']\n", "unknown preset 'deep-9d'"),
     ("[serch]\n", "unknown sections"),
     ("not toml = = 1", "not a readable TOML"),
+    ("[search]\nseed = [0]\n[fixed]\ndata = 5\n", r"\[fixed\] data = 5 has the wrong type: data takes str"),
+    ("[search]\nseed = [0, '1']\n", r"\[search\] seed = \"1\" has the wrong type"),
+    ("[search]\nlr = {low = 'a', high = 0.1}\ntrials = 2\n", "lr must be a list .* with numbers a < b"),
+    ("[search]\nlr = {low = 0.1, high = 5}\ntrials = 2\n", "lr=5 is out of range"),  # high is checked too
+    ("[search]\nepochs = {low = 1, high = 2.5}\ntrials = 2\n", "epochs.high = 2.5 has the wrong type"),
+    ("[search]\nlr = {low = 0, high = 0.1, log = true}\ntrials = 2\n", "a log range needs low > 0"),
+    ("[search]\nseed = 3\n", "one value goes under \\[fixed\\]"),
+    ("search = 3\n", "must be tables"),
 ])
 def test_bad_specs(tmp_path, text, message):
     (tmp_path / "s.toml").write_text(text)
     with pytest.raises(LatentAtlasError, match=message):
         read_spec(tmp_path / "s.toml")
+
+
+def test_bad_spec_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("s.toml").write_text(TINY.replace('"digits"', "5"))
+    r = CliRunner().invoke(main, ["sweep", "s.toml", "--out", "sw"])
+    assert r.exit_code == 2 and r.output.count("\n") == 1 and "data takes str" in r.output
+    assert not Path("sw").exists()
+
+
+@pytest.mark.parametrize("n", ["0", "-4"])
+def test_workers_below_one_are_refused(tmp_path, monkeypatch, n):
+    monkeypatch.chdir(tmp_path)
+    Path("s.toml").write_text(TINY)
+    r = CliRunner().invoke(main, ["sweep", "s.toml", "--out", "sw", "--workers", n])
+    assert r.exit_code == 2 and f"--workers {n}: give 1 or more" in r.output and not Path("sw").exists()
+
+
+@pytest.mark.parametrize("storage,reason", [
+    ("bogus://x", "Can't load plugin"),
+    ("postgresql://u:secret@127.0.0.1:1/db", "Connection refused"),  # nothing listens on port 1
+])
+def test_unopenable_storage_leaves_nothing_behind(tmp_path, monkeypatch, storage, reason):
+    if storage.startswith("postgresql"):
+        pytest.importorskip("psycopg", reason="the PostgreSQL driver is not installed")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(time, "sleep", lambda s: None)  # the retries meant for racing machines
+    Path("s.toml").write_text(TINY)
+    Path("old").mkdir()
+    for out in ["new/sweep", "old"]:
+        r = CliRunner().invoke(main, ["sweep", "s.toml", "--out", out, "--storage", storage])
+        assert r.exit_code == 2 and r.output.startswith("error: cannot open the study storage ")
+        assert reason in r.output and r.output.count("\n") == 1 and "secret" not in r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old", "s.toml"] and not any(Path("old").iterdir())
+
+
+def test_another_spec_on_the_same_sweep_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("s.toml").write_text(TINY)
+    r = CliRunner().invoke(main, ["sweep", "s.toml", "--out", "sw"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(Path("sw/spec.json").read_text())["fixed"] == {"data": "digits", "epochs": 1}
+    Path("s.toml").write_text(TINY.replace("epochs = 1", "epochs = 3"))
+    r = CliRunner().invoke(main, ["sweep", "s.toml", "--out", "sw"])
+    assert r.exit_code == 2 and "error: sw holds a sweep of another spec ([fixed] epochs: 1 -> 3)" in r.output
+    assert "another --out" in r.output
+    # The study refuses too: a worker given another --out but the same storage (as on another machine).
+    storage = f"sqlite:///{tmp_path / 'sw' / 'study.db'}"
+    r = CliRunner().invoke(main, ["sweep", "s.toml", "--out", "sw2", "--storage", storage])
+    assert r.exit_code == 2 and "was started with another spec ([fixed] epochs: 1 -> 3)" in r.output
+    assert not Path("sw2").exists()
+    # The same spec, written differently, continues the sweep: nothing left to run.
+    Path("s.toml").write_text('[fixed]\nepochs = 1\ndata = "digits"\n[search]\nseed = [ 0 ]\n')
+    r = CliRunner().invoke(main, ["sweep", "s.toml", "--out", "sw"])
+    assert r.exit_code == 0 and "best: trial 0" in r.output and len(list(Path("sw/trials").iterdir())) == 1
+
+
+def test_each_finished_trial_prints_a_line_and_optuna_warns_nothing(tmp_path, monkeypatch):
+    (tmp_path / "s.toml").write_text(TINY.replace("seed = [0]", "seed = [0, 1]"))
+    lines = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sweep(tmp_path / "s.toml", tmp_path / "sw", echo=lines.append)
+    assert [str(w.message) for w in caught if "Heartbeat" in str(w.message)] == []
+    assert [line.split(": bce_test ")[0] for line in lines] == ["trial 0 (seed=0)", "trial 1 (seed=1)"]
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr("latentatlas.runs.train_run", boom)
+    (tmp_path / "s.toml").write_text(TINY.replace("seed = [0]", "seed = [0, 1, 2]"))
+    with pytest.raises(RuntimeError):
+        sweep(tmp_path / "s.toml", tmp_path / "other", echo=lines.append)
+    assert lines[-1] == "trial 0 (seed=0): failed (RuntimeError: boom)"
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------------------------------
@@ -98,6 +193,14 @@ def postgres():
     yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def new_database(postgres, name):
+    import psycopg
+
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return postgres.rsplit("/", 1)[0] + "/" + name
 
 
 def worker(spec, out, storage):
@@ -141,3 +244,14 @@ def test_killed_worker_mid_trial_and_restarted_sweep_completes(tmp_path, postgre
     check_complete(rows)
     assert any(r["state"] == "FAIL" for r in rows)  # the killed trial was detected and retried
     assert time.time() - t0 < 300
+
+
+def test_a_worker_with_another_spec_is_refused_by_the_shared_study(tmp_path, postgres):
+    storage = new_database(postgres, "spectest")
+    (tmp_path / "a.toml").write_text(TINY)
+    (tmp_path / "b.toml").write_text(TINY.replace('seed = [0]', 'seed = [0]\nlr = [1e-3, 1e-2]'))
+    sweep(tmp_path / "a.toml", tmp_path / "machine1", storage=storage)
+    with pytest.raises(LatentAtlasError, match=r"was started with another spec \(\[search\] lr: unset -> \[0.001, 0.01\]\)"):
+        sweep(tmp_path / "b.toml", tmp_path / "machine2", storage=storage)
+    assert not (tmp_path / "machine2").exists()
+    assert len(sweep(tmp_path / "a.toml", tmp_path / "machine2", storage=storage)) == 1  # the same spec joins
