@@ -110,3 +110,18 @@ def test_hostile_names_and_nan_metrics(report, tmp_path):
     text = write_report([runs[0].path, odd], tmp_path / "r.html").read_text()
     assert "<b>" not in text and "<i>" not in text and "&lt;i&gt;odd&lt;/i&gt;" in text
     assert "* plotly.js v" not in text  # no 3-D run, so no plotly.js
+
+
+@pytest.mark.parametrize("value", [0.0, 1234.5])
+def test_maps_of_a_single_point_still_have_a_scale(value):
+    import numpy as np
+
+    from latentatlas.geometries import get_geometry
+    from latentatlas.plots import grid_points, map_limits
+
+    chart = get_geometry("euclidean", 2).charts()[0]
+    z = np.full((50, 2), value, np.float32)  # flat data: every image encoded to one point
+    _, _, _, (u0, u1, v0, v1) = grid_points(chart, 8, z)
+    (x0, x1), (y0, y1) = map_limits(chart, z)
+    for lo, hi in ((u0, u1), (v0, v1), (x0, x1), (y0, y1)):
+        assert lo < value < hi and np.float32(lo) != np.float32(hi)

@@ -124,8 +124,18 @@ def map_limits(chart: Chart, uv: np.ndarray) -> tuple[tuple[float, float], tuple
         return chart.extent
     uv = np.asarray(uv, np.float64)
     lo, hi = uv.min(0), uv.max(0)
-    pad = np.maximum(0.05 * (hi - lo), 1e-3 * np.maximum(1.0, np.abs(lo) + np.abs(hi)))  # a collapsed axis too
+    pad = np.maximum(0.05 * (hi - lo), _min_span(lo, hi))  # a collapsed axis too
     return (float(lo[0] - pad[0]), float(hi[0] + pad[0])), (float(lo[1] - pad[1]), float(hi[1] + pad[1]))
+
+
+def _min_span(lo, hi):
+    """The least half-width an axis gets, so that data on a single point still has a scale."""
+    return 1e-3 * np.maximum(1.0, np.abs(lo) + np.abs(hi))
+
+
+def _widened(lo: float, hi: float) -> tuple[float, float]:
+    pad = max(0.0, float(_min_span(lo, hi)) - (hi - lo) / 2)
+    return lo - pad, hi + pad
 
 
 def shared_map_limits(latents) -> dict[str, tuple]:
@@ -158,7 +168,7 @@ def grid_points(chart: Chart, n: int, z_data: np.ndarray | None = None):
         (u0, u1), (v0, v1) = chart.extent
     else:
         uv = chart.to_map(torch.as_tensor(z_data)).numpy()
-        (u0, u1), (v0, v1) = np.percentile(uv[:, 0], [0.5, 99.5]), np.percentile(uv[:, 1], [0.5, 99.5])
+        (u0, u1), (v0, v1) = (_widened(*np.percentile(uv[:, i], [0.5, 99.5])) for i in (0, 1))
     cols = max(1, round(n * (u1 - u0) / (v1 - v0))) if chart.extent is not None else n
     # Cell centres, so the edges of a bounded chart (the poles, phi = +-pi) are not sampled many times over.
     us = u0 + (np.arange(cols) + 0.5) * (u1 - u0) / cols
