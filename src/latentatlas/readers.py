@@ -144,24 +144,45 @@ def load_npy_folder(folder: str | os.PathLike, name: str | None = None) -> Datas
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
-def read_images(paths: list[Path], size: int | None = None) -> np.ndarray:
-    """Grayscale uint8 (N, H, W) from image files; ``size`` resizes each to size x size, else all must match."""
+def _grayscale(im, name: str) -> np.ndarray:
+    """uint8 (H, W) from an open image: 8-bit modes via Pillow's grayscale, 16-bit scaled exactly, the rest refused."""
+    from PIL import ImageMode
+
+    if im.mode.startswith("I;16") or im.mode == "I":  # Pillow opens 16-bit grayscale PNGs as I;16 (older versions: I)
+        a = np.asarray(im).astype(np.int64)
+        lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
+        if lo < 0 or hi > 65535:
+            raise LatentAtlasError(f"{name}: a 32-bit integer image with values {lo}..{hi}, outside 16-bit 0..65535: refused rather than guessed; save it as an 8- or 16-bit grayscale PNG")
+        # round(v * 255 / 65535) in exact integers; there are no ties, as 65535 is odd. convert("L") would clip instead.
+        return ((a * 255 + 32767) // 65535).astype(np.uint8)
+    if np.dtype(ImageMode.getmode(im.mode).typestr).itemsize != 1:  # F (32-bit float) and any other wide mode
+        raise LatentAtlasError(f"{name}: pixels of mode {im.mode} have no known 0..255 scale: refused rather than guessed; save it as an 8- or 16-bit PNG")
+    return np.asarray(im.convert("L"), dtype=np.uint8)
+
+
+def read_images(paths: list[Path], size: int | None = None, root: Path | None = None) -> np.ndarray:
+    """Grayscale uint8 (N, H, W) from image files; ``size`` resizes each to size x size, else all must match.
+
+    Files are named relative to ``root`` in errors (else by file name).
+    """
     from PIL import Image, UnidentifiedImageError
 
     images, first = [], None
     for p in paths:
+        name = str(p.relative_to(root)) if root is not None else p.name
         try:
             with Image.open(p) as im:
-                im = im.convert("L")
-                if size is not None:
-                    im = im.resize((size, size), Image.Resampling.LANCZOS)
-                a = np.asarray(im, dtype=np.uint8)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-            raise LatentAtlasError(f"{p.name}: not a readable image ({e})") from None
+                a = _grayscale(im, name)  # (H, W)
+        except LatentAtlasError:
+            raise
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, KeyError, Image.DecompressionBombError) as e:
+            raise LatentAtlasError(f"{name}: not a readable image ({e})") from None
+        if size is not None:
+            a = np.asarray(Image.fromarray(a, "L").resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
         if first is None:
-            first = (p, a.shape)
+            first = (name, a.shape)
         elif a.shape != first[1]:
-            raise LatentAtlasError(f"images of different sizes in a folder: {first[0].name} is {first[1][1]}x{first[1][0]}, {p.name} is {a.shape[1]}x{a.shape[0]}; give an image size to resize them all")
+            raise LatentAtlasError(f"images of different sizes in a folder: {first[0]} is {first[1][1]}x{first[1][0]}, {name} is {a.shape[1]}x{a.shape[0]}; give an image size to resize them all")
         images.append(a)
     return np.stack(images)
 
@@ -169,16 +190,21 @@ def read_images(paths: list[Path], size: int | None = None) -> np.ndarray:
 def load_image_folder(folder: str | os.PathLike, size: int | None = None, name: str | None = None) -> Dataset:
     """PNG/JPEG images, grayscale; class subfolders give labels; ``train/`` and ``test/`` give the split.
 
-    Layouts: ``folder/{train,test}/<class>/*.png``, or ``folder/<class>/*.png``, or ``folder/*.png`` (one class);
-    without ``train/`` and ``test/`` the split is a fixed, seeded, stratified 80 / 20.
+    Layouts: ``folder/{train,test}/<class>/**/*.png``, or ``folder/<class>/**/*.png``, or ``folder/*.png`` (one
+    class); images nested deeper inside a class folder belong to that class (as in torchvision's ImageFolder).
+    Without ``train/`` and ``test/`` the split is a fixed, seeded, stratified 80 / 20. An image that the layout
+    gives no class or split is refused, never skipped. 16-bit grayscale is scaled to 0..255 exactly.
     """
     folder = Path(folder)
     if (folder / "train").is_dir() and (folder / "test").is_dir():
+        stray = [p for p in _images(folder) if p.relative_to(folder).parts[0] not in ("train", "test")]
+        if stray:
+            raise LatentAtlasError(f"{stray[0]}: an image outside train/ and test/ belongs to neither split{_more(stray)}: move it into train/ or test/")
         classes = sorted({d.name for split in ("train", "test") for d in (folder / split).iterdir() if d.is_dir()})
-        (x_tr, y_tr), (x_te, y_te) = (_labelled_images(folder / s, classes, size) for s in ("train", "test"))
+        (x_tr, y_tr), (x_te, y_te) = (_labelled_images(folder / s, classes, size, folder) for s in ("train", "test"))
         return Dataset(name or folder.name, x_tr, y_tr, x_te, y_te, tuple(classes) or None)
     classes = sorted(d.name for d in folder.iterdir() if d.is_dir())
-    x, y = _labelled_images(folder, classes, size)
+    x, y = _labelled_images(folder, classes, size, folder)
     from sklearn.model_selection import train_test_split
 
     if len(x) < 2:
@@ -188,13 +214,27 @@ def load_image_folder(folder: str | os.PathLike, size: int | None = None, name: 
     return Dataset(name or folder.name, x_tr, y_tr, x_te, y_te, tuple(classes) or None)
 
 
-def _labelled_images(folder: Path, classes: list[str], size: int | None) -> tuple[np.ndarray, np.ndarray]:
+def _images(d: Path, recursive: bool = True) -> list[Path]:
+    """The PNG/JPEG files in ``d`` (and below it if ``recursive``), sorted."""
+    found = d.rglob("*") if recursive else d.iterdir()
+    return sorted(p for p in found if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _more(paths: list[Path]) -> str:
+    return f" (and {len(paths) - 1} more)" if len(paths) > 1 else ""
+
+
+def _labelled_images(folder: Path, classes: list[str], size: int | None, root: Path) -> tuple[np.ndarray, np.ndarray]:
+    if classes:
+        loose = _images(folder, recursive=False)
+        if loose:  # silently skipping them lost data; guessing a class for them would be worse
+            raise LatentAtlasError(f"{loose[0]}: an image beside the class folders ({', '.join(classes)}) has no class{_more(loose)}: move it into a class folder")
     groups = [(i, folder / c) for i, c in enumerate(classes)] if classes else [(0, folder)]
     paths, labels = [], []
     for label, d in groups:
-        found = sorted(p for p in d.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if d.is_dir() else []
+        found = _images(d) if d.is_dir() else []
         paths += found
         labels += [label] * len(found)
     if not paths:
         raise LatentAtlasError(f"{folder}: no PNG or JPEG images found (an empty data set)")
-    return read_images(paths, size), np.asarray(labels, np.int64)
+    return read_images(paths, size, root), np.asarray(labels, np.int64)
