@@ -61,3 +61,13 @@ def test_npy_folder_missing_array(tmp_path):
     np.save(tmp_path / "x_train.npy", np.zeros((3, 2, 2), np.uint8))
     with pytest.raises(LatentAtlasError, match="missing y_train.npy"):
         load_dataset(str(tmp_path))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float16, np.float32])
+def test_samples_without_pixels_are_refused_in_words(dtype):
+    from latentatlas.dataset import Dataset
+    from latentatlas.errors import LatentAtlasError
+
+    x, y = np.zeros((2, 0), dtype), np.zeros(2, np.int64)  # found by the fuzz test: float min() of nothing
+    with pytest.raises(LatentAtlasError, match=r"samples of shape \(0,\) have no pixels"):
+        Dataset("empty", x, y, x, y)

@@ -29,11 +29,11 @@ class Dataset:
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if x.ndim < 2 or len(x) == 0:
                 raise LatentAtlasError(f"{self.name}: the {split} set is empty or not a stack of samples (shape {x.shape})")
+            if x[0].size == 0:  # before the pixel check, which has no minimum to read on empty samples
+                raise LatentAtlasError(f"{self.name}: {split} samples of shape {x.shape[1:]} have no pixels")
             if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
                 raise LatentAtlasError(f"{self.name}: {len(x)} {split} images but labels of shape {y.shape} and dtype {y.dtype}: one integer label per image is needed")
             check_pixels(x, f"{self.name} ({split})")
-        if self.n_features == 0:
-            raise LatentAtlasError(f"{self.name}: samples of shape {self.image_shape} have no pixels")
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
             raise LatentAtlasError(f"{self.name}: train samples are {self.x_train.shape[1:]} but test samples are {self.x_test.shape[1:]}")
 
