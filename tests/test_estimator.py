@@ -1,11 +1,14 @@
 """The scikit-learn estimator: scikit-learn's own checks, composition, inputs, and safe save/load."""
 
 import re
+import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
@@ -14,10 +17,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from latentatlas import Autoencoder
+from latentatlas import estimator as estimator_module
+from latentatlas.cli import main
 from latentatlas.config import RunConfig
 from latentatlas.data import load_dataset
 from latentatlas.errors import LatentAtlasError
-from latentatlas.runs import train_run
+from latentatlas.runs import load_run, train_run
+from latentatlas.weights import load_weights
 
 TINY = dict(preset=None, hidden_sizes=(8,), geometry="euclidean", latent_dim=2, epochs=2, batch_size=16,
             random_state=0, device="cpu")
@@ -134,3 +140,122 @@ def test_readme_example_runs(tmp_path, monkeypatch):
     assert len(code.strip().splitlines()) <= 12
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})
+
+
+CLI_RUN = dict(preset="shallow-2d", epochs=2)  # tiny: 3,923 parameters, two epochs of the 1,437 digits
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    """A finished run folder made by `latentatlas train ... --seed 0` on digits."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    result = CliRunner().invoke(main, ["train", "--preset", CLI_RUN["preset"], "--data", "digits", "--epochs",
+                                       str(CLI_RUN["epochs"]), "--seed", "0", "--device", "cpu", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_int_random_state_is_the_cli_seed(cli_run):
+    X = load_dataset("digits").flat("train")[0]  # exactly the array `train --data digits` trains on (uint8)
+    cli_weights = load_weights(cli_run / "model.safetensors")
+    for ae in (Autoencoder(**CLI_RUN, random_state=0, device="cpu"), clone(Autoencoder.load(cli_run))):
+        state = ae.fit(X).model_.state_dict()
+        assert state.keys() == cli_weights.keys()
+        for name, tensor in state.items():
+            torch.testing.assert_close(tensor, cli_weights[name], rtol=0, atol=0)
+    assert Autoencoder.load(cli_run).get_params()["random_state"] == 0
+
+
+def test_save_refuses_an_existing_folder_and_overwrite_replaces_it_whole(tmp_path, cli_run, digits):
+    target = tmp_path / "a1s"
+    shutil.copytree(cli_run, target)
+    before = sorted(p.name for p in target.iterdir())
+    ae = Autoencoder(**TINY).fit(digits[0][:200])
+    with pytest.raises(LatentAtlasError, match="already exists.*overwrite=True"):
+        ae.save(target)
+    assert sorted(p.name for p in target.iterdir()) == before and load_run(target).metrics
+
+    ae.save(target, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a1s"]  # no temporary folder left beside it
+    assert sorted(p.name for p in target.iterdir()) == ["config.json", "history.json", "manifest.json",
+                                                        "model.safetensors"]
+    assert load_run(target).metrics == {}  # the CLI run's metrics, latents and figures are gone, not vouched for
+    np.testing.assert_array_equal(Autoencoder.load(target).transform(digits[2]), ae.transform(digits[2]))
+
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    with pytest.raises(LatentAtlasError, match="not a saved model or run folder"):
+        ae.save(tmp_path / "notes", overwrite=True)
+    (tmp_path / "empty").mkdir()
+    ae.save(tmp_path / "empty")  # an empty folder is fine without overwrite
+
+
+def test_a_failed_save_leaves_the_old_folder_as_it_was(tmp_path, monkeypatch, cli_run, digits):
+    target = tmp_path / "run"
+    shutil.copytree(cli_run, target)
+    before = {p.relative_to(target): p.read_bytes() for p in target.rglob("*") if p.is_file()}
+
+    def crash(folder):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(estimator_module, "write_manifest", crash)
+    with pytest.raises(KeyboardInterrupt):
+        Autoencoder(**TINY).fit(digits[0][:200]).save(target, overwrite=True)
+    assert {p.relative_to(target): p.read_bytes() for p in target.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_numpy_scalar_hyperparameters(digits):
+    X = digits[0][:300]
+    params = dict(epochs=np.int64(1), batch_size=np.int64(64), latent_dim=np.int64(2), lr=np.float32(1e-3),
+                  hidden_sizes=np.array([32, 8]), random_state=np.int64(0))
+    ae = Autoencoder(**{**TINY, **params})
+    assert ae.get_params()["epochs"] is params["epochs"]  # __init__ only stores
+    cfg = ae.fit(X).config_
+    assert (cfg.epochs, cfg.batch_size, cfg.latent_dim, cfg.hidden_sizes, cfg.seed) == (1, 64, 2, (32, 8), 0)
+    assert [type(v) for v in (cfg.epochs, cfg.lr, cfg.hidden_sizes[0], cfg.seed)] == [int, float, int, int]
+    search = GridSearchCV(Autoencoder(**TINY), {"batch_size": np.array([64, 128])}, cv=2).fit(X)
+    assert search.best_params_["batch_size"] in (64, 128)
+    for params, message in [({"epochs": True}, "epochs=True"), ({"lr": True}, "lr=True"),
+                            ({"random_state": -1}, "random_state=-1"), ({"hidden_sizes": 8}, "hidden_sizes=8")]:
+        with pytest.raises(LatentAtlasError, match=message):
+            Autoencoder(**{**TINY, **params}).fit(X)
+
+
+@pytest.mark.parametrize("random_state", [np.random.RandomState(0), np.int64(0)], ids=["RandomState", "int64"])
+def test_save_with_a_numpy_random_state(tmp_path, digits, random_state):
+    ae = Autoencoder(**{**TINY, "random_state": random_state, "epochs": np.int64(1)}).fit(digits[0][:200])
+    back = Autoencoder.load(ae.save(tmp_path / "m"))
+    assert back.get_params()["random_state"] == ae.config_.seed  # a RandomState is saved as the seed it drew
+    assert back.get_params()["epochs"] == 1
+    np.testing.assert_array_equal(back.transform(digits[2]), ae.transform(digits[2]))
+
+
+def test_fit_leaves_torchs_global_rng_alone(digits):
+    draws = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        Autoencoder(**TINY).fit(digits[0][:100])
+        draws.append(torch.rand(3))
+        torch.manual_seed(seed)
+        assert torch.equal(draws[-1], torch.rand(3))  # the same draw as if fit had not run
+    assert not torch.equal(*draws)
+
+
+def test_feature_names_survive_save_and_load(tmp_path, digits):
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(digits[0][:200] / 255.0, columns=[f"px{i}" for i in range(64)])
+    ae = Autoencoder(**TINY).fit(df)
+    back = Autoencoder.load(ae.save(tmp_path / "m"))
+    np.testing.assert_array_equal(back.feature_names_in_, ae.feature_names_in_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "X has feature names, but Autoencoder was fitted without" before the fix
+        np.testing.assert_array_equal(back.transform(df), ae.transform(df))
+    assert list(back.get_feature_names_out()) == ["autoencoder0", "autoencoder1"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_load_on_missing_cuda_is_a_one_line_error(tmp_path, digits):
+    path = Autoencoder(**TINY).fit(digits[0][:100]).save(tmp_path / "m")
+    with pytest.raises(LatentAtlasError, match="CUDA is not available"):
+        Autoencoder.load(path, device="cuda")

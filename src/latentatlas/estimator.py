@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +16,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import __version__
-from ._io import atomic_write_json
+from ._io import _fsync_dir, _umask, atomic_write_json
 from .config import RunConfig
 from .data import check_pixels
 from .errors import LatentAtlasError
 from .metrics import decode, encode, reconstruction_errors
-from .runs import CONFIG, HISTORY, WEIGHTS, build_trainer, load_run, resolve_runtime, write_manifest
+from .runs import CONFIG, HISTORY, MANIFEST, WEIGHTS, build_trainer, load_run, resolve_runtime, write_manifest
+from .train import pick_device
 from .weights import save_weights
 
 
@@ -32,7 +37,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     preset : str or None, default="deep-2d"
         An architecture from ``latentatlas.nets.PRESETS``; None to give ``hidden_sizes``, ``geometry`` and
         ``latent_dim`` yourself. Explicit values override the preset's.
-    hidden_sizes : tuple of int or None
+    hidden_sizes : sequence of int or None
         Encoder widths; the decoder mirrors them.
     geometry : {"euclidean", "sphere"} or None
         The latent space.
@@ -46,13 +51,19 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     device : str, default="auto"
         "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
     random_state : int, RandomState instance or None, default=None
-        Seeds weights and shuffling; an int gives identical weights on the same machine.
+        Seeds weights and shuffling. An int >= 0 is the seed itself, as ``latentatlas train --seed``: the same int
+        and data give identical weights to the CLI's on the same machine. A RandomState instance, or None (NumPy's
+        global RNG), draws a seed, recorded in ``config_.seed``. ``fit`` gives torch's global RNG state back as it
+        found it (the CPU's, and the CUDA device's it trains on).
     verbose : bool, default=False
         Show a progress bar.
     scaling : {"pixels", "minmax"}, default="pixels"
         "pixels": X is uint8 0..255 or floats in [0, 1] (anything else is refused). "minmax": X is any finite
         numbers; each feature is mapped to [0, 1] by the min and max seen in ``fit``, and ``inverse_transform``
         maps back.
+
+    Integer and float parameters may be NumPy scalars (as ``GridSearchCV`` passes them from arrays); bools are
+    refused where a number is meant.
 
     Attributes
     ----------
@@ -62,6 +73,8 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     history_ : list of dict
         Per-epoch train loss and seconds.
     n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Only when ``X`` had string column names (a pandas DataFrame).
     data_min_, data_range_ : ndarray of shape (n_features_in_,)
         Only with ``scaling="minmax"``: the per-feature affine map to [0, 1].
 
@@ -96,14 +109,16 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         if self.scaling not in ("pixels", "minmax"):
             raise LatentAtlasError(f"unknown scaling {self.scaling!r}: choose one of pixels, minmax")
         X = self._validate(X, reset=True)
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        hidden = None if self.hidden_sizes is None else tuple(self.hidden_sizes)
-        cfg = resolve_runtime(RunConfig(preset=self.preset, hidden_sizes=hidden, geometry=self.geometry,
-                                        latent_dim=self.latent_dim, loss=self.loss, epochs=self.epochs,
-                                        batch_size=self.batch_size, lr=self.lr, seed=seed, device=self.device,
-                                        data="array"))
-        trainer = build_trainer(cfg, X.shape[1], progress=bool(self.verbose))
-        trainer.fit(X)
+        cfg = resolve_runtime(RunConfig(preset=self.preset, hidden_sizes=_int_tuple(self.hidden_sizes),
+                                        geometry=self.geometry, latent_dim=_int(self.latent_dim), loss=self.loss,
+                                        epochs=_int(self.epochs), batch_size=_int(self.batch_size),
+                                        lr=_float("lr", self.lr), seed=_seed(self.random_state),
+                                        device=self.device, data="array"))
+        device = torch.device(cfg.device)
+        cuda = [torch.cuda.current_device() if device.index is None else device.index] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):  # the trainer seeds torch's global RNG: give the caller's back
+            trainer = build_trainer(cfg, X.shape[1], progress=bool(self.verbose))
+            trainer.fit(X)
         self.model_ = trainer.model.eval()
         self.config_ = cfg
         self.history_ = trainer.history
@@ -132,25 +147,61 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         errors = reconstruction_errors(self.model_, self._validate(X, reset=False))
         return -errors["bce_test" if self.config_.loss == "bce" else "mse_test"]
 
-    def save(self, path) -> Path:
-        """Write ``config.json`` + ``model.safetensors`` (+ history, manifest) into the folder ``path``."""
+    def save(self, path, overwrite: bool = False) -> Path:
+        """Write the fitted model into the folder ``path``; ``Autoencoder.load`` reads it back.
+
+        The folder gets ``config.json`` (with the estimator's parameters), ``model.safetensors``, ``history.json``
+        and ``manifest.json``, and nothing else. It is written whole in a hidden temporary folder beside ``path``,
+        then renamed into place (the old folder moved aside first, then deleted), so a crash never leaves a mix of
+        old and new files at ``path``.
+
+        Parameters
+        ----------
+        path : str or path-like
+            A folder that does not exist yet, or an empty one.
+        overwrite : bool, default=False
+            Replace an existing saved model or run folder at ``path`` wholesale (its metrics, latents and figures
+            go too, since they describe other weights). A non-empty folder that is neither is always refused.
+
+        Returns
+        -------
+        Path
+            ``path``.
+        """
         check_is_fitted(self)
         path = Path(path)
-        if path.exists() and any(path.iterdir()) and not (path / CONFIG).is_file():
-            raise LatentAtlasError(f"{path} exists and is not a saved model: refusing to write into it")
-        extra = {"estimator": self.get_params()}
+        if path.exists() and not path.is_dir():
+            raise LatentAtlasError(f"{path} is a file, not a folder: choose another path")
+        if path.is_dir() and any(path.iterdir()):
+            if not ((path / CONFIG).is_file() or (path / MANIFEST).is_file()):
+                raise LatentAtlasError(f"{path} exists and is not a saved model or run folder: refusing to replace it")
+            if not overwrite:
+                raise LatentAtlasError(f"{path} already exists: choose another path, or pass overwrite=True to "
+                                       "replace it")
+        extra = {"estimator": {k: _json_param(v, self.config_.seed) for k, v in self.get_params().items()}}
+        if hasattr(self, "feature_names_in_"):
+            extra["feature_names_in"] = [str(name) for name in self.feature_names_in_]
         if self.scaling == "minmax":
             extra["minmax"] = {"data_min": self.data_min_.tolist(), "data_range": self.data_range_.tolist()}
-        atomic_write_json(path / CONFIG, {**self.config_.to_dict(), "extra": extra})
-        save_weights(path / WEIGHTS, self.model_.state_dict(), metadata={"format": "latentatlas", "version": __version__})
-        atomic_write_json(path / HISTORY, self.history_)
-        write_manifest(path)
+        path.absolute().parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.absolute().parent))
+        try:
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the folder what mkdir would have
+            atomic_write_json(tmp / CONFIG, {**self.config_.to_dict(), "extra": extra})
+            save_weights(tmp / WEIGHTS, self.model_.state_dict(),
+                         metadata={"format": "latentatlas", "version": __version__})
+            atomic_write_json(tmp / HISTORY, self.history_)
+            write_manifest(tmp)
+            _replace_folder(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         return path
 
     @classmethod
     def load(cls, path, device: str = "cpu") -> Autoencoder:
         """A fitted estimator from a folder written by ``save`` or from any run folder; never runs pickled code."""
-        run = load_run(path, device=device)
+        run = load_run(path, device=pick_device(device))
         params = run.config.extra.get("estimator") or _params_from_config(run.config)
         params = {k: v for k, v in params.items() if k in cls._get_param_names()}
         if params.get("hidden_sizes") is not None:
@@ -161,6 +212,8 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             est.data_range_ = np.asarray(run.config.extra["minmax"]["data_range"], np.float64)
         est.model_, est.config_, est.history_ = run.model, run.config, run.history
         est.n_features_in_ = run.model.n_features
+        if "feature_names_in" in run.config.extra:
+            est.feature_names_in_ = np.asarray(run.config.extra["feature_names_in"], dtype=object)
         est._n_features_out = run.config.latent_dim
         return est
 
@@ -186,6 +239,68 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         tags.transformer_tags.preserves_dtype = ["float32"]  # latents are float32, as the network computes them
         tags.non_deterministic = self.random_state is None
         return tags
+
+
+def _int(value):
+    """A NumPy integer as an int; anything else as given, for RunConfig to check (and refuse bools and floats)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _int_tuple(values):
+    if values is None:
+        return None
+    if isinstance(values, (str, bytes)) or not np.iterable(values):
+        raise LatentAtlasError(f"hidden_sizes={values!r} is not a sequence of integers, e.g. (392, 64)")
+    return tuple(_int(v) for v in values)
+
+
+def _float(name: str, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise LatentAtlasError(f"{name}={value!r} is out of range: it must be a number in (0, 1]")
+    return float(value)
+
+
+def _seed(random_state) -> int:
+    """An int is the seed itself (the CLI's --seed); a RandomState instance or None draws one."""
+    if random_state is None or isinstance(random_state, np.random.RandomState):
+        return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool) and random_state >= 0:
+        return int(random_state)
+    raise LatentAtlasError(f"random_state={random_state!r} is out of range: it must be an integer >= 0, "
+                           "a numpy RandomState or None")
+
+
+def _json_param(value, seed: int):
+    """A parameter as JSON: NumPy numbers and arrays as Python ones; a RandomState as the seed it drew."""
+    if isinstance(value, np.random.RandomState):
+        return seed
+    if isinstance(value, (np.ndarray, tuple, list)):
+        return [_json_param(v, seed) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, torch.device):
+        return str(value)
+    return value
+
+
+def _replace_folder(new: Path, path: Path) -> None:
+    """Rename the finished folder ``new`` onto ``path``; an old ``path`` is moved aside first, then deleted."""
+    old = None
+    if path.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", suffix=".tmp", dir=new.parent))
+        old.rmdir()  # only its unique name is wanted
+        os.replace(path, old)  # a crash from here to the next line leaves no ``path`` (the old one is in ``old``)
+    try:
+        os.replace(new, path)
+    except BaseException:
+        if old is not None:
+            os.replace(old, path)
+        raise
+    _fsync_dir(new.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _to_numpy(X):
