@@ -82,6 +82,15 @@ def plain_file(tmp, name):
     return tmp / name
 
 
+def estimator_folder(tmp):
+    from latentatlas import Autoencoder
+
+    x = np.random.default_rng(0).random((40, 16))
+    Autoencoder(preset=None, hidden_sizes=(8,), geometry="euclidean", latent_dim=2, epochs=1, device="cpu",
+                scaling="minmax").fit(x).save(tmp / "est")
+    return tmp / "est"
+
+
 CASES = {
     "0..255 floats with BCE": (lambda t, r: npz(t, x_train=np.full((8, 4, 4), 255.0)), "floats must lie in [0, 1]"),
     "NaN in the data": (lambda t, r: npz(t, x_test=np.full((4, 4, 4), np.nan)), "NaN or infinite"),
@@ -106,6 +115,8 @@ CASES = {
     "truncated safetensors": (lambda t, r: copy_run(t, r, truncate_weights), "not a valid safetensors file"),
     "unfinished run": (lambda t, r: copy_run(t, r, lambda run: (run / "manifest.json").unlink()), "did not finish"),
     "not a run folder": (lambda t, r: ["evaluate", str(t)], "not a run folder"),
+    "evaluate a model fitted on arrays": (lambda t, r: ["evaluate", str(estimator_folder(t))],
+                                          "fitted on in-memory arrays (Autoencoder.save)"),
     "a flipped bit in the weights": (lambda t, r: copy_run(t, r, flip_a_weight_bit),
                                      "model.safetensors: changed since the run was written"),
     "a manifest that is not one": (lambda t, r: copy_run(t, r, lambda run: (run / "manifest.json").write_text("[1, 2]")),

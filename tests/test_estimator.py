@@ -259,3 +259,9 @@ def test_load_on_missing_cuda_is_a_one_line_error(tmp_path, digits):
     path = Autoencoder(**TINY).fit(digits[0][:100]).save(tmp_path / "m")
     with pytest.raises(LatentAtlasError, match="CUDA is not available"):
         Autoencoder.load(path, device="cuda")
+
+
+def test_integer_pixels_other_than_uint8_are_refused_in_words():
+    x = np.random.default_rng(0).integers(0, 256, (30, 16)).astype(np.int64)
+    with pytest.raises(LatentAtlasError, match=r"integer pixels of dtype int64 must be uint8 0\.\.255"):
+        Autoencoder(preset=None, hidden_sizes=(8,), geometry="euclidean", latent_dim=2, epochs=1).fit(x)

@@ -72,6 +72,21 @@ def test_killed_and_resumed_run_equals_the_uninterrupted_one(tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+    for name in ("model.safetensors", "config.json"):  # the same bytes, so the manifests agree too
+        assert (tmp_path / "straight" / name).read_bytes() == (out / name).read_bytes(), name
     history = json.loads((out / "history.json").read_text())
     assert [r["epoch"] for r in history] == list(range(1, EPOCHS + 1))
     assert not list(out.glob(".*.tmp"))
+
+
+def test_resume_with_more_epochs_records_them(tmp_path):
+    from click.testing import CliRunner
+
+    from latentatlas.cli import main
+
+    args = ["train", "--preset", "shallow-2d", "--data", "digits", "--out", str(tmp_path / "r")]
+    assert CliRunner().invoke(main, [*args, "--epochs", "1"]).exit_code == 0
+    r = CliRunner().invoke(main, [*args, "--epochs", "2", "--resume"])
+    assert r.exit_code == 0 and "resumed from epoch 1" in r.output, r.output
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["epochs"] == 2  # what the weights are
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["epochs"] == 2

@@ -140,3 +140,15 @@ def test_non_finite_loss_keeps_the_last_good_checkpoint(tmp_path, small, monkeyp
     state = json.loads((out / "checkpoint.json").read_text())
     assert [r["epoch"] for r in state["history"]] == [1]
     assert not (out / "manifest.json").exists()
+
+
+def test_the_same_weights_make_the_same_file_in_every_process(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys, torch; from latentatlas.weights import save_weights; "
+            "save_weights(sys.argv[1], {'b': torch.ones(2), 'a': torch.arange(3.0)})")
+    files = [tmp_path / f"{i}.safetensors" for i in range(4)]
+    for f in files:  # separate processes: safetensors' metadata order changed with each process's hash seed
+        subprocess.run([sys.executable, "-c", code, str(f)], check=True, timeout=120)
+    assert len({f.read_bytes() for f in files}) == 1

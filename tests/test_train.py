@@ -107,7 +107,7 @@ def test_cuda_asked_for_without_cuda_is_a_clear_error(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert pick_device("auto") == "cpu"
-    with pytest.raises(LatentAtlasError, match="CUDA is not available here: use --device cpu"):
+    with pytest.raises(LatentAtlasError, match=r"CUDA is not available here: use the CPU \(--device cpu"):
         pick_device("cuda")
 
 

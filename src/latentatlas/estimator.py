@@ -15,13 +15,13 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from . import __version__
 from ._io import _fsync_dir, _umask, atomic_write_json
 from .config import RunConfig
 from .data import check_pixels
 from .errors import LatentAtlasError
 from .metrics import decode, encode, reconstruction_errors
-from .runs import CONFIG, HISTORY, MANIFEST, WEIGHTS, build_trainer, load_run, resolve_runtime, write_manifest
+from .runs import (CONFIG, HISTORY, IN_MEMORY, MANIFEST, WEIGHTS, build_trainer, load_run, resolve_runtime,
+                   write_manifest)
 from .train import pick_device
 from .weights import save_weights
 
@@ -113,7 +113,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                                         geometry=self.geometry, latent_dim=_int(self.latent_dim), loss=self.loss,
                                         epochs=_int(self.epochs), batch_size=_int(self.batch_size),
                                         lr=_float("lr", self.lr), seed=_seed(self.random_state),
-                                        device=self.device, data="array"))
+                                        device=self.device, data=IN_MEMORY))
         device = torch.device(cfg.device)
         cuda = [torch.cuda.current_device() if device.index is None else device.index] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):  # the trainer seeds torch's global RNG: give the caller's back
@@ -188,8 +188,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         try:
             os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the folder what mkdir would have
             atomic_write_json(tmp / CONFIG, {**self.config_.to_dict(), "extra": extra})
-            save_weights(tmp / WEIGHTS, self.model_.state_dict(),
-                         metadata={"format": "latentatlas", "version": __version__})
+            save_weights(tmp / WEIGHTS, self.model_.state_dict())
             atomic_write_json(tmp / HISTORY, self.history_)
             write_manifest(tmp)
             _replace_folder(tmp, path)
@@ -222,7 +221,8 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         X = _to_numpy(X)
         if getattr(X, "ndim", 2) > 2:  # image stacks (N, H, W) are rows of pixels
             X = X.reshape(len(X), -1)
-        keep_uint8 = self.scaling == "pixels" and getattr(X, "dtype", None) == np.uint8
+        given = getattr(X, "dtype", None)
+        keep_uint8 = self.scaling == "pixels" and given == np.uint8
         X = validate_data(self, X, reset=reset, dtype=None if keep_uint8 else np.float32, ensure_all_finite=True)
         if self.scaling == "minmax":
             if reset:
@@ -230,7 +230,13 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 self.data_min_, self.data_range_ = lo, np.where(hi > lo, hi - lo, 1.0)
             return ((X - self.data_min_) / self.data_range_).astype(np.float32)
         if not keep_uint8:
-            check_pixels(X, "X")
+            try:
+                check_pixels(X, "X")
+            except LatentAtlasError:
+                if given is not None and np.issubdtype(given, np.integer):  # 0..255 as int64, say: say so
+                    raise LatentAtlasError(f"X: integer pixels of dtype {given} must be uint8 0..255 (pass "
+                                           "X.astype(np.uint8)) or floats in [0, 1]") from None
+                raise
         return X
 
     def __sklearn_tags__(self):

@@ -42,6 +42,7 @@ CONFIG, WEIGHTS, HISTORY, METRICS, LATENTS, MANIFEST = (
     "config.json", "model.safetensors", "history.json", "metrics.json", "latents.npz", "manifest.json",
 )
 CKPT_TENSORS, CKPT_STATE = "checkpoint.safetensors", "checkpoint.json"
+IN_MEMORY = "array"  # the ``data`` of a model fitted on arrays in Python: nothing on disk to reload
 
 
 @dataclass
@@ -66,6 +67,9 @@ class Run:
                                    f"`latentatlas evaluate {self.path}`") from None
 
     def dataset(self) -> Dataset:
+        if self.config.data == IN_MEMORY:
+            raise LatentAtlasError(f"{self.path}: this model was fitted on in-memory arrays (Autoencoder.save), so "
+                                   "there is no data set to read back: use it from Python (Autoencoder.load)")
         return load_dataset(self.config.data, image_size=self.config.image_size)
 
 
@@ -120,14 +124,13 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
     if start_state is not None:
         trainer.load_state_dict(start_state)
         start_epoch = len(trainer.history)
-    if start_epoch == 0:
-        atomic_write_json(out / CONFIG, cfg.to_dict())
+    atomic_write_json(out / CONFIG, cfg.to_dict())  # on --resume too: it may have raised the number of epochs
 
     t0 = time.perf_counter()
     trainer.fit(dataset.flat("train")[0], dataset.flat("test")[0], start_epoch=start_epoch)
     seconds = sum(r["seconds"] for r in trainer.history) if start_epoch else time.perf_counter() - t0
 
-    save_weights(out / WEIGHTS, model.state_dict(), metadata={"format": "latentatlas", "version": __version__})
+    save_weights(out / WEIGHTS, model.state_dict())
     atomic_write_json(out / HISTORY, trainer.history)
     run = Run(out, cfg, model, trainer.history, {}, resumed_from_epoch=start_epoch)
     _write_evaluation(run, dataset, train_seconds=seconds)

@@ -170,7 +170,7 @@ def pick_device(device: str = "auto") -> str:
     except RuntimeError:
         raise LatentAtlasError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise LatentAtlasError(f"device {device!r} asked for, but CUDA is not available here: use --device cpu")
+        raise LatentAtlasError(f"device {device!r} asked for, but CUDA is not available here: use the CPU (--device cpu, or device=\"cpu\" in Python)")
     return str(dev)
 
 

@@ -9,16 +9,21 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from . import __version__
 from ._io import atomic_write
 from .errors import LatentAtlasError
 
 _PICKLE_HINT = "it looks like a pickle (a PyTorch .pt/.pth file); latentatlas loads only safetensors, because loading a pickle can run arbitrary code"
 
 
-def save_weights(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> Path:
-    """Write ``tensors`` to a safetensors file atomically."""
+def save_weights(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> Path:
+    """Write ``tensors`` to a safetensors file atomically; the same tensors always give the same bytes.
+
+    The header's metadata is one key, ``{"latentatlas": version}``: safetensors writes several keys in an order
+    that changes from process to process, and a resumed run must hash like the uninterrupted one.
+    """
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"latentatlas": __version__}))
 
 
 def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
