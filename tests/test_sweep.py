@@ -138,6 +138,17 @@ def test_another_spec_on_the_same_sweep_is_refused(tmp_path, monkeypatch):
     assert r.exit_code == 0 and "best: trial 0" in r.output and len(list(Path("sw/trials").iterdir())) == 1
 
 
+def test_sampled_trials_differ_across_workers_and_reruns(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = '[search]\nlr = {low = 1e-4, high = 1e-2, log = true}\ntrials = TRIALS\n[fixed]\ndata = "digits"\nepochs = 1\n'
+    Path("s.toml").write_text(spec.replace("TRIALS", "4"))
+    assert CliRunner().invoke(main, ["sweep", "s.toml", "--out", "sw", "--workers", "2"]).exit_code == 0
+    Path("s.toml").write_text(spec.replace("TRIALS", "5"))  # a rerun that samples one more
+    assert CliRunner().invoke(main, ["sweep", "s.toml", "--out", "sw"]).exit_code == 0
+    rows = [r for r in json.loads(Path("sw/trials.json").read_text()) if r["state"] == "COMPLETE"]
+    assert len(rows) == 5 and len({r["lr"] for r in rows}) == 5  # a seed shared by the workers repeated points
+
+
 def test_each_finished_trial_prints_a_line_and_optuna_warns_nothing(tmp_path, monkeypatch):
     (tmp_path / "s.toml").write_text(TINY.replace("seed = [0]", "seed = [0, 1]"))
     lines = []

@@ -95,10 +95,11 @@ def test_gpu_choices_resolve_as_on_a_gpu_machine(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert pick_device("auto") == "cuda" and pick_device("cuda:1") == "cuda:1"
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)  # Ampere and newer
-    assert pick_precision("auto", "cuda") == "bf16"
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)  # older GPUs
-    assert pick_precision("auto", "cuda") == "fp32"
+    native = {"ampere": True, "turing": False}  # what is_bf16_supported says without emulation
+    for gpu, expected in (("ampere", "bf16"), ("turing", "fp32")):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported",
+                            lambda including_emulation=True, gpu=gpu: native[gpu] or including_emulation)
+        assert pick_precision("auto", "cuda") == expected
     assert train._fast_adam_kwargs(torch.device("cuda")) == {"fused": True}
 
 
@@ -116,6 +117,20 @@ def test_cpus_without_native_bf16_train_in_fp32(monkeypatch):
 
     monkeypatch.setattr(train, "_cpu_has_native_bf16", lambda: False)
     assert pick_precision("auto", "cpu") == "fp32"
+
+
+@pytest.mark.parametrize("flags, native", [
+    ("fpu avx512f avx512bw avx512vl avx512dq", False),  # Skylake, Cascade Lake: AVX-512 that only emulates bf16
+    ("fpu avx512f avx512_bf16", True),  # Cooper Lake, Zen 4
+    ("fpu avx512f amx_bf16 amx_tile", True),  # Sapphire Rapids
+    ("fpu sse4_2 avx2", False),
+])
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, flags, native):
+    import latentatlas.train as train
+
+    (tmp_path / "cpuinfo").write_text(f"processor\t: 0\nmodel name\t: x\nflags\t\t: {flags}\n\n")
+    assert train._cpu_has_native_bf16(str(tmp_path / "cpuinfo")) is native
+    assert train._cpu_has_native_bf16(str(tmp_path / "missing")) is False
 
 
 @pytest.mark.parametrize("n_train", [256, 1024])

@@ -156,7 +156,7 @@ def _load_run(path: str | Path, device: str, verify: tuple[str, ...]) -> Run:
     if not (path / CONFIG).is_file():
         raise LatentAtlasError(f"{path}: not a run folder (no {CONFIG})")
     if not (path / MANIFEST).is_file():
-        raise LatentAtlasError(f"{path}: the run did not finish (no {MANIFEST}); resume it with `latentatlas train --resume --out {path}`")
+        raise LatentAtlasError(f"{path}: the run did not finish (no {MANIFEST}); resume it by running its train command again with --resume (its settings are in {path / CONFIG})")
     state = load_weights(path / WEIGHTS)  # first: a pickle or a truncated file gets its own, clearer message
     verify_files(path, verify)
     cfg = RunConfig.from_dict(_read_json(path / CONFIG)).resolved()

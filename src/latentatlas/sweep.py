@@ -404,4 +404,6 @@ def _sampler():
     import optuna
 
     # Grid points are enqueued, so the sampler only draws the sampled settings (and, for a grid, nothing at all).
-    return optuna.samplers.TPESampler(seed=0)
+    # Unseeded: every worker process (and every rerun that adds trials) builds its own sampler, and one seed shared
+    # by all of them drew the same points in each, repeating trials.
+    return optuna.samplers.TPESampler()
