@@ -1,7 +1,7 @@
 # The two commands a newcomer needs:  make demo   |   make test
 # Everything lives in .venv; nothing is installed system-wide.
 PYTHON ?= python3
-# The CPU build of PyTorch. For a CUDA build: make TORCH="torch --index-url https://download.pytorch.org/whl/cu128" demo
+# PyTorch 2.13.0 (on Linux, PyPI's build bundles CUDA). CPU-only: make TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" demo
 TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
