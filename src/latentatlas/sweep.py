@@ -1,8 +1,7 @@
 """Sweeps over architectures and hyper-parameters on Optuna: many processes, many machines, one study.
 
-The spec is TOML. Under ``[search]`` a list is a grid axis and a table ``{low, high, log}`` is sampled; ``[fixed]``
-holds the settings every trial shares; ``trials = N`` (at the top or under ``[search]``) is the number of trials
-when something is sampled. A grid alone runs every combination once. Each trial is an ordinary run folder, ``OUT/trials/NNNN``.
+The spec (``latentatlas.sweep_spec``) says what to search; this module runs it. Each trial is an ordinary run
+folder, ``OUT/trials/NNNN``.
 
 Storage is an SQLite file in the sweep folder by default; give ``postgresql://...`` to let workers on several
 machines join one study (each machine runs the same command). Workers send heartbeats: a trial whose worker died is
@@ -15,7 +14,6 @@ spec is refused rather than mixed in. Only ``trials = N`` may change, to sample 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import itertools
 import json
 import multiprocessing as mp
@@ -25,121 +23,17 @@ import shutil
 import sys
 import threading
 import time
-import types
-import typing
 import warnings
 from pathlib import Path
 
 from ._io import atomic_write_json
 from ._table import text_table
-from .config import RunConfig
 from .errors import LatentAtlasError
+from .sweep_spec import Spec, read_spec
 
 OBJECTIVE = "bce_test"  # minimised
 HEARTBEAT_S, GRACE_S = 5, 20
 SPEC_FILE = "spec.json"  # the sweep folder's record of its spec
-
-
-@dataclasses.dataclass(frozen=True)
-class Spec:
-    grid: dict[str, list]
-    sampled: dict[str, dict]
-    fixed: dict
-    trials: int | None
-
-    @property
-    def n_trials(self) -> int:
-        return self.trials if self.sampled else len(list(itertools.product(*self.grid.values())))
-
-    def to_json(self) -> dict:
-        return {"search": {**self.grid, **{k: {"log": False, **v} for k, v in self.sampled.items()}},
-                "fixed": self.fixed, "trials": self.trials}
-
-
-def read_spec(path: str | Path) -> Spec:
-    """Parse and check a sweep spec; every key must be a RunConfig field."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise LatentAtlasError(f"{path}: not a readable TOML sweep spec ({e})") from None
-    unknown_top = set(raw) - {"search", "fixed", "trials"}
-    if unknown_top:
-        raise LatentAtlasError(f"{path}: unknown sections {sorted(unknown_top)}: use [search], [fixed] and trials = N")
-    if not isinstance(raw.get("search", {}), dict) or not isinstance(raw.get("fixed", {}), dict):
-        raise LatentAtlasError(f"{path}: [search] and [fixed] must be tables (sections)")
-    search, fixed = dict(raw.get("search", {})), raw.get("fixed", {})
-    trials = search.pop("trials", raw.get("trials"))  # TOML puts "trials = N" written under [search] inside it
-    fields = {f.name for f in dataclasses.fields(RunConfig)} - {"extra"}
-    for key in [*search, *fixed]:
-        if key not in fields:
-            raise LatentAtlasError(f"{path}: unknown setting {key!r}: valid settings are {', '.join(sorted(fields))}")
-    grid = {k: v for k, v in search.items() if isinstance(v, list)}
-    sampled = {k: v for k, v in search.items() if isinstance(v, dict)}
-    for k, v in search.items():
-        is_range = (isinstance(v, dict) and not set(v) - {"low", "high", "log"} and {"low", "high"} <= set(v)
-                    and all(_is_number(v[end]) for end in ("low", "high")) and isinstance(v.get("log", False), bool))
-        if k not in grid and not is_range:
-            raise LatentAtlasError(f"{path}: [search] {k} must be a list (grid) or {{low = a, high = b, log = true|false}} with numbers a < b (one value goes under [fixed])")
-    # Types first, so that the range checks below and RunConfig's own checks compare like with like.
-    for k, v in fixed.items():
-        _check_type(path, f"[fixed] {k}", k, v)
-    for k, values in grid.items():
-        for v in values:
-            _check_type(path, f"[search] {k}", k, v)
-    for k, v in sampled.items():
-        _check_type(path, f"[search] {k}.low", k, v["low"])
-        _check_type(path, f"[search] {k}.high", k, v["high"])
-        if not v["low"] < v["high"]:
-            raise LatentAtlasError(f"{path}: [search] {k} must be a list (grid) or {{low = a, high = b, log = true|false}} with a < b")
-        if v.get("log") and v["low"] <= 0:
-            raise LatentAtlasError(f"{path}: [search] {k}: a log range needs low > 0")
-    if any(not v for v in grid.values()) or (not grid and not sampled):
-        raise LatentAtlasError(f"{path}: [search] needs at least one non-empty list or range")
-    if sampled and (not isinstance(trials, int) or isinstance(trials, bool) or trials < 1):
-        raise LatentAtlasError(f"{path}: sampled settings need trials = N (an integer >= 1)")
-    spec = Spec(grid, sampled, fixed, trials)
-    for combo in itertools.product(*grid.values()):  # fail now, not in trial 37: each grid point, each range's ends
-        for end in ("low", "high"):
-            try:
-                _config(spec, dict(zip(grid, combo)) | {k: v[end] for k, v in sampled.items()}).resolved()
-            except LatentAtlasError as e:
-                raise LatentAtlasError(f"{path}: {e}") from None
-    return spec
-
-
-def _check_type(path: Path, where: str, key: str, value) -> None:
-    hint = typing.get_type_hints(RunConfig)[key]
-    if not _has_type(value, hint):
-        name = hint.__name__ if isinstance(hint, type) else str(hint)
-        raise LatentAtlasError(f"{path}: {where} = {json.dumps(value, default=str)} has the wrong type: {key} takes {name}")
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _has_type(value, hint) -> bool:
-    """Whether a TOML value fits a RunConfig annotation (str, int, float, tuple[int, ...], X | None)."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_has_type(value, a) for a in args)
-    if origin is tuple:  # tuple[int, ...]: TOML gives a list
-        return isinstance(value, list) and all(_has_type(v, args[0]) for v in value)
-    if isinstance(value, bool):  # a bool is an int to Python, never a setting here
-        return hint is bool
-    return isinstance(value, (int, float) if hint is float else hint)
-
-
-def _config(spec: Spec, params: dict) -> RunConfig:
-    values = {**spec.fixed, **params}
-    if values.get("hidden_sizes") is not None:
-        values["hidden_sizes"] = tuple(values["hidden_sizes"])
-    return RunConfig.from_dict(values)
 
 
 def sweep(spec_path: str | Path, out: str | Path, storage: str | None = None, workers: int = 1,
@@ -228,18 +122,8 @@ def _open_study(storage: str, spec: Spec) -> None:
             study.enqueue_trial(dict(zip(spec.grid, combo)), skip_if_exists=True)
 
 
-def _refuse_other_spec(spec: Spec, recorded: dict, problem: str, advice: str) -> None:
-    """Raise unless ``recorded`` (a Spec.to_json) is this spec; only the number of trials may differ."""
-    ours = spec.to_json()
-    recorded = recorded if isinstance(recorded, dict) else {}
-    diffs = []
-    for section in ("search", "fixed"):
-        old, new = recorded.get(section) or {}, ours[section]
-        for k in sorted(set(old) | set(new)):
-            # As JSON, so that 1 and 1.0 differ: Optuna takes them as an integer and a float range.
-            a, b = (json.dumps(d[k], sort_keys=True) if k in d else "unset" for d in (old, new))
-            if a != b:
-                diffs.append(f"[{section}] {k}: {a} -> {b}")
+def _refuse_other_spec(spec: Spec, recorded, problem: str, advice: str) -> None:
+    diffs = spec.differences(recorded)
     if diffs:
         raise LatentAtlasError(f"{problem} ({'; '.join(diffs)}): {advice}")
 
@@ -255,16 +139,12 @@ def _worker(spec: Spec, out: str, storage: str, echo=print) -> None:
     study = optuna.load_study(study_name="latentatlas", storage=_storage(storage), sampler=_sampler())
 
     def objective(trial) -> float:
-        params = {k: trial.suggest_categorical(k, v) for k, v in spec.grid.items()}
-        for k, v in spec.sampled.items():
-            ints = isinstance(v["low"], int) and isinstance(v["high"], int)
-            suggest = trial.suggest_int if ints else trial.suggest_float
-            params[k] = suggest(k, v["low"], v["high"], log=bool(v.get("log", False)))
+        params = spec.suggest(trial)
         if not spec.sampled and _taken(study, trial):
             raise optuna.TrialPruned("another worker has this grid point")  # a race for the last waiting trial
         folder = Path(out) / "trials" / f"{trial.number:04d}"
         trial.set_user_attr("run", str(folder))
-        run = train_run(_config(spec, params), folder, overwrite=folder.exists(), progress=False)
+        run = train_run(spec.config(params), folder, overwrite=folder.exists(), progress=False)
         for k, v in run.metrics.items():
             trial.set_user_attr(k, v)
         return run.metrics[OBJECTIVE]
