@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,41 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_folder(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_folder)`` then put the finished folder at ``path``, replacing an old one whole.
+
+    The old folder is moved aside, the new one renamed into place, then the old one deleted: a reader sees the old
+    folder or the new one, never a mix. A crash between the two renames leaves no ``path``, with the old folder kept
+    beside it as ``.NAME.old.*.tmp``.
+    """
+    path = Path(path)
+    parent = path.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent))
+    old = None
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the folder what mkdir would have
+        write(tmp)
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", suffix=".tmp", dir=parent))
+            old.rmdir()  # only its unique name is wanted
+            os.replace(path, old)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if old is not None:
+                os.replace(old, path)
+                old = None
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
     return path
 
 

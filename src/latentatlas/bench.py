@@ -9,9 +9,8 @@ import os
 import platform
 import threading
 import time
-from contextlib import contextmanager
-
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np

@@ -259,10 +259,6 @@ def compare(runs, presets, seeds, data, epochs, out, pca):
     more than the seed are separate rows, and PCA is computed per data set."""
     from .compare import compare as run_compare
     from .compare import compare_runs, encoder_maps_figure, format_table, summary, write_outputs
-    from .errors import LatentAtlasError
-
-    if seeds < 1:
-        raise LatentAtlasError(f"seeds={seeds} is out of range: it must be an integer >= 1")
     if runs:
         results, first = compare_runs(runs, pca=pca)
     else:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from .data import Dataset, load_dataset
 from .errors import LatentAtlasError
 from .metrics import TRUST_K, knn_accuracy, trust_subset
 from .nets import PRESETS
-from .runs import CONFIG, MANIFEST, Run, load_run, resolve_runtime, train_run
+from .runs import CONFIG, MANIFEST, Run, load_run, read_config, resolve_runtime, train_run
 from .train import as_tensor, to_unit_float
 
 METRICS = ("n_params", "bce_test", "mse_test", "knn1", "knn5", "trustworthiness", "train_seconds")
@@ -216,10 +215,7 @@ def _check_folder(folder: Path, cfg: RunConfig) -> None:
         return
     if not (folder / CONFIG).is_file():
         raise LatentAtlasError(f"{folder} exists and is not a run folder: choose another --out")
-    try:
-        saved = RunConfig.from_dict(json.loads((folder / CONFIG).read_text()))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LatentAtlasError(f"{folder / CONFIG}: unreadable JSON ({e})") from None
+    saved = read_config(folder)
     differ = [f"{n} {getattr(saved, n)!r} there, {getattr(cfg, n)!r} now" for n in (*SETTINGS, "seed")
               if getattr(saved, n) != getattr(cfg, n)]
     if differ:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +12,12 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._io import _fsync_dir, _umask, atomic_write_json
+from ._io import atomic_write_folder, atomic_write_json
 from .config import RunConfig
 from .data import check_pixels
 from .errors import LatentAtlasError
 from .metrics import decode, encode, reconstruction_errors
-from .runs import (CONFIG, HISTORY, IN_MEMORY, MANIFEST, WEIGHTS, build_trainer, load_run, resolve_runtime,
+from .runs import (CONFIG, HISTORY, IN_MEMORY, WEIGHTS, build_trainer, is_run_folder, load_run, resolve_runtime,
                    write_manifest)
 from .train import pick_device
 from .weights import save_weights
@@ -173,7 +170,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         if path.exists() and not path.is_dir():
             raise LatentAtlasError(f"{path} is a file, not a folder: choose another path")
         if path.is_dir() and any(path.iterdir()):
-            if not ((path / CONFIG).is_file() or (path / MANIFEST).is_file()):
+            if not is_run_folder(path):
                 raise LatentAtlasError(f"{path} exists and is not a saved model or run folder: refusing to replace it")
             if not overwrite:
                 raise LatentAtlasError(f"{path} already exists: choose another path, or pass overwrite=True to "
@@ -183,19 +180,14 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             extra["feature_names_in"] = [str(name) for name in self.feature_names_in_]
         if self.scaling == "minmax":
             extra["minmax"] = {"data_min": self.data_min_.tolist(), "data_range": self.data_range_.tolist()}
-        path.absolute().parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.absolute().parent))
-        try:
-            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the folder what mkdir would have
-            atomic_write_json(tmp / CONFIG, {**self.config_.to_dict(), "extra": extra})
-            save_weights(tmp / WEIGHTS, self.model_.state_dict())
-            atomic_write_json(tmp / HISTORY, self.history_)
-            write_manifest(tmp)
-            _replace_folder(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
+
+        def write(folder: Path) -> None:
+            atomic_write_json(folder / CONFIG, {**self.config_.to_dict(), "extra": extra})
+            save_weights(folder / WEIGHTS, self.model_.state_dict())
+            atomic_write_json(folder / HISTORY, self.history_)
+            write_manifest(folder)
+
+        return atomic_write_folder(path, write)
 
     @classmethod
     def load(cls, path, device: str = "cpu") -> Autoencoder:
@@ -289,24 +281,6 @@ def _json_param(value, seed: int):
     if isinstance(value, torch.device):
         return str(value)
     return value
-
-
-def _replace_folder(new: Path, path: Path) -> None:
-    """Rename the finished folder ``new`` onto ``path``; an old ``path`` is moved aside first, then deleted."""
-    old = None
-    if path.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", suffix=".tmp", dir=new.parent))
-        old.rmdir()  # only its unique name is wanted
-        os.replace(path, old)  # a crash from here to the next line leaves no ``path`` (the old one is in ``old``)
-    try:
-        os.replace(new, path)
-    except BaseException:
-        if old is not None:
-            os.replace(old, path)
-        raise
-    _fsync_dir(new.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _to_numpy(X):

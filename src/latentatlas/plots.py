@@ -105,7 +105,7 @@ def encoder_map(chart: Chart, z: np.ndarray, y: np.ndarray, glyphs: bool = False
     else:
         for label in np.unique(y):
             m = y == label
-            name = classes[label] if classes is not None and label < len(classes) else str(label)
+            name = class_name(classes, label)
             ax.scatter(uv[m, 0], uv[m, 1], s=3, color=CMAP(int(label) % 10), label=mpl_text(name), alpha=0.7,
                        linewidths=0)
         ax.legend(markerscale=4, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
@@ -150,6 +150,11 @@ def shared_map_limits(latents) -> dict[str, tuple]:
                 x0, x1, y0, y1 = min(x0, a0), max(x1, a1), min(y0, b0), max(y1, b1)
             limits[chart.name] = ((x0, x1), (y0, y1))
     return limits
+
+
+def class_name(classes, label: int) -> str:
+    """A class label's name: the data set's own where it has one, else the number."""
+    return str(classes[label]) if classes is not None and label < len(classes) else str(label)
 
 
 def mpl_text(text: str) -> str:
@@ -223,7 +228,7 @@ def globe_figure(z: np.ndarray, y: np.ndarray, classes=None, sphere: bool = Fals
                                  colorscale=[[0, "rgb(225,225,232)"], [1, "rgb(225,225,232)"]], name="S2"))
     for label in np.unique(y):
         m = y == label
-        name = classes[label] if classes is not None and label < len(classes) else str(label)
+        name = class_name(classes, label)
         c = CMAP(int(label) % 10)
         fig.add_trace(go.Scatter3d(x=z[m, 0], y=z[m, 1], z=z[m, 2], mode="markers", name=name,
                                    marker=dict(size=2, color=f"rgb({c[0]*255:.0f},{c[1]*255:.0f},{c[2]*255:.0f})")))

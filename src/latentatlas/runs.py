@@ -159,7 +159,7 @@ def _load_run(path: str | Path, device: str, verify: tuple[str, ...]) -> Run:
         raise LatentAtlasError(f"{path}: the run did not finish (no {MANIFEST}); resume it by running its train command again with --resume (its settings are in {path / CONFIG})")
     state = load_weights(path / WEIGHTS)  # first: a pickle or a truncated file gets its own, clearer message
     verify_files(path, verify)
-    cfg = RunConfig.from_dict(_read_json(path / CONFIG)).resolved()
+    cfg = read_config(path).resolved()
     n_features = _n_features(state)
     model = AutoencoderNet.from_config(cfg, n_features)
     try:
@@ -203,6 +203,16 @@ def load_checkpoint(folder: Path) -> dict | None:
     return _unflatten_state(load_weights(folder / CKPT_TENSORS), meta)
 
 
+def is_run_folder(path: Path) -> bool:
+    """A run folder, finished or not, or a model saved by ``Autoencoder.save``: one that may be replaced whole."""
+    return (path / CONFIG).is_file() or (path / MANIFEST).is_file()
+
+
+def read_config(folder: Path) -> RunConfig:
+    """The config a run folder was trained with, as saved (not resolved again)."""
+    return RunConfig.from_dict(_read_json(folder / CONFIG))
+
+
 def verify_files(folder: Path, names) -> None:
     """Check each named file that the manifest lists against its recorded size and SHA-256.
 
@@ -239,7 +249,7 @@ def _prepare_folder(out: Path, cfg: RunConfig, *, overwrite: bool, resume: bool)
     for tmp in out.glob(".*.tmp") if out.is_dir() else ():
         tmp.unlink()  # a write that a kill interrupted; the file it was replacing is intact
     if resume and (out / CONFIG).is_file():
-        saved = RunConfig.from_dict(_read_json(out / CONFIG))
+        saved = read_config(out)
         saved = dataclasses.replace(saved, data=data_reference(saved.data))
         if dataclasses.replace(saved, epochs=cfg.epochs) != cfg:
             raise LatentAtlasError(f"{out}: --resume needs the same settings as the saved config.json (only --epochs may change)")
@@ -252,8 +262,7 @@ def _prepare_folder(out: Path, cfg: RunConfig, *, overwrite: bool, resume: bool)
     if out.exists() and not out.is_dir():
         raise LatentAtlasError(f"{out} is a file, not a run folder: choose another --out")
     if out.exists() and any(out.iterdir()):
-        is_run = (out / CONFIG).is_file() or (out / MANIFEST).is_file()
-        if not is_run:
+        if not is_run_folder(out):
             raise LatentAtlasError(f"{out} exists and is not a run folder: refusing to {'overwrite' if overwrite else 'use'} it")
         if not overwrite:
             unfinished = "" if (out / MANIFEST).is_file() else " (it did not finish: --resume continues it)"
