@@ -25,7 +25,7 @@ from torch import nn
 from latentatlas.bench import reference_fit
 from latentatlas.config import RunConfig
 from latentatlas.model import AutoencoderNet
-from step_probe import direct_fused_adam, median_us  # benchmarks/ is on the path when this file is run
+from step_probe import adam_us, median_us  # benchmarks/ is on the path when this file is run
 
 
 def products_us(layer: nn.Linear, batch: int) -> dict[str, float]:
@@ -39,15 +39,6 @@ def products_us(layer: nn.Linear, batch: int) -> dict[str, float]:
                          "grad weight": lambda: g.t() @ x}.items():
             best[name] = min(best.get(name, math.inf), median_us(fn, n=200))
     return best
-
-
-def adam_us(model: nn.Module) -> float:
-    """One step of the fused Adam kernel over the model's parameters, called directly."""
-    params = list(model.parameters())
-    for p in params:
-        p.grad = torch.randn_like(p)
-    step, _ = direct_fused_adam(params)
-    return median_us(step, n=200)
 
 
 def main() -> None:
@@ -73,7 +64,7 @@ def main() -> None:
         step_us += sum(t.values())
         timings = ", ".join(f"{k} {v:6.0f}" for k, v in t.items())
         print(f"  {layer.in_features:5d} -> {layer.out_features:<5d} {timings}")
-    adam = adam_us(model)
+    _, adam = adam_us(model, n=200)  # the fused kernel called directly
     eval_us = sum(products_us(layer, 4096)["forward"] for layer in linears) * math.ceil(args.n_test / 4096)
     floor = (steps * (step_us + adam) + args.epochs * eval_us) / 1e6
     print(f"  products {step_us:.0f} us + fused Adam {adam:.0f} us a step, x {steps} steps; "

@@ -55,11 +55,11 @@ def finished_run(tmp_path_factory):
     return out
 
 
-def copy_run(tmp, finished_run, damage):
+def copy_run(tmp, finished_run, damage, command=("evaluate",)):
     run = tmp / "copy"
     shutil.copytree(finished_run, run)
     damage(run)
-    return ["evaluate", str(run)]
+    return [*command, str(run)]
 
 
 def pickle_weights(run):
@@ -123,8 +123,8 @@ CASES = {
                                    "not a latentatlas manifest"),
     "a truncated manifest": (lambda t, r: copy_run(t, r, lambda run: (run / "manifest.json").write_text('{"files": {')),
                              "manifest.json: unreadable JSON"),
-    "truncated latents in a report": (lambda t, r: copy_run(t, r, lambda run: (run / "latents.npz").write_bytes(b"PK"))[1:2]
-                                      and ["report", str(t / "copy"), "--out", str(t / "o.html")],
+    "truncated latents in a report": (lambda t, r: copy_run(t, r, lambda run: (run / "latents.npz").write_bytes(b"PK"),
+                                                            ("report", "--out", str(t / "o.html"))),
                                       "latents.npz: changed since the run was written"),
     "a report under a file": (lambda t, r: ["report", str(r), "--out", str(plain_file(t, "f") / "o.html")],
                               "is a file, not a folder"),
@@ -143,8 +143,8 @@ CASES = {
     "tensorboard onto a file": (lambda t, r: ["train", "--preset", "shallow-2d", "--data", "digits", "--epochs", "1",
                                               "--tensorboard", str(plain_file(t, "tb"))], "tb is a file: give a folder"),
     "report of a non-run": (lambda t, r: ["report", str(r), str(t), "--out", str(t / "o.html")], "not a run folder"),
-    "explorer of an unfinished run": (lambda t, r: copy_run(t, r, lambda run: (run / "manifest.json").unlink())[1:2]
-                                      and ["explore", str(t / "copy"), "--out", str(t / "o.html")], "did not finish"),
+    "explorer of an unfinished run": (lambda t, r: copy_run(t, r, lambda run: (run / "manifest.json").unlink(),
+                                                            ("explore", "--out", str(t / "o.html"))), "did not finish"),
 }
 
 

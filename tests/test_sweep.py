@@ -222,9 +222,6 @@ def worker(spec, out, storage):
 
 def test_two_machines_share_a_postgresql_study(tmp_path, postgres):
     (tmp_path / "spec.toml").write_text(SPEC)
-    # The study is created once first (as each machine's command would, racing only if started in the same instant).
-    from latentatlas.sweep import sweep
-
     procs = [worker(tmp_path / "spec.toml", tmp_path / "sw", postgres) for _ in range(2)]
     for p in procs:
         out, err = p.communicate(timeout=300)
@@ -236,12 +233,7 @@ def test_two_machines_share_a_postgresql_study(tmp_path, postgres):
 def test_killed_worker_mid_trial_and_restarted_sweep_completes(tmp_path, postgres):
     spec = tmp_path / "spec.toml"
     spec.write_text(SPEC.replace("epochs = 1", "epochs = 6"))
-    db = postgres.rsplit("/", 1)[0] + "/postgres"
-    import psycopg
-
-    with psycopg.connect(db, autocommit=True) as conn:
-        conn.execute("CREATE DATABASE killtest")
-    storage = postgres.rsplit("/", 1)[0] + "/killtest"
+    storage = new_database(postgres, "killtest")
     p = worker(spec, tmp_path / "sw", storage)
     deadline = time.time() + 120
     while not list((tmp_path / "sw").glob("trials/*/checkpoint.json")) and time.time() < deadline:

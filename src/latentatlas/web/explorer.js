@@ -186,12 +186,20 @@
       ctx.fillRect(0, 0, this.base.width, this.base.height);
       // The chart's domain, shaded by asking its own inverse (an ellipse for an equal-area map).
       ctx.fillStyle = "#f1f1f4";
+      // One rectangle per run of inside cells in a row: this redraws on every drag-move while panning.
       const cell = 2;
-      for (let y = M.t; y < M.t + this.ph; y += cell)
-        for (let x = M.l; x < M.l + this.pw; x += cell) {
+      for (let y = M.t; y < M.t + this.ph; y += cell) {
+        let start = null;
+        for (let x = M.l; x <= M.l + this.pw; x += cell) {
           const [u, v] = this.fromScreen(x + cell / 2, y + cell / 2);
-          if (this.fromMap(u, v) !== null) ctx.fillRect(x, y, cell, cell);
+          const inside = x < M.l + this.pw && this.fromMap(u, v) !== null;
+          if (inside && start === null) start = x;
+          if (!inside && start !== null) {
+            ctx.fillRect(start, y, x - start, cell);
+            start = null;
+          }
         }
+      }
       ctx.strokeStyle = "#999";
       ctx.strokeRect(M.l, M.t, this.pw, this.ph);
       ctx.fillStyle = "#444";
@@ -227,13 +235,7 @@
       ctx.restore();
     }
     pointAt(x, y, radius) {
-      let best = -1;
-      let bestD = radius * radius;
-      for (let i = 0; i < N; i++) {
-        const d = (this.sx[i] - x) ** 2 + (this.sy[i] - y) ** 2;
-        if (d < bestD) [best, bestD] = [i, d];
-      }
-      return best;
+      return nearestDrawn(this.sx, this.sy, null, x, y, radius);
     }
     drawOverlay(cursor, point) {
       const ctx = this.overlay.getContext("2d");
@@ -355,21 +357,14 @@
       });
     }
     pointAt(x, y, radius) {
-      let best = -1;
-      let bestD = radius * radius;
-      for (let i = 0; i < N; i++) {
-        if (!this.front[i]) continue;
-        const d = (this.sx[i] - x) ** 2 + (this.sy[i] - y) ** 2;
-        if (d < bestD) [best, bestD] = [i, d];
-      }
-      return best;
+      return nearestDrawn(this.sx, this.sy, this.front, x, y, radius);
     }
     drawOverlay(cursor, point) {
       const ctx = this.overlay.getContext("2d");
       ctx.clearRect(0, 0, this.size, this.size);
       markPoints(ctx, (i) => (this.front[i] ? [this.sx[i], this.sy[i]] : null), point);
       // The current latent point, wherever it was chosen, is shown on the globe when it faces us.
-      if (state.z && state.z.length === 3) {
+      if (state.z) {
         const [x, y, depth] = this.project(state.z);
         if (depth >= 0) crosshair(ctx, x, y);
       }
@@ -381,6 +376,18 @@
   const matMul = (A, B) => A.map((row) => [0, 1, 2].map((j) => row[0] * B[0][j] + row[1] * B[1][j] + row[2] * B[2][j]));
   const matVec = (A, v) => A.map((row) => row[0] * v[0] + row[1] * v[1] + row[2] * v[2]);
   const matTVec = (A, v) => [0, 1, 2].map((j) => A[0][j] * v[0] + A[1][j] * v[1] + A[2][j] * v[2]);
+
+  // The drawn point nearest to (x, y) within ``radius`` screen pixels, among the ``visible`` ones (all if null); -1 if none.
+  function nearestDrawn(sx, sy, visible, x, y, radius) {
+    let best = -1;
+    let bestD = radius * radius;
+    for (let i = 0; i < N; i++) {
+      if (visible && !visible[i]) continue;
+      const d = (sx[i] - x) ** 2 + (sy[i] - y) ** 2;
+      if (d < bestD) [best, bestD] = [i, d];
+    }
+    return best;
+  }
 
   function crosshair(ctx, x, y) {
     ctx.strokeStyle = "#000";
@@ -449,7 +456,7 @@
     for (const [i, d] of near) {
       const li = document.createElement("li");
       li.appendChild(imageCanvas(SIDE, original(i), true));
-      li.append(`#${i} ${D.classes[Y[i]] ?? Y[i]}  (distance ${d.toFixed(3)})`);
+      li.append(`#${i} ${D.classes[Y[i]]}  (distance ${d.toFixed(3)})`);
       list.appendChild(li);
     }
   }
@@ -467,7 +474,7 @@
     }
     drawImage(document.getElementById("original"), original(i), true);
     drawImage(document.getElementById("reconstruction"), decode(latentOf(i)), false);
-    info.textContent = `test #${i}, class ${D.classes[Y[i]] ?? Y[i]}, z = (${latentOf(i).map((v) => v.toFixed(3)).join(", ")})`;
+    info.textContent = `test #${i}, class ${D.classes[Y[i]]}, z = (${latentOf(i).map((v) => v.toFixed(3)).join(", ")})`;
   }
 
   function redrawOverlays(active, cursor) {
@@ -491,7 +498,7 @@
     }
     const caption = document.createElement("div");
     caption.textContent = "decoded at (" + state.z.map((v) => v.toFixed(3)).join(", ") + ")" +
-      (state.point >= 0 ? ` | test #${state.point} (${D.classes[Y[state.point]] ?? Y[state.point]}): original, reconstruction` : "");
+      (state.point >= 0 ? ` | test #${state.point} (${D.classes[Y[state.point]]}): original, reconstruction` : "");
     card.appendChild(caption);
     const entry = { z: state.z.slice(), point: state.point, card };
     close.addEventListener("click", () => {
