@@ -37,8 +37,7 @@ TIMING = """() => {
 
 def measure(browser, run: Path, page_path: Path) -> dict:
     write_explorer(run, page_path)
-    page = WatchedPage(browser, page_path.as_uri())
-    page.page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+    page = WatchedPage(browser, page_path.as_uri()).wait_ready(60_000)
     result = {
         "run": str(run),
         "points": page.page.evaluate("atlas.data.points.n"),
@@ -54,9 +53,8 @@ def measure(browser, run: Path, page_path: Path) -> dict:
 
 def screenshot(browser, page_path: Path, out: Path) -> None:
     """The explorer mid-use: a point hovered on the equal-area map, two positions pinned."""
-    page = WatchedPage(browser, page_path.as_uri(), viewport=(1500, 1240))
+    page = WatchedPage(browser, page_path.as_uri(), viewport=(1500, 1240)).wait_ready(60_000)
     p = page.page
-    p.wait_for_selector("body[data-ready='1']", timeout=60_000)
     views = p.evaluate("atlas.views")
     target = "map:equal-area" if "map:equal-area" in views else views[-1]
     box = p.locator(f"[data-view='{target}'] canvas.overlay").bounding_box()

@@ -53,5 +53,10 @@ class WatchedPage:
         self.page.on("request", lambda r: r.url.split("#")[0] != url and self.requests.append(r.url))
         self.page.goto(url)
 
+    def wait_ready(self, timeout_ms: int = 20_000) -> "WatchedPage":
+        """Wait until the page marks itself ready (``<body data-ready="1">``, as the explorer does once drawn)."""
+        self.page.wait_for_selector("body[data-ready='1']", timeout=timeout_ms)
+        return self
+
     def close(self):
         self.page.close()

@@ -31,6 +31,22 @@ def small(mnist5k):
 
 
 @pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """``latentatlas demo --epochs 1``, run once through the CLI as a user would: (its folder, what it printed).
+
+    Its runs (deep-2d, deep-3d, deep-s2 on mnist-5k) and report serve every test that needs trained runs of the
+    three kinds of latent space; tests that change a run work on a copy."""
+    from click.testing import CliRunner
+
+    from latentatlas.cli import main
+
+    root = tmp_path_factory.mktemp("demo")
+    r = CliRunner().invoke(main, ["demo", "--epochs", "1", "--out", str(root)])
+    assert r.exit_code == 0, r.output
+    return root, r.output
+
+
+@pytest.fixture(scope="session")
 def browser():
     """Debian's Chromium driven by Playwright; skipped where it is missing, unless LATENTATLAS_REQUIRE_BROWSER=1
     (CI sets it, so there a missing browser fails instead of hiding the browser tests)."""

@@ -46,14 +46,13 @@ def test_debug_shows_the_traceback(tmp_path):
     assert r.exit_code != 0 and r.exception is not None
 
 
-def test_demo_prints_the_comparison_table(tmp_path):
-    r = invoke("demo", "--epochs", "1", "--out", tmp_path / "demo")
-    assert r.exit_code == 0, r.output
+def test_demo_prints_the_comparison_table(demo):
+    root, output = demo
     for name in ("deep-2d", "deep-3d", "deep-s2", "test BCE", "5-NN", "692,264"):
-        assert name in r.output
-    assert (tmp_path / "demo" / "deep-s2" / "figures" / "decoder_grid_equirectangular.png").is_file()
-    assert (tmp_path / "demo" / "report.html").stat().st_size > 1_000_000  # plotly.js and every figure inlined
-    assert "latentatlas explore" in r.output
+        assert name in output
+    assert (root / "deep-s2" / "figures" / "decoder_grid_equirectangular.png").is_file()
+    assert (root / "report.html").stat().st_size > 1_000_000  # plotly.js and every figure inlined
+    assert "latentatlas explore" in output
 
 
 

@@ -22,12 +22,10 @@ from latentatlas.runs import load_run, train_run, write_manifest
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """The demo's runs (deep-2d, deep-3d, deep-s2 on mnist-5k; 2 epochs here) and their explorer pages, both made
-    through the CLI as a user would."""
-    root = tmp_path_factory.mktemp("explorer")
-    r = CliRunner().invoke(main, ["demo", "--epochs", "2", "--out", str(root)])
-    assert r.exit_code == 0, r.output
+def runs(demo):
+    """The demo's runs (deep-2d, deep-3d, deep-s2 on mnist-5k) and their explorer pages, both made through the CLI
+    as a user would."""
+    root, _ = demo
     out = {}
     for preset in ("deep-s2", "deep-2d", "deep-3d"):
         r = CliRunner().invoke(main, ["explore", str(root / preset), "--out", str(root / f"{preset}.html")])
@@ -37,9 +35,7 @@ def runs(tmp_path_factory):
 
 
 def page_of(browser, root, preset):
-    page = WatchedPage(browser, (root / f"{preset}.html").as_uri())
-    page.page.wait_for_selector("body[data-ready='1']", timeout=20_000)
-    return page
+    return WatchedPage(browser, (root / f"{preset}.html").as_uri()).wait_ready()
 
 
 def move_to(page, view, x, y):
@@ -371,8 +367,7 @@ def odd_run(runs, tmp_path_factory):
 
 def test_hostile_names_and_nan_metrics_leave_the_page_working(browser, odd_run, mnist5k, tmp_path):
     page_path = write_explorer(odd_run, tmp_path / "odd.html", dataset=mnist5k)
-    page = WatchedPage(browser, page_path.as_uri())
-    page.page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+    page = WatchedPage(browser, page_path.as_uri()).wait_ready()
     assert page.page.inner_text("#run-name") == odd_run.name
     assert page.page.evaluate("document.scripts.length") == 3 and page.errors == []
     page.close()
@@ -397,8 +392,7 @@ def test_flat_samples_are_drawn_as_a_tile(browser, tmp_path):
     run = train_run(RunConfig(preset="deep-2d", data="mnist-5k", epochs=1), tmp_path / "flat", progress=False,
                     dataset=ds, plot=False)
     page_path = write_explorer(run, tmp_path / "flat.html", dataset=ds)
-    page = WatchedPage(browser, page_path.as_uri())
-    page.page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+    page = WatchedPage(browser, page_path.as_uri()).wait_ready()
     state = move_to(page, "map:plane", 250, 250)
     assert len(state["image"]) == 300
     np.testing.assert_allclose(state["image"], decode(run.model, [state["z"]])[0], atol=1e-4)
@@ -411,8 +405,7 @@ def test_flat_samples_are_drawn_as_a_tile(browser, tmp_path):
 
 
 def test_served_page_works_the_same(browser, server):
-    page = WatchedPage(browser, server.url)
-    page.page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+    page = WatchedPage(browser, server.url).wait_ready()
     state = move_to(page, "map:plane", 200, 200)
     assert state["z"] is not None and page.errors == [] and page.requests == []
     page.close()
