@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from browser import WatchedPage, launch_chromium  # noqa: E402
 
-from latentatlas.explorer import write_explorer  # noqa: E402
+from latentatlas.viz.explorer import write_explorer  # noqa: E402
 
 TIMING = """() => {
   const dim = atlas.data.dim, out = [];

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from latentatlas.bench import reference_fit
+from latentatlas.experiments.bench import reference_fit
 from latentatlas.config import RunConfig
 from latentatlas.model import AutoencoderNet
 from step_probe import adam_us, median_us  # benchmarks/ is on the path when this file is run

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentatlas.bench import peak_rss
+from latentatlas.experiments.bench import peak_rss
 from latentatlas.config import RunConfig
 from latentatlas.data import load_dataset
 from latentatlas.runs import build_trainer, resolve_runtime

@@ -4,7 +4,7 @@ import json
 
 from click.testing import CliRunner
 
-from latentatlas.bench import reference_fit
+from latentatlas.experiments.bench import reference_fit
 from latentatlas.cli import main
 from latentatlas.config import RunConfig
 from latentatlas.model import AutoencoderNet
@@ -34,7 +34,7 @@ def test_reference_loop_learns(small):
 
 
 def test_progress_ticks_once_per_epoch_of_each_loop(capsys):
-    from latentatlas.bench import benchmark
+    from latentatlas.experiments.bench import benchmark
     from latentatlas.data import load_dataset
 
     benchmark("shallow-2d", load_dataset("digits"), epochs=3, progress=True)

@@ -6,6 +6,7 @@ import json
 from click.testing import CliRunner
 
 from latentatlas.cli import main, train
+from latentatlas.errors import LatentAtlasError
 from latentatlas.config import RunConfig
 
 
@@ -43,7 +44,10 @@ def test_datasets_lists_offline_sources():
 
 def test_debug_shows_the_traceback(tmp_path):
     r = CliRunner().invoke(main, ["--debug", "train", "--preset", "nope", "--out", str(tmp_path / "r")])
-    assert r.exit_code != 0 and r.exception is not None
+    # The error itself propagates (the traceback); without --debug it is a one-line message and SystemExit(2).
+    assert isinstance(r.exception, LatentAtlasError) and "unknown preset 'nope'" in str(r.exception)
+    r = CliRunner().invoke(main, ["train", "--preset", "nope", "--out", str(tmp_path / "r")])
+    assert isinstance(r.exception, SystemExit) and r.exit_code == 2 and "error: unknown preset 'nope'" in r.output
 
 
 def test_demo_prints_the_comparison_table(demo):
@@ -57,7 +61,7 @@ def test_demo_prints_the_comparison_table(demo):
 
 
 def test_explore_help_states_the_real_point_limit():
-    from latentatlas.explorer import MAX_POINTS
+    from latentatlas.viz.explorer import MAX_POINTS
 
     r = CliRunner().invoke(main, ["explore", "--help"])
     assert f"[default: {MAX_POINTS:,}]" in " ".join(r.output.split())

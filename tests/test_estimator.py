@@ -184,7 +184,7 @@ def test_save_refuses_an_existing_folder_and_overwrite_replaces_it_whole(tmp_pat
 
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("mine")
-    with pytest.raises(LatentAtlasError, match="not a saved model or run folder"):
+    with pytest.raises(LatentAtlasError, match="exists and is not a run folder: refusing to replace it"):
         ae.save(tmp_path / "notes", overwrite=True)
     (tmp_path / "empty").mkdir()
     ae.save(tmp_path / "empty")  # an empty folder is fine without overwrite

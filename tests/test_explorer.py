@@ -16,7 +16,7 @@ from browser import WatchedPage
 from latentatlas.cli import main
 from latentatlas.config import RunConfig
 from latentatlas.errors import LatentAtlasError
-from latentatlas.explorer import decoder_layers, explorer_data, page_server, write_explorer
+from latentatlas.viz.explorer import decoder_layers, explorer_data, page_server, write_explorer
 from latentatlas.metrics import decode
 from latentatlas.runs import load_run, train_run, write_manifest
 
@@ -77,9 +77,9 @@ def test_every_test_point_is_in_the_page(runs, mnist5k):
     _, loaded = runs
     data = explorer_data(loaded["deep-s2"], mnist5k)
     assert data["points"]["n"] == len(mnist5k.y_test) == 1000
-    assert data["globe"] is True and [c["name"] for c in data["charts"]] == ["equirectangular", "equal-area"]
+    assert data["view3d"]["surface"] is True and [c["name"] for c in data["charts"]] == ["equirectangular", "equal-area"]
     plane = explorer_data(loaded["deep-2d"], mnist5k)
-    assert plane["globe"] is False and [c["name"] for c in plane["charts"]] == ["plane"]
+    assert plane["view3d"] is None and [c["name"] for c in plane["charts"]] == ["plane"]
 
 
 def test_latent_spaces_it_cannot_draw_are_refused(tmp_path, small):
@@ -183,9 +183,8 @@ def test_decoder_in_the_page_equals_the_python_decoder(browser, runs, preset):
     root, loaded = runs
     model = loaded[preset].model
     rng = np.random.default_rng(1)
-    z = rng.normal(size=(20, model.geometry.dim)) * 2
-    if model.geometry.is_globe:
-        z /= np.linalg.norm(z, axis=1, keepdims=True)
+    h = torch.as_tensor(rng.normal(size=(20, model.geometry.encoder_features)) * 2, dtype=torch.float32)
+    z = model.geometry(h).mode.numpy()  # points of the latent space, whichever it is
     page = page_of(browser, root, preset)
     js = np.array(page.page.evaluate("zs => zs.map(z => atlas.decode(z))", z.tolist()))
     np.testing.assert_allclose(js, decode(model, z.astype(np.float32)), atol=1e-4, rtol=0)
@@ -383,7 +382,7 @@ def test_a_subset_when_the_test_set_is_large(runs, mnist5k):
 
 def test_flat_samples_are_drawn_as_a_tile(browser, tmp_path):
     """Features that are not images (300 per sample) still show as a picture, and decode like the model."""
-    from latentatlas.dataset import Dataset
+    from latentatlas.data import Dataset
 
     rng = np.random.default_rng(0)
     x = rng.random((600, 300)).astype(np.float32)

@@ -6,16 +6,13 @@ import pytest
 import torch
 
 from latentatlas.errors import LatentAtlasError
-from latentatlas.geometries import GEOMETRIES, Latent, get_geometry
-
-DIMS = [2, 3, 5]
+from latentatlas.geometries import GEOMETRIES, Posterior, get_geometry
 
 
 def geometries():
     for name, cls in GEOMETRIES.items():
-        for dim in DIMS:
-            if dim >= cls.min_dim:
-                yield pytest.param(name, dim, id=f"{name}-{dim}")
+        for dim in cls.test_dims:  # each geometry says which dimensions to try
+            yield pytest.param(name, dim, id=f"{name}-{dim}")
 
 
 @pytest.mark.parametrize("name,dim", list(geometries()))
@@ -23,23 +20,50 @@ class TestBattery:
     def test_output_contract(self, name, dim):
         g = get_geometry(name, dim)
         h = torch.randn(64, g.encoder_features, generator=torch.Generator().manual_seed(0))
-        out = g(h)
-        assert isinstance(out, Latent)
-        assert out.z.shape == (64, dim)
-        assert out.kl.shape == (64,)
-        assert torch.isfinite(out.kl).all() and (out.kl >= 0).all()
-        assert g.contains(out.z).all()
+        post = g(h)
+        assert isinstance(post, Posterior)
+        for z in (post.rsample(), post.mode):
+            assert z.shape == (64, g.dim)
+            assert g.contains(z).all()
+        kl = post.kl()
+        assert kl.shape == (64,)
+        assert torch.isfinite(kl).all() and (kl >= 0).all()
+        if not g.variational:  # a point mass: the sample is the mode, and there is no KL
+            assert torch.equal(post.rsample(), post.mode) and not kl.any()
 
     def test_gradients_flow(self, name, dim):
         g = get_geometry(name, dim)
         h = torch.randn(8, g.encoder_features, requires_grad=True)
-        out = g(h)
-        (out.z.square().sum() + out.kl.sum()).backward()
+        post = g(h)
+        (post.rsample().square().sum() + post.kl().sum()).backward()
         assert h.grad is not None and torch.isfinite(h.grad).all()
+
+    def test_prior_samples_are_in_the_space_or_refused(self, name, dim):
+        g = get_geometry(name, dim)
+        if g.has_prior:
+            z = g.sample_prior(300, generator=torch.Generator().manual_seed(5))
+            assert z.shape == (300, g.dim) and g.contains(z).all()
+        else:
+            with pytest.raises(LatentAtlasError, match="no prior"):
+                g.sample_prior(3)
+
+    def test_3d_embedding(self, name, dim):
+        g = get_geometry(name, dim)
+        emb = g.embedding_3d()
+        if emb is None:
+            return
+        z = g(torch.randn(50, g.encoder_features, generator=torch.Generator().manual_seed(6))).mode
+        p = emb.to_3d(z)
+        assert p.shape == (50, 3) and torch.isfinite(p).all()
+        if emb.radius is not None:  # a surface drawn at a fixed size holds every point inside it
+            assert (p.norm(dim=1) <= emb.radius + 1e-5).all()
+        for line in emb.wireframe:
+            assert all(len(q) == 3 for q in line)
+        assert emb.is_surface == (emb.js_pick is not None)
 
     def test_charts_round_trip(self, name, dim):
         g = get_geometry(name, dim)
-        z = g(torch.randn(500, g.encoder_features, generator=torch.Generator().manual_seed(1))).z
+        z = g(torch.randn(500, g.encoder_features, generator=torch.Generator().manual_seed(1))).mode
         for chart in g.charts():
             uv = chart.to_map(z)
             assert uv.shape == (500, 2)
@@ -81,7 +105,7 @@ def test_unknown_geometry_lists_valid_names():
 
 
 def test_sphere_points_have_unit_norm():
-    z = get_geometry("sphere", 3)(torch.randn(1000, 3) * 100).z
+    z = get_geometry("sphere", 3)(torch.randn(1000, 3) * 100).mode
     torch.testing.assert_close(z.norm(dim=1), torch.ones(1000))
 
 
@@ -97,7 +121,7 @@ def test_sphere_chart_convention():
 
 def test_angular_and_euclidean_neighbours_agree_on_the_sphere():
     """kNN on the sphere is by angle; Euclidean ranks on unit vectors are the same ranks (chord is monotone)."""
-    z = get_geometry("sphere", 3)(torch.randn(300, 3, generator=torch.Generator().manual_seed(2))).z.double()
+    z = get_geometry("sphere", 3)(torch.randn(300, 3, generator=torch.Generator().manual_seed(2))).mode.double()
     angle = torch.arccos((z @ z.T).clamp(-1, 1))
     chord = torch.cdist(z, z)
     assert torch.equal(angle.argsort(dim=1)[:, :6], chord.argsort(dim=1)[:, :6])

@@ -65,7 +65,7 @@ def test_npy_folder_missing_array(tmp_path):
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.float16, np.float32])
 def test_samples_without_pixels_are_refused_in_words(dtype):
-    from latentatlas.dataset import Dataset
+    from latentatlas.data import Dataset
     from latentatlas.errors import LatentAtlasError
 
     x, y = np.zeros((2, 0), dtype), np.zeros(2, np.int64)  # found by the fuzz test: float min() of nothing

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from browser import WatchedPage
 from latentatlas.cli import main
 from latentatlas.errors import LatentAtlasError
-from latentatlas.plots import shared_map_limits
-from latentatlas.report import SECTIONS, write_report
+from latentatlas.viz.plots import shared_map_limits
+from latentatlas.viz.report import SECTIONS, write_report
 from latentatlas.runs import load_run, write_manifest
 
 
@@ -111,7 +111,7 @@ def test_maps_of_a_single_point_still_have_a_scale(value):
     import numpy as np
 
     from latentatlas.geometries import get_geometry
-    from latentatlas.plots import grid_points, map_limits
+    from latentatlas.viz.plots import grid_points, map_limits
 
     chart = get_geometry("euclidean", 2).charts()[0]
     z = np.full((50, 2), value, np.float32)  # flat data: every image encoded to one point

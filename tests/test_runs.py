@@ -67,7 +67,7 @@ def test_evaluate_reproduces_the_metrics(sphere_run, small):
 
 def test_existing_folder_refused_without_overwrite(sphere_run, small):
     before = (sphere_run.path / "model.safetensors").read_bytes()
-    with pytest.raises(LatentAtlasError, match="already exists.*--overwrite"):
+    with pytest.raises(LatentAtlasError, match="already exists.*overwrite=True"):
         train_run(RunConfig(preset="deep-2d", epochs=1), sphere_run.path, dataset=small, progress=False)
     assert (sphere_run.path / "model.safetensors").read_bytes() == before
 
@@ -112,28 +112,32 @@ def test_unfinished_run_is_not_loaded_as_valid(sphere_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(sphere_run.path, run)
     (run / "manifest.json").unlink()
-    with pytest.raises(LatentAtlasError, match="did not finish.*--resume"):
+    with pytest.raises(LatentAtlasError, match="did not finish.*resume=True"):
         load_run(run)
 
 
 def test_non_finite_loss_keeps_the_last_good_checkpoint(tmp_path, small, monkeypatch):
     import latentatlas.runs as runs
 
-    good = runs.reconstruction_loss_fn
+    good = runs.build_objective
     calls = {"n": 0}
 
-    def poisoned(loss):
-        fn = good(loss)
+    class Poisoned:
+        def __init__(self, objective):
+            self.objective = objective
 
-        def loss_fn(model, x):
-            calls["n"] += 1
-            value = fn(model, x)
-            # epoch 1 = 8 training batches + 1 test evaluation; call 12 is epoch 2, batch 3
-            return value * float("inf") if calls["n"] == 8 + 1 + 3 else value
+        def loss_fn(self):
+            fn = self.objective.loss_fn()
 
-        return loss_fn
+            def loss_fn(model, batch):
+                calls["n"] += 1
+                value, parts = fn(model, batch)
+                # epoch 1 = 8 training batches + 1 test evaluation; call 12 is epoch 2, batch 3
+                return (value * float("inf") if calls["n"] == 8 + 1 + 3 else value), parts
 
-    monkeypatch.setattr(runs, "reconstruction_loss_fn", poisoned)
+            return loss_fn
+
+    monkeypatch.setattr(runs, "build_objective", lambda cfg, geometry: Poisoned(good(cfg, geometry)))
     out = tmp_path / "r"
     with pytest.raises(LatentAtlasError, match="non-finite at epoch 2, batch 3.*checkpoint is kept"):
         train_run(RunConfig(preset="deep-2d", epochs=3), out, dataset=small, progress=False)

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 pytest.importorskip("optuna", reason="the sweep extra is not installed")
 from latentatlas.cli import main  # noqa: E402
 from latentatlas.errors import LatentAtlasError  # noqa: E402
-from latentatlas.sweep import sweep  # noqa: E402
-from latentatlas.sweep_spec import read_spec  # noqa: E402
+from latentatlas.experiments.sweep import sweep  # noqa: E402
+from latentatlas.experiments.sweep_spec import read_spec  # noqa: E402
 
 SPEC = """
 [search]

@@ -5,14 +5,18 @@ import torch
 
 from latentatlas.config import RunConfig
 from latentatlas.model import AutoencoderNet
-from latentatlas.runs import reconstruction_loss_fn
+from latentatlas.losses import build_objective
 from latentatlas.train import NonFiniteLossError, Trainer, pick_device, pick_precision, to_unit_float
+
+
+def bce_objective(model):
+    return build_objective(RunConfig(preset="deep-2d").resolved(), model.geometry).loss_fn()
 
 
 def make_trainer(preset="deep-2d", seed=0, epochs=2, **kw):
     torch.manual_seed(seed)
     model = AutoencoderNet.from_config(RunConfig(preset=preset).resolved(), 784)
-    return Trainer(model, reconstruction_loss_fn("bce"), epochs=epochs, seed=seed, progress=False, **kw)
+    return Trainer(model, bce_objective(model), epochs=epochs, seed=seed, progress=False, **kw)
 
 
 def weights(trainer):
@@ -21,7 +25,7 @@ def weights(trainer):
 
 def test_training_lowers_the_loss(small):
     t = make_trainer(epochs=3)
-    before = t.evaluate(small.flat("test")[0])
+    before, _ = t.evaluate(small.flat("test")[0])
     history = t.fit(small.flat("train")[0], small.flat("test")[0])
     assert [r["epoch"] for r in history] == [1, 2, 3]
     assert history[-1]["test_loss"] < before - 0.05
@@ -61,12 +65,14 @@ def test_resume_at_an_epoch_boundary_is_exact(small):
 def test_non_finite_loss_names_epoch_and_batch(small):
     calls = {"n": 0}
 
-    def poisoned(model, x):
-        calls["n"] += 1
-        loss = reconstruction_loss_fn("bce")(model, x)
-        return loss * float("nan") if calls["n"] == 3 else loss
-
     t = make_trainer()
+    objective = t.loss_fn
+
+    def poisoned(model, batch):
+        calls["n"] += 1
+        loss, parts = objective(model, batch)
+        return (loss * float("nan") if calls["n"] == 3 else loss), parts
+
     t.loss_fn = poisoned
     with pytest.raises(NonFiniteLossError, match="epoch 1, batch 3"):
         t.fit(small.flat("train")[0])
@@ -83,9 +89,13 @@ def test_uint8_and_float_inputs_train_identically(small):
         assert torch.equal(v, weights(b)[k]), k
 
 
-def test_precision_resolution():
-    assert pick_precision("fp32", "cpu") == "fp32"
-    assert pick_precision("auto", "cpu") in ("fp32", "bf16")
+def test_precision_resolution(monkeypatch):
+    import latentatlas.train as train
+
+    assert pick_precision("fp32", "cpu") == "fp32" and pick_precision("bf16", "cpu") == "bf16"
+    for native, expected in ((True, "bf16"), (False, "fp32")):  # "auto" follows the CPU's bf16 instructions
+        monkeypatch.setattr(train, "_cpu_has_native_bf16", lambda native=native: native)
+        assert pick_precision("auto", "cpu") == expected
 
 
 # ---- the GPU path, checked where it can be without a GPU ----------------------------------------------------
@@ -108,8 +118,9 @@ def test_cuda_asked_for_without_cuda_is_a_clear_error(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert pick_device("auto") == "cpu"
-    with pytest.raises(LatentAtlasError, match=r"CUDA is not available here: use the CPU \(--device cpu"):
+    with pytest.raises(LatentAtlasError, match=r"CUDA is not available here: use the CPU \(device='cpu'\)") as e:
         pick_device("cuda")
+    assert e.value.cli_message().endswith("use the CPU (--device cpu)")  # the command line names its flag
 
 
 def test_cpus_without_native_bf16_train_in_fp32(monkeypatch):
@@ -137,8 +148,9 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, flags, native):
 def test_no_host_sync_per_batch(small, monkeypatch, n_train):
     """On a GPU every .item() waits for the device; the loop may read values once per epoch, never per batch."""
     calls = []
-    item = torch.Tensor.item
+    item, tolist = torch.Tensor.item, torch.Tensor.tolist
     monkeypatch.setattr(torch.Tensor, "item", lambda self: calls.append(1) or item(self))
+    monkeypatch.setattr(torch.Tensor, "tolist", lambda self: calls.append(1) or tolist(self))
     t = make_trainer(epochs=2, batch_size=32)
     t.fit(small.flat("train")[0][:n_train], small.flat("test")[0][:64])
-    assert len(calls) <= 3 * 2  # train loss, the non-finite check and the test loss, per epoch: 8 or 32 batches alike
+    assert len(calls) <= 3 * 2  # train losses, the non-finite check and the test losses, per epoch: 8 or 32 batches alike

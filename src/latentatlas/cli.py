@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from .config import SETTINGS, setting_type
 from .errors import LatentAtlasError
 
 
@@ -21,7 +22,7 @@ def _friendly_errors(fn):
         except (LatentAtlasError, OSError) as e:
             if click.get_current_context().find_root().params.get("debug"):
                 raise
-            click.echo(f"error: {_one_line(e)}", err=True)
+            click.echo(f"error: {_one_line(e)}", err=True)  # in the command line's words (--overwrite)
             sys.exit(2)
 
     return wrapper
@@ -34,7 +35,7 @@ def _one_line(e: Exception) -> str:
         if name is not None and Path(name).name.startswith(".") and Path(name).name.endswith(".tmp"):
             name = Path(name).parent  # an atomic write's temp file: the folder is what the user named
         return f"{name}: {e.strerror}" if name is not None else e.strerror
-    return str(e)
+    return e.cli_message() if isinstance(e, LatentAtlasError) else str(e)
 
 
 def _int_list(ctx, param, value):
@@ -46,6 +47,29 @@ def _int_list(ctx, param, value):
         raise click.BadParameter("give comma-separated integers, e.g. 392,64") from None
 
 
+def setting_option(name: str, **overrides):
+    """The option of a setting, made from the settings table (``latentatlas.config.RunConfig``): its flag, type,
+    default and help; ``overrides`` (a command's own default, say) win."""
+    f = next(f for f in SETTINGS if f.name == name)
+    kind = setting_type(f)
+    kw = {"default": f.default, "help": f.metadata["help"], "show_default": f.default not in (None, ())}
+    if kind == (tuple[int, ...] | None):
+        kw["callback"] = _int_list
+    elif kind == tuple[str, ...]:
+        kw.update(multiple=True, default=())
+    elif kind in (int, float) or kind in (int | None, float | None):
+        kw["type"] = int if int in (kind, *getattr(kind, "__args__", ())) else float
+    kw.update(overrides)
+    return click.option("--" + name.replace("_", "-"), name, **kw)
+
+
+def settings_options(fn):
+    """Every setting of the table as an option of ``fn``, in the table's order."""
+    for f in reversed(SETTINGS):
+        fn = setting_option(f.name)(fn)
+    return fn
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show full tracebacks.")
 @click.version_option(package_name="latentatlas")
@@ -54,19 +78,7 @@ def main(debug):
 
 
 @main.command()
-@click.option("--preset", default="deep-2d", show_default=True, help="Architecture preset (see `latentatlas presets`).")
-@click.option("--hidden-sizes", callback=_int_list, help="Encoder widths, e.g. 392,64 (the decoder mirrors them).")
-@click.option("--geometry", default=None, help="Latent geometry: euclidean or sphere (default: the preset's).")
-@click.option("--latent-dim", type=int, default=None, help="Latent dimension (default: the preset's).")
-@click.option("--loss", default="bce", show_default=True, help="bce or mse.")
-@click.option("--epochs", type=int, default=10, show_default=True)
-@click.option("--batch-size", type=int, default=128, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--data", default="mnist-5k", show_default=True, help="Data set name or path (see `latentatlas datasets`).")
-@click.option("--image-size", type=int, default=None, help="Folders of images: resize each to N x N pixels.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--precision", default="auto", show_default=True, help="auto, fp32 or bf16.")
+@settings_options
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder [default: runs/<preset>-<data>].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
 @click.option("--resume", is_flag=True, help="Continue a killed run from its last complete epoch.")
@@ -104,7 +116,7 @@ def evaluate(run):
 @_friendly_errors
 def plot(run, glyphs):
     """Redraw a run's figures without retraining."""
-    from .plots import plot_run
+    from .viz.plots import plot_run
     from .runs import load_run, write_manifest
 
     r = load_run(run)
@@ -135,7 +147,7 @@ def export(run, onnx, out):
 def report(runs, out):
     """Write one self-contained HTML report (offline, mailable) of one or more runs."""
     from ._io import check_writable
-    from .report import write_report
+    from .viz.report import write_report
 
     click.echo(f"wrote {write_report(runs, check_writable(out))}")
 
@@ -152,7 +164,7 @@ def report(runs, out):
 def explore(run, out, serve, port, max_points):
     """Write the live explorer of a run: hover anywhere on its latent maps to see the decoded image."""
     from ._io import check_writable
-    from .explorer import open_in_browser, page_server, write_explorer
+    from .viz.explorer import open_in_browser, page_server, write_explorer
 
     limit = {} if max_points is None else {"max_points": max_points}
     page = write_explorer(run, check_writable(Path("explorer.html") if out is None else out), **limit)
@@ -191,14 +203,14 @@ def datasets():
 
 
 @main.command()
-@click.option("--data", default="mnist-5k", show_default=True)
-@click.option("--epochs", type=int, default=10, show_default=True)
+@setting_option("data")
+@setting_option("epochs")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True)
 @_friendly_errors
 def demo(data, epochs, out):
     """The tutorial in one go: train deep-2d, deep-3d and deep-s2, evaluate, draw, compare, report."""
-    from .demo import comparison_table, run_demo
-    from .report import write_report
+    from .experiments.demo import comparison_table, run_demo
+    from .viz.report import write_report
 
     runs = run_demo(out, data=data, epochs=epochs, echo=click.echo)
     click.echo("\n" + comparison_table(runs) + "\n")
@@ -211,18 +223,18 @@ def demo(data, epochs, out):
 @main.command()
 @click.option("--preset", "presets_", multiple=True, default=("deep-2d", "deep-s2"), show_default=True,
               help="Preset(s) to benchmark; repeat the option for several.")
-@click.option("--data", default="fashion-mnist", show_default=True)
-@click.option("--epochs", type=int, default=10, show_default=True)
-@click.option("--batch-size", type=int, default=128, show_default=True)
-@click.option("--device", default="auto", show_default=True)
-@click.option("--precision", default="auto", show_default=True)
+@setting_option("data", default="fashion-mnist")
+@setting_option("epochs")
+@setting_option("batch_size")
+@setting_option("device")
+@setting_option("precision")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Write the figures here; top-level speedup/reference/latentatlas are the first preset's.")
 @_friendly_errors
 def bench(presets_, data, epochs, batch_size, device, precision, json_path):
     """Time latentatlas's trainer against the tutorial's plain loop on the same job."""
     from ._io import atomic_write_json, check_writable
-    from .bench import benchmark, format_result
+    from .experiments.bench import benchmark, format_result
     from .config import RunConfig
     from .data import load_dataset
     from .runs import resolve_runtime
@@ -248,17 +260,17 @@ def bench(presets_, data, epochs, batch_size, device, precision, json_path):
 @click.argument("runs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--presets", default="deep-2d,deep-3d,deep-3d-narrow,deep-s2", show_default=True,
               help="Comma-separated presets to train and compare (ignored when RUNS are given).")
-@click.option("--seeds", type=int, default=3, show_default=True)
-@click.option("--data", default="mnist-5k", show_default=True)
-@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--seeds", type=int, default=3, show_default=True, help="Seeds 0 .. N-1 of each preset.")
+@setting_option("data")
+@setting_option("epochs")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/compare"), show_default=True)
 @click.option("--pca/--no-pca", default=True, show_default=True, help="Include PCA with 2 and 3 components.")
 @_friendly_errors
 def compare(runs, presets, seeds, data, epochs, out, pca):
     """Mean +- s.d. over seeds for several models (or existing RUNS), with PCA as a baseline; RUNS that differ in
     more than the seed are separate rows, and PCA is computed per data set."""
-    from .compare import compare as run_compare
-    from .compare import compare_runs, encoder_maps_figure, format_table, summary, write_outputs
+    from .experiments.compare import compare as run_compare
+    from .experiments.compare import compare_runs, encoder_maps_figure, format_table, summary, write_outputs
     if runs:
         results, first = compare_runs(runs, pca=pca)
     else:
@@ -277,8 +289,8 @@ def compare(runs, presets, seeds, data, epochs, out, pca):
 @_friendly_errors
 def sweep(spec, out, storage, workers):
     """Run or continue a sweep described by a TOML SPEC (needs the sweep extra: Optuna)."""
-    from .sweep import format_trials
-    from .sweep import sweep as run_sweep
+    from .experiments.sweep import format_trials
+    from .experiments.sweep import sweep as run_sweep
 
     click.echo(format_trials(run_sweep(spec, out, storage=storage, workers=workers)))
 

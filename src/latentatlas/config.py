@@ -1,41 +1,58 @@
-"""Every knob of a run and its default, in one place.
+"""Every setting of a run, its type, default and help, in one table.
 
-The field names are the CLI flags (``--batch-size``), the keys of a run's ``config.json`` and the sweep spec's keys.
-The scikit-learn estimator uses the same names, except ``random_state`` for ``seed`` (scikit-learn's convention).
+``RunConfig``'s fields are the single source: the command line's options (``--batch-size``), the scikit-learn
+estimator's parameters, the keys of a run's ``config.json`` and the sweep spec's keys are all made from them, so a
+new setting is one line here. The estimator calls ``seed`` ``random_state`` (scikit-learn's convention) and leaves
+out the data settings (it is fitted on arrays).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass, field
 
 from .errors import LatentAtlasError
-from .geometries import GEOMETRIES
-from .losses import LOSSES
-from .nets import get_preset
+
+
+def setting(default, help: str, *, estimator: str | None = "same", **kw):
+    """A field of the settings table: its default and one line of help; ``estimator`` is its name as an estimator
+    parameter ("same", another name, or None for none)."""
+    return field(default=default, metadata={"help": help, "estimator": estimator}, **kw)
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    preset: str | None = "deep-2d"  # a name from latentatlas.nets.PRESETS; None means "give the architecture"
-    hidden_sizes: tuple[int, ...] | None = None  # encoder widths, the decoder mirrors them; None = the preset's
-    geometry: str | None = None  # a name from latentatlas.geometries.GEOMETRIES; None = the preset's
-    latent_dim: int | None = None  # None = the preset's
-    loss: str = "bce"  # "bce" (the tutorial's) or "mse"
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3  # Adam, as the tutorial
-    seed: int = 0  # same seed, same machine -> identical weights
-    data: str = "mnist-5k"  # a name from latentatlas.data.SOURCES or a path; mnist-5k works offline
-    image_size: int | None = None  # folders of images only: resize each to image_size x image_size
-    device: str = "auto"  # "auto" = CUDA when available, else CPU
+    preset: str | None = setting(
+        "deep-2d", "Architecture preset (see `latentatlas presets`); none: give hidden_sizes, geometry, latent_dim.")
+    hidden_sizes: tuple[int, ...] | None = setting(
+        None, "Encoder widths, e.g. 392,64 (the decoder mirrors them) [default: the preset's].")
+    geometry: str | None = setting(None, "Latent geometry: euclidean or sphere [default: the preset's].")
+    latent_dim: int | None = setting(None, "Latent dimension (the sphere: of the space it sits in) [default: the "
+                                           "preset's].")
+    loss: str = setting("bce", "Reconstruction loss: bce (the tutorial's) or mse.")
+    beta: float = setting(1.0, "Weight of the KL term; variational geometries only (1: the ELBO).")
+    kl_warmup: int = setting(0, "Epochs over which the KL weight rises linearly to beta; 0: none.")
+    epochs: int = setting(10, "Passes over the training set.")
+    batch_size: int = setting(128, "Samples per step.")
+    lr: float = setting(1e-3, "Adam's learning rate (the tutorial's 1e-3).")
+    seed: int = setting(0, "Seeds weights and shuffling: same seed, same machine, identical weights.",
+                        estimator="random_state")
+    data: str = setting("mnist-5k", "Data set name or path (see `latentatlas datasets`); mnist-5k works offline.",
+                        estimator=None)
+    image_size: int | None = setting(None, "Folders of images: resize each to N x N pixels.", estimator=None)
+    transforms: tuple[str, ...] = setting(
+        (), "Data transforms applied in order, as NAME:KEY=VALUE (e.g. holdout:classes=3,5).", estimator=None)
+    device: str = setting("auto", "auto (CUDA when available, else CPU), cpu, cuda or cuda:N.")
     # "auto" = bf16 autocast (fp32 master weights) where the hardware runs it natively, else fp32.
-    precision: str = "auto"
+    precision: str = setting("auto", "auto (bf16 where the hardware computes it natively, else fp32), fp32 or bf16.")
     extra: dict = field(default_factory=dict, compare=False, repr=False)  # free-form notes saved with the run
 
     def resolved(self) -> RunConfig:
         """Fill architecture fields from the preset and check every value; raise LatentAtlasError if one is wrong."""
+        from .nets import get_preset
+
         cfg = self
         if cfg.preset is not None:
             p = get_preset(cfg.preset)
@@ -48,45 +65,76 @@ class RunConfig:
         missing = [n for n in ("hidden_sizes", "geometry", "latent_dim") if getattr(cfg, n) is None]
         if missing:
             raise LatentAtlasError(f"no preset given, so {', '.join(missing)} must be set")
-        cfg = dataclasses.replace(cfg, hidden_sizes=tuple(cfg.hidden_sizes))
+        cfg = dataclasses.replace(cfg, hidden_sizes=tuple(cfg.hidden_sizes), transforms=tuple(cfg.transforms))
         cfg.validate()
         return cfg
 
     def validate(self) -> None:
+        from .data.spec import parse_transform
+        from .geometries import GEOMETRIES, get_geometry
+        from .losses import KINDS
+
         _check_choice("geometry", self.geometry, GEOMETRIES)
-        _check_choice("loss", self.loss, LOSSES)
+        _check_choice("loss", self.loss, KINDS)
         _check_choice("precision", self.precision, ("auto", "fp32", "bf16"))
         for name in ("epochs", "batch_size"):
             _check_int(name, getattr(self, name), low=1)
         _check_int("latent_dim", self.latent_dim, low=1)
         _check_int("seed", self.seed, low=0)
+        _check_int("kl_warmup", self.kl_warmup, low=0)
         if self.image_size is not None:
             _check_int("image_size", self.image_size, low=1)
         for width in self.hidden_sizes:
             _check_int("hidden_sizes", width, low=1)
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and 0 < self.lr <= 1):
+        if not (_is_number(self.lr) and math.isfinite(self.lr) and 0 < self.lr <= 1):
             raise LatentAtlasError(f"lr={self.lr!r} is out of range: it must be a number in (0, 1]")
-        GEOMETRIES[self.geometry](self.latent_dim)  # the geometry rejects a dimension it cannot take
+        if not (_is_number(self.beta) and math.isfinite(self.beta) and self.beta >= 0):
+            raise LatentAtlasError(f"beta={self.beta!r} is out of range: it must be a number >= 0")
+        for text in self.transforms:
+            parse_transform(text)
+        get_geometry(self.geometry, self.latent_dim)  # the geometry rejects a dimension it cannot take
+
+    @property
+    def data_spec(self):
+        """The run's data as a :class:`latentatlas.data.DataSpec`: source, image size and transforms."""
+        from .data.spec import DataSpec
+
+        return DataSpec(self.data, self.image_size, tuple(self.transforms))
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["hidden_sizes"] = None if self.hidden_sizes is None else list(self.hidden_sizes)
+        d["transforms"] = list(self.transforms)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> RunConfig:
+        """A config from ``config.json`` (of this version or an earlier one: settings added since take defaults)."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
             raise LatentAtlasError(f"unknown config keys {unknown}: valid keys are {sorted(names)}")
         d = dict(d)
-        if d.get("hidden_sizes") is not None:
-            d["hidden_sizes"] = tuple(d["hidden_sizes"])
+        for key in ("hidden_sizes", "transforms"):
+            if isinstance(d.get(key), list):
+                d[key] = tuple(d[key])
         return cls(**d)
 
 
+SETTINGS: tuple[dataclasses.Field, ...] = tuple(f for f in dataclasses.fields(RunConfig) if "help" in f.metadata)
+
+
+def setting_type(f: dataclasses.Field):
+    """A setting's annotation, resolved (``int | None``, ``tuple[int, ...]``, ...)."""
+    return typing.get_type_hints(RunConfig)[f.name]
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _check_choice(name: str, value, choices) -> None:
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         raise LatentAtlasError(f"unknown {name} {value!r}: choose one of {', '.join(choices)}")
 
 

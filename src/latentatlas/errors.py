@@ -1,4 +1,21 @@
-"""The one exception type for bad input: the CLI turns it into a one-line message and exit code 2."""
+"""The one exception type for bad input, and how its messages name a setting.
+
+A message names what the caller can change with :func:`option`, so that it speaks the caller's language: a Python
+caller reads ``overwrite=True``, and the command line, which prints :meth:`LatentAtlasError.cli_message`, reads
+``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+_OPTION = re.compile(r"\[\[(\w+)(?:=(.*?))?\]\]")
+
+
+def option(name: str, *value) -> str:
+    """A setting named in a message: ``option("out")``, ``option("overwrite", True)``, ``option("device", "cpu")``."""
+    return f"[[{name}={value[0]!r}]]" if value else f"[[{name}]]"
 
 
 class LatentAtlasError(ValueError):
@@ -7,3 +24,19 @@ class LatentAtlasError(ValueError):
     It subclasses ``ValueError`` so that scikit-learn's conventions (``ValueError`` on bad input) hold.
     The message is one line that says what was wrong and what is allowed.
     """
+
+    def __str__(self) -> str:
+        return _OPTION.sub(lambda m: m.group(1) if m.group(2) is None else f"{m.group(1)}={m.group(2)}",
+                           super().__str__())
+
+    def cli_message(self) -> str:
+        """The message with each setting spelled as its command-line flag."""
+        return _OPTION.sub(_as_flag, super().__str__())
+
+
+def _as_flag(m: re.Match) -> str:
+    flag = "--" + m.group(1).replace("_", "-")
+    if m.group(2) is None:
+        return flag
+    value = ast.literal_eval(m.group(2))
+    return flag if value is True else f"{flag} {value}"

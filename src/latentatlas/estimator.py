@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import numbers
 from pathlib import Path
 
@@ -13,12 +14,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._io import atomic_write_folder, atomic_write_json
-from .config import RunConfig
+from .config import SETTINGS, RunConfig, setting_type
 from .data import check_pixels
-from .errors import LatentAtlasError
+from .errors import LatentAtlasError, option
+from .losses import metric_name
 from .metrics import decode, encode, reconstruction_errors
-from .runs import (CONFIG, HISTORY, IN_MEMORY, WEIGHTS, build_trainer, is_run_folder, load_run, resolve_runtime,
-                   write_manifest)
+from .runs import (CONFIG, HISTORY, IN_MEMORY, WEIGHTS, build_trainer, is_run_folder, load_run, not_a_run_folder,
+                   resolve_runtime, write_manifest)
 from .train import pick_device
 from .weights import save_weights
 
@@ -31,22 +33,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
 
     Parameters
     ----------
-    preset : str or None, default="deep-2d"
-        An architecture from ``latentatlas.nets.PRESETS``; None to give ``hidden_sizes``, ``geometry`` and
-        ``latent_dim`` yourself. Explicit values override the preset's.
-    hidden_sizes : sequence of int or None
-        Encoder widths; the decoder mirrors them.
-    geometry : {"euclidean", "sphere"} or None
-        The latent space.
-    latent_dim : int or None
-        Dimension of the latent space (the sphere needs >= 2).
-    loss : {"bce", "mse"}, default="bce"
-    epochs : int, default=10
-    batch_size : int, default=128
-    lr : float, default=1e-3
-        Adam's learning rate.
-    device : str, default="auto"
-        "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
+__SETTINGS__
     random_state : int, RandomState instance or None, default=None
         Seeds weights and shuffling. An int >= 0 is the seed itself, as ``latentatlas train --seed``: the same int
         and data give identical weights to the CLI's on the same machine. A RandomState instance, or None (NumPy's
@@ -85,32 +72,20 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     (5, 3)
     """
 
-    def __init__(self, preset="deep-2d", hidden_sizes=None, geometry=None, latent_dim=None, loss="bce", epochs=10,
-                 batch_size=128, lr=1e-3, device="auto", random_state=None, verbose=False,
-                 scaling="pixels"):
-        self.preset = preset
-        self.hidden_sizes = hidden_sizes
-        self.geometry = geometry
-        self.latent_dim = latent_dim
-        self.loss = loss
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        self.scaling = scaling
+    def __init__(self, *args, **kwargs):
+        # The signature is made from the settings table (see _SIGNATURE below); __init__ only stores.
+        bound = _SIGNATURE.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        for name, value in list(bound.arguments.items())[1:]:
+            setattr(self, name, value)
 
     def fit(self, X, y=None):
         """Train on ``X`` (n_samples, n_features); ``y`` is ignored. Returns self."""
         if self.scaling not in ("pixels", "minmax"):
             raise LatentAtlasError(f"unknown scaling {self.scaling!r}: choose one of pixels, minmax")
         X = self._validate(X, reset=True)
-        cfg = resolve_runtime(RunConfig(preset=self.preset, hidden_sizes=_int_tuple(self.hidden_sizes),
-                                        geometry=self.geometry, latent_dim=_int(self.latent_dim), loss=self.loss,
-                                        epochs=_int(self.epochs), batch_size=_int(self.batch_size),
-                                        lr=_float("lr", self.lr), seed=_seed(self.random_state),
-                                        device=self.device, data=IN_MEMORY))
+        cfg = resolve_runtime(RunConfig(data=IN_MEMORY, **{
+            f.name: _coerce(f, getattr(self, _ESTIMATOR_NAMES[f.name])) for f in SETTINGS if f.name in _ESTIMATOR_NAMES}))
         device = torch.device(cfg.device)
         cuda = [torch.cuda.current_device() if device.index is None else device.index] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):  # the trainer seeds torch's global RNG: give the caller's back
@@ -119,7 +94,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self.model_ = trainer.model.eval()
         self.config_ = cfg
         self.history_ = trainer.history
-        self._n_features_out = cfg.latent_dim
+        self._n_features_out = self.model_.geometry.dim
         return self
 
     def transform(self, X) -> np.ndarray:
@@ -131,8 +106,9 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         """Decode latent points (n_samples, latent_dim) to pixels in [0, 1] (n_samples, n_features_in_)."""
         check_is_fitted(self)
         Z = check_array(_to_numpy(X), dtype=np.float32, ensure_all_finite=True)
-        if Z.shape[1] != self.config_.latent_dim:
-            raise LatentAtlasError(f"inverse_transform takes latent points of dimension {self.config_.latent_dim}, got {Z.shape[1]} columns")
+        dim = self.model_.geometry.dim
+        if Z.shape[1] != dim:
+            raise LatentAtlasError(f"inverse_transform takes latent points of dimension {dim}, got {Z.shape[1]} columns")
         X = decode(self.model_, Z)
         if self.scaling == "minmax":
             X = (X * self.data_range_ + self.data_min_).astype(np.float32)
@@ -142,7 +118,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         """Negative mean per-pixel reconstruction loss (the training loss): higher is better."""
         check_is_fitted(self)
         errors = reconstruction_errors(self.model_, self._validate(X, reset=False))
-        return -errors["bce_test" if self.config_.loss == "bce" else "mse_test"]
+        return -errors[metric_name(self.config_.loss)]
 
     def save(self, path, overwrite: bool = False) -> Path:
         """Write the fitted model into the folder ``path``; ``Autoencoder.load`` reads it back.
@@ -171,10 +147,10 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             raise LatentAtlasError(f"{path} is a file, not a folder: choose another path")
         if path.is_dir() and any(path.iterdir()):
             if not is_run_folder(path):
-                raise LatentAtlasError(f"{path} exists and is not a saved model or run folder: refusing to replace it")
+                raise not_a_run_folder(path, "replace")
             if not overwrite:
-                raise LatentAtlasError(f"{path} already exists: choose another path, or pass overwrite=True to "
-                                       "replace it")
+                raise LatentAtlasError(f"{path} already exists: choose another path, or pass "
+                                       f"{option('overwrite', True)} to replace it")
         extra = {"estimator": {k: _json_param(v, self.config_.seed) for k, v in self.get_params().items()}}
         if hasattr(self, "feature_names_in_"):
             extra["feature_names_in"] = [str(name) for name in self.feature_names_in_]
@@ -205,7 +181,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         est.n_features_in_ = run.model.n_features
         if "feature_names_in" in run.config.extra:
             est.feature_names_in_ = np.asarray(run.config.extra["feature_names_in"], dtype=object)
-        est._n_features_out = run.config.latent_dim
+        est._n_features_out = run.model.geometry.dim
         return est
 
     def _validate(self, X, reset: bool) -> np.ndarray:
@@ -237,6 +213,46 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         tags.transformer_tags.preserves_dtype = ["float32"]  # latents are float32, as the network computes them
         tags.non_deterministic = self.random_state is None
         return tags
+
+
+# The estimator's parameters: every setting of the table but the data ones (seed as random_state, default None:
+# scikit-learn's convention), then the estimator's own.
+_ESTIMATOR_NAMES = {f.name: (f.name if f.metadata["estimator"] == "same" else f.metadata["estimator"])
+                    for f in SETTINGS if f.metadata["estimator"] is not None}
+_OWN = {"random_state": None, "verbose": False, "scaling": "pixels"}
+_SIGNATURE = inspect.Signature([inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + [
+    inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=_OWN.get(name, f.default))
+    for f in SETTINGS if (name := _ESTIMATOR_NAMES.get(f.name)) is not None] + [
+    inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default)
+    for name, default in _OWN.items() if name not in _ESTIMATOR_NAMES.values()])
+Autoencoder.__init__.__signature__ = _SIGNATURE
+
+
+def _settings_doc() -> str:
+    """The Parameters entries of the settings the estimator takes from the table (random_state has its own)."""
+    lines = []
+    for f in SETTINGS:
+        if f.name in _ESTIMATOR_NAMES and f.name != "seed":
+            kind = setting_type(f)
+            kind = kind.__name__ if isinstance(kind, type) else str(kind).replace("typing.", "")
+            lines.append(f"    {f.name} : {kind}, default={f.default!r}\n        {f.metadata['help']}")
+    return "\n".join(lines) + "\n"
+
+
+Autoencoder.__doc__ = Autoencoder.__doc__.replace("__SETTINGS__\n", _settings_doc())
+
+
+def _coerce(f, value):
+    """A parameter as the setting's type: NumPy numbers as Python ones (GridSearchCV passes them), bools refused
+    where a number is meant (by RunConfig's own checks), a RandomState or None drawn into a seed."""
+    if f.name == "seed":
+        return _seed(value)
+    kind = setting_type(f)
+    if kind == (tuple[int, ...] | None):
+        return _int_tuple(value)
+    if kind is float:
+        return _float(f.name, value)
+    return _int(value)
 
 
 def _int(value):

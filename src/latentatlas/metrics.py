@@ -1,23 +1,52 @@
-"""Evaluation of a trained autoencoder: reconstruction error, neighbourhood preservation and class separation."""
+"""Evaluation of a trained autoencoder, and the table of every metric it reports.
+
+``METRICS`` says each metric's key in ``metrics.json``, its column header and label, how to print it and which
+direction is better; the demo, compare, the report, the sweep and the explorer all read it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
-import torch.nn.functional as F
-from sklearn.manifold import trustworthiness
-from sklearn.neighbors import KNeighborsClassifier
 
-from .model import AutoencoderNet, count_parameters
+from .losses import bce, mse
 from .train import as_tensor, to_unit_float
 
 TRUST_SUBSET = 2000  # trustworthiness is O(n^2): a fixed test subset keeps it cheap and comparable across runs
 TRUST_K = 5
 
 
+@dataclass(frozen=True)
+class Metric:
+    key: str  # as in metrics.json
+    header: str  # a short column header
+    label: str  # a longer label for reports
+    fmt: str  # a format spec, e.g. ".4f"
+    better: str | None = None  # "lower", "higher", or None for a property rather than a measurement
+    compared: bool = True  # a column of compare's table (epochs is not: it is a setting)
+
+    def format(self, value) -> str:
+        return "-" if value is None else format(value, self.fmt)
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("n_params", "parameters", "parameters", ",.0f"),
+    Metric("bce_test", "test BCE", "test BCE", ".4f", "lower"),
+    Metric("mse_test", "test MSE", "test MSE", ".4f", "lower"),
+    Metric("knn1", "1-NN", "1-NN accuracy", ".3f", "higher"),
+    Metric("knn5", "5-NN", "5-NN accuracy", ".3f", "higher"),
+    Metric("trustworthiness", "trust", f"trustworthiness (k={TRUST_K})", ".3f", "higher"),
+    Metric("train_seconds", "train s", "train seconds", ".1f", "lower"),
+    Metric("epochs", "epochs", "epochs", "d", compared=False),
+)
+METRIC = {m.key: m for m in METRICS}
+
+
 @torch.inference_mode()
-def encode(model: AutoencoderNet, x, batch_size: int = 4096) -> np.ndarray:
-    """(N, D) uint8 or [0, 1] floats -> (N, latent_dim) float32 latents, in eval mode on the model's device."""
+def encode(model, x, batch_size: int = 4096) -> np.ndarray:
+    """(N, D) uint8 or [0, 1] floats -> (N, dim) float32 latents, in eval mode on the model's device."""
     model.eval()
     device = next(model.parameters()).device
     x = as_tensor(x).reshape(len(x), -1)
@@ -26,8 +55,8 @@ def encode(model: AutoencoderNet, x, batch_size: int = 4096) -> np.ndarray:
 
 
 @torch.inference_mode()
-def decode(model: AutoencoderNet, z, batch_size: int = 4096) -> np.ndarray:
-    """(N, latent_dim) -> (N, n_features) float32 pixels in [0, 1]."""
+def decode(model, z, batch_size: int = 4096) -> np.ndarray:
+    """(N, dim) -> (N, n_features) float32 pixels in [0, 1]."""
     model.eval()
     device = next(model.parameters()).device
     z = torch.as_tensor(np.asarray(z, np.float32))
@@ -36,19 +65,20 @@ def decode(model: AutoencoderNet, z, batch_size: int = 4096) -> np.ndarray:
 
 
 @torch.inference_mode()
-def reconstruction_errors(model: AutoencoderNet, x, batch_size: int = 4096) -> dict[str, float]:
-    """Mean per-pixel BCE and MSE over ``x``, computed in float64 sums."""
+def reconstruction_errors(model, x, batch_size: int = 4096) -> dict[str, float]:
+    """Mean per-pixel BCE and MSE over ``x``, computed in float64 sums; ``model(x).logits`` are the decoder's
+    logits, in eval mode (the posterior's mode)."""
     model.eval()
     device = next(model.parameters()).device
     x = as_tensor(x).reshape(len(x), -1)
-    bce = mse = 0.0
+    sums = {"bce_test": 0.0, "mse_test": 0.0}
     for i in range(0, len(x), batch_size):
         xb = to_unit_float(x[i : i + batch_size].to(device))
         logits = model(xb).logits.float()
-        bce += F.binary_cross_entropy_with_logits(logits, xb, reduction="sum").double().item()
-        mse += F.mse_loss(torch.sigmoid(logits), xb, reduction="sum").double().item()
+        for key, fn in (("bce_test", bce), ("mse_test", mse)):
+            sums[key] += fn(logits, xb, reduction="sum").double().item()
     n = x.shape[0] * x.shape[1]
-    return {"bce_test": bce / n, "mse_test": mse / n}
+    return {k: v / n for k, v in sums.items()}
 
 
 def knn_accuracy(z_train, y_train, z_test, y_test, k: int) -> float:
@@ -56,6 +86,8 @@ def knn_accuracy(z_train, y_train, z_test, y_test, k: int) -> float:
 
     Euclidean distance; on the sphere that ranks neighbours exactly as the angle does (see geometries/sphere.py).
     """
+    from sklearn.neighbors import KNeighborsClassifier
+
     clf = KNeighborsClassifier(n_neighbors=min(k, len(z_train))).fit(z_train, y_train)  # tiny data: k capped
     return float(clf.score(z_test, y_test))
 
@@ -66,8 +98,16 @@ def trust_subset(n_test: int) -> np.ndarray:
     return np.sort(rng.choice(n_test, size=min(TRUST_SUBSET, n_test), replace=False))
 
 
-def evaluate(model: AutoencoderNet, dataset, z_train=None, z_test=None) -> dict:
-    """Every metric of ``metrics.json`` except the run's own ``train_seconds`` and ``epochs``."""
+def evaluate(model, dataset, z_train=None, z_test=None) -> dict:
+    """Every metric of ``metrics.json`` except the run's own ``train_seconds`` and ``epochs``.
+
+    ``model`` is anything with ``encode``, a forward pass returning ``.logits`` and parameters: an
+    :class:`~latentatlas.model.AutoencoderNet`, or a baseline written to the same shape (compare's PCA).
+    """
+    from sklearn.manifold import trustworthiness
+
+    from .model import count_parameters
+
     x_train, y_train = dataset.flat("train")
     x_test, y_test = dataset.flat("test")
     z_train = encode(model, x_train) if z_train is None else z_train

@@ -8,14 +8,14 @@ import torch
 from torch import Tensor, nn
 
 from .config import RunConfig
-from .geometries import Geometry, get_geometry
+from .geometries import Geometry, Posterior, get_geometry
 from .nets import build_decoder, build_encoder, init_tutorial_
 
 
 class Output(NamedTuple):
     logits: Tensor  # (B, n_features) decoder output before the sigmoid
-    z: Tensor  # (B, latent_dim)
-    kl: Tensor  # (B,)
+    z: Tensor  # (B, dim) the latent point decoded: a posterior sample in training, its mode in eval mode
+    posterior: Posterior
 
 
 class AutoencoderNet(nn.Module):
@@ -29,23 +29,25 @@ class AutoencoderNet(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: RunConfig, n_features: int) -> AutoencoderNet:
-        """Build the network of a resolved config for inputs of ``n_features`` pixels."""
+        """Build the network of a resolved config for inputs of ``n_features`` pixels; the geometry gives the
+        encoder's output width and the decoder's input width."""
         geometry = get_geometry(cfg.geometry, cfg.latent_dim)
         encoder = build_encoder(n_features, cfg.hidden_sizes, geometry.encoder_features)
-        decoder = build_decoder(cfg.latent_dim, cfg.hidden_sizes, n_features)
+        decoder = build_decoder(geometry.dim, cfg.hidden_sizes, n_features)
         init_tutorial_(encoder, decoder)
         return cls(encoder, geometry, decoder)
 
     def forward(self, x: Tensor) -> Output:  # x: (B, n_features)
-        latent = self.geometry(self.encoder(x))
-        return Output(self.decoder(latent.z), latent.z, latent.kl)
+        posterior = self.geometry(self.encoder(x))
+        z = posterior.rsample() if self.training else posterior.mode
+        return Output(self.decoder(z), z, posterior)
 
     def encode(self, x: Tensor) -> Tensor:
-        """(B, n_features) -> (B, latent_dim); the posterior's mode in eval mode."""
-        return self.geometry(self.encoder(x)).z
+        """(B, n_features) -> (B, dim): the posterior's mode (the point itself for a deterministic geometry)."""
+        return self.geometry(self.encoder(x)).mode
 
     def decode(self, z: Tensor) -> Tensor:
-        """(B, latent_dim) -> (B, n_features) pixels in [0, 1]."""
+        """(B, dim) -> (B, n_features) pixels in [0, 1]."""
         return torch.sigmoid(self.decoder(z))
 
     @property

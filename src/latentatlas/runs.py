@@ -5,7 +5,7 @@ A run folder holds::
     config.json          the fully resolved RunConfig
     checkpoint.*         the last complete epoch (weights + optimizer), written atomically each epoch
     model.safetensors    the final weights (never a pickle)
-    history.json         per-epoch train/test loss and seconds
+    history.json         per-epoch train/test loss, each term of the objective, and seconds
     metrics.json         evaluation (see latentatlas.metrics)
     latents.npz          train and test latents with labels
     figures/             PNG figures (and an HTML globe for sphere runs)
@@ -30,12 +30,12 @@ import torch
 from . import __version__
 from ._io import atomic_write_bytes, atomic_write_json, check_writable
 from .config import RunConfig
-from .data import Dataset, data_reference, load_dataset
-from .errors import LatentAtlasError
-from .losses import objective
+from .data import Dataset, data_reference
+from .errors import LatentAtlasError, option
+from .losses import build_objective
 from .metrics import encode, evaluate
 from .model import AutoencoderNet
-from .train import Callback, Trainer, pick_device, pick_precision
+from .train import Adam, Callback, Trainer, pick_device, pick_precision
 from .weights import load_weights, save_weights
 
 CONFIG, WEIGHTS, HISTORY, METRICS, LATENTS, MANIFEST = (
@@ -67,20 +67,11 @@ class Run:
                                    f"`latentatlas evaluate {self.path}`") from None
 
     def dataset(self) -> Dataset:
+        """The run's data, rebuilt from its data spec (source, image size, transforms)."""
         if self.config.data == IN_MEMORY:
             raise LatentAtlasError(f"{self.path}: this model was fitted on in-memory arrays (Autoencoder.save), so "
                                    "there is no data set to read back: use it from Python (Autoencoder.load)")
-        return load_dataset(self.config.data, image_size=self.config.image_size)
-
-
-def reconstruction_loss_fn(loss: str):
-    """The training objective as the trainer's ``loss_fn(model, x)``."""
-
-    def loss_fn(model: AutoencoderNet, x: torch.Tensor) -> torch.Tensor:
-        out = model(x)
-        return objective(loss, out.logits, x, out.kl)
-
-    return loss_fn
+        return self.config.data_spec.load()
 
 
 def resolve_runtime(cfg: RunConfig) -> RunConfig:
@@ -95,8 +86,10 @@ def build_trainer(cfg: RunConfig, n_features: int, callbacks=(), progress: bool 
     """The one training code path shared by the CLI, run folders and the estimator; ``cfg`` from resolve_runtime."""
     torch.manual_seed(cfg.seed)
     model = AutoencoderNet.from_config(cfg, n_features)
-    return Trainer(model, reconstruction_loss_fn(cfg.loss), epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                   seed=cfg.seed, device=cfg.device, precision=cfg.precision, callbacks=callbacks, progress=progress)
+    objective = build_objective(cfg, model.geometry)
+    return Trainer(model, objective.loss_fn(), epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed,
+                   device=cfg.device, precision=cfg.precision, optimizer_factory=Adam(cfg.lr), callbacks=callbacks,
+                   progress=progress)
 
 
 def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resume: bool = False,
@@ -109,12 +102,12 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
     """
     out = Path(out)
     cfg = resolve_runtime(cfg)
-    dataset = load_dataset(cfg.data, image_size=cfg.image_size) if dataset is None else dataset
+    dataset = cfg.data_spec.load() if dataset is None else dataset
     if tensorboard is not None:
         check_writable(tensorboard, folder=True)
     start_state = _prepare_folder(out, cfg, overwrite=overwrite, resume=resume)
     if tensorboard is not None:
-        from .tensorboard import TensorBoardCallback
+        from .viz.tensorboard import TensorBoardCallback
 
         callbacks = [*callbacks, TensorBoardCallback(tensorboard, dataset)]
 
@@ -124,7 +117,7 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
     if start_state is not None:
         trainer.load_state_dict(start_state)
         start_epoch = len(trainer.history)
-    atomic_write_json(out / CONFIG, cfg.to_dict())  # on --resume too: it may have raised the number of epochs
+    atomic_write_json(out / CONFIG, cfg.to_dict())  # on resume too: it may have raised the number of epochs
 
     t0 = time.perf_counter()
     trainer.fit(dataset.flat("train")[0], dataset.flat("test")[0], start_epoch=start_epoch)
@@ -135,7 +128,7 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
     run = Run(out, cfg, model, trainer.history, {}, resumed_from_epoch=start_epoch)
     _write_evaluation(run, dataset, train_seconds=seconds)
     if plot:
-        from .plots import plot_run
+        from .viz.plots import plot_run
 
         plot_run(run, dataset)
     write_manifest(out)
@@ -154,9 +147,10 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
 def _load_run(path: str | Path, device: str, verify: tuple[str, ...]) -> Run:
     path = Path(path)
     if not (path / CONFIG).is_file():
-        raise LatentAtlasError(f"{path}: not a run folder (no {CONFIG})")
+        raise not_a_run_folder(path)
     if not (path / MANIFEST).is_file():
-        raise LatentAtlasError(f"{path}: the run did not finish (no {MANIFEST}); resume it by running its train command again with --resume (its settings are in {path / CONFIG})")
+        raise LatentAtlasError(f"{path}: the run did not finish (no {MANIFEST}); resume it by training it again with "
+                               f"the same settings and {option('resume', True)} (its settings are in {path / CONFIG})")
     state = load_weights(path / WEIGHTS)  # first: a pickle or a truncated file gets its own, clearer message
     verify_files(path, verify)
     cfg = read_config(path).resolved()
@@ -201,6 +195,12 @@ def load_checkpoint(folder: Path) -> dict | None:
     if meta.get("tensors_sha256") != _sha256(folder / CKPT_TENSORS):
         return None  # a crash between the two writes: the tensors are one epoch ahead of the JSON
     return _unflatten_state(load_weights(folder / CKPT_TENSORS), meta)
+
+
+def not_a_run_folder(path: Path, doing: str | None = None) -> LatentAtlasError:
+    """The one refusal of a path that is not a run folder; ``doing`` says what was refused ("replace")."""
+    what = f"{path} exists and is not a run folder" if doing else f"{path}: not a run folder (no {CONFIG})"
+    return LatentAtlasError(f"{what}: refusing to {doing} it" if doing else what)
 
 
 def is_run_folder(path: Path) -> bool:
@@ -252,21 +252,23 @@ def _prepare_folder(out: Path, cfg: RunConfig, *, overwrite: bool, resume: bool)
         saved = read_config(out)
         saved = dataclasses.replace(saved, data=data_reference(saved.data))
         if dataclasses.replace(saved, epochs=cfg.epochs) != cfg:
-            raise LatentAtlasError(f"{out}: --resume needs the same settings as the saved config.json (only --epochs may change)")
+            raise LatentAtlasError(f"{out}: {option('resume', True)} needs the same settings as the saved "
+                                   f"config.json (only {option('epochs')} may change)")
         state = load_checkpoint(out)
         if state is not None and len(state["history"]) > cfg.epochs:
-            raise LatentAtlasError(f"{out}: --epochs {cfg.epochs} is fewer than the {len(state['history'])} epochs "
-                                   "already trained; --resume only adds epochs")
+            raise LatentAtlasError(f"{out}: {option('epochs', cfg.epochs)} is fewer than the {len(state['history'])} "
+                                   f"epochs already trained; {option('resume', True)} only adds epochs")
         (out / MANIFEST).unlink(missing_ok=True)
         return state
     if out.exists() and not out.is_dir():
-        raise LatentAtlasError(f"{out} is a file, not a run folder: choose another --out")
+        raise LatentAtlasError(f"{out} is a file, not a run folder: choose another {option('out')}")
     if out.exists() and any(out.iterdir()):
         if not is_run_folder(out):
-            raise LatentAtlasError(f"{out} exists and is not a run folder: refusing to {'overwrite' if overwrite else 'use'} it")
+            raise not_a_run_folder(out, "overwrite" if overwrite else "use")
         if not overwrite:
-            unfinished = "" if (out / MANIFEST).is_file() else " (it did not finish: --resume continues it)"
-            raise LatentAtlasError(f"{out} already exists{unfinished}: choose another --out, or pass --overwrite to replace it")
+            unfinished = "" if (out / MANIFEST).is_file() else f" (it did not finish: {option('resume', True)} continues it)"
+            raise LatentAtlasError(f"{out} already exists{unfinished}: choose another {option('out')}, or pass "
+                                   f"{option('overwrite', True)} to replace it")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     return None
@@ -297,7 +299,8 @@ def _flatten_state(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
                 tensors[f"optim.{pid}.{k}"] = v
             else:
                 scalars.setdefault(str(pid), {})[k] = float(v)
-    return tensors, {"history": state["history"], "param_groups": opt["param_groups"], "optim_scalars": scalars}
+    return tensors, {"history": state["history"], "param_groups": opt["param_groups"], "optim_scalars": scalars,
+                     "scheduler": state.get("scheduler")}
 
 
 def _unflatten_state(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
@@ -311,7 +314,7 @@ def _unflatten_state(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
         for name, value in scal.items():
             opt_state.setdefault(int(pid), {})[name] = torch.tensor(value, dtype=torch.float32)
     return {"model": model, "optimizer": {"state": opt_state, "param_groups": meta["param_groups"]},
-            "history": meta["history"]}
+            "scheduler": meta.get("scheduler"), "history": meta["history"]}
 
 
 def _n_features(state: dict[str, torch.Tensor]) -> int:

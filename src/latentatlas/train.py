@@ -1,11 +1,16 @@
-"""A training loop that knows nothing about the model: it needs a module, a loss function and arrays of samples.
+"""A training loop that knows nothing about the model: a module, a loss function and arrays of samples.
+
+The loss function takes the model and a :class:`~latentatlas.losses.Batch` (the inputs, their indices in the
+training set, the epoch) and returns the loss, or ``(loss, {component name: value})``; every component is logged per
+epoch. The optimizer and its learning-rate schedule come from a factory (Adam at a constant rate by default), and
+callbacks see every step and every epoch and may stop training.
 
 Fast by construction: the data stay as they are given (uint8 images are scaled per batch, never copied whole), the
 shuffle is a permutation of indices, the train loss is the mean over the epoch's batches (no second pass), nothing
 waits on the device inside an epoch, and bf16 autocast runs where the hardware supports it.
 
-Each epoch's shuffle and random state come from ``(seed, epoch)`` alone, so a run resumed at an epoch boundary
-continues exactly as the uninterrupted run would.
+Each epoch's shuffle and random state come from ``(seed, epoch)`` alone, and the schedule's state is checkpointed
+with the optimizer's, so a run resumed at an epoch boundary continues exactly as the uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -22,18 +27,38 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .errors import LatentAtlasError
+from .errors import LatentAtlasError, option
+from .losses import Batch
 
-LossFn = Callable[[nn.Module, Tensor], Tensor]  # (model, x (B, D) floats in [0, 1]) -> scalar
+LossFn = Callable[[nn.Module, Batch], "Tensor | tuple[Tensor, dict[str, Tensor]]"]
 
 
 class NonFiniteLossError(LatentAtlasError):
     """The loss became NaN or infinite; the message names the epoch and batch."""
 
 
+@dataclass(frozen=True)
+class Adam:
+    """The default optimizer factory: Adam at a constant learning rate, as the tutorial trains.
+
+    A factory is called with the parameters and the number of steps the run will take, and returns the optimizer
+    and a learning-rate scheduler stepped after every step (or None).
+    """
+
+    lr: float = 1e-3
+
+    def __call__(self, params, total_steps: int):
+        params = list(params)
+        return torch.optim.Adam(params, lr=self.lr, **_fast_adam_kwargs(params[0].device)), None
+
+
 @dataclass
 class Callback:
-    """Hooks the trainer calls; subclass and override what you need."""
+    """Hooks the trainer calls; subclass and override what you need. Set ``trainer.stop_training = True`` to end
+    training after the current step."""
+
+    def on_step_end(self, trainer: Trainer, step: int) -> None:  # step: 1-based count over the whole run
+        pass
 
     def on_epoch_end(self, trainer: Trainer, record: dict) -> None:
         pass
@@ -48,10 +73,10 @@ class Trainer:
     loss_fn: LossFn
     epochs: int = 10
     batch_size: int = 128
-    lr: float = 1e-3
     seed: int = 0
     device: str = "cpu"
     precision: str = "fp32"  # "fp32" or "bf16" (autocast, fp32 master weights); resolve "auto" with pick_precision
+    optimizer_factory: Callable = field(default_factory=Adam)
     eval_batch_size: int = 4096
     callbacks: Sequence[Callback] = ()
     progress: bool | None = None  # None: a bar only when writing to a terminal
@@ -60,7 +85,9 @@ class Trainer:
     def __post_init__(self):
         self.device = torch.device(self.device)
         self.model.to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr, **_fast_adam_kwargs(self.device))
+        self.optimizer = self.scheduler = None  # made by the factory once the number of steps is known
+        self.stop_training = False
+        self._pending_state: dict | None = None
 
     def fit(self, x_train, x_eval=None, start_epoch: int = 0) -> list[dict]:
         """Train from ``start_epoch`` to ``epochs``; ``x_*`` are (N, D) uint8 or floats in [0, 1]."""
@@ -68,6 +95,8 @@ class Trainer:
         x_eval = None if x_eval is None else self._to_device(x_eval)
         n = x_train.shape[0]
         n_batches = math.ceil(n / self.batch_size)
+        self._build_optimizer(self.epochs * n_batches)
+        self.stop_training = False
         bar = tqdm(total=(self.epochs - start_epoch) * n_batches, disable=quiet(self.progress), unit="batch",
                    dynamic_ncols=True, leave=False)
         for epoch in range(start_epoch, self.epochs):
@@ -75,60 +104,97 @@ class Trainer:
             gen = seed_epoch(self.seed, epoch)
             perm = torch.randperm(n, generator=gen).to(self.device)
             self.model.train()
-            loss_sum = torch.zeros((), device=self.device)
+            sums, names = None, []
             first_bad = torch.full((), -1, device=self.device, dtype=torch.long)
+            done = 0
             for b in range(n_batches):
-                xb = to_unit_float(x_train.index_select(0, perm[b * self.batch_size : (b + 1) * self.batch_size]))
+                index = perm[b * self.batch_size : (b + 1) * self.batch_size]
+                batch = Batch(to_unit_float(x_train.index_select(0, index)), index, epoch)
                 with self._autocast():
-                    loss = self.loss_fn(self.model, xb)
+                    loss, parts = _loss_and_parts(self.loss_fn(self.model, batch))
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
+                if self.scheduler is not None:
+                    self.scheduler.step()
                 loss = loss.detach()
-                loss_sum += loss
+                values = torch.stack([loss, *(v.float() for v in parts.values())])
+                if sums is None:
+                    sums, names = torch.zeros_like(values), list(parts)
+                sums += values
                 # Record the first non-finite batch without a host sync; checked once per epoch.
                 first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), b, first_bad)
+                done += 1
                 bar.update()
-            train_loss = (loss_sum / n_batches).item()
+                for cb in self.callbacks:
+                    cb.on_step_end(self, epoch * n_batches + done)
+                if self.stop_training:
+                    break
+            means = (sums / done).tolist()  # the epoch's one wait on the device
             if first_bad.item() >= 0:
                 bar.close()
                 raise NonFiniteLossError(
                     f"the loss became non-finite at epoch {epoch + 1}, batch {first_bad.item() + 1}: "
                     "lower the learning rate or check the data; the last complete epoch's checkpoint is kept"
                 )
-            record = {"epoch": epoch + 1, "train_loss": train_loss}
+            record = {"epoch": epoch + 1, "train_loss": means[0]}
+            terms = {"train": dict(zip(names, means[1:]))}
+            if done < n_batches:
+                record["steps"] = done  # stopped by a callback inside the epoch
             if x_eval is not None:
-                record["test_loss"] = self.evaluate(x_eval)
+                record["test_loss"], terms["test"] = self.evaluate(x_eval, epoch)
             record["seconds"] = time.perf_counter() - t0
+            record["terms"] = terms
             self.history.append(record)
             bar.set_postfix(epoch=epoch + 1, **{k: f"{v:.4f}" for k, v in record.items() if k.endswith("loss")})
             for cb in self.callbacks:
                 cb.on_epoch_end(self, record)
+            if self.stop_training:
+                break
         bar.close()
         for cb in self.callbacks:
             cb.on_train_end(self)
         return self.history
 
     @torch.inference_mode()
-    def evaluate(self, x) -> float:
-        """Mean loss over ``x`` (weighted by batch size), in eval mode."""
+    def evaluate(self, x, epoch: int | None = None) -> tuple[float, dict[str, float]]:
+        """Mean loss and components over ``x`` (weighted by batch size), in eval mode, as samples outside the
+        training set: terms defined only on the training set are left out."""
         self.model.eval()
         x = self._to_device(x)
-        total = torch.zeros((), device=self.device, dtype=torch.float64)
+        epoch = len(self.history) if epoch is None else epoch
+        sums, names = None, []
         for i in range(0, x.shape[0], self.eval_batch_size):
             xb = to_unit_float(x[i : i + self.eval_batch_size])
             with self._autocast():
-                total += self.loss_fn(self.model, xb).double() * xb.shape[0]
+                loss, parts = _loss_and_parts(self.loss_fn(self.model, Batch(xb, None, epoch)))
+            values = torch.stack([loss, *(v.float() for v in parts.values())]).double() * xb.shape[0]
+            if sums is None:
+                sums, names = torch.zeros_like(values), list(parts)
+            sums += values
         self.model.train()
-        return (total / x.shape[0]).item()
+        means = (sums / x.shape[0]).tolist()
+        return means[0], dict(zip(names, means[1:]))
 
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "history": self.history}
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+                "history": self.history}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore a checkpoint; the optimizer's and schedule's parts wait until ``fit`` builds them."""
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
         self.history = list(state["history"])
+        self._pending_state = state
+
+    def _build_optimizer(self, total_steps: int) -> None:
+        if self.optimizer is None:
+            self.optimizer, self.scheduler = self.optimizer_factory(self.model.parameters(), total_steps)
+        if self._pending_state is not None:
+            self.optimizer.load_state_dict(self._pending_state["optimizer"])
+            if self.scheduler is not None and self._pending_state.get("scheduler") is not None:
+                self.scheduler.load_state_dict(self._pending_state["scheduler"])
+            self._pending_state = None
 
     def _autocast(self):
         if self.precision == "bf16":
@@ -137,6 +203,10 @@ class Trainer:
 
     def _to_device(self, x) -> Tensor:
         return as_tensor(x).reshape(x.shape[0], -1).to(self.device)
+
+
+def _loss_and_parts(result) -> tuple[Tensor, dict[str, Tensor]]:
+    return result if isinstance(result, tuple) else (result, {})
 
 
 def as_tensor(x) -> Tensor:
@@ -170,7 +240,8 @@ def pick_device(device: str = "auto") -> str:
     except RuntimeError:
         raise LatentAtlasError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise LatentAtlasError(f"device {device!r} asked for, but CUDA is not available here: use the CPU (--device cpu, or device=\"cpu\" in Python)")
+        raise LatentAtlasError(f"device {device!r} asked for, but CUDA is not available here: use the CPU "
+                               f"({option('device', 'cpu')})")
     return str(dev)
 
 

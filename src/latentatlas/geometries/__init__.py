@@ -7,7 +7,7 @@ battery (tests/test_geometries.py) then covers it.
 from __future__ import annotations
 
 from ..errors import LatentAtlasError
-from .base import Chart, Geometry, Latent
+from .base import Chart, Embedding3D, Geometry, PointMass, Posterior
 from .euclidean import Euclidean
 from .sphere import Sphere
 
@@ -17,13 +17,13 @@ GEOMETRIES: dict[str, type[Geometry]] = {
 }
 
 
-def get_geometry(name: str, dim: int) -> Geometry:
-    """Build the geometry registered under ``name`` with latent dimension ``dim``."""
+def get_geometry(name: str, latent_dim: int) -> Geometry:
+    """Build the geometry registered under ``name`` with the setting ``latent_dim``."""
     try:
         cls = GEOMETRIES[name]
     except (KeyError, TypeError):
         raise LatentAtlasError(f"unknown geometry {name!r}: choose one of {', '.join(GEOMETRIES)}") from None
-    return cls(dim)
+    return cls(latent_dim)
 
 
-__all__ = ["GEOMETRIES", "Chart", "Geometry", "Latent", "get_geometry"]
+__all__ = ["GEOMETRIES", "Chart", "Embedding3D", "Geometry", "PointMass", "Posterior", "get_geometry"]

@@ -1,16 +1,21 @@
 """The contract every latent geometry keeps: a module between encoder and decoder.
 
-A geometry takes the encoder's output ``h`` and returns a :class:`Latent`: the point ``z`` in the latent space and
-the KL divergence of its posterior to the prior. Deterministic geometries are the zero-KL case, so variational
-geometries fit the same contract (as diffusers' ``IdentityDistribution`` and ``DiagonalGaussianDistribution`` do).
-A geometry also owns its 2-D charts, so plots never need to know which geometry they draw.
+A geometry takes the encoder's output ``h`` and returns a :class:`Posterior` over its space: ``rsample()`` draws a
+point with gradients (training), ``mode`` is its most likely point (evaluation) and ``kl()`` its KL divergence to
+the geometry's prior. A deterministic geometry returns a :class:`PointMass`: the sample is the mode and the KL is
+zero, so variational geometries fit the same contract (as diffusers' ``IdentityDistribution`` and
+``DiagonalGaussianDistribution`` do).
+
+A geometry also says what it offers, so that nothing else needs to know which geometry it is: its 2-D charts
+(:class:`Chart`), a 3-D picture of its space (:class:`Embedding3D`), its prior (or None), the decoder's input width
+(``dim``) and the encoder's output width (``encoder_features``), which may differ.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -18,9 +23,35 @@ from torch import Tensor, nn
 from ..errors import LatentAtlasError
 
 
-class Latent(NamedTuple):
-    z: Tensor  # (B, dim) a point of the latent space
-    kl: Tensor  # (B,) KL(posterior || prior) in nats; zeros for a deterministic geometry
+class Posterior:
+    """A distribution over the latent space, one per sample of a batch."""
+
+    @property
+    def mode(self) -> Tensor:  # (B, dim)
+        raise NotImplementedError
+
+    def rsample(self) -> Tensor:  # (B, dim), differentiable with respect to the encoder's output
+        raise NotImplementedError
+
+    def kl(self) -> Tensor:  # (B,) KL(posterior || prior) in nats
+        raise NotImplementedError
+
+
+class PointMass(Posterior):
+    """The posterior of a deterministic geometry: all its mass on one point, zero KL."""
+
+    def __init__(self, z: Tensor):
+        self.z = z
+
+    @property
+    def mode(self) -> Tensor:
+        return self.z
+
+    def rsample(self) -> Tensor:
+        return self.z
+
+    def kl(self) -> Tensor:
+        return self.z.new_zeros(self.z.shape[0])
 
 
 @dataclass(frozen=True)
@@ -45,40 +76,86 @@ class Chart:
     js_from_map: str | None = None
 
 
+@dataclass(frozen=True)
+class Embedding3D:
+    """A 3-D picture of the latent space, for rotatable scatters (plots, report, explorer).
+
+    ``to_3d`` places latent points in R^3 (``js_to_3d`` is the same map in JavaScript, for the explorer page). A
+    space that is a surface there (the sphere is itself; a torus would be a ring torus) also gives the surface:
+    ``surface()`` as (X, Y, Z) grids for plotly, ``wireframe`` polylines drawn faintly behind the points, and
+    ``js_pick``, a JavaScript arrow function ``(o, d) => [z1, ..., zd] | null`` that returns the latent point where
+    the ray ``o + t d`` (t >= 0, world coordinates) first meets the surface, so the explorer decodes what is under
+    the mouse. ``radius`` scales the drawing (None: the data's largest norm).
+    """
+
+    title: str
+    to_3d: Callable[[Tensor], Tensor]  # (N, dim) -> (N, 3)
+    js_to_3d: str = "(z) => z"
+    axis_labels: tuple[str, str, str] = ("$z_1$", "$z_2$", "$z_3$")  # matplotlib mathtext, as a chart's
+    surface: Callable[[], tuple] | None = None  # () -> (X, Y, Z) arrays of one shape
+    wireframe: tuple[tuple[tuple[float, float, float], ...], ...] = ()  # polylines on the surface
+    marks: tuple[tuple[str, tuple[float, float, float]], ...] = ()  # (text, where) labels on the surface
+    js_pick: str | None = None
+    radius: float | None = None
+
+    @property
+    def is_surface(self) -> bool:
+        """Whether a point of the drawn surface is a latent point (so the view can decode under the mouse)."""
+        return self.js_pick is not None
+
+
 class Geometry(nn.Module):
-    """Base class of latent geometries; subclasses set ``name`` and ``min_dim`` and implement ``forward``."""
+    """Base class of latent geometries.
+
+    Subclasses set ``name`` and ``min_dim`` and implement :meth:`forward`. ``latent_dim`` is the setting a user
+    gives (for the sphere, the dimension of the space it sits in); ``dim`` is the width of a latent point as the
+    decoder sees it, and ``encoder_features`` the width the encoder must output.
+    """
 
     name: ClassVar[str]
     min_dim: ClassVar[int] = 1
+    test_dims: ClassVar[tuple[int, ...]] = (2, 3, 5)  # what the shared test battery tries
+    variational: ClassVar[bool] = False  # whether its posterior has a spread (and a KL worth logging)
 
-    def __init__(self, dim: int):
+    def __init__(self, latent_dim: int):
         super().__init__()
-        if not isinstance(dim, int) or isinstance(dim, bool) or dim < self.min_dim:
-            raise LatentAtlasError(
-                f"latent_dim={dim!r} is not possible for the {self.name} geometry: it needs an integer >= {self.min_dim}"
-            )
-        self.dim = dim
+        if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim < self.min_dim:
+            raise LatentAtlasError(f"latent_dim={latent_dim!r} is not possible for the {self.name} geometry: "
+                                   f"it needs an integer >= {self.min_dim}")
+        self.latent_dim = latent_dim
+
+    @property
+    def dim(self) -> int:
+        """The width of a latent point: the decoder's input."""
+        return self.latent_dim
 
     @property
     def encoder_features(self) -> int:
-        """How many features the encoder must output for this geometry (2 * dim for a Gaussian posterior)."""
+        """How many features the encoder must output (2 * dim for a diagonal Gaussian posterior)."""
         return self.dim
 
-    def forward(self, h: Tensor) -> Latent:  # h: (B, encoder_features)
+    def forward(self, h: Tensor) -> Posterior:  # h: (B, encoder_features)
         raise NotImplementedError
 
     def contains(self, z: Tensor, atol: float = 1e-5) -> Tensor:
         """(B,) bool: whether each row of ``z`` is a point of this space."""
         return torch.isfinite(z).all(dim=-1)
 
+    def sample_prior(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """(n, dim) points drawn from the prior; refused by a geometry that has none (see ``has_prior``)."""
+        raise LatentAtlasError(f"the {self.name} geometry has no prior to sample from")
+
+    @property
+    def has_prior(self) -> bool:
+        return type(self).sample_prior is not Geometry.sample_prior
+
     def charts(self) -> tuple[Chart, ...]:
         """The 2-D maps of this space that plots can draw; empty when there is none."""
         return ()
 
-    @property
-    def is_globe(self) -> bool:
-        """Whether the space is the unit sphere in R^3, so a point on a drawn globe's surface is a latent point."""
-        return False
+    def embedding_3d(self) -> Embedding3D | None:
+        """A 3-D picture of this space, or None when it has none."""
+        return None
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}"
+        return f"latent_dim={self.latent_dim}"

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .base import Chart, Geometry, Latent
+from .base import Chart, Embedding3D, Geometry, PointMass
 
 
 class Euclidean(Geometry):
-    """R^d, the tutorial's plain bottleneck."""
+    """R^d, the tutorial's plain bottleneck; deterministic, with no prior."""
 
     name = "euclidean"
     min_dim = 1
+    test_dims = (1, 2, 3, 5)
 
-    def forward(self, h: Tensor) -> Latent:
-        return Latent(h, h.new_zeros(h.shape[0]))
+    def forward(self, h: Tensor) -> PointMass:
+        return PointMass(h)
 
     def charts(self) -> tuple[Chart, ...]:
         if self.dim != 2:
             return ()
         identity = lambda t: t  # noqa: E731 - the plane is its own chart
         return (Chart("plane", ("$z_1$", "$z_2$"), identity, identity, extent=None, js_from_map="(u, v) => [u, v]"),)
+
+    def embedding_3d(self) -> Embedding3D | None:
+        if self.dim != 3:
+            return None
+        return Embedding3D("3-D latents", lambda z: z)

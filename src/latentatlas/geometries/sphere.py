@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Chart, Geometry, Latent
+from .base import Chart, Embedding3D, Geometry, PointMass
 
 
 def to_angles(z: Tensor) -> Tensor:
@@ -77,13 +78,17 @@ _JS_FROM_HAMMER = """(x, y) => {
 
 
 class Sphere(Geometry):
-    """The unit sphere in R^dim; ``dim=3`` is the tutorial's S2."""
+    """The unit sphere in R^dim; ``dim=3`` is the tutorial's S2. Deterministic; its prior is the uniform one."""
 
     name = "sphere"
     min_dim = 2  # S^0 (two points) is not a useful latent space
 
-    def forward(self, h: Tensor) -> Latent:
-        return Latent(F.normalize(h, p=2.0, dim=-1), h.new_zeros(h.shape[0]))
+    def forward(self, h: Tensor) -> PointMass:
+        return PointMass(F.normalize(h, p=2.0, dim=-1))
+
+    def sample_prior(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Uniform on the sphere: normalised standard normal vectors."""
+        return F.normalize(torch.randn(n, self.dim, generator=generator), dim=-1)
 
     def contains(self, z: Tensor, atol: float = 1e-5) -> Tensor:
         return super().contains(z) & ((z.norm(dim=-1) - 1).abs() <= atol)
@@ -100,6 +105,41 @@ class Sphere(Geometry):
                   js_from_map=_JS_FROM_HAMMER),
         )
 
-    @property
-    def is_globe(self) -> bool:
-        return self.dim == 3
+    def embedding_3d(self) -> Embedding3D | None:
+        if self.dim != 3:
+            return None
+        return Embedding3D("globe", lambda z: z, surface=_surface, wireframe=_graticule(),
+                           marks=(("N", (0.0, 0.0, 1.0)),), js_pick=_JS_PICK, radius=1.0)
+
+
+# A ray from the viewer meets the unit sphere first at the smaller root of |o + t d|^2 = 1; that point is latent.
+_JS_PICK = """(o, d) => {
+  const dd = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+  const od = o[0] * d[0] + o[1] * d[1] + o[2] * d[2];
+  const oo = o[0] * o[0] + o[1] * o[1] + o[2] * o[2];
+  const disc = od * od - dd * (oo - 1);
+  if (disc < 0) return null;
+  const t = (-od - Math.sqrt(disc)) / dd;
+  const p = [o[0] + t * d[0], o[1] + t * d[1], o[2] + t * d[2]];
+  const n = Math.hypot(p[0], p[1], p[2]);
+  return p.map((v) => v / n);
+}"""
+
+
+def _surface():
+    """The unit sphere as plotly surface grids: 25 polar angles by 49 azimuths."""
+    theta, phi = np.meshgrid(np.linspace(0, np.pi, 25), np.linspace(-np.pi, np.pi, 49))
+    return np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)
+
+
+def _graticule() -> tuple[tuple[tuple[float, float, float], ...], ...]:
+    """Parallels every 30 degrees of latitude and meridians every 30 degrees of longitude, as closed polylines."""
+    steps = [2 * math.pi * k / 72 for k in range(73)]
+    lines = []
+    for lat in (-60, -30, 0, 30, 60):
+        t = math.radians(lat)
+        lines.append(tuple((math.cos(t) * math.cos(a), math.cos(t) * math.sin(a), math.sin(t)) for a in steps))
+    for lon in range(0, 180, 30):
+        p = math.radians(lon)
+        lines.append(tuple((math.cos(a) * math.cos(p), math.cos(a) * math.sin(p), math.sin(a)) for a in steps))
+    return tuple(lines)

@@ -15,8 +15,8 @@ import types
 import typing
 from pathlib import Path
 
-from .config import RunConfig
-from .errors import LatentAtlasError
+from ..config import RunConfig
+from ..errors import LatentAtlasError
 
 
 @dataclasses.dataclass(frozen=True)

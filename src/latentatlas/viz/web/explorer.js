@@ -245,17 +245,20 @@
     }
   }
 
-  // ---- a rotatable 3-D view; on the sphere its surface is the latent space ------------------------------
+  // ---- a rotatable 3-D view of the geometry's 3-D picture; where that is a surface, it is the latent space ---
   class GlobeView {
-    constructor() {
+    constructor(V) {
+      this.V = V; // what the geometry offers: title, radius, wireframe, marks, axis labels
+      this.js = window.LATENTATLAS_VIEW3D; // its map to 3-D and its pick (ray -> latent point), as script
+      this.P = f32(V.points); // (N, 3) the test points in the picture
       this.name = "globe";
       this.size = 420;
       this.r = this.size / 2 - 14;
       this.c = this.size / 2;
-      let m = 0;
-      for (let i = 0; i < N; i++) m = Math.max(m, Math.hypot(...latentOf(i)));
-      this.scale = D.globe ? 1 : 1 / (m || 1); // R^3: the farthest point touches the rim
-      const box = viewBox(D.globe ? "globe (drag to turn)" : "3-D latents (drag to turn)", "globe");
+      let m = V.radius || 0;
+      if (!V.radius) for (let i = 0; i < N; i++) m = Math.max(m, Math.hypot(...this.pointOf(i)));
+      this.scale = 1 / (m || 1); // without a radius of its own, the farthest point touches the rim
+      const box = viewBox(V.title + " (drag to turn)", "globe");
       box.dataset.view = this.name;
       [this.base, this.overlay] = makeStack(box, this.size, this.size);
       // World -> view: look at the +x axis from slightly above the equator, north (+z) up.
@@ -264,6 +267,9 @@
       this.sy = new Float32Array(N);
       this.front = new Uint8Array(N);
       this.drawBase();
+    }
+    pointOf(i) {
+      return Array.from(this.P.subarray(3 * i, 3 * i + 3));
     }
     project(p) {
       const q = matVec(this.R, p.map((v) => v * this.scale));
@@ -274,14 +280,13 @@
       this.drawBase();
     }
     latentAt(x, y) {
-      if (!D.globe) return null;
+      if (!this.js.pick) return null; // a cloud of points, not a surface: nothing between them to decode
+      // The viewer looks along -z of the view; a ray through the pixel, in world coordinates.
       const vx = (x - this.c) / this.r;
       const vy = (this.c - y) / this.r;
-      const rr = vx * vx + vy * vy;
-      if (rr > 1) return null;
-      const w = matTVec(this.R, [vx, vy, Math.sqrt(1 - rr)]); // the front surface point, back in world axes
-      const n = Math.hypot(...w);
-      return w.map((v) => v / n);
+      const o = matTVec(this.R, [vx, vy, 4]).map((v) => v / this.scale);
+      const d = matTVec(this.R, [0, 0, -1]);
+      return this.js.pick(o, d);
     }
     drawBase() {
       const ctx = this.base.getContext("2d");
@@ -289,14 +294,14 @@
       ctx.fillRect(0, 0, this.size, this.size);
       ctx.beginPath();
       ctx.arc(this.c, this.c, this.r, 0, 2 * Math.PI);
-      ctx.fillStyle = D.globe ? "#f1f1f4" : "#fff";
+      ctx.fillStyle = this.js.pick ? "#f1f1f4" : "#fff";
       ctx.fill();
       ctx.strokeStyle = "#999";
       ctx.stroke();
-      if (D.globe) this.graticule(ctx);
+      if (this.V.wireframe.length) this.wireframe(ctx);
       else this.axes(ctx);
       for (let i = 0; i < N; i++) {
-        const [x, y, depth] = this.project(latentOf(i));
+        const [x, y, depth] = this.project(this.pointOf(i));
         this.sx[i] = x;
         this.sy[i] = y;
         this.front[i] = depth >= 0 ? 1 : 0;
@@ -311,11 +316,13 @@
       }
       ctx.globalAlpha = 1;
     }
-    graticule(ctx) {
-      const line = (f) => {
+    wireframe(ctx) {
+      // The surface's own lines, drawn where they face the viewer, and its labels (the sphere's "N").
+      ctx.strokeStyle = "#d0d0d8";
+      for (const line of this.V.wireframe) {
         let prev = null;
-        for (let k = 0; k <= 72; k++) {
-          const p = this.project(f((k / 72) * 2 * Math.PI));
+        for (const q of line) {
+          const p = this.project(q);
           if (prev && p[2] >= 0 && prev[2] >= 0) {
             ctx.beginPath();
             ctx.moveTo(prev[0], prev[1]);
@@ -324,26 +331,17 @@
           }
           prev = p;
         }
-      };
-      ctx.strokeStyle = "#d0d0d8";
-      for (let lat = -60; lat <= 60; lat += 30) {
-        const t = (lat * Math.PI) / 180;
-        line((a) => [Math.cos(t) * Math.cos(a), Math.cos(t) * Math.sin(a), Math.sin(t)]);
       }
-      for (let lon = 0; lon < 180; lon += 30) {
-        const p = (lon * Math.PI) / 180;
-        line((a) => [Math.cos(a) * Math.cos(p), Math.cos(a) * Math.sin(p), Math.sin(a)]);
-      }
-      const n = this.project([0, 0, 1]);
-      if (n[2] >= 0) {
-        ctx.fillStyle = "#444";
-        ctx.font = "11px system-ui, sans-serif";
-        ctx.fillText("N", n[0] + 4, n[1] - 4);
+      ctx.fillStyle = "#444";
+      ctx.font = "11px system-ui, sans-serif";
+      for (const [text, at] of this.V.marks) {
+        const n = this.project(at);
+        if (n[2] >= 0) ctx.fillText(text, n[0] + 4, n[1] - 4);
       }
     }
     axes(ctx) {
       ctx.font = "11px system-ui, sans-serif";
-      ["z₁", "z₂", "z₃"].forEach((name, k) => {
+      this.V.axisLabels.forEach((name, k) => {
         const e = [0, 0, 0];
         e[k] = 1 / this.scale;
         const [x, y] = this.project(e);
@@ -365,7 +363,7 @@
       markPoints(ctx, (i) => (this.front[i] ? [this.sx[i], this.sy[i]] : null), point);
       // The current latent point, wherever it was chosen, is shown on the globe when it faces us.
       if (state.z) {
-        const [x, y, depth] = this.project(state.z);
+        const [x, y, depth] = this.project(this.js.to3d(state.z));
         if (depth >= 0) crosshair(ctx, x, y);
       }
     }
@@ -447,7 +445,7 @@
     drawImage(decodedCanvas, state.image, false);
     const norm = Math.hypot(...z);
     document.getElementById("latent-info").textContent =
-      "z = (" + z.map((v) => v.toFixed(3)).join(", ") + ")" + (D.globe ? "  |z| = " + norm.toFixed(6) : "");
+      "z = (" + z.map((v) => v.toFixed(3)).join(", ") + ")" + (D.view3d && D.view3d.surface ? "  |z| = " + norm.toFixed(6) : "");
     document.getElementById("decode-time").textContent = "decoded in " + state.decodeMs.toFixed(2) + " ms";
     const list = document.getElementById("neighbours");
     list.replaceChildren();
@@ -556,13 +554,11 @@
   }
 
   // ---- build the page ----------------------------------------------------------------------------------
-  const m = D.metrics;
   document.getElementById("run-info").textContent =
     `${D.preset || "custom"} | ${D.geometry} ${D.dim}-D | ` +
     (D.points.total > N ? `${N.toLocaleString()} of ${D.points.total.toLocaleString()} test points (a fixed random subset)`
                         : `${N.toLocaleString()} test points`) +
-    (m.bce_test !== undefined ? ` | test BCE ${m.bce_test.toFixed(4)}` : "") +
-    (m.knn5 !== undefined ? ` | 5-NN accuracy ${m.knn5.toFixed(3)}` : "");
+    D.summary.map((text) => " | " + text).join("");
   const legend = document.getElementById("legend");
   D.classes.forEach((name, k) => {
     const s = document.createElement("span");
@@ -571,7 +567,7 @@
     s.append(dot, name);
     legend.appendChild(s);
   });
-  if (dim === 3) views.push(new GlobeView());
+  if (D.view3d) views.push(new GlobeView(D.view3d));
   for (const chart of D.charts) views.push(new MapView(chart));
   views.forEach(attach);
   document.getElementById("clear-pins").addEventListener("click", () => {

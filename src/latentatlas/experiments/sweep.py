@@ -26,12 +26,13 @@ import time
 import warnings
 from pathlib import Path
 
-from ._io import atomic_write_json
-from ._table import text_table
-from .errors import LatentAtlasError
+from .._io import atomic_write_json
+from .._table import text_table
+from ..errors import LatentAtlasError, option
+from ..metrics import METRIC
 from .sweep_spec import Spec, read_spec
 
-OBJECTIVE = "bce_test"  # minimised
+OBJECTIVE = METRIC["bce_test"]  # the metric a sweep optimises (its direction from the metrics table)
 HEARTBEAT_S, GRACE_S = 5, 20
 SPEC_FILE = "spec.json"  # the sweep folder's record of its spec
 
@@ -46,15 +47,15 @@ def sweep(spec_path: str | Path, out: str | Path, storage: str | None = None, wo
     ``echo`` gets one line per finished trial, from every worker (a module-level function when workers > 1).
     """
     if workers < 1:
-        raise LatentAtlasError(f"--workers {workers}: give 1 or more worker processes")
+        raise LatentAtlasError(f"{option('workers', workers)}: give 1 or more worker processes")
     spec = read_spec(spec_path)
     out = Path(out)
     if (out / SPEC_FILE).is_file():
         try:
             recorded = json.loads((out / SPEC_FILE).read_text())
         except (OSError, ValueError) as e:
-            raise LatentAtlasError(f"{out / SPEC_FILE}: unreadable ({e}); give the sweep another --out") from None
-        _refuse_other_spec(spec, recorded, f"{out} holds a sweep of another spec", "give this one another --out")
+            raise LatentAtlasError(f"{out / SPEC_FILE}: unreadable ({e}); give the sweep another {option('out')}") from None
+        _refuse_other_spec(spec, recorded, f"{out} holds a sweep of another spec", f"give this one another {option('out')}")
     storage = storage or f"sqlite:///{(out / 'study.db').resolve()}"
     made = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)  # to remove on failure
     out.mkdir(parents=True, exist_ok=True)
@@ -90,9 +91,9 @@ def format_trials(rows: list[dict]) -> str:
     lines = [text_table(keys, cells)]
     done = [r for r in rows if r["state"] == "COMPLETE"]
     if done:
-        best = min(done, key=lambda r: r[OBJECTIVE])
-        params = ", ".join(f"{k}={best[k]}" for k in keys if k not in ("trial", "state", OBJECTIVE))
-        lines.append(f"\nbest: trial {best['trial']}, {OBJECTIVE} {best[OBJECTIVE]:.4f} ({params}), run {best['run']}")
+        best = (min if OBJECTIVE.better == "lower" else max)(done, key=lambda r: r[OBJECTIVE.key])
+        params = ", ".join(f"{k}={best[k]}" for k in keys if k not in ("trial", "state", OBJECTIVE.key))
+        lines.append(f"\nbest: trial {best['trial']}, {OBJECTIVE.key} {OBJECTIVE.format(best[OBJECTIVE.key])} ({params}), run {best['run']}")
     return "\n".join(lines)
 
 
@@ -101,7 +102,7 @@ def results(storage: str) -> list[dict]:
     import optuna
 
     study = optuna.load_study(study_name="latentatlas", storage=_storage(storage))
-    return [{"trial": t.number, "state": t.state.name, OBJECTIVE: t.value, **t.params, "run": t.user_attrs.get("run")}
+    return [{"trial": t.number, "state": t.state.name, OBJECTIVE.key: t.value, **t.params, "run": t.user_attrs.get("run")}
             for t in sorted(study.trials, key=lambda t: t.number)]
 
 
@@ -110,7 +111,8 @@ def _open_study(storage: str, spec: Spec) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name="latentatlas", storage=_storage(storage), direction="minimize",
+    direction = "minimize" if OBJECTIVE.better == "lower" else "maximize"
+    study = optuna.create_study(study_name="latentatlas", storage=_storage(storage), direction=direction,
                                 sampler=_sampler(), load_if_exists=True)
     # The study is what workers on other machines share, so it is the study that must refuse another spec.
     if "spec" not in study.user_attrs:
@@ -133,7 +135,7 @@ def _worker(spec: Spec, out: str, storage: str, echo=print) -> None:
     import optuna
     from optuna.trial import TrialState
 
-    from .runs import train_run
+    from ..runs import train_run
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name="latentatlas", storage=_storage(storage), sampler=_sampler())
@@ -147,7 +149,7 @@ def _worker(spec: Spec, out: str, storage: str, echo=print) -> None:
         run = train_run(spec.config(params), folder, overwrite=folder.exists(), progress=False)
         for k, v in run.metrics.items():
             trial.set_user_attr(k, v)
-        return run.metrics[OBJECTIVE]
+        return run.metrics[OBJECTIVE.key]
 
     storage_obj = study._storage
     pop_lock = _sqlite_lock(storage, out)
@@ -180,7 +182,7 @@ def _worker(spec: Spec, out: str, storage: str, echo=print) -> None:
                 raise
             else:
                 study.tell(trial, value)
-                _say(echo, trial, f"{OBJECTIVE} {value:.4f}")
+                _say(echo, trial, f"{OBJECTIVE.key} {OBJECTIVE.format(value)}")
 
 
 def _say(echo, trial, outcome: str) -> None:

@@ -13,17 +13,16 @@ import html
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from . import __version__
-from ._io import atomic_write_text
+from .. import __version__
+from .._io import atomic_write_text
+from ..metrics import METRIC, METRICS
+from ..model import parameter_table
+from ..runs import Run, load_run
 from .explorer import CSP
-from .model import parameter_table
-from .runs import Run, load_run
 
 SECTIONS = ("configuration", "metrics", "loss-curves", "reconstructions", "parameters", "maps")
-METRIC_NAMES = {"n_params": "parameters", "bce_test": "test BCE", "mse_test": "test MSE", "knn1": "1-NN accuracy",
-                "knn5": "5-NN accuracy", "trustworthiness": "trustworthiness (k=5)", "train_seconds": "train seconds",
-                "epochs": "epochs"}
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1180px;
@@ -53,7 +52,7 @@ def report_html(runs: list[Run]) -> str:
 
     datasets: dict[tuple, object] = {}
     for run in runs:
-        key = (run.config.data, run.config.image_size)
+        key = run.config.data_spec
         if key not in datasets:
             datasets[key] = run.dataset()
     from .plots import encoder_map, png_bytes, shared_map_limits
@@ -62,7 +61,7 @@ def report_html(runs: list[Run]) -> str:
     limits = shared_map_limits((r.model.geometry, lat["z_test"]) for r, lat in zip(runs, lats))
     # Each encoder map is drawn once, on the shared scale, and shown in the comparison and in its run's section.
     maps = [{c.name: png_bytes(encoder_map(c, lat["z_test"], lat["y_test"], limits=limits[c.name],
-                                           classes=datasets[(r.config.data, r.config.image_size)].classes))
+                                           classes=datasets[r.config.data_spec].classes))
              for c in r.model.geometry.charts()} for r, lat in zip(runs, lats)]
     ids = _unique_ids(runs)
     body = [f"<h1>latentatlas report</h1><p class='meta'>{len(runs)} run(s); written "
@@ -71,9 +70,9 @@ def report_html(runs: list[Run]) -> str:
     if len(runs) > 1:
         body.append(_comparison(runs, ids, maps))
     for run, rid, lat, pngs in zip(runs, ids, lats, maps):
-        body.append(_run_section(run, rid, datasets[(run.config.data, run.config.image_size)], lat, pngs))
-    # plotly.js (about 5 MB) only where a globe needs it
-    plotly = f"<script>{get_plotlyjs()}</script>" if any(r.model.geometry.dim == 3 for r in runs) else ""
+        body.append(_run_section(run, rid, datasets[run.config.data_spec], lat, pngs))
+    # plotly.js (about 5 MB) only where a 3-D view needs it
+    plotly = f"<script>{get_plotlyjs()}</script>" if any(r.model.geometry.embedding_3d() for r in runs) else ""
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
             f"<title>latentatlas report: {html.escape(', '.join(r.path.name for r in runs))}</title>"
@@ -82,10 +81,10 @@ def report_html(runs: list[Run]) -> str:
 
 
 def _comparison(runs: list[Run], ids: list[str], maps: list[dict[str, bytes]]) -> str:
-    keys = [k for k in METRIC_NAMES if any(k in r.metrics for r in runs)]
-    head = "<tr><th>run</th>" + "".join(f"<th>{METRIC_NAMES[k]}</th>" for k in keys) + "</tr>"
+    shown = [m for m in METRICS if any(m.key in r.metrics for r in runs)]
+    head = "<tr><th>run</th>" + "".join(f"<th>{m.label}</th>" for m in shown) + "</tr>"
     rows = "".join(f"<tr><td><a href='#{i}'>{html.escape(r.path.name)}</a></td>"
-                   + "".join(f"<td class='num'>{_fmt(r.metrics.get(k))}</td>" for k in keys) + "</tr>"
+                   + "".join(f"<td class='num'>{_fmt(m.key, r.metrics.get(m.key))}</td>" for m in shown) + "</tr>"
                    for r, i in zip(runs, ids))
     configs = [r.config.to_dict() for r in runs]
     differ = [k for k in configs[0] if len({repr(c.get(k)) for c in configs}) > 1]
@@ -113,7 +112,8 @@ def _run_section(run: Run, rid: str, dataset, lat: dict, map_pngs: dict[str, byt
                  + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in cfg.items())
                  + "</table></section>")
     parts.append(f"<section id='{rid}-metrics'><h3>Metrics</h3><table>"
-                 + "".join(f"<tr><th>{html.escape(METRIC_NAMES.get(k, k))}</th><td class='num'>{_fmt(v)}</td></tr>"
+                 + "".join(f"<tr><th>{html.escape(METRIC[k].label if k in METRIC else k)}</th>"
+                           f"<td class='num'>{_fmt(k, v)}</td></tr>"
                            for k, v in run.metrics.items()) + "</table></section>")
     parts.append(f"<section id='{rid}-loss-curves'><h3>Loss curves</h3>"
                  f"{_figure(png_bytes(loss_curves(run.history)), 'train and test loss per epoch')}</section>")
@@ -136,10 +136,11 @@ def _run_section(run: Run, rid: str, dataset, lat: dict, map_pngs: dict[str, byt
                                 "decoded from a regular grid over the "
                                 + ("whole chart" if chart.extent is not None else "data's 0.5-99.5% range")))
         maps.append(f"<h3>{chart.name} chart</h3><div class='row'>{''.join(figs)}</div>")
-    if model.geometry.dim == 3:
-        title = "Interactive globe" if model.geometry.is_globe else "Interactive 3-D latents"
-        globe = globe_figure(lat["z_test"], lat["y_test"], dataset.classes, sphere=model.geometry.is_globe)
-        maps.append(f"<h3>{title} (drag to turn)</h3>"
+    embedding = model.geometry.embedding_3d()
+    if embedding is not None:
+        points = embedding.to_3d(torch.as_tensor(lat["z_test"])).numpy()
+        globe = globe_figure(points, lat["y_test"], embedding, dataset.classes)
+        maps.append(f"<h3>Interactive {embedding.title} (drag to turn)</h3>"
                     + globe.to_html(include_plotlyjs=False, full_html=False, div_id=f"{rid}-globe",
                                     default_height=560, config={"displaylogo": False}))
     if maps:
@@ -154,13 +155,12 @@ def _figure(png: bytes, caption: str) -> str:
            f"{html.escape(caption)}</figcaption></figure>"
 
 
-def _fmt(v) -> str:
+def _fmt(key: str, v) -> str:
+    """A metric as the metrics table formats it; a value of another kind as it is."""
     if v is None:
         return "n/a"
-    if isinstance(v, bool) or isinstance(v, (int, np.integer)):
-        return f"{v:,}"
-    if isinstance(v, float):
-        return f"{v:.4f}"
+    if key in METRIC and isinstance(v, (int, float, np.number)) and not isinstance(v, bool):
+        return html.escape(METRIC[key].format(v))
     return html.escape(str(v))
 
 

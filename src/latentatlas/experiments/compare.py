@@ -12,20 +12,24 @@ import io
 from pathlib import Path
 
 import numpy as np
-from sklearn.decomposition import PCA
-from sklearn.manifold import trustworthiness
+import torch
+from torch import nn
 
-from ._io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from ._table import text_table
-from .config import RunConfig
-from .data import Dataset, load_dataset
-from .errors import LatentAtlasError
-from .metrics import TRUST_K, knn_accuracy, trust_subset
-from .nets import PRESETS
-from .runs import CONFIG, MANIFEST, Run, load_run, read_config, resolve_runtime, train_run
-from .train import as_tensor, to_unit_float
+from .._io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .._table import text_table
+from ..config import RunConfig
+from ..data import Dataset
+from ..errors import LatentAtlasError, option
+from ..geometries import get_geometry
+from ..metrics import METRICS as ALL_METRICS
+from ..metrics import evaluate
+from ..model import Output
+from ..nets import PRESETS
+from ..runs import CONFIG, MANIFEST, Run, load_run, not_a_run_folder, read_config, resolve_runtime, train_run
+from ..train import as_tensor, to_unit_float
 
-METRICS = ("n_params", "bce_test", "mse_test", "knn1", "knn5", "trustworthiness", "train_seconds")
+COLUMNS = tuple(m for m in ALL_METRICS if m.compared)
+METRICS = tuple(m.key for m in COLUMNS)
 DEFAULT_PRESETS = ("deep-2d", "deep-3d", "deep-3d-narrow", "deep-s2")
 PCA_COMPONENTS = (2, 3)
 SETTINGS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.compare and f.name != "seed")
@@ -57,7 +61,7 @@ def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out
             folder = out / preset / f"seed{seed}"
             _check_folder(folder, cfg)
             jobs.append((cfg, folder))
-    dataset = load_dataset(data)
+    dataset = jobs[0][0].data_spec.load()
     results: dict[str, dict[str, list]] = {}
     first_runs = []
     for cfg, folder in jobs:
@@ -96,35 +100,47 @@ def compare_runs(paths, pca: bool = True) -> tuple[dict, list[Run]]:
         for run in group:
             _collect(results, label, run.metrics)
     if pca:
-        datasets = {(r.config.data, r.config.image_size): r for r in runs}  # one run per data set, to load it
-        for (name, size), run in datasets.items():
-            suffix = "" if len(datasets) == 1 else f" data={name}" + ("" if size is None else f" image_size={size}")
+        datasets = {r.config.data_spec: r for r in runs}  # one run per data set, to load it
+        for spec, run in datasets.items():
+            suffix = "" if len(datasets) == 1 else f" data={spec.source}" + (
+                "" if spec.image_size is None else f" image_size={spec.image_size}") + "".join(
+                f" {t}" for t in spec.transforms)
             dataset = run.dataset()
             for k in PCA_COMPONENTS:
                 _collect(results, f"pca-{k}{suffix}", pca_metrics(dataset, k))
     return results, runs
 
 
+class PCAAutoencoder(nn.Module):
+    """PCA written as an autoencoder, so that ``metrics.evaluate`` scores it by exactly the models' protocol.
+
+    encode = project onto the components; the reconstruction is ``inverse_transform`` clipped to (0, 1), given as
+    logits (BCE needs probabilities; the clip is the only change to PCA's output). Its parameters are the
+    components and the mean.
+    """
+
+    def __init__(self, components: np.ndarray, mean: np.ndarray):
+        super().__init__()
+        self.components = nn.Parameter(torch.as_tensor(components, dtype=torch.float32))  # (k, D)
+        self.mean = nn.Parameter(torch.as_tensor(mean, dtype=torch.float32))  # (D,)
+        self.geometry = get_geometry("euclidean", len(components))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) @ self.components.T
+
+    def forward(self, x: torch.Tensor) -> Output:
+        z = self.encode(x)
+        p = (z @ self.components + self.mean).clamp(1e-7, 1 - 1e-7)
+        return Output(torch.logit(p), z, None)
+
+
 def pca_metrics(dataset: Dataset, n_components: int) -> dict:
-    """PCA as an autoencoder: encode = project, decode = inverse_transform (clipped to pixel range for BCE)."""
-    x_train, y_train = dataset.flat("train")
-    x_test, y_test = dataset.flat("test")
-    xtr = to_unit_float(as_tensor(x_train)).numpy()
-    xte = to_unit_float(as_tensor(x_test)).numpy()
+    """PCA with ``n_components`` fitted on the training images, scored like every model (``metrics.evaluate``)."""
+    from sklearn.decomposition import PCA
+
+    xtr = to_unit_float(as_tensor(dataset.flat("train")[0])).numpy()
     pca = PCA(n_components=n_components, svd_solver="full").fit(xtr)
-    z_train, z_test = pca.transform(xtr), pca.transform(xte)
-    recon = pca.inverse_transform(z_test)
-    p = np.clip(recon, 1e-7, 1 - 1e-7)  # BCE needs probabilities; the clip is the only change to PCA's output
-    idx = trust_subset(len(xte))
-    return {
-        "n_params": int(pca.components_.size + pca.mean_.size),
-        "bce_test": float(-np.mean(xte * np.log(p) + (1 - xte) * np.log(1 - p))),
-        "mse_test": float(np.mean((recon - xte) ** 2)),
-        "knn1": knn_accuracy(z_train, y_train, z_test, y_test, 1),
-        "knn5": knn_accuracy(z_train, y_train, z_test, y_test, 5),
-        "trustworthiness": float(trustworthiness(xte[idx], z_test[idx], n_neighbors=TRUST_K)),
-        "train_seconds": None,
-    }
+    return {**evaluate(PCAAutoencoder(pca.components_, pca.mean_), dataset), "train_seconds": None}
 
 
 def summary(results: dict) -> list[dict]:
@@ -141,22 +157,16 @@ def summary(results: dict) -> list[dict]:
 
 
 def format_table(rows: list[dict]) -> str:
-    cols = [("model", None), ("n", None), ("parameters", "n_params"), ("test BCE", "bce_test"), ("test MSE", "mse_test"),
-            ("1-NN", "knn1"), ("5-NN", "knn5"), ("trust", "trustworthiness"), ("train s", "train_seconds")]
+    """Mean ± s.d. of each metric, as the metrics table formats it; a property (the parameter count) has no spread."""
     cells = []
     for r in rows:
         line = [r["model"], str(r["n"])]
-        for _, m in cols[2:]:
-            mean, sd = r[f"{m}_mean"], r[f"{m}_sd"]
-            if mean is None:
-                line.append("-")
-            elif m == "n_params":
-                line.append(f"{mean:,.0f}")
-            else:
-                digits = 1 if m == "train_seconds" else 4 if m in ("bce_test", "mse_test") else 3
-                line.append(f"{mean:.{digits}f}" if sd is None else f"{mean:.{digits}f} ± {sd:.{digits}f}")
+        for m in COLUMNS:
+            mean, sd = r[f"{m.key}_mean"], r[f"{m.key}_sd"]
+            spread = sd is not None and m.better is not None
+            line.append(m.format(mean) + (f" ± {m.format(sd)}" if spread and mean is not None else ""))
         cells.append(line)
-    return text_table([h for h, _ in cols], cells)
+    return text_table(["model", "n", *(m.header for m in COLUMNS)], cells)
 
 
 def write_outputs(results: dict, out: str | Path) -> list[Path]:
@@ -178,13 +188,14 @@ def encoder_maps_figure(runs: list[Run], out: str | Path) -> Path:
     import matplotlib.pyplot as plt
     import torch
 
-    from .plots import CMAP, png_bytes, shared_map_limits
+    from ..viz.plots import png_bytes, shared_map_limits
+    from ..viz.style import class_colour
 
     fig = plt.figure(figsize=(4.2 * max(1, len(runs)), 4))
     limits = shared_map_limits((r.model.geometry, r.latents()["z_test"]) for r in runs)
     for i, run in enumerate(runs):
         lat = run.latents()
-        colours = [CMAP(int(v) % 10) for v in lat["y_test"]]
+        colours = [class_colour(v) for v in lat["y_test"]]
         charts = run.model.geometry.charts()
         if charts:
             chart = charts[0]
@@ -194,11 +205,12 @@ def encoder_maps_figure(runs: list[Run], out: str | Path) -> Path:
             ax.set(title=f"{run.config.preset} ({chart.name})", xlabel=chart.labels[0], ylabel=chart.labels[1])
             (x0, x1), (y0, y1) = limits[chart.name]
             ax.set(xlim=(x0, x1), ylim=(y1, y0) if chart.y_down else (y0, y1))
-        elif run.model.geometry.dim == 3:
+        elif (embedding := run.model.geometry.embedding_3d()) is not None:
             ax = fig.add_subplot(1, len(runs), i + 1, projection="3d")
-            z = lat["z_test"]
-            ax.scatter(z[:, 0], z[:, 1], z[:, 2], s=1, c=colours, linewidths=0, alpha=0.6)
-            ax.set(title=f"{run.config.preset} (3-D)", xlabel="$z_1$", ylabel="$z_2$", zlabel="$z_3$")
+            p = embedding.to_3d(torch.as_tensor(lat["z_test"])).numpy()
+            ax.scatter(p[:, 0], p[:, 1], p[:, 2], s=1, c=colours, linewidths=0, alpha=0.6)
+            x, y, z = embedding.axis_labels
+            ax.set(title=f"{run.config.preset} (3-D)", xlabel=x, ylabel=y, zlabel=z)
     fig.tight_layout()
     return atomic_write_bytes(Path(out) / "encoder_maps.png", png_bytes(fig, dpi=100))
 
@@ -214,12 +226,13 @@ def _check_folder(folder: Path, cfg: RunConfig) -> None:
     if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):
         return
     if not (folder / CONFIG).is_file():
-        raise LatentAtlasError(f"{folder} exists and is not a run folder: choose another --out")
+        raise not_a_run_folder(folder, "use")
     saved = read_config(folder)
     differ = [f"{n} {getattr(saved, n)!r} there, {getattr(cfg, n)!r} now" for n in (*SETTINGS, "seed")
               if getattr(saved, n) != getattr(cfg, n)]
     if differ:
-        raise LatentAtlasError(f"{folder} holds a run with other settings ({'; '.join(differ)}): choose another --out")
+        raise LatentAtlasError(f"{folder} holds a run with other settings ({'; '.join(differ)}): choose another "
+                               f"{option('out')}")
 
 
 def _labels(bases: list[str], configs: list[RunConfig]) -> list[str]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import LatentAtlasError
+from ..errors import LatentAtlasError
 
 
 @dataclass(frozen=True)

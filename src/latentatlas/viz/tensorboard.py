@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .train import Callback, Trainer, as_tensor, to_unit_float
+from ..train import Callback, Trainer, as_tensor, to_unit_float
+from .style import class_name
 
 N_EMBED = 2000  # test points sent to the Embedding Projector, with their thumbnails
 
@@ -26,6 +27,9 @@ class TensorBoardCallback(Callback):
         for key in ("train_loss", "test_loss"):
             if key in record:
                 self.writer.add_scalar(f"loss/{key.removesuffix('_loss')}", record[key], step)
+        for split, terms in record.get("terms", {}).items():  # each term of the objective
+            for name, value in terms.items():
+                self.writer.add_scalar(f"terms/{split}/{name}", value, step)
         self.writer.add_scalar("seconds_per_epoch", record["seconds"], step)
         self.writer.flush()
 
@@ -34,15 +38,14 @@ class TensorBoardCallback(Callback):
         self.writer.close()
 
     def _log_latents(self, model, step: int) -> None:
-        from .metrics import encode
+        from ..metrics import encode
         from .plots import decoder_grid, image_shape
 
         x, y = self.dataset.flat("test")
         idx = np.linspace(0, len(x) - 1, min(N_EMBED, len(x))).astype(int)
         z = encode(model, x[idx])
         shape = image_shape(self.dataset, model.n_features)
-        names = self.dataset.classes
-        labels = [names[v] if names is not None and v < len(names) else str(v) for v in y[idx]]
+        labels = [class_name(self.dataset.classes, v) for v in y[idx]]
         thumbs = None
         if shape is not None:
             thumbs = to_unit_float(as_tensor(x[idx])).reshape(len(idx), 1, *shape)

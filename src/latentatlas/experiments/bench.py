@@ -18,11 +18,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .config import RunConfig
-from .metrics import encode, knn_accuracy, reconstruction_errors
-from .model import AutoencoderNet
-from .runs import build_trainer, resolve_runtime
-from .train import Callback, quiet
+from ..config import RunConfig
+from ..metrics import encode, knn_accuracy, reconstruction_errors
+from ..model import AutoencoderNet
+from ..runs import build_trainer, resolve_runtime
+from ..train import Callback, quiet
 
 
 def reference_fit(model: AutoencoderNet, x_train, x_test, epochs: int, batch_size: int, lr: float, seed: int,

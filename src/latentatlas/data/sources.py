@@ -1,7 +1,7 @@
 """Data sets by name: the registry of sources, and ``load_dataset`` for a name or a path.
 
 Every source returns a :class:`Dataset` of uint8 images (N, H, W) with integer labels and a train/test split.
-The file readers live in ``latentatlas.readers``; this module is the public face and re-exports them.
+The file readers live in ``readers.py`` beside this file.
 """
 
 from __future__ import annotations
@@ -18,15 +18,11 @@ from typing import ClassVar
 
 import numpy as np
 
-from ._io import atomic_write_bytes
-from .dataset import Dataset, check_pixels
-from .errors import LatentAtlasError
+from .._io import atomic_write_bytes
+from ..errors import LatentAtlasError
+from .dataset import Dataset
 from .readers import (IMAGE_SUFFIXES, _find_idx_files, load_idx_folder, load_image_folder, load_npy_folder, load_npz,
-                      parse_idx, read_idx)
-
-__all__ = ["Dataset", "SOURCES", "available_datasets", "check_pixels", "load_dataset", "load_idx_folder",
-           "load_image_folder", "load_npy_folder", "load_npz", "parse_idx", "read_idx"]
-
+                      parse_idx)
 
 def cache_dir() -> Path:
     return Path(os.environ.get("LATENTATLAS_DATA") or Path.home() / ".cache" / "latentatlas")

@@ -17,12 +17,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ._io import atomic_write_bytes, atomic_write_text  # noqa: E402
-from .geometries import Chart  # noqa: E402
-from .metrics import decode  # noqa: E402
-from .model import AutoencoderNet, parameter_table  # noqa: E402
-
-CMAP = plt.get_cmap("tab10")
+from .._io import atomic_write_bytes, atomic_write_text  # noqa: E402
+from ..geometries import Chart, Embedding3D  # noqa: E402
+from ..metrics import decode  # noqa: E402
+from ..model import AutoencoderNet, parameter_table  # noqa: E402
+from .style import class_colour, class_name, plain_label  # noqa: E402
 
 
 def plot_run(run, dataset, glyphs: bool = False) -> list[Path]:
@@ -44,9 +43,11 @@ def plot_run(run, dataset, glyphs: bool = False) -> list[Path]:
         if shape is not None:
             written.append(_save(decoder_grid(model, chart, shape, z_data=lat["z_test"]),
                                  folder / f"decoder_grid_{chart.name}.png"))
-    if model.geometry.dim == 3:
-        written.append(_save(scatter_3d(lat["z_test"], lat["y_test"]), folder / "latent_3d.png"))
-        page = globe_html(lat["z_test"], lat["y_test"], dataset.classes, sphere=model.geometry.is_globe)
+    embedding = model.geometry.embedding_3d()
+    if embedding is not None:
+        points = embedding.to_3d(torch.as_tensor(lat["z_test"])).numpy()
+        written.append(_save(scatter_3d(points, lat["y_test"], embedding), folder / "latent_3d.png"))
+        page = globe_html(points, lat["y_test"], embedding, dataset.classes)
         written.append(atomic_write_text(folder / "latent_3d.html", page))
     return written
 
@@ -101,12 +102,12 @@ def encoder_map(chart: Chart, z: np.ndarray, y: np.ndarray, glyphs: bool = False
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     if glyphs:
         for (u, v), label in zip(uv, y):
-            ax.text(u, v, str(label), color=CMAP(int(label) % 10), fontsize=7, ha="center", va="center", alpha=0.8)
+            ax.text(u, v, str(label), color=class_colour(label), fontsize=7, ha="center", va="center", alpha=0.8)
     else:
         for label in np.unique(y):
             m = y == label
             name = class_name(classes, label)
-            ax.scatter(uv[m, 0], uv[m, 1], s=3, color=CMAP(int(label) % 10), label=mpl_text(name), alpha=0.7,
+            ax.scatter(uv[m, 0], uv[m, 1], s=3, color=class_colour(label), label=mpl_text(name), alpha=0.7,
                        linewidths=0)
         ax.legend(markerscale=4, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     (x0, x1), (y0, y1) = map_limits(chart, uv) if limits is None else limits
@@ -150,11 +151,6 @@ def shared_map_limits(latents) -> dict[str, tuple]:
                 x0, x1, y0, y1 = min(x0, a0), max(x1, a1), min(y0, b0), max(y1, b1)
             limits[chart.name] = ((x0, x1), (y0, y1))
     return limits
-
-
-def class_name(classes, label: int) -> str:
-    """A class label's name: the data set's own where it has one, else the number."""
-    return str(classes[label]) if classes is not None and label < len(classes) else str(label)
 
 
 def mpl_text(text: str) -> str:
@@ -202,37 +198,40 @@ def decoder_grid(model: AutoencoderNet, chart: Chart, shape, n: int = 16, z_data
     return fig
 
 
-def scatter_3d(z: np.ndarray, y: np.ndarray):
+def scatter_3d(points: np.ndarray, y: np.ndarray, embedding: Embedding3D):
+    """The test latents at their places in the geometry's 3-D picture (``embedding.to_3d``)."""
     fig = plt.figure(figsize=(6, 6))
     ax = fig.add_subplot(projection="3d")
-    ax.scatter(z[:, 0], z[:, 1], z[:, 2], c=[CMAP(int(v) % 10) for v in y], s=2, alpha=0.6, linewidths=0)
-    ax.set(xlabel="$z_1$", ylabel="$z_2$", zlabel="$z_3$", title="3-D latents (test set)")
+    ax.scatter(points[:, 0], points[:, 1], points[:, 2], c=[class_colour(v) for v in y], s=2, alpha=0.6,
+               linewidths=0)
+    x, yl, zl = embedding.axis_labels
+    ax.set(xlabel=x, ylabel=yl, zlabel=zl, title="3-D latents (test set)")
     fig.tight_layout()
     return fig
 
 
-def globe_html(z: np.ndarray, y: np.ndarray, classes=None, sphere: bool = False) -> str:
+def globe_html(points: np.ndarray, y: np.ndarray, embedding: Embedding3D, classes=None) -> str:
     """An interactive, rotatable 3-D scatter with plotly.js inlined (opens offline)."""
-    return globe_figure(z, y, classes, sphere).to_html(include_plotlyjs=True, full_html=True)
+    return globe_figure(points, y, embedding, classes).to_html(include_plotlyjs=True, full_html=True)
 
 
-def globe_figure(z: np.ndarray, y: np.ndarray, classes=None, sphere: bool = False):
-    """A plotly 3-D scatter of the latents, one trace per class; ``sphere`` adds the unit sphere, faintly."""
+def globe_figure(points: np.ndarray, y: np.ndarray, embedding: Embedding3D, classes=None):
+    """A plotly 3-D scatter of embedded latents, one trace per class, over the space's surface (faintly) where
+    the geometry draws one."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    if sphere:
-        theta, phi = np.meshgrid(np.linspace(0, np.pi, 25), np.linspace(-np.pi, np.pi, 49))
-        fig.add_trace(go.Surface(x=0.99 * np.sin(theta) * np.cos(phi), y=0.99 * np.sin(theta) * np.sin(phi),
-                                 z=0.99 * np.cos(theta), opacity=0.25, showscale=False, hoverinfo="skip",
-                                 colorscale=[[0, "rgb(225,225,232)"], [1, "rgb(225,225,232)"]], name="S2"))
+    if embedding.surface is not None:
+        sx, sy, sz = (0.99 * a for a in embedding.surface())  # just inside, so the points sit on top
+        fig.add_trace(go.Surface(x=sx, y=sy, z=sz, opacity=0.25, showscale=False, hoverinfo="skip",
+                                 colorscale=[[0, "rgb(225,225,232)"], [1, "rgb(225,225,232)"]],
+                                 name=embedding.title))
     for label in np.unique(y):
         m = y == label
-        name = class_name(classes, label)
-        c = CMAP(int(label) % 10)
-        fig.add_trace(go.Scatter3d(x=z[m, 0], y=z[m, 1], z=z[m, 2], mode="markers", name=name,
-                                   marker=dict(size=2, color=f"rgb({c[0]*255:.0f},{c[1]*255:.0f},{c[2]*255:.0f})")))
-    fig.update_layout(scene=dict(aspectmode="data", xaxis_title="z1", yaxis_title="z2", zaxis_title="z3"),
+        fig.add_trace(go.Scatter3d(x=points[m, 0], y=points[m, 1], z=points[m, 2], mode="markers",
+                                   name=class_name(classes, label), marker=dict(size=2, color=class_colour(label))))
+    x, yl, zl = (plain_label(a) for a in embedding.axis_labels)
+    fig.update_layout(scene=dict(aspectmode="data", xaxis_title=x, yaxis_title=yl, zaxis_title=zl),
                       margin=dict(l=0, r=0, t=30, b=0), title="Test latents", legend=dict(itemsizing="constant"))
     return fig
 

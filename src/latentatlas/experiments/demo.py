@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._io import check_writable
-from ._table import text_table
-from .config import RunConfig
-from .data import load_dataset
-from .runs import Run, train_run
+from .._io import check_writable
+from .._table import text_table
+from ..config import RunConfig
+from ..data import load_dataset
+from ..metrics import METRIC
+from ..runs import Run, train_run
 
 DEMO_PRESETS = ("deep-2d", "deep-3d", "deep-s2")
-TABLE_COLUMNS = (("run", "{}"), ("parameters", "{:,}"), ("test BCE", "{:.4f}"), ("5-NN", "{:.3f}"),
-                 ("train s", "{:.1f}"))
+TABLE = ("n_params", "bce_test", "knn5", "train_seconds")  # the metrics shown, as the metrics table prints them
 
 
 def run_demo(out: str | Path = "runs/demo", data: str = "mnist-5k", epochs: int = 10, seed: int = 0,
@@ -33,7 +33,5 @@ def run_demo(out: str | Path = "runs/demo", data: str = "mnist-5k", epochs: int 
 
 def comparison_table(runs: list[Run]) -> str:
     """A plain-text table: parameters, test BCE, 5-NN accuracy and training seconds per run."""
-    rows = [[fmt.format(v) for (_, fmt), v in zip(TABLE_COLUMNS, (
-        r.path.name, r.metrics["n_params"], r.metrics["bce_test"], r.metrics["knn5"], r.metrics["train_seconds"]))]
-        for r in runs]
-    return text_table([name for name, _ in TABLE_COLUMNS], rows)
+    rows = [[r.path.name, *(METRIC[k].format(r.metrics.get(k)) for k in TABLE)] for r in runs]
+    return text_table(["run", *(METRIC[k].header for k in TABLE)], rows)

@@ -20,17 +20,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._io import atomic_write_text
-from .errors import LatentAtlasError
+from .._io import atomic_write_text
+from ..errors import LatentAtlasError
+from ..metrics import METRIC
+from ..runs import Run, load_run
 from .plots import image_shape, map_limits
-from .runs import Run, load_run
+from .style import TAB10, class_names, plain_label
 
 # Shown in the page and enforced by the browser: nothing may be fetched, whatever the page's scripts try.
 CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; "
        "connect-src 'none'; base-uri 'none'; form-action 'none'")
-TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
+SUMMARY = ("bce_test", "knn5")  # the metrics in the page's header line
 MAX_POINTS = 20_000  # every test point of MNIST-sized sets; larger test sets get a fixed random subset
 
 
@@ -45,11 +47,13 @@ def explorer_html(run: Run, dataset, max_points: int = MAX_POINTS) -> str:
     data = explorer_data(run, dataset, max_points)
     # Each chart's inverse is code, so it goes into a script, not the JSON (the page's policy forbids eval).
     inverses = ",\n".join(f"{json.dumps(c.name)}: {c.js_from_map}" for c in _charts(run.model.geometry))
-    web = resources.files("latentatlas") / "web"
+    embedding = run.model.geometry.embedding_3d()
+    view3d = "" if embedding is None else f"to3d: {embedding.js_to_3d},\npick: {embedding.js_pick or 'null'}"
+    web = resources.files("latentatlas") / "viz" / "web"
     page = (web / "explorer.html").read_text()
     replacements = {"__CSP__": CSP, "__TITLE__": _escape(run.path.name), "/*__STYLE__*/": (web / "explorer.css").read_text(),
-                    "/*__DATA__*/null": _script_json(data),
-                    "/*__CHARTS__*/": inverses, "/*__SCRIPT__*/": (web / "explorer.js").read_text()}
+                    "/*__DATA__*/null": _script_json(data), "/*__CHARTS__*/": inverses, "/*__VIEW3D__*/": view3d,
+                    "/*__SCRIPT__*/": (web / "explorer.js").read_text()}
     return re.sub("|".join(re.escape(k) for k in replacements), lambda m: replacements[m.group(0)], page)
 
 
@@ -59,7 +63,8 @@ def explorer_data(run: Run, dataset, max_points: int = MAX_POINTS) -> dict:
         raise LatentAtlasError(f"max_points={max_points!r} is out of range: it must be an integer >= 1")
     model, geometry = run.model, run.model.geometry
     charts = _charts(geometry)
-    if not charts and geometry.dim != 3:
+    embedding = geometry.embedding_3d()
+    if not charts and embedding is None:
         raise LatentAtlasError(f"{run.path}: the explorer draws 2-D charts or 3-D latents; this run's latent space "
                                f"({geometry.name}, {geometry.dim}-D) has neither")
     lat = run.latents()
@@ -73,22 +78,23 @@ def explorer_data(run: Run, dataset, max_points: int = MAX_POINTS) -> dict:
         keep = np.sort(np.random.default_rng(0).choice(total, max_points, replace=False))
         z, y, x_test = z[keep], y[keep], x_test[keep]
     pixels = x_test if x_test.dtype == np.uint8 else np.round(np.asarray(x_test, np.float32) * 255)
-    n_classes = int(y.max()) + 1
-    classes = list(dataset.classes or ())
-    classes += [str(c) for c in range(len(classes), n_classes)]
+    classes = class_names(dataset.classes, max(len(dataset.classes or ()), int(y.max()) + 1))
     return {
         "preset": run.config.preset,
         "geometry": geometry.name,
         "dim": geometry.dim,
-        "globe": geometry.is_globe,
         "imageShape": list(image_shape(dataset, model.n_features) or (1, model.n_features)),
         "classes": classes,
         "colors": list(TAB10),
         "metrics": {k: v for k, v in run.metrics.items()
                     if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)},
+        # The page's header line: a few metrics as the metrics table labels and formats them.
+        "summary": [f"{METRIC[k].label} {METRIC[k].format(run.metrics[k])}" for k in SUMMARY
+                    if isinstance(run.metrics.get(k), (int, float))],
         "decoder": decoder_layers(model.decoder),
         "points": {"n": len(z), "total": total, "z": _b64(z), "y": _b64(y.astype(np.uint16)), "pixels": _b64(pixels.astype(np.uint8))},
         "charts": [_chart_data(c, z) for c in charts],
+        "view3d": None if embedding is None else _view3d_data(embedding, z),
     }
 
 
@@ -117,19 +123,17 @@ def _charts(geometry) -> list:
 def _chart_data(chart, z: np.ndarray) -> dict:
     uv = chart.to_map(torch.as_tensor(z)).numpy().astype(np.float32)
     (u0, u1), (v0, v1) = map_limits(chart, uv)  # unbounded: every point visible, with a margin
-    return {"name": chart.name, "labels": [_plain(s) for s in chart.labels],
+    return {"name": chart.name, "labels": [plain_label(s) for s in chart.labels],
             "bounded": chart.extent is not None, "extent": [[float(u0), float(u1)], [float(v0), float(v1)]],
             "yDown": chart.y_down, "uv": _b64(uv)}
 
 
-_TEX = {r"\phi": "φ", r"\theta": "θ", "_1": "₁", "_2": "₂", "_3": "₃", "$": ""}
-
-
-def _plain(label: str) -> str:
-    """Matplotlib's mathtext labels as plain Unicode for HTML."""
-    for tex, text in _TEX.items():
-        label = label.replace(tex, text)
-    return label
+def _view3d_data(embedding, z: np.ndarray) -> dict:
+    points = embedding.to_3d(torch.as_tensor(z)).numpy().astype(np.float32)
+    return {"title": embedding.title, "radius": embedding.radius, "surface": embedding.is_surface,
+            "axisLabels": [plain_label(a) for a in embedding.axis_labels],
+            "wireframe": [[list(p) for p in line] for line in embedding.wireframe],
+            "marks": [[text, list(at)] for text, at in embedding.marks], "points": _b64(points)}
 
 
 def _escape(text: str) -> str:

@@ -1,0 +1,117 @@
+"""A run's data as a spec: where it comes from, its image size, and the transforms that derive it.
+
+The spec is stored in the run's ``config.json`` (its ``data``, ``image_size`` and ``transforms`` settings), so any
+derived data set is rebuilt identically from the run folder. A transform is written ``NAME:KEY=VALUE:KEY=VALUE``
+(lists comma-separated), e.g. ``holdout:classes=3,5``; ``TRANSFORMS`` is the explicit registry, and adding one is a
+small :class:`Transform` subclass and one entry there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from ..errors import LatentAtlasError
+from .dataset import Dataset
+
+
+class Transform:
+    """A deterministic change to a :class:`Dataset`; subclasses set ``name`` and ``keys`` (the parameters, each
+    with its parser) and implement :meth:`apply`."""
+
+    name: ClassVar[str]
+    keys: ClassVar[dict[str, type]]
+
+    def __init__(self, **params):
+        self.params = params
+
+    def apply(self, dataset: Dataset) -> Dataset:
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        """The canonical spelling, as stored in config.json."""
+        def text(v):
+            return ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
+
+        return ":".join([self.name, *(f"{k}={text(self.params[k])}" for k in self.keys)])
+
+
+class HoldOut(Transform):
+    """Train without the given classes; the test set keeps them (for novelty detection and unseen-class maps)."""
+
+    name = "holdout"
+    keys = {"classes": tuple}
+
+    def __init__(self, classes: tuple[int, ...]):
+        if not classes:
+            raise LatentAtlasError("holdout: give at least one class, e.g. holdout:classes=3")
+        super().__init__(classes=tuple(sorted(set(classes))))
+
+    def apply(self, dataset: Dataset) -> Dataset:
+        classes = self.params["classes"]
+        present = set(np.unique(dataset.y_train).tolist())
+        unknown = [c for c in classes if c not in present]
+        if unknown:
+            raise LatentAtlasError(f"{self}: no class {unknown[0]} in {dataset.name}: its classes are "
+                                   f"{', '.join(map(str, sorted(present)))}")
+        if set(classes) >= present:
+            raise LatentAtlasError(f"{self}: holding out every class of {dataset.name} leaves nothing to train on")
+        keep = ~np.isin(dataset.y_train, classes)
+        return dataclasses.replace(dataset, name=f"{dataset.name}+{self}", x_train=dataset.x_train[keep],
+                                   y_train=dataset.y_train[keep])
+
+
+TRANSFORMS: dict[str, type[Transform]] = {
+    HoldOut.name: HoldOut,
+}
+
+
+def parse_transform(text: str) -> Transform:
+    """A transform from its spelling ``NAME:KEY=VALUE...``; anything else is refused in one line."""
+    if not isinstance(text, str) or not text.strip():
+        raise LatentAtlasError(f"transform {text!r}: write it as NAME:KEY=VALUE, e.g. holdout:classes=3")
+    name, *pairs = text.strip().split(":")
+    cls = TRANSFORMS.get(name)
+    if cls is None:
+        raise LatentAtlasError(f"unknown transform {name!r}: choose one of {', '.join(TRANSFORMS)}")
+    params = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or key not in cls.keys:
+            raise LatentAtlasError(f"transform {text!r}: {pair!r} is not KEY=VALUE with KEY one of "
+                                   f"{', '.join(cls.keys)}")
+        params[key] = _parse_value(text, key, value, cls.keys[key])
+    missing = [k for k in cls.keys if k not in params]
+    if missing:
+        raise LatentAtlasError(f"transform {text!r}: give {', '.join(missing)} (e.g. {name}:{missing[0]}=...)")
+    return cls(**params)
+
+
+def _parse_value(text: str, key: str, value: str, kind: type):
+    try:
+        if kind is tuple:
+            return tuple(int(v) for v in value.split(",") if v.strip())
+        return kind(value)
+    except ValueError:
+        wanted = "comma-separated integers" if kind is tuple else kind.__name__
+        raise LatentAtlasError(f"transform {text!r}: {key}={value!r} must be {wanted}") from None
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where a run's data come from and how they are derived: ``load()`` gives the same data set every time."""
+
+    source: str  # a name in SOURCES or a path
+    image_size: int | None = None  # folders of images: resize to image_size x image_size
+    transforms: tuple[str, ...] = ()  # applied in order, each as parse_transform reads it
+
+    def load(self) -> Dataset:
+        from .sources import load_dataset
+
+        dataset = load_dataset(self.source, image_size=self.image_size)
+        for text in self.transforms:
+            dataset = parse_transform(text).apply(dataset)
+        return dataset

@@ -1,0 +1,25 @@
+"""The training objective and its explicit registry of terms.
+
+Adding a term is one new file with a :class:`Term` subclass (its ``from_config`` says when a run's settings ask for
+it) and one entry in ``TERMS``; its settings are lines in ``latentatlas.config.RunConfig``.
+"""
+
+from __future__ import annotations
+
+from .base import Batch, Objective, Term
+from .kl import KL
+from .reconstruction import KINDS, Reconstruction, bce, metric_name, mse
+
+TERMS: tuple[type[Term], ...] = (
+    Reconstruction,
+    KL,
+)
+
+
+def build_objective(cfg, geometry) -> Objective:
+    """The objective a resolved run config asks for, for a model with this ``geometry``."""
+    return Objective([t for cls in TERMS if (t := cls.from_config(cfg, geometry)) is not None])
+
+
+__all__ = ["KINDS", "TERMS", "Batch", "KL", "Objective", "Reconstruction", "Term", "bce", "build_objective",
+           "metric_name", "mse"]
