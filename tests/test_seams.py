@@ -1,7 +1,6 @@
 """The seams the next features build on: the objective, the latent contract, the settings table, the trainer's
 factory and callbacks, the data spec, the metrics table, and run folders of the previous version."""
 
-import dataclasses
 import inspect
 import shutil
 from pathlib import Path
@@ -15,7 +14,7 @@ from torch import Tensor
 from latentatlas import Autoencoder
 from latentatlas.cli import main, train
 from latentatlas.config import SETTINGS, RunConfig
-from latentatlas.data import Dataset, DataSpec, parse_transform
+from latentatlas.data import DataSpec, parse_transform
 from latentatlas.errors import LatentAtlasError
 from latentatlas.geometries import GEOMETRIES, Geometry, Posterior
 from latentatlas.losses import Batch, Objective, Term, build_objective

@@ -10,6 +10,6 @@ from .readers import load_idx_folder, load_image_folder, load_npy_folder, load_n
 from .sources import (FashionMNIST, MNIST, SOURCES, available_datasets, cache_dir, data_reference, load_dataset)
 from .spec import TRANSFORMS, DataSpec, Transform, parse_transform
 
-__all__ = ["MNIST", "SOURCES", "TRANSFORMS", "DataSpec", "Dataset", "FashionMNIST", "Transform",
+__all__ = ["MNIST", "SOURCES", "TRANSFORMS", "DataSpec", "Dataset", "FashionMNIST", "Transform", "parse_transform",
            "available_datasets", "cache_dir", "check_pixels", "data_reference", "load_dataset", "load_idx_folder",
            "load_image_folder", "load_npy_folder", "load_npz", "parse_idx", "read_idx"]

@@ -15,7 +15,7 @@ import types
 import typing
 from pathlib import Path
 
-from ..config import RunConfig
+from ..config import SETTINGS, RunConfig, setting_type
 from ..errors import LatentAtlasError
 
 
@@ -60,10 +60,7 @@ class Spec:
 
     def config(self, params: dict) -> RunConfig:
         """The run config of one trial: the fixed settings with the trial's ``params`` over them."""
-        values = {**self.fixed, **params}
-        if values.get("hidden_sizes") is not None:
-            values["hidden_sizes"] = tuple(values["hidden_sizes"])
-        return RunConfig.from_dict(values)
+        return RunConfig.from_dict({**self.fixed, **params})  # TOML's lists become the tuples RunConfig holds
 
 
 def read_spec(path: str | Path) -> Spec:
@@ -84,7 +81,7 @@ def read_spec(path: str | Path) -> Spec:
         raise LatentAtlasError(f"{path}: [search] and [fixed] must be tables (sections)")
     search, fixed = dict(raw.get("search", {})), raw.get("fixed", {})
     trials = search.pop("trials", raw.get("trials"))  # TOML puts "trials = N" written under [search] inside it
-    fields = {f.name for f in dataclasses.fields(RunConfig)} - {"extra"}
+    fields = {f.name for f in SETTINGS}
     for key in [*search, *fixed]:
         if key not in fields:
             raise LatentAtlasError(f"{path}: unknown setting {key!r}: valid settings are {', '.join(sorted(fields))}")
@@ -123,7 +120,7 @@ def read_spec(path: str | Path) -> Spec:
 
 
 def _check_type(path: Path, where: str, key: str, value) -> None:
-    hint = typing.get_type_hints(RunConfig)[key]
+    hint = setting_type(next(f for f in SETTINGS if f.name == key))
     if not _has_type(value, hint):
         name = hint.__name__ if isinstance(hint, type) else str(hint)
         raise LatentAtlasError(f"{path}: {where} = {json.dumps(value, default=str)} has the wrong type: {key} takes {name}")
