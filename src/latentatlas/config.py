@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from .errors import LatentAtlasError
 
 
-def setting(default, help: str, *, estimator: str | None = "same", **kw):
-    """A field of the settings table: its default and one line of help; ``estimator`` is its name as an estimator
+def setting(default, help: str, *, low=None, above=None, high=None, estimator: str | None = "same"):
+    """A field of the settings table: its default, one line of help, for a number its range (``low`` and ``high``
+    inclusive, ``above`` exclusive; checked by ``RunConfig.validate``), and ``estimator``: its name as an estimator
     parameter ("same", another name, or None for none)."""
-    return field(default=default, metadata={"help": help, "estimator": estimator}, **kw)
+    return field(default=default, metadata={"help": help, "estimator": estimator, "range": (low, above, high)})
 
 
 @dataclass(frozen=True)
@@ -27,21 +28,21 @@ class RunConfig:
     preset: str | None = setting(
         "deep-2d", "Architecture preset (see `latentatlas presets`); none: give hidden_sizes, geometry, latent_dim.")
     hidden_sizes: tuple[int, ...] | None = setting(
-        None, "Encoder widths, e.g. 392,64 (the decoder mirrors them) [default: the preset's].")
+        None, "Encoder widths, e.g. 392,64 (the decoder mirrors them) [default: the preset's].", low=1)
     geometry: str | None = setting(None, "Latent geometry: euclidean or sphere [default: the preset's].")
     latent_dim: int | None = setting(None, "Latent dimension (the sphere: of the space it sits in) [default: the "
-                                           "preset's].")
+                                           "preset's].", low=1)
     loss: str = setting("bce", "Reconstruction loss: bce (the tutorial's) or mse.")
-    beta: float = setting(1.0, "Weight of the KL term; variational geometries only (1: the ELBO).")
-    kl_warmup: int = setting(0, "Epochs over which the KL weight rises linearly to beta; 0: none.")
-    epochs: int = setting(10, "Passes over the training set.")
-    batch_size: int = setting(128, "Samples per step.")
-    lr: float = setting(1e-3, "Adam's learning rate (the tutorial's 1e-3).")
-    seed: int = setting(0, "Seeds weights and shuffling: same seed, same machine, identical weights.",
+    beta: float = setting(1.0, "Weight of the KL term; variational geometries only (1: the ELBO).", low=0)
+    kl_warmup: int = setting(0, "Epochs over which the KL weight rises linearly to beta; 0: none.", low=0)
+    epochs: int = setting(10, "Passes over the training set.", low=1)
+    batch_size: int = setting(128, "Samples per step.", low=1)
+    lr: float = setting(1e-3, "Adam's learning rate (the tutorial's 1e-3).", above=0, high=1)
+    seed: int = setting(0, "Seeds weights and shuffling: same seed, same machine, identical weights.", low=0,
                         estimator="random_state")
     data: str = setting("mnist-5k", "Data set name or path (see `latentatlas datasets`); mnist-5k works offline.",
                         estimator=None)
-    image_size: int | None = setting(None, "Folders of images: resize each to N x N pixels.", estimator=None)
+    image_size: int | None = setting(None, "Folders of images: resize each to N x N pixels.", low=1, estimator=None)
     transforms: tuple[str, ...] = setting(
         (), "Data transforms applied in order, as NAME:KEY=VALUE (e.g. holdout:classes=3,5).", estimator=None)
     device: str = setting("auto", "auto (CUDA when available, else CPU), cpu, cuda or cuda:N.")
@@ -77,19 +78,9 @@ class RunConfig:
         _check_choice("geometry", self.geometry, GEOMETRIES)
         _check_choice("loss", self.loss, KINDS)
         _check_choice("precision", self.precision, ("auto", "fp32", "bf16"))
-        for name in ("epochs", "batch_size"):
-            _check_int(name, getattr(self, name), low=1)
-        _check_int("latent_dim", self.latent_dim, low=1)
-        _check_int("seed", self.seed, low=0)
-        _check_int("kl_warmup", self.kl_warmup, low=0)
-        if self.image_size is not None:
-            _check_int("image_size", self.image_size, low=1)
-        for width in self.hidden_sizes:
-            _check_int("hidden_sizes", width, low=1)
-        if not (_is_number(self.lr) and math.isfinite(self.lr) and 0 < self.lr <= 1):
-            raise LatentAtlasError(f"lr={self.lr!r} is out of range: it must be a number in (0, 1]")
-        if not (_is_number(self.beta) and math.isfinite(self.beta) and self.beta >= 0):
-            raise LatentAtlasError(f"beta={self.beta!r} is out of range: it must be a number >= 0")
+        for f in SETTINGS:
+            if f.metadata["range"] != (None, None, None):
+                _check_range(f, getattr(self, f.name))
         for text in self.transforms:
             parse_transform(text)
         get_geometry(self.geometry, self.latent_dim)  # the geometry rejects a dimension it cannot take
@@ -131,6 +122,24 @@ def setting_type(f: dataclasses.Field):
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_range(f: dataclasses.Field, value) -> None:
+    """A number setting (or each number of a tuple) against the table's range; None passes where it is allowed."""
+    kind = setting_type(f)
+    if value is None and type(None) in typing.get_args(kind):
+        return
+    low, above, high = f.metadata["range"]
+    if int in (kind, *typing.get_args(kind)) or kind == (tuple[int, ...] | None):
+        for v in (value if isinstance(value, tuple) else (value,)):
+            _check_int(f.name, v, low=low)
+        return
+    ok = _is_number(value) and math.isfinite(value) and (low is None or value >= low) and (
+        above is None or value > above) and (high is None or value <= high)
+    if not ok:
+        lo = f"({above}" if above is not None else f"[{low}" if low is not None else "(-inf"
+        allowed = f"in {lo}, {high}]" if high is not None else f">= {low}" if low is not None else f"> {above}"
+        raise LatentAtlasError(f"{f.name}={value!r} is out of range: it must be a number {allowed}")
 
 
 def _check_choice(name: str, value, choices) -> None:
