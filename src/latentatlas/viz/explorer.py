@@ -50,10 +50,11 @@ def explorer_html(run: Run, dataset, max_points: int = MAX_POINTS) -> str:
     embedding = run.model.geometry.embedding_3d()
     view3d = "" if embedding is None else f"to3d: {embedding.js_to_3d},\npick: {embedding.js_pick or 'null'}"
     web = resources.files("latentatlas") / "viz" / "web"
+    script = (web / "explorer.js").read_text().replace("/*__VIEWS__*/", (web / "views.js").read_text())  # one closure
     page = (web / "explorer.html").read_text()
     replacements = {"__CSP__": CSP, "__TITLE__": _escape(run.path.name), "/*__STYLE__*/": (web / "explorer.css").read_text(),
                     "/*__DATA__*/null": _script_json(data), "/*__CHARTS__*/": inverses, "/*__VIEW3D__*/": view3d,
-                    "/*__SCRIPT__*/": (web / "explorer.js").read_text()}
+                    "/*__SCRIPT__*/": script}
     return re.sub("|".join(re.escape(k) for k in replacements), lambda m: replacements[m.group(0)], page)
 
 
