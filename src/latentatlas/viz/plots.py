@@ -67,6 +67,12 @@ def loss_curves(history: list[dict]):
     ax.plot(epochs, [r["train_loss"] for r in history], "o-", label="train (mean over the epoch's batches)")
     if history and "test_loss" in history[0]:
         ax.plot(epochs, [r["test_loss"] for r in history], "s-", label="test")
+    # An objective of several terms: each one's train curve too, unweighted, by its name.
+    names = list(history[-1].get("terms", {}).get("train", {})) if history else []
+    if len(names) > 1:
+        for name in names:
+            ax.plot(epochs, [r.get("terms", {}).get("train", {}).get(name) for r in history], "--",
+                    label=f"train: {name} (unweighted)")
     ax.set(xlabel="epoch", ylabel="loss per pixel", title="Loss")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
