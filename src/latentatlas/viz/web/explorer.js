@@ -1,5 +1,5 @@
 // latentatlas explorer: decodes the latent point under the mouse with the run's own decoder, in the page.
-// Everything it needs is in the JSON block above (written by latentatlas/explorer.py); it fetches nothing.
+// Everything it needs is in the JSON block above (written by latentatlas/viz/explorer.py); it fetches nothing.
 "use strict";
 (function () {
   const D = JSON.parse(document.getElementById("atlas-data").textContent);
