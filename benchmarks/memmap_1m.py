@@ -44,8 +44,8 @@ def make_folder(folder: Path) -> None:
 
 def one_epoch(x, label: str) -> dict:
     cfg = resolve_runtime(RunConfig(preset="deep-2d", epochs=1, data="1m"))
-    trainer = build_trainer(cfg, 784, progress=False)
     flat = x.reshape(len(x), -1)
+    trainer = build_trainer(cfg, flat, progress=False)
     with peak_rss() as rss:
         t0 = time.perf_counter()
         trainer.fit(flat)

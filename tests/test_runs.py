@@ -13,7 +13,7 @@ from latentatlas.runs import evaluate_run, load_run, train_run
 
 RUN_FILES = ["config.json", "model.safetensors", "history.json", "metrics.json", "latents.npz", "manifest.json",
              "checkpoint.safetensors", "checkpoint.json"]
-METRIC_KEYS = ["n_params", "bce_test", "mse_test", "knn1", "knn5", "trustworthiness", "train_seconds", "epochs"]
+METRIC_KEYS = ["n_params", "bce_test", "mse_test", "knn1", "knn5", "trustworthiness", "continuity", "train_seconds", "epochs"]
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_run_folder_contents(sphere_run):
     assert list(metrics) == METRIC_KEYS
     assert metrics["n_params"] == 692_264 and metrics["epochs"] == 2
     assert 0 < metrics["bce_test"] < 0.7 and 0 < metrics["mse_test"] < 0.25
-    assert 0.1 < metrics["knn5"] <= 1 and 0.5 < metrics["trustworthiness"] <= 1
+    assert 0.1 < metrics["knn5"] <= 1 and 0.5 < metrics["trustworthiness"] <= 1 and 0.5 < metrics["continuity"] <= 1
     config = json.loads((sphere_run.path / "config.json").read_text())
     assert config["hidden_sizes"] == [392, 96] and config["geometry"] == "sphere" and config["device"] == "cpu"
     manifest = json.loads((sphere_run.path / "manifest.json").read_text())["files"]
@@ -125,6 +125,7 @@ def test_non_finite_loss_keeps_the_last_good_checkpoint(tmp_path, small, monkeyp
     class Poisoned:
         def __init__(self, objective):
             self.objective = objective
+            self.batch_sampler = objective.batch_sampler
 
         def loss_fn(self):
             fn = self.objective.loss_fn()
@@ -137,7 +138,7 @@ def test_non_finite_loss_keeps_the_last_good_checkpoint(tmp_path, small, monkeyp
 
             return loss_fn
 
-    monkeypatch.setattr(runs, "build_objective", lambda cfg, geometry: Poisoned(good(cfg, geometry)))
+    monkeypatch.setattr(runs, "build_objective", lambda *args: Poisoned(good(*args)))
     out = tmp_path / "r"
     with pytest.raises(LatentAtlasError, match="non-finite at epoch 2, batch 3.*checkpoint is kept"):
         train_run(RunConfig(preset="deep-2d", epochs=3), out, dataset=small, progress=False)

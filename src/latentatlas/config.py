@@ -35,6 +35,9 @@ class RunConfig:
     loss: str = setting("bce", "Reconstruction loss: bce (the tutorial's) or mse.")
     beta: float = setting(1.0, "Weight of the KL term; variational geometries only (1: the ELBO).", low=0)
     kl_warmup: int = setting(0, "Epochs over which the KL weight rises linearly to beta; 0: none.", low=0)
+    ne_weight: float = setting(0.0, "Weight of the neighbour-embedding term (maps that keep input-space "
+                                    "neighbours together); 0: off.", low=0)
+    ne_k: int = setting(15, "Neighbours per sample in the neighbour-embedding term's graph.", low=1)
     epochs: int = setting(10, "Passes over the training set.", low=1)
     batch_size: int = setting(128, "Samples per step.", low=1)
     lr: float = setting(1e-3, "Adam's learning rate (the tutorial's 1e-3).", above=0, high=1)

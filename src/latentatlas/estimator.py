@@ -89,7 +89,7 @@ __SETTINGS__
         device = torch.device(cfg.device)
         cuda = [torch.cuda.current_device() if device.index is None else device.index] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):  # the trainer seeds torch's global RNG: give the caller's back
-            trainer = build_trainer(cfg, X.shape[1], progress=bool(self.verbose))
+            trainer = build_trainer(cfg, X, progress=bool(self.verbose))
             trainer.fit(X)
         self.model_ = trainer.model.eval()
         self.config_ = cfg

@@ -82,14 +82,18 @@ def resolve_runtime(cfg: RunConfig) -> RunConfig:
                                precision=pick_precision(cfg.precision, device))
 
 
-def build_trainer(cfg: RunConfig, n_features: int, callbacks=(), progress: bool | None = None) -> Trainer:
-    """The one training code path shared by the CLI, run folders and the estimator; ``cfg`` from resolve_runtime."""
+def build_trainer(cfg: RunConfig, x_train, callbacks=(), progress: bool | None = None) -> Trainer:
+    """The one training code path shared by the CLI, run folders and the estimator; ``cfg`` from resolve_runtime.
+
+    ``x_train`` (N, n_features) is the training set the trainer will be given: terms of the objective that need it
+    (a neighbour graph) are built from it, and they may draw the batches too.
+    """
     torch.manual_seed(cfg.seed)
-    model = AutoencoderNet.from_config(cfg, n_features)
-    objective = build_objective(cfg, model.geometry)
+    model = AutoencoderNet.from_config(cfg, int(np.prod(x_train.shape[1:])))
+    objective = build_objective(cfg, model.geometry, x_train)
     return Trainer(model, objective.loss_fn(), epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed,
-                   device=cfg.device, precision=cfg.precision, optimizer_factory=Adam(cfg.lr), callbacks=callbacks,
-                   progress=progress)
+                   device=cfg.device, precision=cfg.precision, optimizer_factory=Adam(cfg.lr),
+                   batch_sampler=objective.batch_sampler(cfg.batch_size), callbacks=callbacks, progress=progress)
 
 
 def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resume: bool = False,
@@ -105,13 +109,13 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
     dataset = cfg.data_spec.load() if dataset is None else dataset
     if tensorboard is not None:
         check_writable(tensorboard, folder=True)
+    # The trainer first: terms that refuse the data (a neighbour graph's k) do so before the folder is touched.
+    trainer = build_trainer(cfg, dataset.flat("train")[0], [CheckpointCallback(out), *callbacks], progress)
     start_state = _prepare_folder(out, cfg, overwrite=overwrite, resume=resume)
     if tensorboard is not None:
         from .viz.tensorboard import TensorBoardCallback
 
-        callbacks = [*callbacks, TensorBoardCallback(tensorboard, dataset)]
-
-    trainer = build_trainer(cfg, dataset.n_features, [CheckpointCallback(out), *callbacks], progress)
+        trainer.callbacks = [*trainer.callbacks, TensorBoardCallback(tensorboard, dataset)]
     model = trainer.model
     start_epoch = 0
     if start_state is not None:

@@ -52,6 +52,23 @@ class Adam:
         return torch.optim.Adam(params, lr=self.lr, **_fast_adam_kwargs(params[0].device)), None
 
 
+@dataclass(frozen=True)
+class Shuffle:
+    """The default batches: each epoch a permutation of the samples, cut into batches of ``batch_size``.
+
+    A batch sampler is called with the number of samples and the epoch's generator and returns the epoch's index
+    batches; ``n_batches(n)`` says how many it will return.
+    """
+
+    batch_size: int
+
+    def n_batches(self, n: int) -> int:
+        return math.ceil(n / self.batch_size)
+
+    def __call__(self, n: int, generator: torch.Generator) -> list[Tensor]:
+        return list(torch.randperm(n, generator=generator).split(self.batch_size))
+
+
 @dataclass
 class Callback:
     """Hooks the trainer calls; subclass and override what you need. Set ``trainer.stop_training = True`` to end
@@ -77,6 +94,7 @@ class Trainer:
     device: str = "cpu"
     precision: str = "fp32"  # "fp32" or "bf16" (autocast, fp32 master weights); resolve "auto" with pick_precision
     optimizer_factory: Callable = field(default_factory=Adam)
+    batch_sampler: Callable | None = None  # None: Shuffle(batch_size)
     eval_batch_size: int = 4096
     callbacks: Sequence[Callback] = ()
     progress: bool | None = None  # None: a bar only when writing to a terminal
@@ -88,27 +106,27 @@ class Trainer:
         self.optimizer = self.scheduler = None  # made by the factory once the number of steps is known
         self.stop_training = False
         self._pending_state: dict | None = None
+        if self.batch_sampler is None:
+            self.batch_sampler = Shuffle(self.batch_size)
 
     def fit(self, x_train, x_eval=None, start_epoch: int = 0) -> list[dict]:
         """Train from ``start_epoch`` to ``epochs``; ``x_*`` are (N, D) uint8 or floats in [0, 1]."""
         x_train = self._to_device(x_train)
         x_eval = None if x_eval is None else self._to_device(x_eval)
         n = x_train.shape[0]
-        n_batches = math.ceil(n / self.batch_size)
+        n_batches = self.batch_sampler.n_batches(n)
         self._build_optimizer(self.epochs * n_batches)
         self.stop_training = False
         bar = tqdm(total=(self.epochs - start_epoch) * n_batches, disable=quiet(self.progress), unit="batch",
                    dynamic_ncols=True, leave=False)
         for epoch in range(start_epoch, self.epochs):
             t0 = time.perf_counter()
-            gen = seed_epoch(self.seed, epoch)
-            perm = torch.randperm(n, generator=gen).to(self.device)
+            batches = [b.to(self.device) for b in self.batch_sampler(n, seed_epoch(self.seed, epoch))]
             self.model.train()
             sums, names = None, []
             first_bad = torch.full((), -1, device=self.device, dtype=torch.long)
             done = 0
-            for b in range(n_batches):
-                index = perm[b * self.batch_size : (b + 1) * self.batch_size]
+            for b, index in enumerate(batches):
                 batch = Batch(to_unit_float(x_train.index_select(0, index)), index, epoch)
                 with self._autocast():
                     loss, parts = _loss_and_parts(self.loss_fn(self.model, batch))

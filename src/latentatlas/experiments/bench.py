@@ -71,7 +71,7 @@ def benchmark(preset: str, dataset, epochs: int = 10, batch_size: int = 128, see
                dynamic_ncols=True, mininterval=0)  # one tick an epoch: draw every one
     # latentatlas first: the reference's float copies would otherwise linger in the allocator during our run.
     with peak_rss() as rss:
-        trainer = build_trainer(cfg, dataset.n_features, callbacks=[_Tick(bar)], progress=False)
+        trainer = build_trainer(cfg, x_train, callbacks=[_Tick(bar)], progress=False)
         t0 = time.perf_counter()
         trainer.fit(x_train, x_test)
         _sync(cfg.device)

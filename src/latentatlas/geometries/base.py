@@ -149,6 +149,16 @@ class Geometry(nn.Module):
     def has_prior(self) -> bool:
         return type(self).sample_prior is not Geometry.sample_prior
 
+    # The similarity kernel of neighbour embedding: q = 1 / (1 + kernel_scale * d^2), heavy-tailed as t-SNE's
+    # Cauchy kernel. A bounded space overrides the scale: on the unit sphere d^2 = 2 (1 - cos angle) is at most 4.
+    kernel_scale: ClassVar[float] = 1.0
+
+    def log_similarity(self, z: Tensor) -> Tensor:
+        """(B, dim) -> (B, B) log q between every two points, for a neighbour-embedding term; ``d`` is the distance
+        between the points as the decoder sees them (on the sphere the chord, a function of the angle)."""
+        d2 = (z.square().sum(-1, keepdim=True) + z.square().sum(-1) - 2 * z @ z.T).clamp(min=0)  # (B, B)
+        return -torch.log1p(self.kernel_scale * d2)
+
     def charts(self) -> tuple[Chart, ...]:
         """The 2-D maps of this space that plots can draw; empty when there is none."""
         return ()

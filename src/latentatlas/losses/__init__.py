@@ -8,18 +8,20 @@ from __future__ import annotations
 
 from .base import Batch, Objective, Term
 from .kl import KL
+from .neighbours import NeighbourEmbedding
 from .reconstruction import KINDS, Reconstruction, bce, metric_name, mse
 
 TERMS: tuple[type[Term], ...] = (
     Reconstruction,
     KL,
+    NeighbourEmbedding,
 )
 
 
-def build_objective(cfg, geometry) -> Objective:
-    """The objective a resolved run config asks for, for a model with this ``geometry``."""
-    return Objective([t for cls in TERMS if (t := cls.from_config(cfg, geometry)) is not None])
+def build_objective(cfg, geometry, x_train=None) -> Objective:
+    """The objective a resolved run config asks for, for a model with this ``geometry`` trained on ``x_train``."""
+    return Objective([t for cls in TERMS if (t := cls.from_config(cfg, geometry, x_train)) is not None])
 
 
-__all__ = ["KINDS", "TERMS", "Batch", "KL", "Objective", "Reconstruction", "Term", "bce", "build_objective",
+__all__ = ["KINDS", "TERMS", "Batch", "KL", "NeighbourEmbedding", "Objective", "Reconstruction", "Term", "bce", "build_objective",
            "metric_name", "mse"]

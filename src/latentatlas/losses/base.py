@@ -40,7 +40,8 @@ class Term(nn.Module):
         self.weight = weight
 
     @classmethod
-    def from_config(cls, cfg, geometry) -> Term | None:
+    def from_config(cls, cfg, geometry, x_train=None) -> Term | None:
+        """The term a resolved run config asks for, or None; ``x_train`` is the training set where one is known."""
         raise NotImplementedError
 
     def weight_at(self, epoch: int) -> float:
@@ -79,6 +80,11 @@ class Objective(nn.Module):
             weighted = value * term.weight_at(batch.epoch)
             total = weighted if total is None else total + weighted
         return total, parts
+
+    def batch_sampler(self, batch_size: int):
+        """The batches a term needs drawn (a neighbour term: samples with their neighbours), or None: shuffled."""
+        samplers = [s for t in self.terms if (s := getattr(t, "batch_sampler", None)) is not None]
+        return samplers[0](batch_size) if samplers else None
 
     def loss_fn(self):
         """The trainer's ``loss_fn(model, batch)``: run the model on the batch's inputs and score its output."""

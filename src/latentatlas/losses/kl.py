@@ -22,7 +22,7 @@ class KL(Term):
         self.warmup_epochs = warmup_epochs
 
     @classmethod
-    def from_config(cls, cfg, geometry) -> KL | None:
+    def from_config(cls, cfg, geometry, x_train=None) -> KL | None:
         return cls(cfg.beta, cfg.kl_warmup) if geometry.variational else None  # a point mass has no KL to weigh
 
     def weight_at(self, epoch: int) -> float:

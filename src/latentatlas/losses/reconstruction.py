@@ -42,7 +42,7 @@ class Reconstruction(Term):
         self.fn = KINDS[kind]
 
     @classmethod
-    def from_config(cls, cfg, geometry) -> Reconstruction:
+    def from_config(cls, cfg, geometry, x_train=None) -> Reconstruction:
         return cls(cfg.loss)
 
     def forward(self, batch: Batch, out) -> Tensor:

@@ -1,0 +1,173 @@
+"""The neighbour graph against brute force (a full distance matrix, scikit-learn), its cache, and its refusals."""
+
+import numpy as np
+import pytest
+from sklearn.neighbors import NearestNeighbors
+
+from latentatlas import graph
+from latentatlas.data import load_dataset
+from latentatlas.errors import LatentAtlasError
+from latentatlas.graph import knn_graph
+
+
+def brute(x, k):
+    """Oracle: a full distance matrix in exact integers (8-bit levels) or float64, ties to the lower index."""
+    x = x.reshape(len(x), -1)
+    v = x.astype(np.int64) if x.dtype == np.uint8 else x.astype(np.float64)
+    d = np.stack([((v - row) ** 2).sum(1) for row in v])  # (N, N), by differences: no cancellation
+    np.fill_diagonal(d, np.iinfo(np.int64).max if d.dtype == np.int64 else np.inf)
+    return np.argsort(d, axis=1, kind="stable")[:, :k]  # a stable sort keeps equal distances in index order
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits").x_train  # (1437, 8, 8) uint8, 17 grey levels: many exactly tied distances
+
+
+@pytest.fixture(scope="module")
+def digits_10nn(digits):
+    return brute(digits, 10)  # its first columns are the graph for a smaller k
+
+
+@pytest.mark.parametrize("features", [1, 3, 20])  # below 8 features the float64 product path runs
+@pytest.mark.parametrize("chunk", [3, 1024])  # 3: many tiles, some ragged
+def test_random_data_equals_brute_force(features, chunk):
+    rng = np.random.default_rng(features)
+    x = rng.integers(0, 256, (100, features), dtype=np.uint8)
+    want = brute(x, 6)
+    assert np.array_equal(knn_graph(x, 6, cache_dir=False, chunk=chunk), want)
+    # floats on the 1/255 grid are the same pixels, so the same exact integer distances and ties
+    assert np.array_equal(knn_graph(x / np.float32(255), 6, cache_dir=False, chunk=chunk), want)
+    off_grid = rng.random((100, features), dtype=np.float32)
+    assert np.array_equal(knn_graph(off_grid, 6, cache_dir=False, chunk=chunk), brute(off_grid, 6))
+
+
+def test_digits_equal_brute_force_and_scikit_learn(digits, digits_10nn):
+    want = digits_10nn
+    got = knn_graph(digits, 10, cache_dir=False)
+    assert got.shape == (1437, 10) and got.dtype == np.int64
+    assert np.array_equal(got, want)
+    # several row and column tiles (100 x 800), and float pixels, give the same graph
+    assert np.array_equal(knn_graph(digits, 10, cache_dir=False, chunk=100), want)
+    assert np.array_equal(knn_graph(digits.astype(np.float32) / 255, 10, cache_dir=False, chunk=100), want)
+    # an independent oracle: scikit-learn's distances (it breaks ties its own way, so only distances are compared)
+    flat = digits.reshape(len(digits), -1) / 255.0
+    dist, _ = NearestNeighbors(algorithm="brute").fit(flat).kneighbors(n_neighbors=10)
+    np.testing.assert_allclose(np.linalg.norm(flat[got] - flat[:, None], axis=-1), dist, atol=1e-9)
+
+
+def test_ties_go_to_the_lower_index_whatever_the_tiles():
+    x = np.array([[5], [0], [10], [5], [0], [10], [5]], dtype=np.uint8)
+    for chunk in (1, 2, 3, 1024):
+        g = knn_graph(x, 4, cache_dir=False, chunk=chunk)
+        assert g[0].tolist() == [3, 6, 1, 2]  # two copies of itself, then 0 and 10 at the same distance: 1 before 2
+        assert g[1].tolist() == [4, 0, 3, 6]
+
+
+def test_a_memory_map_is_read_as_it_is(tmp_path, digits, digits_10nn):
+    np.save(tmp_path / "x.npy", digits.reshape(len(digits), -1))
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")  # read-only
+    assert np.array_equal(knn_graph(mapped, 5, cache_dir=tmp_path / "graphs", chunk=300), digits_10nn[:, :5])
+    # the same bytes hit the same cache entry, whatever holds them
+    assert len(list((tmp_path / "graphs").iterdir())) == 1
+    knn_graph(digits, 5, cache_dir=tmp_path / "graphs")
+    assert len(list((tmp_path / "graphs").iterdir())) == 1
+
+
+def test_cache_hits_and_misses(tmp_path, monkeypatch, digits):
+    computed = []
+    exact = graph._exact
+
+    def counting(*args):
+        computed.append(args[1])
+        return exact(*args)
+
+    monkeypatch.setattr(graph, "_exact", counting)
+    first = knn_graph(digits, 5, cache_dir=tmp_path)
+    assert computed == [5] and len(list(tmp_path.glob("*.npy"))) == 1
+    assert np.array_equal(knn_graph(digits, 5, cache_dir=tmp_path), first)  # read, not computed
+    assert computed == [5]
+    knn_graph(digits, 6, cache_dir=tmp_path)  # another k
+    changed = digits.copy()
+    changed[100, 3, 4] ^= 1  # one pixel, one level
+    knn_graph(changed, 5, cache_dir=tmp_path)
+    assert computed == [5, 6, 5]
+
+
+def test_a_damaged_cache_file_is_recomputed(tmp_path, monkeypatch, digits):
+    digits = digits[:300]
+    want = knn_graph(digits, 5, cache_dir=tmp_path)
+    (path,) = tmp_path.glob("*.npy")
+    computed = []
+    exact = graph._exact
+    monkeypatch.setattr(graph, "_exact", lambda *args: computed.append(1) or exact(*args))
+    for damage in (lambda: path.write_bytes(path.read_bytes()[:1000]),  # truncated
+                   lambda: path.write_bytes(b"\x00" * 200),  # not an .npy file
+                   lambda: np.save(path, want.astype(np.int32)),  # another dtype
+                   lambda: np.save(path, want[:, :4]),  # another shape
+                   lambda: np.save(path, want + len(want)),  # indices out of range
+                   lambda: np.save(path, np.zeros_like(want))):  # well formed, but sample 0 its own neighbour
+        damage()
+        assert np.array_equal(knn_graph(digits, 5, cache_dir=tmp_path), want)
+    assert len(computed) == 6
+    assert np.array_equal(np.load(path), want)  # and the good graph written back
+
+
+def test_default_cache_folder_and_an_unwritable_one(tmp_path, monkeypatch, digits):
+    monkeypatch.setenv("LATENTATLAS_DATA", str(tmp_path / "data"))
+    knn_graph(digits[:50], 3)
+    assert len(list((tmp_path / "data" / "graphs").glob("knn-*.npy"))) == 1
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.warns(UserWarning, match="not cached"):
+        assert knn_graph(digits[:50], 3, cache_dir=tmp_path / "file").shape == (50, 3)
+
+
+def test_approximate_recall(mnist5k):
+    pytest.importorskip("faiss", reason="the approximate graph needs faiss-cpu (pip install 'latentatlas[graph]')")
+    x = mnist5k.x_train  # (4000, 28, 28)
+    k = 10
+    got = knn_graph(x, k, method="approximate", cache_dir=False)
+    n = len(x)
+    assert got.shape == (n, k) and got.dtype == np.int64
+    assert (got >= 0).all() and (got < n).all() and (got != np.arange(n)[:, None]).all()
+    assert all(len(set(row)) == k for row in got.tolist())
+    exact = knn_graph(x, k, method="exact", cache_dir=False)
+    flat = x.reshape(n, -1).astype(np.int64)
+
+    def dist(idx):
+        return np.stack([((flat[row] - flat[i]) ** 2).sum(1) for i, row in enumerate(idx)])  # (N, k)
+
+    # a neighbour no farther than the k-th exact one is a hit (ties may pick other indices)
+    recall = (dist(got) <= dist(exact)[:, -1:]).mean()
+    assert recall >= 0.9, recall
+
+
+def test_approximate_without_faiss_says_which_extra(monkeypatch, digits):
+    monkeypatch.setitem(__import__("sys").modules, "faiss", None)  # import faiss now raises ImportError
+    with pytest.raises(LatentAtlasError, match=r"pip install 'latentatlas\[graph\]'"):
+        knn_graph(digits, 5, method="approximate", cache_dir=False)
+
+
+@pytest.mark.parametrize(("x", "k", "message"), [
+    (np.zeros((5, 3), np.uint8), 5, r"^k=5 must be smaller than the number of samples \(5\)$"),
+    (np.zeros((5, 3), np.uint8), 9, r"^k=9 must be smaller than the number of samples \(5\)$"),
+    (np.zeros((5, 3), np.uint8), 0, r"^k=0: at least 1"),
+    (np.zeros((5, 3), np.uint8), -2, r"^k=-2: at least 1"),
+    (np.zeros((5, 3), np.uint8), 2.0, r"^k must be a whole number"),
+    (np.zeros((5, 3), np.uint8), True, r"^k must be a whole number"),
+    (np.zeros((5, 3), np.uint8), "3", r"^k must be a whole number"),
+    (np.zeros((0, 3), np.uint8), 1, r"^no samples"),
+    (np.zeros((4, 0), np.uint8), 1, r"^no samples"),
+    (np.zeros(5, np.uint8), 1, r"^no samples"),
+    (np.full((5, 3), 2.0, np.float32), 1, r"must lie in \[0, 1\]"),
+    (np.zeros((5, 3), np.int64), 1, r"give uint8 0..255 or floats in \[0, 1\]"),
+])
+def test_bad_input_is_refused_in_one_line(x, k, message):
+    with pytest.raises(LatentAtlasError, match=message) as e:
+        knn_graph(x, k, cache_dir=False)
+    assert "\n" not in str(e.value)
+
+
+def test_unknown_method_is_refused():
+    with pytest.raises(LatentAtlasError, match="unknown method 'fast': choose auto, exact or approximate"):
+        knn_graph(np.zeros((5, 3), np.uint8), 2, method="fast", cache_dir=False)
