@@ -1,18 +1,30 @@
-"""latentatlas compare: presets + the width-matched control + PCA, mean and spread over seeds, on mnist-5k."""
+"""latentatlas compare: presets + the width-matched control + baselines (PCA, UMAP, t-SNE), mean and spread over
+seeds, on mnist-5k; the baselines' protocol on the digits."""
 
 import csv
 import json
+import sys
+from importlib.util import find_spec
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from sklearn.decomposition import PCA
+from sklearn.manifold import trustworthiness
+from sklearn.neighbors import KNeighborsClassifier
 
 from latentatlas.cli import main
-from latentatlas.experiments.compare import METRICS, format_table, pca_metrics, summary, write_outputs
 from latentatlas.config import RunConfig
 from latentatlas.data import load_dataset
+from latentatlas.errors import LatentAtlasError
+from latentatlas.experiments.baselines import (BASELINES, Baseline, baseline_metrics, fit_baseline, pca_metrics,
+                                               resolve_baselines)
+from latentatlas.experiments.compare import METRICS, compare_runs, format_table, summary, write_outputs
+from latentatlas.metrics import trust_subset
 from latentatlas.runs import train_run
+
+maps = pytest.mark.skipif(find_spec("umap") is None or find_spec("openTSNE") is None,
+                          reason="the maps extra is not installed (pip install latentatlas[maps])")
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +43,8 @@ def test_table_lists_every_model_with_mean_and_sd(compared):
     assert "±" in output and "5-NN" in output and "trust" in output
     rows = {r["model"]: r for r in csv.DictReader((out / "compare.csv").open())}
     assert rows["deep-2d"]["n"] == "2" and rows["pca-2"]["n"] == "1"
+    assert float(rows["pca-2"]["train_seconds_mean"]) > 0  # a baseline's fit time, as a model's training time
+    assert "fitting pca-3 on 4,000 images ..." in output
     assert float(rows["deep-s2"]["bce_test_sd"]) > 0  # two seeds really differ
     values = json.loads((out / "compare.json").read_text())["values"]
     assert len(values["deep-3d"]["knn5"]) == 2
@@ -42,7 +56,7 @@ def test_rerun_reuses_finished_runs(compared):
     out, _ = compared
     before = (out / "deep-2d" / "seed0" / "model.safetensors").stat().st_mtime_ns
     r = CliRunner().invoke(main, ["compare", "--presets", "deep-2d", "--seeds", "1", "--epochs", "1", "--out", str(out),
-                                  "--no-pca"])
+                                  "--baselines", ""])
     assert r.exit_code == 0 and "training" not in r.output
     assert (out / "deep-2d" / "seed0" / "model.safetensors").stat().st_mtime_ns == before
 
@@ -51,7 +65,7 @@ def test_rerun_refuses_a_run_with_other_settings(compared):
     out, _ = compared
     before = (out / "deep-2d" / "seed0" / "model.safetensors").stat().st_mtime_ns
     r = CliRunner().invoke(main, ["compare", "--presets", "deep-2d", "--seeds", "1", "--data", "digits", "--epochs",
-                                  "2", "--out", str(out), "--no-pca"])
+                                  "2", "--out", str(out), "--baselines", ""])
     assert r.exit_code == 2 and "training" not in r.output
     assert str(out / "deep-2d" / "seed0") in r.output and "epochs 1 there, 2 now" in r.output
     assert "data 'mnist-5k' there, 'digits' now" in r.output and "--out" in r.output
@@ -61,7 +75,7 @@ def test_rerun_refuses_a_run_with_other_settings(compared):
 def test_compare_existing_runs(compared):
     out, _ = compared
     r = CliRunner().invoke(main, ["compare", str(out / "deep-2d" / "seed0"), str(out / "deep-2d" / "seed1"),
-                                  "--out", str(out / "again"), "--no-pca"])
+                                  "--out", str(out / "again"), "--baselines", ""])
     assert r.exit_code == 0, r.output
     assert json.loads((out / "again" / "compare.json").read_text())["summary"][0]["n"] == 2
 
@@ -77,12 +91,12 @@ def test_runs_on_other_data_are_other_models(compared, tmp_path):
         "deep-2d data=mnist-5k": "2", "deep-2d data=digits": "1", "pca-2 data=mnist-5k": "1",
         "pca-3 data=mnist-5k": "1", "pca-2 data=digits": "1", "pca-3 data=digits": "1"}
     assert float(rows["pca-2 data=digits"]["n_params_mean"]) == 2 * 64 + 64  # PCA fitted on the digits' own data
-    r = CliRunner().invoke(main, ["compare", seeds[0], seeds[0], "--out", str(tmp_path / "twice"), "--no-pca"])
+    r = CliRunner().invoke(main, ["compare", seeds[0], seeds[0], "--out", str(tmp_path / "twice"), "--baselines", ""])
     assert r.exit_code == 2 and "same settings and seed" in r.output
 
 
 def test_bad_input_trains_nothing(tmp_path):
-    args = ["compare", "--seeds", "1", "--data", "digits", "--epochs", "1", "--no-pca"]
+    args = ["compare", "--seeds", "1", "--data", "digits", "--epochs", "1", "--baselines", ""]
     r = CliRunner().invoke(main, [*args, "--presets", "deep-2d,nope", "--out", str(tmp_path / "a")])
     assert r.exit_code == 2 and "unknown preset 'nope'" in r.output and not (tmp_path / "a").exists()
     (tmp_path / "b" / "deep-3d" / "seed0").mkdir(parents=True)
@@ -91,9 +105,9 @@ def test_bad_input_trains_nothing(tmp_path):
     assert r.exit_code == 2 and "not a run folder" in r.output and not (tmp_path / "b" / "deep-2d").exists()
 
 
-@pytest.mark.parametrize("presets, pca", [("", "--pca"), (" , ", "--no-pca")])
-def test_no_presets(tmp_path, presets, pca):
-    r = CliRunner().invoke(main, ["compare", "--presets", presets, "--seeds", "1", "--data", "digits", pca,
+@pytest.mark.parametrize("presets, baselines", [("", ["--pca"]), (" , ", ["--no-pca"]), ("", ["--baselines", ""])])
+def test_no_presets(tmp_path, presets, baselines):
+    r = CliRunner().invoke(main, ["compare", "--presets", presets, "--seeds", "1", "--data", "digits", *baselines,
                                   "--out", str(tmp_path / "c")])
     assert r.exit_code == 2 and "error: no presets given" in r.output and not (tmp_path / "c").exists()
 
@@ -110,8 +124,7 @@ def test_pca_baseline_against_its_definition():
 
 
 def test_summary_mean_and_sd():
-    rows = summary({"m": {k: [1.0, 3.0] for k in ("n_params", "bce_test", "mse_test", "knn1", "knn5",
-                                                   "trustworthiness", "train_seconds")}})
+    rows = summary({"m": {k: [1.0, 3.0] for k in METRICS}})  # every compared metric of the table
     assert rows[0]["bce_test_mean"] == 2.0 and rows[0]["bce_test_sd"] == pytest.approx(np.sqrt(2))
 
 
@@ -123,3 +136,110 @@ def test_one_seed_has_no_spread(tmp_path):
     write_outputs(results, tmp_path)
     assert json.loads((tmp_path / "compare.json").read_text())["summary"][0]["bce_test_sd"] is None
     assert next(csv.DictReader((tmp_path / "compare.csv").open()))["bce_test_sd"] == ""  # CSV's null
+
+
+# ---- baselines: PCA, UMAP, t-SNE under the models' protocol ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def maps_fitted(digits):
+    """UMAP and t-SNE fitted once each on the digits, seed 0 (UMAP's first fit compiles numba code: ~20 s)."""
+    return {b.name: fit_baseline(b, digits, seed=0) for name in ("umap", "tsne") for b in BASELINES[name]}
+
+
+@maps
+def test_maps_are_scored_by_the_models_protocol(digits, maps_fitted):
+    x_test, y_test = digits.flat("test")
+    y_train = digits.flat("train")[1]
+    idx = trust_subset(len(y_test))
+    for name, fitted in maps_fitted.items():
+        row = baseline_metrics(fitted, digits)
+        assert set(row) == set(METRICS), name  # the keys of a model's row
+        assert row["n_params"] is None and row["bce_test"] is None and row["mse_test"] is None  # no decoder
+        assert row["train_seconds"] == fitted.seconds > 0
+        assert fitted.z_train.shape == (len(y_train), 2) and fitted.z_test.shape == (len(y_test), 2)
+        for k in (1, 5):  # the oracle: scikit-learn on the same embedding, test points against train points
+            expected = KNeighborsClassifier(n_neighbors=k).fit(fitted.z_train, y_train).score(fitted.z_test, y_test)
+            assert row[f"knn{k}"] == expected, name
+        x_sub = x_test[idx].astype(np.float32) / 255
+        assert row["trustworthiness"] == pytest.approx(trustworthiness(x_sub, fitted.z_test[idx], n_neighbors=5),
+                                                       abs=1e-6)
+        assert row["knn5"] > 0.8 and row["trustworthiness"] > 0.9, (name, row)  # chance: 0.1
+
+
+def test_pca_rows_carry_their_fit_time(digits):
+    fitted = fit_baseline(BASELINES["pca"][0], digits)
+    row = baseline_metrics(fitted, digits)
+    assert set(row) == set(METRICS) and row["train_seconds"] == fitted.seconds > 0
+    assert {**row, "train_seconds": None} == pca_metrics(digits, 2)  # the same row as before, plus its fit time
+
+
+@maps
+def test_cli_fits_baselines_for_existing_runs(digits, maps_fitted, tmp_path):
+    run = train_run(RunConfig(preset="shallow-2d", data="digits", epochs=1), tmp_path / "run", plot=False).path
+    out = tmp_path / "cmp"
+    r = CliRunner().invoke(main, ["compare", str(run), "--baselines", "pca,umap", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "fitting umap-2 (seed 0) on 1,437 images ..." in r.output and "fitted umap-2 (seed 0) in" in r.output
+    assert "fitting pca-2 on 1,437 images ..." in r.output and "tsne" not in r.output
+    values = json.loads((out / "compare.json").read_text())["values"]
+    assert list(values) == ["shallow-2d", "pca-2", "pca-3", "umap-2"]
+    umap_row = baseline_metrics(maps_fitted["umap-2"], digits)  # the fixture's fit: same data, same seed
+    for m in ("knn1", "knn5", "trustworthiness"):
+        assert values["umap-2"][m] == [umap_row[m]]  # seeded: the same row again
+    assert values["umap-2"]["bce_test"] == [None] and values["umap-2"]["n_params"] == [None]
+    assert values["umap-2"]["train_seconds"][0] > 0 and values["pca-2"]["train_seconds"][0] > 0
+    rows = {row["model"]: row for row in csv.DictReader((out / "compare.csv").open())}
+    umap_csv = rows["umap-2"]
+    assert umap_csv["n"] == "1" and umap_csv["bce_test_mean"] == "" and umap_csv["n_params_mean"] == ""  # CSV's null
+    assert float(umap_csv["knn5_mean"]) == umap_row["knn5"]
+    table_line = next(line for line in r.output.splitlines() if line.startswith("umap-2"))
+    assert table_line.split()[2:5] == ["-", "-", "-"]  # parameters, BCE, MSE: none without a decoder
+
+
+def test_stochastic_baselines_are_fitted_once_per_seed(compared, monkeypatch):
+    """A seeded baseline (here a seeded random projection) gets one fit per seed of the runs, seeded with it."""
+    def random_projection(x_train, x_test, seed):
+        w = np.random.default_rng(seed).normal(size=(x_train.shape[1], 2))
+        return x_train @ w, x_test @ w, None
+
+    monkeypatch.setitem(BASELINES, "random", (Baseline("random-2", random_projection, seeded=True),))
+    out, _ = compared
+    said = []
+    results, _ = compare_runs([out / "deep-2d" / "seed0", out / "deep-2d" / "seed1"], baselines="random,pca",
+                              echo=said.append)
+    assert list(results) == ["deep-2d", "random-2", "pca-2", "pca-3"]
+    assert len(results["random-2"]["knn5"]) == 2 and len(results["pca-2"]["knn5"]) == 1  # PCA is exact: one fit
+    assert results["random-2"]["knn5"][0] != results["random-2"]["knn5"][1]  # seeds 0 and 1 differ
+    assert said[0] == "fitting random-2 (seed 0) on 4,000 images ..." and said[1].endswith(" s")
+    assert "fitting random-2 (seed 1) on 4,000 images ..." in said and "fitting pca-3 on 4,000 images ..." in said
+
+
+def test_unknown_or_missing_baselines_are_refused_before_training(tmp_path, monkeypatch):
+    args = ["compare", "--presets", "deep-2d", "--seeds", "1", "--data", "digits", "--epochs", "1"]
+    r = CliRunner().invoke(main, [*args, "--baselines", "pca,nope", "--out", str(tmp_path / "a")])
+    assert r.exit_code == 2 and not (tmp_path / "a").exists()
+    assert r.output == "error: unknown baseline 'nope': choose one or more of pca, umap, tsne\n"
+    r = CliRunner().invoke(main, [*args, "--baselines", "pca,pca", "--out", str(tmp_path / "a")])
+    assert r.exit_code == 2 and "baseline 'pca' given twice" in r.output and not (tmp_path / "a").exists()
+    monkeypatch.setitem(sys.modules, "umap", None)  # as if umap-learn were not installed
+    r = CliRunner().invoke(main, [*args, "--baselines", "umap", "--out", str(tmp_path / "a")])
+    assert r.exit_code == 2 and not (tmp_path / "a").exists()
+    assert 'needs umap, which is not installed: pip install "latentatlas[maps]"' in r.output
+    with pytest.raises(LatentAtlasError, match=r'pip install "latentatlas\[maps\]"'):
+        fit_baseline(BASELINES["umap"][0], load_dataset("digits"))
+
+
+def test_baseline_names_and_the_deprecated_pca_switch(compared):
+    assert resolve_baselines("pca, umap") == resolve_baselines(["pca", "umap"]) == ["pca", "umap"]
+    assert resolve_baselines("") == [] and resolve_baselines("pca,umap", pca=False) == ["umap"]
+    assert resolve_baselines("", pca=True) == ["pca"]
+    out, _ = compared
+    r = CliRunner().invoke(main, ["compare", str(out / "deep-2d" / "seed0"), "--out", str(out / "nopca"), "--no-pca"])
+    assert r.exit_code == 0, r.output
+    assert "--no-pca is deprecated: use --baselines" in r.output and "pca-2" not in r.output
+    assert list(json.loads((out / "nopca" / "compare.json").read_text())["values"]) == ["deep-2d"]

@@ -4,6 +4,7 @@ The oracle for everything the page computes is the Python model: the page's deco
 its chart inverses against ``Chart.from_map``, its nearest neighbours against a NumPy search.
 """
 
+import base64
 import http.client
 import threading
 
@@ -407,4 +408,31 @@ def test_served_page_works_the_same(browser, server):
     page = WatchedPage(browser, server.url).wait_ready()
     state = move_to(page, "map:plane", 200, 200)
     assert state["z"] is not None and page.errors == [] and page.requests == []
+    page.close()
+
+
+def _ramp(t: float) -> str:
+    """The page's viridis ramp (its end points and middle), as the page computes it."""
+    ramp = [(68, 1, 84), (33, 145, 140), (253, 231, 37)]
+    a, b, u = (ramp[0], ramp[1], 2 * t) if t < 0.5 else (ramp[1], ramp[2], 2 * t - 1)
+    return "rgb(" + ",".join(str(int(np.floor(v + u * (w - v) + 0.5))) for v, w in zip(a, b)) + ")"
+
+
+def test_points_can_be_coloured_by_the_neighbourhood_the_map_keeps(browser, runs, mnist5k):
+    from latentatlas.metrics import neighbourhood_preservation
+
+    root, loaded = runs
+    page = page_of(browser, root, "deep-2d")
+    kept = neighbourhood_preservation(mnist5k.x_test, loaded["deep-2d"].latents()["z_test"])
+    sent = np.frombuffer(base64.b64decode(page.page.evaluate("atlas.data.points.kept")), np.uint8)
+    np.testing.assert_array_equal(sent, np.round(kept * 255).astype(np.uint8))
+    points = [int(np.argmin(kept)), int(np.argmax(kept)), 0, 500]
+    colours = page.page.evaluate("atlas.data.colors")
+    for i in points:  # by class first
+        assert page.page.evaluate(f"atlas.colourOf({i})") == colours[int(mnist5k.y_test[i]) % 10]
+    page.page.select_option("#colour-by", "kept")
+    for i in points:
+        assert page.page.evaluate(f"atlas.colourOf({i})") == _ramp(sent[i] / 255), i
+    assert page.page.is_visible("#kept-legend") and not page.page.is_visible("#legend")
+    assert page.errors == []
     page.close()

@@ -272,7 +272,7 @@ def test_pca_rows_are_scored_by_the_models_protocol(small):
     from sklearn.decomposition import PCA
     from sklearn.manifold import trustworthiness
 
-    from latentatlas.experiments.compare import PCAAutoencoder, pca_metrics
+    from latentatlas.experiments.baselines import PCAAutoencoder, pca_metrics
 
     x = small.flat("train")[0].astype(np.float32) / 255
     pca = PCA(n_components=2, svd_solver="full").fit(x)

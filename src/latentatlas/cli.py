@@ -264,18 +264,24 @@ def bench(presets_, data, epochs, batch_size, device, precision, json_path):
 @setting_option("data")
 @setting_option("epochs")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/compare"), show_default=True)
-@click.option("--pca/--no-pca", default=True, show_default=True, help="Include PCA with 2 and 3 components.")
+@click.option("--baselines", default="pca", show_default=True,
+              help="Comma-separated baselines fitted on the training images and scored like the models: pca (2 and 3 "
+                   "components), umap, tsne (these two need pip install \"latentatlas[maps]\"); '' for none.")
+@click.option("--pca/--no-pca", default=None, help="Deprecated: --no-pca is --baselines without pca.")
 @_friendly_errors
-def compare(runs, presets, seeds, data, epochs, out, pca):
-    """Mean +- s.d. over seeds for several models (or existing RUNS), with PCA as a baseline; RUNS that differ in
-    more than the seed are separate rows, and PCA is computed per data set."""
+def compare(runs, presets, seeds, data, epochs, out, baselines, pca):
+    """Mean +- s.d. over seeds for several models (or existing RUNS), with baselines under the same protocol; RUNS
+    that differ in more than the seed are separate rows, and baselines are fitted per data set."""
     from .experiments.compare import compare as run_compare
     from .experiments.compare import compare_runs, encoder_maps_figure, format_table, summary, write_outputs
+    if pca is not None:
+        click.echo(f"note: --{'' if pca else 'no-'}pca is deprecated: use --baselines", err=True)
     if runs:
-        results, first = compare_runs(runs, pca=pca)
+        results, first = compare_runs(runs, baselines=baselines, echo=click.echo, pca=pca)
     else:
         names = [p.strip() for p in presets.split(",") if p.strip()]
-        results, first = run_compare(names, seeds=seeds, data=data, out=out, epochs=epochs, pca=pca, echo=click.echo)
+        results, first = run_compare(names, seeds=seeds, data=data, out=out, epochs=epochs, baselines=baselines,
+                                     echo=click.echo, pca=pca)
     click.echo("\n" + format_table(summary(results)) + "\n")
     for path in [*write_outputs(results, out), encoder_maps_figure(first, out)]:
         click.echo(f"wrote {path}")

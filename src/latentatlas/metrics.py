@@ -38,6 +38,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("knn1", "1-NN", "1-NN accuracy", ".3f", "higher"),
     Metric("knn5", "5-NN", "5-NN accuracy", ".3f", "higher"),
     Metric("trustworthiness", "trust", f"trustworthiness (k={TRUST_K})", ".3f", "higher"),
+    Metric("continuity", "cont.", f"continuity (k={TRUST_K})", ".3f", "higher"),
     Metric("train_seconds", "train s", "train seconds", ".1f", "lower"),
     Metric("epochs", "epochs", "epochs", "d", compared=False),
 )
@@ -104,22 +105,42 @@ def evaluate(model, dataset, z_train=None, z_test=None) -> dict:
     ``model`` is anything with ``encode``, a forward pass returning ``.logits`` and parameters: an
     :class:`~latentatlas.model.AutoencoderNet`, or a baseline written to the same shape (compare's PCA).
     """
-    from sklearn.manifold import trustworthiness
-
     from .model import count_parameters
 
-    x_train, y_train = dataset.flat("train")
-    x_test, y_test = dataset.flat("test")
+    x_train, x_test = dataset.flat("train")[0], dataset.flat("test")[0]
     z_train = encode(model, x_train) if z_train is None else z_train
     z_test = encode(model, x_test) if z_test is None else z_test
+    return {"n_params": count_parameters(model), **reconstruction_errors(model, x_test),
+            **embedding_metrics(dataset, z_train, z_test)}
+
+
+def embedding_metrics(dataset, z_train, z_test) -> dict:
+    """The metrics of a map alone, for anything that places train and test samples (a model, UMAP, t-SNE): k-NN
+    accuracy of test points fit on train points, trustworthiness and continuity on the fixed test subset."""
+    from sklearn.manifold import trustworthiness
+
+    (_, y_train), (x_test, y_test) = dataset.flat("train"), dataset.flat("test")
     idx = trust_subset(len(x_test))
     x_sub = to_unit_float(as_tensor(x_test[idx])).numpy()
     k_trust = min(TRUST_K, (len(idx) - 1) // 2)  # scikit-learn needs k < n / 2
     trust = float(trustworthiness(x_sub, z_test[idx], n_neighbors=k_trust)) if k_trust >= 1 else None
+    # Continuity is trustworthiness with the roles swapped: map neighbours missing from the input's, not intruders.
+    cont = float(trustworthiness(z_test[idx], x_sub, n_neighbors=k_trust)) if k_trust >= 1 else None
     return {
-        "n_params": count_parameters(model),
-        **reconstruction_errors(model, x_test),
         "knn1": knn_accuracy(z_train, y_train, z_test, y_test, 1),
         "knn5": knn_accuracy(z_train, y_train, z_test, y_test, 5),
         "trustworthiness": trust,  # None (null) when the test set is too small to define it
+        "continuity": cont,
     }
+
+
+def neighbourhood_preservation(x, z, k: int = TRUST_K) -> np.ndarray:
+    """(N,) per point, the share of its k nearest neighbours in input space that are among its k nearest on the
+    map: 1 where the map keeps the point's neighbourhood, 0 where it keeps none of it. ``x`` (N, D), ``z`` (N, d)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    x = to_unit_float(as_tensor(np.asarray(x))).reshape(len(x), -1).numpy()
+    k = min(k, len(x) - 1)
+    near_x = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x, return_distance=False)[:, 1:]
+    near_z = NearestNeighbors(n_neighbors=k + 1).fit(z).kneighbors(z, return_distance=False)[:, 1:]
+    return np.array([len(np.intersect1d(a, b)) / k for a, b in zip(near_x, near_z)])

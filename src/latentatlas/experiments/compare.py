@@ -1,7 +1,8 @@
-"""Honest comparisons: several models x several seeds, mean and spread, with PCA as a baseline.
+"""Honest comparisons: several models x several seeds, mean and spread, with baselines (PCA, UMAP, t-SNE).
 
-Every model is evaluated by the same protocol (latentatlas.metrics): test BCE and MSE, k-NN accuracy of test
-latents against train latents, trustworthiness on the fixed test subset.
+Every model and every baseline is evaluated by the same protocol (latentatlas.metrics): test BCE and MSE, k-NN
+accuracy of test latents against train latents, trustworthiness on the fixed test subset. A baseline is fitted on
+the training images and places the test images into its fitted space, as a model's encoder does.
 """
 
 from __future__ import annotations
@@ -9,42 +10,43 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
 from .._io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .._table import text_table
 from ..config import RunConfig
 from ..data import Dataset
 from ..errors import LatentAtlasError, option
-from ..geometries import get_geometry
 from ..metrics import METRICS as ALL_METRICS
-from ..metrics import evaluate
-from ..model import Output
 from ..nets import PRESETS
 from ..runs import CONFIG, MANIFEST, Run, load_run, not_a_run_folder, read_config, resolve_runtime, train_run
-from ..train import as_tensor, to_unit_float
+from .baselines import BASELINES, baseline_metrics, fit_baseline, resolve_baselines
 
 COLUMNS = tuple(m for m in ALL_METRICS if m.compared)
 METRICS = tuple(m.key for m in COLUMNS)
 DEFAULT_PRESETS = ("deep-2d", "deep-3d", "deep-3d-narrow", "deep-s2")
-PCA_COMPONENTS = (2, 3)
 SETTINGS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.compare and f.name != "seed")
 ARCHITECTURE = ("preset", "hidden_sizes", "geometry", "latent_dim")  # what a preset's name already says
 
 
 def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out: str | Path = "runs/compare",
-            epochs: int = 10, pca: bool = True, progress: bool | None = None, echo=print) -> tuple[dict, list[Run]]:
+            epochs: int = 10, baselines: str | Sequence[str] = ("pca",), progress: bool | None = None, echo=print, *,
+            pca: bool | None = None) -> tuple[dict, list[Run]]:
     """Train what is missing under ``out/<preset>/seed<k>``; returns ({model: {metric: [values]}}, seed-0 runs).
 
     Every setting and every run folder already in ``out`` is checked before anything is trained. A folder is reused
     only if its config.json equals the config this call would train, every setting included (a finished run is
     loaded, an unfinished one resumed), so an interrupted comparison continues where it stopped; a folder that holds
     anything else is refused, never trained over.
+
+    ``baselines`` are names of :data:`BASELINES` (a list, or one comma-separated string), checked before anything
+    is trained (their libraries too), then fitted on the training images: once, or once per seed 0 .. seeds-1 for a
+    stochastic one. ``pca`` is the deprecated switch of 0.1.0: False removes "pca" from ``baselines``, True adds it.
     """
+    baselines = resolve_baselines(baselines, pca)
     presets = list(presets)
     if not presets:
         raise LatentAtlasError(f"no presets given: choose one or more of {', '.join(PRESETS)}")
@@ -73,19 +75,20 @@ def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out
         _collect(results, cfg.preset, run.metrics)
         if cfg.seed == 0:
             first_runs.append(run)
-    if pca:
-        for k in PCA_COMPONENTS:
-            _collect(results, f"pca-{k}", pca_metrics(dataset, k))
+    _fit_baselines(results, baselines, dataset, range(seeds), "", echo)
     return results, first_runs
 
 
-def compare_runs(paths, pca: bool = True) -> tuple[dict, list[Run]]:
+def compare_runs(paths, baselines: str | Sequence[str] = ("pca",), echo=print, *,
+                 pca: bool | None = None) -> tuple[dict, list[Run]]:
     """Summarise existing run folders; runs whose configs differ only in the seed are grouped as seeds of one model.
 
     Runs that differ in any other setting (data, epochs, ...) are separate models, labelled by their preset plus the
-    settings that tell them apart (``deep-2d data=digits``). PCA baselines are computed once per data set, labelled
-    with the data set when the runs use more than one.
+    settings that tell them apart (``deep-2d data=digits``). Baselines (as in :func:`compare`) are fitted per data
+    set, a stochastic one once per seed of the runs on that data set, and labelled with the data set when the runs
+    use more than one.
     """
+    baselines = resolve_baselines(baselines, pca)
     runs = [load_run(p) for p in paths]
     groups: dict[RunConfig, list[Run]] = {}  # config with seed 0 -> its runs (RunConfig equality ignores ``extra``)
     for run in runs:
@@ -99,48 +102,29 @@ def compare_runs(paths, pca: bool = True) -> tuple[dict, list[Run]]:
     for label, group in zip(_labels(bases, list(groups)), groups.values()):
         for run in group:
             _collect(results, label, run.metrics)
-    if pca:
-        datasets = {r.config.data_spec: r for r in runs}  # one run per data set, to load it
-        for spec, run in datasets.items():
+    if baselines:
+        datasets: dict = {}  # data spec -> its runs (the first loads the data set)
+        for run in runs:
+            datasets.setdefault(run.config.data_spec, []).append(run)
+        for spec, on_spec in datasets.items():
             suffix = "" if len(datasets) == 1 else f" data={spec.source}" + (
                 "" if spec.image_size is None else f" image_size={spec.image_size}") + "".join(
                 f" {t}" for t in spec.transforms)
-            dataset = run.dataset()
-            for k in PCA_COMPONENTS:
-                _collect(results, f"pca-{k}{suffix}", pca_metrics(dataset, k))
+            seeds = sorted({r.config.seed for r in on_spec})
+            _fit_baselines(results, baselines, on_spec[0].dataset(), seeds, suffix, echo)
     return results, runs
 
 
-class PCAAutoencoder(nn.Module):
-    """PCA written as an autoencoder, so that ``metrics.evaluate`` scores it by exactly the models' protocol.
-
-    encode = project onto the components; the reconstruction is ``inverse_transform`` clipped to (0, 1), given as
-    logits (BCE needs probabilities; the clip is the only change to PCA's output). Its parameters are the
-    components and the mean.
-    """
-
-    def __init__(self, components: np.ndarray, mean: np.ndarray):
-        super().__init__()
-        self.components = nn.Parameter(torch.as_tensor(components, dtype=torch.float32))  # (k, D)
-        self.mean = nn.Parameter(torch.as_tensor(mean, dtype=torch.float32))  # (D,)
-        self.geometry = get_geometry("euclidean", len(components))
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) @ self.components.T
-
-    def forward(self, x: torch.Tensor) -> Output:
-        z = self.encode(x)
-        p = (z @ self.components + self.mean).clamp(1e-7, 1 - 1e-7)
-        return Output(torch.logit(p), z, None)
-
-
-def pca_metrics(dataset: Dataset, n_components: int) -> dict:
-    """PCA with ``n_components`` fitted on the training images, scored like every model (``metrics.evaluate``)."""
-    from sklearn.decomposition import PCA
-
-    xtr = to_unit_float(as_tensor(dataset.flat("train")[0])).numpy()
-    pca = PCA(n_components=n_components, svd_solver="full").fit(xtr)
-    return {**evaluate(PCAAutoencoder(pca.components_, pca.mean_), dataset), "train_seconds": None}
+def _fit_baselines(results: dict, names: list[str], dataset: Dataset, seeds, suffix: str, echo) -> None:
+    """Each baseline's rows: fitted once, or once per seed when it is stochastic; a line before and after each fit."""
+    n = len(dataset.flat("train")[0])
+    for baseline in (b for name in names for b in BASELINES[name]):
+        for seed in seeds if baseline.seeded else [0]:
+            what = f"{baseline.name}{suffix}" + (f" (seed {seed})" if baseline.seeded else "")
+            echo(f"fitting {what} on {n:,} images ...")
+            fitted = fit_baseline(baseline, dataset, seed)
+            echo(f"fitted {what} in {fitted.seconds:.1f} s")
+            _collect(results, f"{baseline.name}{suffix}", baseline_metrics(fitted, dataset))
 
 
 def summary(results: dict) -> list[dict]:
@@ -170,8 +154,8 @@ def format_table(rows: list[dict]) -> str:
 
 
 def write_outputs(results: dict, out: str | Path) -> list[Path]:
-    """compare.json (every value), compare.csv (the summary) in ``out``; a missing value (the s.d. of one seed,
-    PCA's training time) is null in the JSON and an empty cell in the CSV."""
+    """compare.json (every value), compare.csv (the summary) in ``out``; a missing value (the s.d. of one seed, the
+    BCE of a baseline without a decoder) is null in the JSON and an empty cell in the CSV."""
     out = Path(out)
     rows = summary(results)
     buf = io.StringIO()

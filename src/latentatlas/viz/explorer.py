@@ -22,7 +22,7 @@ from torch import nn
 
 from .._io import atomic_write_text
 from ..errors import LatentAtlasError
-from ..metrics import METRIC
+from ..metrics import METRIC, neighbourhood_preservation
 from ..runs import Run, load_run
 from .plots import image_shape, map_limits
 from .style import TAB10, class_names, plain_label
@@ -93,7 +93,9 @@ def explorer_data(run: Run, dataset, max_points: int = MAX_POINTS) -> dict:
         "summary": [f"{METRIC[k].label} {METRIC[k].format(run.metrics[k])}" for k in SUMMARY
                     if isinstance(run.metrics.get(k), (int, float))],
         "decoder": decoder_layers(model.decoder),
-        "points": {"n": len(z), "total": total, "z": _b64(z), "y": _b64(y.astype(np.uint16)), "pixels": _b64(pixels.astype(np.uint8))},
+        "points": {"n": len(z), "total": total, "z": _b64(z), "y": _b64(y.astype(np.uint16)),
+                   "pixels": _b64(pixels.astype(np.uint8)),
+                   "kept": _b64(np.round(neighbourhood_preservation(pixels, z) * 255).astype(np.uint8))},
         "charts": [_chart_data(c, z) for c in charts],
         "view3d": None if embedding is None else _view3d_data(embedding, z),
     }

@@ -125,6 +125,23 @@ def encoder_map(chart: Chart, z: np.ndarray, y: np.ndarray, glyphs: bool = False
     return fig
 
 
+def preservation_map(chart: Chart, z: np.ndarray, kept: np.ndarray, limits=None):
+    """Test points on the chart coloured by the share of their input-space neighbours the map keeps (0 to 1)."""
+    uv = chart.to_map(torch.as_tensor(z)).numpy()
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    order = np.argsort(-kept)  # the worst kept on top, where they can be seen
+    dots = ax.scatter(uv[order, 0], uv[order, 1], c=kept[order], cmap="viridis", vmin=0, vmax=1, s=4, linewidths=0)
+    fig.colorbar(dots, ax=ax, label="share of 5 nearest neighbours kept")
+    (x0, x1), (y0, y1) = map_limits(chart, uv) if limits is None else limits
+    ax.set(xlim=(x0, x1), ylim=(y1, y0) if chart.y_down else (y0, y1))
+    if chart.extent is not None:
+        ax.set_aspect("equal", adjustable="box")
+    ax.set(xlabel=chart.labels[0], ylabel=chart.labels[1],
+           title=f"Neighbourhood kept ({chart.name}, mean {kept.mean():.2f})")
+    fig.tight_layout()
+    return fig
+
+
 def map_limits(chart: Chart, uv: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
     """The chart's whole extent where it has one, else the data's range with a 5% margin (never empty)."""
     if chart.extent is not None:

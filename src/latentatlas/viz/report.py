@@ -17,7 +17,7 @@ import torch
 
 from .. import __version__
 from .._io import atomic_write_text
-from ..metrics import METRIC, METRICS
+from ..metrics import METRIC, METRICS, neighbourhood_preservation, trust_subset
 from ..model import parameter_table
 from ..runs import Run, load_run
 from .explorer import CSP
@@ -101,7 +101,8 @@ def _comparison(runs: list[Run], ids: list[str], maps: list[dict[str, bytes]]) -
 
 
 def _run_section(run: Run, rid: str, dataset, lat: dict, map_pngs: dict[str, bytes]) -> str:
-    from .plots import decoder_grid, globe_figure, image_shape, loss_curves, png_bytes, reconstructions
+    from .plots import (decoder_grid, globe_figure, image_shape, loss_curves, png_bytes, preservation_map,
+                        reconstructions)
 
     model = run.model
     shape = image_shape(dataset, model.n_features)
@@ -129,8 +130,14 @@ def _run_section(run: Run, rid: str, dataset, lat: dict, map_pngs: dict[str, byt
                            for n, layer, c in rows)
                  + f"<tr><th></th><th>total</th><th class='num'>{sum(c for *_, c in rows):,}</th></tr></table></section>")
     maps = []
+    if model.geometry.charts():  # what the map keeps of each point's neighbourhood, on the fixed test subset
+        idx = trust_subset(len(lat["z_test"]))
+        kept = neighbourhood_preservation(dataset.flat("test")[0][idx], lat["z_test"][idx])
     for chart in model.geometry.charts():
         figs = [_figure(map_pngs[chart.name], f"every test point ({len(lat['z_test']):,}) on the {chart.name} chart")]
+        figs.append(_figure(png_bytes(preservation_map(chart, lat["z_test"][idx], kept)),
+                            f"the share of each point's 5 nearest test images that stay its 5 nearest on the map "
+                            f"({len(idx):,} test points)"))
         if shape is not None:
             figs.append(_figure(png_bytes(decoder_grid(model, chart, shape, z_data=lat["z_test"])),
                                 "decoded from a regular grid over the "

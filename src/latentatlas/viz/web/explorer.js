@@ -22,6 +22,17 @@
   const Z = f32(D.points.z); // (N, dim) test latents
   const Y = new Uint16Array(bytes(D.points.y).buffer); // (N,) labels
   const PIX = bytes(D.points.pixels); // (N, NF) uint8 originals
+  const KEPT = bytes(D.points.kept); // (N,) neighbourhood kept, 0..255 for 0..1
+  // A point's colour: its class, or how much of its input-space neighbourhood the map keeps (dark purple: none,
+  // yellow: all; viridis's end points and middle).
+  const RAMP = [[68, 1, 84], [33, 145, 140], [253, 231, 37]];
+  let colourBy = "class";
+  function colourOf(i) {
+    if (colourBy === "class") return D.colors[Y[i] % 10];
+    const t = KEPT[i] / 255;
+    const [a, b, u] = t < 0.5 ? [RAMP[0], RAMP[1], 2 * t] : [RAMP[1], RAMP[2], 2 * t - 1];
+    return `rgb(${a.map((v, c) => Math.round(v + u * (b[c] - v))).join(",")})`;
+  }
   const dim = D.dim;
   const latentOf = (i) => Array.from(Z.subarray(i * dim, (i + 1) * dim));
 
@@ -265,6 +276,12 @@
     (D.points.total > N ? `${N.toLocaleString()} of ${D.points.total.toLocaleString()} test points (a fixed random subset)`
                         : `${N.toLocaleString()} test points`) +
     D.summary.map((text) => " | " + text).join("");
+  document.getElementById("colour-by").addEventListener("change", (e) => {
+    colourBy = e.target.value;
+    document.getElementById("legend").hidden = colourBy !== "class";
+    document.getElementById("kept-legend").hidden = colourBy === "class";
+    views.forEach((v) => v.drawBase());
+  });
   const legend = document.getElementById("legend");
   D.classes.forEach((name, k) => {
     const s = document.createElement("span");
@@ -285,6 +302,7 @@
   window.atlas = {
     data: D,
     decode: (z) => Array.from(decode(z)),
+    colourOf,
     fromMap: (name, u, v) => views.find((w) => w.name === "map:" + name).fromMap(u, v),
     latentOf,
     // Where test point i is drawn in a view, in that view's canvas pixels (null when hidden behind the globe).

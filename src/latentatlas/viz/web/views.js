@@ -112,7 +112,7 @@
       ctx.clip();
       ctx.globalAlpha = 0.75;
       for (let i = 0; i < N; i++) {
-        ctx.fillStyle = D.colors[Y[i] % 10];
+        ctx.fillStyle = colourOf(i);
         ctx.fillRect(this.sx[i] - 1, this.sy[i] - 1, 2.5, 2.5);
       }
       ctx.restore();
@@ -193,7 +193,7 @@
         ctx.globalAlpha = pass ? 0.85 : 0.12;
         for (let i = 0; i < N; i++) {
           if (this.front[i] !== pass) continue;
-          ctx.fillStyle = D.colors[Y[i] % 10];
+          ctx.fillStyle = colourOf(i);
           ctx.fillRect(this.sx[i] - 1, this.sy[i] - 1, 2.5, 2.5);
         }
       }
