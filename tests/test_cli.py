@@ -52,7 +52,7 @@ def test_debug_shows_the_traceback(tmp_path):
 
 def test_demo_prints_the_comparison_table(demo):
     root, output = demo
-    for name in ("deep-2d", "deep-3d", "deep-s2", "test BCE", "5-NN", "692,264"):
+    for name in ("deep-2d", "deep-3d", "deep-s2", "atlas-2d", "atlas-s2", "test BCE", "5-NN", "692,264"):
         assert name in output
     assert (root / "deep-s2" / "figures" / "decoder_grid_equirectangular.png").is_file()
     assert (root / "report.html").stat().st_size > 1_000_000  # plotly.js and every figure inlined

@@ -27,6 +27,15 @@ def test_parameter_counts_match_the_tutorial(preset, count):
     assert count_parameters(build(preset)) == count
 
 
+@pytest.mark.parametrize("atlas, tutorial", [("atlas-2d", "deep-2d"), ("atlas-s2", "deep-s2")])
+def test_atlas_presets_are_the_tutorial_networks_with_the_neighbour_term(atlas, tutorial):
+    a, t = RunConfig(preset=atlas).resolved(), RunConfig(preset=tutorial).resolved()
+    assert (a.hidden_sizes, a.geometry, a.latent_dim) == (t.hidden_sizes, t.geometry, t.latent_dim)
+    assert count_parameters(build(atlas)) == TUTORIAL_COUNTS[tutorial]
+    assert (a.ne_weight, t.ne_weight) == (1.0, 0.0)
+    assert RunConfig(preset=atlas, ne_weight=0.0).resolved().ne_weight == 0.0  # a setting given wins
+
+
 def test_control_preset_is_width_matched_to_deep_2d():
     assert PRESETS["deep-3d-narrow"].hidden_sizes == PRESETS["deep-2d"].hidden_sizes
     # one more bottleneck unit: 64 + 1 weights in, 64 weights out

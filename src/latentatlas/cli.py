@@ -208,7 +208,7 @@ def datasets():
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True)
 @_friendly_errors
 def demo(data, epochs, out):
-    """The tutorial in one go: train deep-2d, deep-3d and deep-s2, evaluate, draw, compare, report."""
+    """The tutorial in one go: deep-2d, deep-3d, deep-s2 and the atlas maps; evaluate, draw, compare, report."""
     from .experiments.demo import comparison_table, run_demo
     from .viz.report import write_report
 

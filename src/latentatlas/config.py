@@ -35,8 +35,8 @@ class RunConfig:
     loss: str = setting("bce", "Reconstruction loss: bce (the tutorial's) or mse.")
     beta: float = setting(1.0, "Weight of the KL term; variational geometries only (1: the ELBO).", low=0)
     kl_warmup: int = setting(0, "Epochs over which the KL weight rises linearly to beta; 0: none.", low=0)
-    ne_weight: float = setting(0.0, "Weight of the neighbour-embedding term (maps that keep input-space "
-                                    "neighbours together); 0: off.", low=0)
+    ne_weight: float | None = setting(None, "Weight of the neighbour-embedding term (maps that keep input-space "
+                                           "neighbours together); 0: off [default: the preset's].", low=0)
     ne_k: int = setting(15, "Neighbours per sample in the neighbour-embedding term's graph.", low=1)
     epochs: int = setting(10, "Passes over the training set.", low=1)
     batch_size: int = setting(128, "Samples per step.", low=1)
@@ -65,7 +65,10 @@ class RunConfig:
                 hidden_sizes=p.hidden_sizes if cfg.hidden_sizes is None else cfg.hidden_sizes,
                 geometry=p.geometry if cfg.geometry is None else cfg.geometry,
                 latent_dim=p.latent_dim if cfg.latent_dim is None else cfg.latent_dim,
+                ne_weight=p.ne_weight if cfg.ne_weight is None else cfg.ne_weight,
             )
+        elif cfg.ne_weight is None:
+            cfg = dataclasses.replace(cfg, ne_weight=0.0)
         missing = [n for n in ("hidden_sizes", "geometry", "latent_dim") if getattr(cfg, n) is None]
         if missing:
             raise LatentAtlasError(f"no preset given, so {', '.join(missing)} must be set")

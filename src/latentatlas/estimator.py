@@ -250,8 +250,8 @@ def _coerce(f, value):
     kind = setting_type(f)
     if kind == (tuple[int, ...] | None):
         return _int_tuple(value)
-    if kind is float:
-        return _float(f.name, value)
+    if kind in (float, float | None):
+        return None if value is None else _float(f.name, value)
     return _int(value)
 
 

@@ -19,8 +19,8 @@ from ._io import atomic_write
 from .errors import LatentAtlasError
 
 FORMAT = 1  # bump when a change alters the graphs computed, so old cache files are no longer read
-# Measured on one core, 784 pixels: exact costs ~5 ns a pair (60,000 images: 19 s; 100,000: 52 s), approximate
-# ~0.15-0.2 ms a sample (100,000: 14 s; 200,000: 41 s). Approximate wins from ~30,000 on, but exact up to 100,000 keeps
+# Measured on one core, 784 pixels: exact costs ~4 ns a pair (60,000 images: 15 s; 100,000: 42 s), approximate
+# ~0.15 ms a sample (100,000: 14 s; 200,000: 29 s). Approximate wins from ~40,000 on, but exact up to 100,000 keeps
 # MNIST-sized sets exact and free of the optional dependency, at a one-off (cached) minute at most.
 APPROXIMATE_ABOVE = 100_000
 CHUNK = 1024  # rows of a tile; a tile is CHUNK x 8 CHUNK: ~100 MB of int64 keys and int32 products at the default

@@ -21,6 +21,7 @@ class Preset:
     latent_dim: int
     geometry: str
     description: str
+    ne_weight: float = 0.0  # the neighbour-embedding term's weight (the atlas presets': maps that keep neighbours)
 
 
 PRESETS: dict[str, Preset] = {
@@ -31,6 +32,9 @@ PRESETS: dict[str, Preset] = {
     "deep-3d-narrow": Preset((392, 64), 3, "euclidean", "784-392-64-3-64-392-784, width-matched to deep-2d"),
     "deep-s2": Preset((392, 96), 3, "sphere", "deep-3d with the bottleneck projected onto S2"),
     "thick-s2": Preset((1568, 392, 96), 3, "sphere", "784-1568-392-96-3-S2-96-392-1568-784"),
+    # The tutorial's networks with the neighbour-embedding term on (docs/maps-research.md).
+    "atlas-2d": Preset((392, 64), 2, "euclidean", "deep-2d with the neighbour-embedding term", ne_weight=1.0),
+    "atlas-s2": Preset((392, 96), 3, "sphere", "deep-s2 with the neighbour-embedding term", ne_weight=1.0),
 }
 
 

@@ -1,4 +1,5 @@
-"""The tutorial in one go: train deep-2d, deep-3d and deep-s2, evaluate, draw every figure, compare."""
+"""The tutorial in one go: train deep-2d, deep-3d and deep-s2, and the same plane and sphere networks with the
+neighbour-embedding term (atlas-2d, atlas-s2); evaluate, draw every figure, compare."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from ..data import load_dataset
 from ..metrics import METRIC
 from ..runs import Run, train_run
 
-DEMO_PRESETS = ("deep-2d", "deep-3d", "deep-s2")
+DEMO_PRESETS = ("deep-2d", "deep-3d", "deep-s2", "atlas-2d", "atlas-s2")
 TABLE = ("n_params", "bce_test", "knn5", "train_seconds")  # the metrics shown, as the metrics table prints them
 
 
