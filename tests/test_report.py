@@ -18,9 +18,12 @@ from latentatlas.runs import load_run, write_manifest
 
 @pytest.fixture(scope="module")
 def report(demo):
-    """Runs of all three kinds of latent space (plane, R^3, sphere) and the report of them, as the demo wrote it."""
+    """Runs of all three kinds of latent space (plane, R^3, sphere), with and without the neighbour term, and the
+    report of them, as the demo wrote it."""
+    from latentatlas.experiments.demo import DEMO_PRESETS
+
     root, _ = demo
-    return root / "report.html", [load_run(root / preset) for preset in ("deep-2d", "deep-3d", "deep-s2")]
+    return root / "report.html", [load_run(root / preset) for preset in DEMO_PRESETS]
 
 
 def test_every_section_of_every_run(report):
@@ -31,10 +34,16 @@ def test_every_section_of_every_run(report):
         for section in SECTIONS:
             assert f"id='run-{run.path.name}-{section}'" in text, (run.path.name, section)
     # Sphere: both charts, each with its encoder map and its whole-sphere decoder grid; globes for the 3-D runs.
-    assert text.count("on the equirectangular chart</figcaption>") == 1
-    assert text.count("on the equal-area chart</figcaption>") == 1
-    assert text.count("decoded from a regular grid over the whole chart</figcaption>") == 2
+    spheres = [r for r in runs if [c.name for c in r.model.geometry.charts()] == ["equirectangular", "equal-area"]]
+    assert [r.path.name for r in spheres] == ["deep-s2", "atlas-s2"]  # the demo's two sphere runs
+    assert text.count("on the equirectangular chart</figcaption>") == len(spheres)
+    assert text.count("on the equal-area chart</figcaption>") == len(spheres)
+    assert text.count("decoded from a regular grid over the whole chart</figcaption>") == 2 * len(spheres)
     assert "run-deep-s2-globe" in text and "run-deep-3d-globe" in text and "run-deep-2d-globe" not in text
+    assert "run-atlas-s2-globe" in text and "run-atlas-2d-globe" not in text
+    # What each map keeps of its points' neighbourhoods: one figure per chart of every run with charts.
+    charts = sum(len(r.model.geometry.charts()) for r in runs)
+    assert len(re.findall(r"stay its 5 nearest on the map \([\d,]+ test points\)</figcaption>", text)) == charts
 
 
 def test_it_is_self_contained(report):
