@@ -159,3 +159,18 @@ def test_runs_report_continuity(small):
     trainer.fit(small.flat("train")[0])
     m = evaluate(trainer.model, small)
     assert 0.5 < m["continuity"] <= 1 and 0.5 < m["trustworthiness"] <= 1
+
+
+def test_the_kernel_is_computed_in_fp32_under_bf16_autocast():
+    """bf16's 8 bits of mantissa cancel |a|^2 + |b|^2 - 2 a.b to noise for points tens of units apart (log q off
+    by about 3 on a plane's map): the term computes its kernel in fp32 whatever the trainer's precision."""
+    rng = np.random.default_rng(0)
+    neighbours = np.stack([rng.choice([j for j in range(64) if j != i], 5, replace=False) for i in range(64)])
+    term = NeighbourEmbedding(neighbours, get_geometry("euclidean", 2).log_similarity)
+    z = torch.randn(64, 2, generator=torch.Generator().manual_seed(1)) * 20
+    out = type("Out", (), {"z": z})()
+    batch = Batch(torch.zeros(64, 1), torch.arange(64), 0)
+    exact = term(batch, type("Out", (), {"z": z.double()})())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = term(batch, out)
+    assert abs(under_autocast.item() - exact.item()) < 1e-4

@@ -58,7 +58,9 @@ class NeighbourEmbedding(Term):
         if self.keys.device != index.device:
             self.keys = self.keys.to(index.device)
         edges = self._adjacency(index).float()  # (B, B)
-        lq = self.log_similarity(out.z.float())  # (B, B)
+        # In fp32 even under bf16 autocast: d^2 = |a|^2 + |b|^2 - 2 a.b cancels, and a plane's points grow to tens.
+        with torch.autocast(index.device.type, enabled=False):
+            lq = self.log_similarity(out.z.float())  # (B, B)
         eye = torch.eye(len(index), dtype=torch.bool, device=index.device)
         lse = torch.logsumexp(lq.masked_fill(eye, -math.inf), dim=1)  # (B,) log of the batch's normaliser
         return (edges * (lse[:, None] - lq)).sum() / edges.sum().clamp(min=1)
