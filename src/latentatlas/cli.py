@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .config import SETTINGS, setting_type
+from .config import SETTINGS, setting_kind
 from .errors import LatentAtlasError
 
 
@@ -51,14 +51,14 @@ def setting_option(name: str, **overrides):
     """The option of a setting, made from the settings table (``latentatlas.config.RunConfig``): its flag, type,
     default and help; ``overrides`` (a command's own default, say) win."""
     f = next(f for f in SETTINGS if f.name == name)
-    kind = setting_type(f)
+    kind, several = setting_kind(f)
     kw = {"default": f.default, "help": f.metadata["help"], "show_default": f.default not in (None, ())}
-    if kind == (tuple[int, ...] | None):
-        kw["callback"] = _int_list
-    elif kind == tuple[str, ...]:
-        kw.update(multiple=True, default=())
-    elif kind in (int, float) or kind in (int | None, float | None):
-        kw["type"] = int if int in (kind, *getattr(kind, "__args__", ())) else float
+    if several and kind is int:
+        kw["callback"] = _int_list  # one option, comma-separated: --hidden-sizes 392,64
+    elif several:
+        kw.update(multiple=True, default=())  # repeated: --transforms a --transforms b
+    elif kind in (int, float):
+        kw["type"] = kind
     kw.update(overrides)
     return click.option("--" + name.replace("_", "-"), name, **kw)
 

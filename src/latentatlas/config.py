@@ -126,18 +126,29 @@ def setting_type(f: dataclasses.Field):
     return typing.get_type_hints(RunConfig)[f.name]
 
 
+def setting_kind(f: dataclasses.Field) -> tuple[type, bool]:
+    """(the type of the setting's values, whether it holds several): ``tuple[int, ...] | None`` -> (int, True),
+    ``float | None`` -> (float, False); what the CLI, the estimator and the range check each need to know."""
+    kind = setting_type(f)
+    args = [a for a in typing.get_args(kind) if a is not type(None)] if typing.get_origin(kind) is not tuple else []
+    kind = args[0] if args else kind  # X | None -> X
+    if typing.get_origin(kind) is tuple:
+        return typing.get_args(kind)[0], True
+    return kind, False
+
+
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_range(f: dataclasses.Field, value) -> None:
     """A number setting (or each number of a tuple) against the table's range; None passes where it is allowed."""
-    kind = setting_type(f)
-    if value is None and type(None) in typing.get_args(kind):
+    if value is None and type(None) in typing.get_args(setting_type(f)):
         return
     low, above, high = f.metadata["range"]
-    if int in (kind, *typing.get_args(kind)) or kind == (tuple[int, ...] | None):
-        for v in (value if isinstance(value, tuple) else (value,)):
+    kind, several = setting_kind(f)
+    if kind is int:
+        for v in (value if several and isinstance(value, tuple) else (value,)):
             _check_int(f.name, v, low=low)
         return
     ok = _is_number(value) and math.isfinite(value) and (low is None or value >= low) and (

@@ -14,7 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._io import atomic_write_folder, atomic_write_json
-from .config import SETTINGS, RunConfig, setting_type
+from .config import SETTINGS, RunConfig, setting_kind, setting_type
 from .data import check_pixels
 from .errors import LatentAtlasError, option
 from .losses import metric_name
@@ -247,10 +247,10 @@ def _coerce(f, value):
     where a number is meant (by RunConfig's own checks), a RandomState or None drawn into a seed."""
     if f.name == "seed":
         return _seed(value)
-    kind = setting_type(f)
-    if kind == (tuple[int, ...] | None):
+    kind, several = setting_kind(f)
+    if several:
         return _int_tuple(value)
-    if kind in (float, float | None):
+    if kind is float:
         return None if value is None else _float(f.name, value)
     return _int(value)
 

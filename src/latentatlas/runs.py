@@ -203,8 +203,9 @@ def load_checkpoint(folder: Path) -> dict | None:
 
 def not_a_run_folder(path: Path, doing: str | None = None) -> LatentAtlasError:
     """The one refusal of a path that is not a run folder; ``doing`` says what was refused ("replace")."""
-    what = f"{path} exists and is not a run folder" if doing else f"{path}: not a run folder (no {CONFIG})"
-    return LatentAtlasError(f"{what}: refusing to {doing} it" if doing else what)
+    if doing is None:
+        return LatentAtlasError(f"{path}: not a run folder (no {CONFIG})")
+    return LatentAtlasError(f"{path} exists and is not a run folder: refusing to {doing} it")
 
 
 def is_run_folder(path: Path) -> bool:

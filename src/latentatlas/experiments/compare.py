@@ -17,6 +17,7 @@ import numpy as np
 
 from .._io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .._table import text_table
+from ..config import SETTINGS as CONFIG_SETTINGS
 from ..config import RunConfig
 from ..data import Dataset
 from ..errors import LatentAtlasError, option
@@ -28,7 +29,7 @@ from .baselines import BASELINES, baseline_metrics, fit_baseline, resolve_baseli
 COLUMNS = tuple(m for m in ALL_METRICS if m.compared)
 METRICS = tuple(m.key for m in COLUMNS)
 DEFAULT_PRESETS = ("deep-2d", "deep-3d", "deep-3d-narrow", "deep-s2")
-SETTINGS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.compare and f.name != "seed")
+SETTINGS = tuple(f.name for f in CONFIG_SETTINGS if f.name != "seed")  # what tells two models apart
 ARCHITECTURE = ("preset", "hidden_sizes", "geometry", "latent_dim")  # what a preset's name already says
 
 
