@@ -29,7 +29,8 @@ class RunConfig:
         "deep-2d", "Architecture preset (see `latentatlas presets`); none: give hidden_sizes, geometry, latent_dim.")
     hidden_sizes: tuple[int, ...] | None = setting(
         None, "Encoder widths, e.g. 392,64 (the decoder mirrors them) [default: the preset's].", low=1)
-    geometry: str | None = setting(None, "Latent geometry: euclidean or sphere [default: the preset's].")
+    geometry: str | None = setting(None, "Latent geometry, a name in latentatlas.geometries.GEOMETRIES (a wrong one "
+                                        "lists them) [default: the preset's].")
     latent_dim: int | None = setting(None, "Latent dimension (the sphere: of the space it sits in) [default: the "
                                            "preset's].", low=1)
     loss: str = setting("bce", "Reconstruction loss: bce (the tutorial's) or mse.")

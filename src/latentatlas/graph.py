@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from ._io import atomic_write
 from .errors import LatentAtlasError
+from .train import quiet
 
 FORMAT = 1  # bump when a change alters the graphs computed, so old cache files are no longer read
 # Measured on one core, 784 pixels: exact costs ~4 ns a pair (60,000 images: 15 s; 100,000: 42 s), approximate
@@ -94,7 +95,7 @@ def knn_graph(x, k, *, method: str = "auto", cache_dir=None, progress: bool | No
         if graph is not None:
             return graph
     compute, passes = (_exact, 1) if method == "exact" else (_approximate, 2)  # approximate: add, then search
-    with tqdm(total=passes * n, unit="sample", desc=f"{k}-NN graph ({method})", disable=_quiet(progress),
+    with tqdm(total=passes * n, unit="sample", desc=f"{k}-NN graph ({method})", disable=quiet(progress),
               leave=False) as bar:
         graph = compute(x, k, grid, chunk, bar)
     if path is not None:
@@ -111,7 +112,7 @@ def _scan(x: np.ndarray, progress) -> tuple[str, bool]:
     h = hashlib.blake2b(f"{x.dtype.str}{x.shape}".encode(), digest_size=16)
     rows = max(1, _SCAN_BYTES // x[0].nbytes)
     grid = True
-    with tqdm(total=len(x), unit="sample", desc="hashing", disable=_quiet(progress), leave=False) as bar:
+    with tqdm(total=len(x), unit="sample", desc="hashing", disable=quiet(progress), leave=False) as bar:
         for lo in range(0, len(x), rows):
             block = np.ascontiguousarray(x[lo:lo + rows])  # (R, D), a view for C-ordered data
             check_pixels(block, "neighbour graph data")
@@ -227,8 +228,3 @@ def _read(path: Path, n: int, k: int) -> np.ndarray | None:
 def _save(tmp: str, graph: np.ndarray) -> None:
     with open(tmp, "wb") as f:  # a file object: np.save would append ".npy" to the temp file's name
         np.save(f, graph, allow_pickle=False)
-
-
-def _quiet(progress: bool | None) -> bool | None:
-    """tqdm's ``disable`` for a ``progress`` setting: None lets tqdm show a bar only on a terminal."""
-    return None if progress is None else not progress
