@@ -116,13 +116,10 @@ def evaluate(run):
 @_friendly_errors
 def plot(run, glyphs):
     """Redraw a run's figures without retraining."""
-    from .viz.plots import plot_run
-    from .runs import load_run, write_manifest
+    from .runs import redraw_run
 
-    r = load_run(run)
-    for path in plot_run(r, r.dataset(), glyphs=glyphs):
+    for path in redraw_run(run, glyphs=glyphs):
         click.echo(str(path))
-    write_manifest(r.path)
 
 
 @main.command()
