@@ -216,6 +216,16 @@ def data_reference(name_or_path: str) -> str:
     return str(path.resolve())
 
 
+def check_source(name_or_path: str) -> None:
+    """Refuse, without loading it, a data set that ``load_dataset`` could not even find."""
+    if not (isinstance(name_or_path, str) and name_or_path in SOURCES) and not Path(name_or_path).exists():
+        raise _unknown(name_or_path)
+
+
+def _unknown(name_or_path) -> LatentAtlasError:
+    return LatentAtlasError(f"unknown data set {str(name_or_path)!r}: choose one of {', '.join(SOURCES)}, or give an .npz file or a folder (IDX files, .npy arrays or images)")
+
+
 def load_dataset(name_or_path: str | os.PathLike, image_size: int | None = None) -> Dataset:
     """A registered data set or a path.
 
@@ -253,7 +263,7 @@ def load_dataset(name_or_path: str | os.PathLike, image_size: int | None = None)
         if any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*")):
             return load_image_folder(path, size=image_size)
         raise LatentAtlasError(f"{path}: no data found: expected IDX files, x_train.npy etc., or PNG/JPEG images")
-    raise LatentAtlasError(f"unknown data set {str(name_or_path)!r}: choose one of {', '.join(SOURCES)}, or give an .npz file or a folder (IDX files, .npy arrays or images)")
+    raise _unknown(name_or_path)
 
 
 def available_datasets() -> list[tuple[str, bool, str]]:
