@@ -25,9 +25,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename is None:
+            e.filename = str(path)  # a write that filled the disk says which file it was
         raise
     _fsync_dir(path.parent)
     return path

@@ -44,9 +44,7 @@ class FolderLock:
                     try:
                         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     except BlockingIOError:
-                        raise LatentAtlasError(f"{self.folder} is being written by another latentatlas process "
-                                               f"({holder(self.folder)}): wait for it to finish, or choose another "
-                                               f"{option('out')}") from None
+                        raise _busy(self.folder) from None
                 if _same_file(fd, self.path):
                     break
             except BaseException:
@@ -75,11 +73,33 @@ class FolderLock:
         self.release()
 
 
+def check_free(folder: str | os.PathLike) -> None:
+    """Refuse at once if another process holds the folder's lock; writes nothing (a look, not a claim)."""
+    path = Path(folder) / LOCK
+    if fcntl is None or path.is_symlink() or not path.is_file():
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _busy(Path(folder)) from None
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def locked(folder: str | os.PathLike):
     """``with locked(folder):`` the folder's lock, held for the block."""
     with FolderLock(folder) as lock:
         yield lock
+
+
+def _busy(folder: Path) -> LatentAtlasError:
+    return LatentAtlasError(f"{folder} is being written by another latentatlas process ({holder(folder)}): wait for "
+                            f"it to finish, or choose another {option('out')}")
 
 
 def holder(folder: Path) -> str:

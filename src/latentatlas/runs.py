@@ -31,7 +31,7 @@ import torch
 
 from . import __version__
 from ._io import atomic_write_bytes, atomic_write_folder, atomic_write_json, check_writable
-from ._lock import LOCK, FolderLock, is_lock_file
+from ._lock import LOCK, FolderLock, check_free, is_lock_file
 from .config import RunConfig
 from .data import Dataset, data_reference
 from .errors import LatentAtlasError, option
@@ -118,6 +118,8 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
     # The trainer first: terms that refuse the data (a neighbour graph's k) do so before the folder is touched.
     checkpoint = CheckpointCallback(out)
     trainer = build_trainer(cfg, dataset.flat("train")[0], [checkpoint, *callbacks], progress)
+    if out.is_dir():
+        check_free(out)  # a run being written is refused as that, whatever it holds so far
     _folder_mode(out, cfg, overwrite=overwrite, resume=resume)  # refuse now, before making the folder
     if tensorboard is not None:
         from .viz.tensorboard import TensorBoardCallback
