@@ -674,3 +674,11 @@ def test_the_server_drops_idle_and_vanished_clients_in_one_line(client, expected
         server.shutdown()
         server.server_close()
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_tiny_image_folder_is_split_without_stratifying(ws):
+    """Two classes of two images: one test image cannot hold both classes, so the split is plain, not an error."""
+    from latentatlas.data import load_dataset
+
+    ds = load_dataset(image_folder(ws, {"a": 2, "b": 2}))
+    assert (len(ds.x_train), len(ds.x_test)) == (3, 1)

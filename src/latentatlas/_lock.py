@@ -21,7 +21,7 @@ LOCK = ".latentatlas.lock"
 
 try:
     import fcntl
-except ImportError:  # Windows: no flock; the folder goes unlocked there (see README)
+except ImportError:  # Windows has no flock: folders go unlocked there
     fcntl = None
 
 

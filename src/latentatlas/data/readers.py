@@ -290,8 +290,11 @@ def load_image_folder(folder: str | os.PathLike, size: int | None = None, name: 
 
     if len(x) < 2:
         raise LatentAtlasError(f"{folder}: {len(x)} image(s): at least 2 are needed for a train/test split")
-    stratify = y if len(classes) > 1 and np.bincount(y).min() >= 2 else None
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, stratify=stratify, random_state=0)
+    n_test = math.ceil(0.2 * len(x))
+    # Stratified where it can be: each class twice, and room for every class on both sides of the split.
+    can_stratify = len(classes) > 1 and np.bincount(y).min() >= 2 and min(n_test, len(x) - n_test) >= len(classes)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=n_test, stratify=y if can_stratify else None,
+                                              random_state=0)
     return Dataset(name or folder.name, x_tr, y_tr, x_te, y_te, tuple(classes) or None)
 
 
