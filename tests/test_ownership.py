@@ -549,9 +549,9 @@ def test_a_second_writer_is_refused_naming_the_first(ws):
             assert first.poll() is None, first.stderr.read()
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        second = cli(*train_args(ws.tiny, "--seed", "2", "--out", str(out), "--overwrite"))
-        _, err = second.communicate(timeout=120)
-        assert second.returncode == 2, err
+        second = CliRunner().invoke(main, train_args(ws.tiny, "--seed", "2", "--out", str(out), "--overwrite"))
+        err = second.output  # this test's own process is the second writer
+        assert second.exit_code == 2, err
         assert err.strip().splitlines() == [err.strip()] and f"(pid {first.pid} on {socket.gethostname()}" in err, err
     finally:
         (ws.tmp / "go").touch()
@@ -583,46 +583,60 @@ def limited(size: int):
     return apply
 
 
-SAVE = """
-import sys
+FAULTS = """
+import json, sys
 import numpy as np
+from click.testing import CliRunner
 from latentatlas import Autoencoder
+from latentatlas.cli import main
 from latentatlas.errors import LatentAtlasError
-with np.load(sys.argv[1]) as f:
-    x = f["x_train"].reshape(240, -1)
-ae = Autoencoder(preset="deep-2d", epochs=1, device="cpu", random_state=0).fit(x)
-try:
-    ae.save(sys.argv[2], overwrite=True)
-except (LatentAtlasError, OSError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+
+jobs, results = json.loads(sys.argv[1]), {}
+for name, job in jobs.items():
+    if name == "save":  # deep-2d's weights (over 1 MB) cannot be written under the limit
+        with np.load(job["data"]) as f:
+            ae = Autoencoder(preset="deep-2d", epochs=1, device="cpu", random_state=0).fit(f["x_train"].reshape(240, -1))
+        try:
+            ae.save(job["path"], overwrite=True)
+            results[name] = [0, ""]
+        except (LatentAtlasError, OSError) as e:
+            results[name] = [2, f"error: {e}"]
+    else:
+        r = CliRunner().invoke(main, job)
+        results[name] = [r.exit_code, r.output]
+print(json.dumps(results))
 """
 
 
-@pytest.mark.parametrize("what", ["train --overwrite", "train into a new folder", "report", "save"])
-def test_a_full_disk_leaves_one_line_and_the_previous_run(ws, what):
+@pytest.fixture(scope="module")
+def faults(tmp_path_factory, base_run, tiny, fitted):
+    """One child process under a 4 KiB file-size limit (enough for a config.json, not for a checkpoint, figure,
+    report or model) tries each write in turn: (what each gave, the workspace before, the workspace after)."""
+    root = tmp_path_factory.mktemp("faults")
+    shutil.copytree(base_run, root / "run", symlinks=True)
+    assert CliRunner().invoke(main, ["report", str(root / "run"), "--out", str(root / "report.html")]).exit_code == 0
+    fitted.save(root / "saved")
+    jobs = {"train --overwrite": train_args(tiny, "--out", str(root / "run"), "--overwrite"),
+            "train into a new folder": train_args(tiny, "--out", str(root / "new")),
+            "report": ["report", str(root / "run"), "--out", str(root / "report.html")],
+            "save": {"data": str(tiny), "path": str(root / "saved")}}
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1",
            "PYTHONDONTWRITEBYTECODE": "1"}
-    report = ws.tmp / "report.html"
-    if what == "report":
-        assert CliRunner().invoke(main, ["report", str(ws.run), "--out", str(report)]).exit_code == 0
-    if what == "save":
-        ws.est.save(ws.tmp / "saved")
-    before = snapshot(ws.tmp)
-    if what == "save":  # deep-2d's weights (over 1 MB) cannot be written under the limit
-        args = [sys.executable, "-c", SAVE, str(ws.tiny), str(ws.tmp / "saved")]
-    else:
-        cli_args = {"train --overwrite": train_args(ws.tiny, "--out", str(ws.run), "--overwrite"),
-                    "train into a new folder": train_args(ws.tiny, "--out", str(ws.tmp / "new")),
-                    "report": ["report", str(ws.run), "--out", str(report)]}[what]
-        args = [sys.executable, "-m", "latentatlas", *cli_args]
-    # 4 KiB: enough for a config.json, not for a checkpoint, figure or report.
-    p = subprocess.run(args, env=env, capture_output=True, text=True, preexec_fn=limited(4096), timeout=300)
-    assert p.returncode == 2, p.stderr
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in p.stderr, p.stderr
+    before = snapshot(root)
+    p = subprocess.run([sys.executable, "-c", FAULTS, json.dumps(jobs)], env=env, capture_output=True, text=True,
+                       preexec_fn=limited(4096), timeout=300)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout), before, snapshot(root)
+
+
+@pytest.mark.parametrize("what", ["train --overwrite", "train into a new folder", "report", "save"])
+def test_a_full_disk_leaves_one_line_and_the_previous_run(faults, what):
+    results, before, after = faults
+    code, output = results[what]
+    lines = output.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in output, output
     assert "File too large" in lines[0], lines[0]
-    assert snapshot(ws.tmp) == before
+    assert after == before  # the old run, report and model intact; no new folder, no temp file left
 
 
 # -------------------------------------------------------------------------------------------- the server
