@@ -32,9 +32,9 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from idx_files import idx_bytes
 
 import latentatlas
-from idx_files import idx_bytes
 from latentatlas._lock import LOCK, FolderLock
 from latentatlas.cli import main
 from latentatlas.config import RunConfig

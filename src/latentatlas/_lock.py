@@ -125,7 +125,7 @@ def is_lock_file(path: Path) -> bool:
 def _open_no_follow(path: Path) -> int:
     try:
         return os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
-    except OSError as e:
+    except OSError:
         if path.is_symlink():  # O_NOFOLLOW: ELOOP; a received folder must not make us write elsewhere
             raise LatentAtlasError(f"{path} is a link: refusing to write through it") from None
         raise

@@ -216,6 +216,7 @@ def _load_run(path: str | Path, device: str, verify: tuple[str, ...]) -> Run:
 
 def evaluate_run(path: str | Path, dataset: Dataset | None = None) -> dict:
     """Recompute a run's latents and metrics from its saved weights; returns the metrics."""
+    check_free(Path(path))  # a run being written: say so, rather than that it did not finish
     run = _load_run(path, "cpu", verify=(CONFIG, WEIGHTS, HISTORY))  # metrics and latents are recomputed here
     dataset = run.dataset() if dataset is None else dataset
     with FolderLock(run.path):
@@ -228,6 +229,7 @@ def redraw_run(path: str | Path, glyphs: bool = False) -> list[Path]:
     """Draw a finished run's figures again (``latentatlas plot``); returns the files written."""
     from .viz.plots import plot_run
 
+    check_free(Path(path))
     run = load_run(path)
     dataset = run.dataset()
     with FolderLock(run.path):

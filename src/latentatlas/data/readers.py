@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import Dataset, labels_from
 from .._limits import check_fits
 from ..errors import LatentAtlasError
+from .dataset import Dataset, labels_from
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
