@@ -696,3 +696,12 @@ def test_a_tiny_image_folder_is_split_without_stratifying(ws):
 
     ds = load_dataset(image_folder(ws, {"a": 2, "b": 2}))
     assert (len(ds.x_train), len(ds.x_test)) == (3, 1)
+
+
+def test_demo_refuses_a_report_page_of_the_users_before_training(ws):
+    (ws.tmp / "demo").mkdir()
+    (ws.tmp / "demo" / "report.html").write_text("<html>mine</html>")
+    before = snapshot(ws.tmp)
+    r = CliRunner().invoke(main, ["demo", "--data", "digits", "--epochs", "1", "--out", str(ws.tmp / "demo")])
+    assert r.exit_code == 2 and "is not a page latentatlas wrote" in r.output, r.output
+    assert snapshot(ws.tmp) == before

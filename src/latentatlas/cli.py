@@ -208,9 +208,11 @@ def datasets():
 @_friendly_errors
 def demo(data, epochs, out):
     """The tutorial in one go: deep-2d, deep-3d, deep-s2 and the atlas maps; evaluate, draw, compare, report."""
+    from ._io import check_page_out
     from .experiments.demo import comparison_table, run_demo
     from .viz.report import write_report
 
+    check_page_out(out / "report.html")  # before the minutes of training: a report.html of the user's stays
     runs = run_demo(out, data=data, epochs=epochs, echo=click.echo)
     click.echo("\n" + comparison_table(runs) + "\n")
     for r in runs:

@@ -136,10 +136,11 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
     with lock, contextlib.ExitStack() as held:
         mode = _folder_mode(out, cfg, overwrite=overwrite, resume=resume)  # again: another writer may have finished
         if mode != "replace":
+            start_state = _resume_state(out) if mode == "resume" else None
             try:
-                return _train_into(out, cfg, trainer, checkpoint, dataset, plot, _resume_state(out) if mode == "resume" else None)
+                return _train_into(out, cfg, trainer, checkpoint, dataset, plot, start_state)
             except BaseException:
-                if made and load_checkpoint(out) is None:
+                if made and not _has_checkpoint(out):
                     shutil.rmtree(out, ignore_errors=True)  # not one complete epoch to resume from: leave no half folder
                 raise
         runs = []
@@ -259,6 +260,13 @@ def load_checkpoint(folder: Path) -> dict | None:
     if meta.get("tensors_sha256") != _sha256(folder / CKPT_TENSORS):
         return None  # a crash between the two writes: the tensors are one epoch ahead of the JSON
     return _unflatten_state(load_weights(folder / CKPT_TENSORS), meta)
+
+
+def _has_checkpoint(folder: Path) -> bool:
+    try:
+        return load_checkpoint(folder) is not None
+    except LatentAtlasError:
+        return False
 
 
 def not_a_run_folder(path: Path, doing: str | None = None) -> LatentAtlasError:
