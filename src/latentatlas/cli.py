@@ -116,13 +116,10 @@ def evaluate(run):
 @_friendly_errors
 def plot(run, glyphs):
     """Redraw a run's figures without retraining."""
-    from .viz.plots import plot_run
-    from .runs import load_run, write_manifest
+    from .runs import redraw_run
 
-    r = load_run(run)
-    for path in plot_run(r, r.dataset(), glyphs=glyphs):
+    for path in redraw_run(run, glyphs=glyphs):
         click.echo(str(path))
-    write_manifest(r.path)
 
 
 @main.command()
@@ -143,13 +140,14 @@ def export(run, onnx, out):
 @main.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("report.html"), show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace OUT even if it is not a page latentatlas wrote.")
 @_friendly_errors
-def report(runs, out):
+def report(runs, out, overwrite):
     """Write one self-contained HTML report (offline, mailable) of one or more runs."""
-    from ._io import check_writable
+    from ._io import check_page_out
     from .viz.report import write_report
 
-    click.echo(f"wrote {write_report(runs, check_writable(out))}")
+    click.echo(f"wrote {write_report(runs, check_page_out(out, overwrite))}")
 
 
 @main.command()
@@ -160,14 +158,15 @@ def report(runs, out):
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="With --serve; 0 picks a free one.")
 @click.option("--max-points", type=click.IntRange(min=1), default=None,
               help="Test points drawn; larger test sets show a fixed random subset [default: 20,000].")
+@click.option("--overwrite", is_flag=True, help="Replace OUT even if it is not a page latentatlas wrote.")
 @_friendly_errors
-def explore(run, out, serve, port, max_points):
+def explore(run, out, serve, port, max_points, overwrite):
     """Write the live explorer of a run: hover anywhere on its latent maps to see the decoded image."""
-    from ._io import check_writable
+    from ._io import check_page_out
     from .viz.explorer import open_in_browser, page_server, write_explorer
 
     limit = {} if max_points is None else {"max_points": max_points}
-    page = write_explorer(run, check_writable(Path("explorer.html") if out is None else out), **limit)
+    page = write_explorer(run, check_page_out(Path("explorer.html") if out is None else out, overwrite), **limit)
     click.echo(f"wrote {page} (open it in a browser; it works offline)")
     if serve:
         server = page_server(page, port)
@@ -209,9 +208,11 @@ def datasets():
 @_friendly_errors
 def demo(data, epochs, out):
     """The tutorial in one go: deep-2d, deep-3d, deep-s2 and the atlas maps; evaluate, draw, compare, report."""
+    from ._io import check_page_out
     from .experiments.demo import comparison_table, run_demo
     from .viz.report import write_report
 
+    check_page_out(out / "report.html")  # before the minutes of training: a report.html of the user's stays
     runs = run_demo(out, data=data, epochs=epochs, echo=click.echo)
     click.echo("\n" + comparison_table(runs) + "\n")
     for r in runs:

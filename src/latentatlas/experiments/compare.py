@@ -23,7 +23,7 @@ from ..data import Dataset
 from ..errors import LatentAtlasError, option
 from ..metrics import METRICS as ALL_METRICS
 from ..nets import PRESETS
-from ..runs import CONFIG, MANIFEST, Run, load_run, not_a_run_folder, read_config, resolve_runtime, train_run
+from ..runs import CONFIG, MANIFEST, Run, is_run_folder, load_run, not_a_run_folder, read_config, resolve_runtime, train_run
 from .baselines import BASELINES, baseline_metrics, fit_baseline, resolve_baselines
 
 COLUMNS = tuple(m for m in ALL_METRICS if m.compared)
@@ -210,8 +210,10 @@ def _check_folder(folder: Path, cfg: RunConfig) -> None:
     """Refuse a run folder that holds anything but a run, finished or not, of exactly ``cfg``."""
     if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):
         return
-    if not (folder / CONFIG).is_file():
+    if not is_run_folder(folder):  # its manifest or lock file says latentatlas made it; a config.json alone does not
         raise not_a_run_folder(folder, "use")
+    if not (folder / CONFIG).is_file():
+        return  # a run killed before it wrote its config: resuming starts it afresh
     saved = read_config(folder)
     differ = [f"{n} {getattr(saved, n)!r} there, {getattr(cfg, n)!r} now" for n in (*SETTINGS, "seed")
               if getattr(saved, n) != getattr(cfg, n)]

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from .._io import atomic_write_text
+from .._io import GENERATOR, atomic_write_text
 from ..metrics import METRIC, METRICS, neighbourhood_preservation, trust_subset
 from ..model import parameter_table
 from ..runs import Run, load_run
@@ -73,7 +73,7 @@ def report_html(runs: list[Run]) -> str:
         body.append(_run_section(run, rid, datasets[run.config.data_spec], lat, pngs))
     # plotly.js (about 5 MB) only where a 3-D view needs it
     plotly = f"<script>{get_plotlyjs()}</script>" if any(r.model.geometry.embedding_3d() for r in runs) else ""
-    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>{GENERATOR}"
             f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
             f"<title>latentatlas report: {html.escape(', '.join(r.path.name for r in runs))}</title>"
             f"<style>{STYLE}</style>{plotly}</head>"
