@@ -127,6 +127,8 @@ class Rotation(Corruption):
         import torch
         import torch.nn.functional as F
 
+        if level % 360 == 0:  # the image itself, not its resampling (float rounding would blur it by ~1e-7)
+            return x.clone()
         n, h, w = x.shape
         a = math.radians(level)
         c, s = math.cos(a), math.sin(a)
