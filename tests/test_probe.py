@@ -159,3 +159,26 @@ def test_report_section_in_the_browser(browser, probed, tmp_path):
     assert "ROC AUC" in p.locator(f"[id='run-{held.path.name}-probe'] p.novelty").inner_text()
     assert page.errors == [] and page.requests == []
     page.close()
+
+
+def test_the_explorer_draws_unseen_classes_in_their_own_style(browser, probed, tmp_path):
+    from latentatlas.viz.explorer import write_explorer
+
+    plain, held, _ = probed
+    y = held.latents()["y_test"]
+    new, old = int(np.flatnonzero(y == 3)[0]), int(np.flatnonzero(y != 3)[0])
+    page = WatchedPage(browser, write_explorer(held, tmp_path / "x.html").as_uri()).wait_ready()
+    p = page.page
+    assert "3 (never seen in training)" in p.inner_text("#legend")
+    assert p.evaluate(f"atlas.unseen({new})") and not p.evaluate(f"atlas.unseen({old})")
+    darkest = """([x, y]) => { const c = document.querySelector("[data-view='map:equirectangular'] canvas");
+        const d = c.getContext('2d').getImageData(Math.round(x) - 4, Math.round(y) - 4, 9, 9).data;
+        let m = 255; for (let k = 0; k < d.length; k += 4) m = Math.min(m, Math.max(d[k], d[k + 1], d[k + 2]));
+        return m; }"""
+    for i in np.flatnonzero(y == 3)[:5]:  # edged in black, drawn on top
+        assert p.evaluate(darkest, p.evaluate(f"atlas.pointPosition('map:equirectangular', {i})")) < 60
+    assert page.errors == [] and page.requests == []
+    page.close()
+    plain_page = WatchedPage(browser, write_explorer(plain, tmp_path / "p.html").as_uri()).wait_ready()
+    assert "never seen" not in plain_page.page.inner_text("#legend")
+    plain_page.close()

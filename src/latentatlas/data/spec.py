@@ -67,6 +67,12 @@ class HoldOut(Transform):
                                    y_train=dataset.y_train[keep])
 
 
+def held_out(transforms) -> tuple[int, ...]:
+    """The classes a data spec's transforms hold out of training (its ``holdout`` transforms), sorted."""
+    return tuple(sorted({c for text in transforms if isinstance(t := parse_transform(text), HoldOut)
+                         for c in t.params["classes"]}))
+
+
 class Corrupt(Transform):
     """Corrupt the images of the test set (``split=test``, the default), the training set (``train``) or both,
     with a corruption of ``corruptions.CORRUPTIONS`` at one level, seeded (``seed``, default 0)."""

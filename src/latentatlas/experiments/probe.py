@@ -23,7 +23,7 @@ import torch
 from .._io import atomic_write_json
 from ..data import Dataset, parse_transform
 from ..data.corruptions import CORRUPTIONS, get_corruption
-from ..data.spec import HoldOut
+from ..data.spec import held_out
 from ..errors import LatentAtlasError
 from ..losses import bce
 from ..runs import Run, write_manifest
@@ -81,7 +81,7 @@ def probe_run(run: Run, levels: dict[str, tuple], seed: int = 0, dataset: Datase
     x_test, y_test = dataset.flat("test")
     if len(x_test) != len(lat["z_test"]):
         raise LatentAtlasError(f"{run.path}: its latents do not match its test set: rerun `latentatlas evaluate`")
-    unseen = held_out_classes(run)
+    unseen = np.array(held_out(run.config.transforms), dtype=np.int64)
     seen = ~np.isin(y_test, unseen)
     clean = _score(model, x_test, x_test)
     knn = _knn(lat["z_train"], lat["y_train"])
@@ -118,13 +118,6 @@ def probe_run(run: Run, levels: dict[str, tuple], seed: int = 0, dataset: Datase
     atomic_write_json(run.path / PROBE, result)
     write_manifest(run.path)
     return result
-
-
-def held_out_classes(run: Run) -> np.ndarray:
-    """The classes a run was trained without (its ``holdout`` transforms), as an array; empty when none."""
-    classes = [c for text in run.config.transforms if isinstance(t := parse_transform(text), HoldOut)
-               for c in t.params["classes"]]
-    return np.array(sorted(set(classes)), dtype=np.int64)
 
 
 def novelty(clean: dict, y: np.ndarray, unseen: np.ndarray, variational: bool) -> dict:

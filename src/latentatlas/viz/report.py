@@ -130,7 +130,8 @@ def _probe_section(run: Run, rid: str) -> str:
     result = _probe(run)
     if result is None:
         return ""
-    parts = [f"<section id='{rid}-probe'><h3>Corrupted inputs and unseen classes (latentatlas probe)</h3>"]
+    parts = [f"<section id='{rid}-probe'><h3>Corrupted inputs and unseen classes (latentatlas probe)</h3>"
+             "<div class='row'>"]
     for name, rows in result["corruptions"].items():
         keys = [k for k in ("bce", "mse", "knn5", "shift_rel", "mse_seen", "mse_unseen") if k in rows[0]]
         parts.append(f"<table class='probe' data-corruption='{html.escape(name)}'><tr><th>"
@@ -139,6 +140,7 @@ def _probe_section(run: Run, rid: str) -> str:
                      + "".join(f"<tr><td class='num'>{r['level']:g}</td>"
                                + "".join(f"<td class='num'>{_fmt_probe(r[k])}</td>" for k in keys) + "</tr>"
                                for r in rows) + "</table>")
+    parts.append("</div>")
     figs = []
     if result["corruptions"]:
         figs.append(_figure(png_bytes(probe_curves([(run.path.name, result)])), "per level of each corruption"))
