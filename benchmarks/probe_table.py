@@ -14,6 +14,7 @@ how many.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from pathlib import Path
@@ -59,11 +60,11 @@ def main():
     ap.add_argument("--classes", default="0,1,2,3,4,5,6,7,8,9")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    epochs = dict((k, int(v)) for k, v in (p.split("=") for p in args.epochs.split(",")))
-    nov_epochs = dict((k, int(v)) for k, v in (p.split("=") for p in args.novelty_epochs.split(",")))
+    epochs = {k: int(v) for k, v in (p.split("=") for p in args.epochs.split(","))}
+    nov_epochs = {k: int(v) for k, v in (p.split("=") for p in args.novelty_epochs.split(","))}
     classes = [int(c) for c in args.classes.split(",")]
     levels = {name: parse_levels(name, CORRUPTIONS[name].probe_levels) for name in SWEPT}
-    echo = lambda s: print(s, flush=True)  # noqa: E731
+    echo = functools.partial(print, flush=True)
     t_start = time.perf_counter()
     table = {"epochs": epochs, "novelty_epochs": nov_epochs, "seed": args.seed, "data": {}}
     for data in args.data.split(","):

@@ -182,3 +182,15 @@ def test_the_explorer_draws_unseen_classes_in_their_own_style(browser, probed, t
     plain_page = WatchedPage(browser, write_explorer(plain, tmp_path / "p.html").as_uri()).wait_ready()
     assert "never seen" not in plain_page.page.inner_text("#legend")
     plain_page.close()
+
+
+def test_a_variational_runs_novelty_is_also_scored_by_the_negative_elbo():
+    from latentatlas.experiments.probe import novelty
+
+    y = np.array([0, 0, 1, 1])
+    clean = {"bce": np.array([0.1, 0.2, 0.3, 0.4]), "kl": np.array([50.0, 50.0, 0.0, 0.0]), "n_features": 10}
+    nov = novelty(clean, y, np.array([1]), variational=True)
+    assert nov["roc_auc"] == 1.0  # BCE alone ranks the unseen class above
+    assert nov["roc_auc_neg_elbo"] == 0.0  # 10 * BCE + KL: 51, 52 against 3, 4
+    assert nov["roc_auc_per_class_neg_elbo"] == {"1": 0.0}
+    assert "roc_auc_neg_elbo" not in novelty(clean, y, np.array([1]), variational=False)

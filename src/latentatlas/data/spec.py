@@ -85,7 +85,7 @@ class Corrupt(Transform):
             raise LatentAtlasError(f"{self.name}: split={split!r}: choose one of {', '.join(self.SPLITS)}")
         if seed < 0:
             raise LatentAtlasError(f"{self.name}: seed={seed} must be >= 0")
-        (key, value), = level.items()
+        (value,) = level.values()
         CORRUPTIONS[self.name].check_level(value)  # whether it fits the images is told by apply
         super().__init__(**level, split=split, seed=seed)
 

@@ -247,7 +247,8 @@ def format_probe(result: dict) -> str:
     if nov:
         per = ", ".join(f"{c}: {v:.3f}" for c, v in nov["roc_auc_per_class"].items())
         lines.append(f"novelty (classes {', '.join(map(str, nov['classes']))} never seen): ROC AUC "
-                     f"{nov['roc_auc']:.3f} ({per})")
+                     f"{nov['roc_auc']:.3f} ({per})" + (f"; negative ELBO as the score: {nov['roc_auc_neg_elbo']:.3f}"
+                                                        if "roc_auc_neg_elbo" in nov else ""))
     return "\n".join(lines)
 
 

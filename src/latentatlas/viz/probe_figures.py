@@ -68,7 +68,9 @@ def trails_map(chart, name: str, levels, z0, zs, y, z_all=None):
     """Test points at their clean places (dots) and the path their latents take as the corruption grows (lines,
     ending in a cross at the largest level); ``zs`` (levels, n, dim). On a bounded chart a step that wraps around
     its edge (the sphere's phi = +-pi) is not drawn across the map."""
-    to_map = lambda z: chart.to_map(torch.as_tensor(np.asarray(z, np.float32))).numpy()  # noqa: E731
+    def to_map(z):
+        return chart.to_map(torch.as_tensor(np.asarray(z, np.float32))).numpy()
+
     uv0 = to_map(z0)
     path = np.stack([uv0, *(to_map(z) for z in zs)])  # (levels + 1, n, 2)
     fig, ax = plt.subplots(figsize=(6.5, 5.5))

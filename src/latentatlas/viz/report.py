@@ -149,8 +149,10 @@ def _probe_section(run: Run, rid: str) -> str:
         per = ", ".join(f"{html.escape(c)}: {v:.3f}" for c, v in nov["roc_auc_per_class"].items())
         parts.append(f"<p class='novelty'>Novelty detection (classes {html.escape(', '.join(map(str, nov['classes'])))}"
                      f" never seen in training; score: {html.escape(nov['score'])}): ROC AUC "
-                     f"<b>{nov['roc_auc']:.3f}</b> ({per}); {nov['unseen']:,} unseen and {nov['seen']:,} seen test "
-                     "images.</p>")
+                     f"<b>{nov['roc_auc']:.3f}</b> ({per})"
+                     + (f"; with the negative ELBO as the score, {nov['roc_auc_neg_elbo']:.3f}"
+                        if "roc_auc_neg_elbo" in nov else "")
+                     + f"; {nov['unseen']:,} unseen and {nov['seen']:,} seen test images.</p>")
     for name in result.get("figures", ()):
         if Path(name).name != "probe_curves.png":
             figs.append(_figure((run.path / name).read_bytes(), _probe_caption(Path(name).stem)))
