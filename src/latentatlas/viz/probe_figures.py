@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from matplotlib.collections import LineCollection
 
 from .plots import map_limits, mpl_text, plt
 from .style import class_colour, class_name
@@ -77,15 +78,13 @@ def trails_map(chart, name: str, levels, z0, zs, y, z_all=None):
     if z_all is not None:
         uv_all = to_map(z_all)
         ax.scatter(uv_all[:, 0], uv_all[:, 1], s=2, color="0.85", linewidths=0)
-    wrap = None if chart.extent is None else 0.5 * (chart.extent[0][1] - chart.extent[0][0])
-    for k in range(path.shape[1]):
-        line = path[:, k].copy()
-        if wrap is not None:
-            jumps = np.flatnonzero(np.abs(np.diff(line[:, 0])) > wrap)
-            line = np.insert(line, jumps + 1, np.nan, axis=0)
-        colour = class_colour(y[k])
-        ax.plot(line[:, 0], line[:, 1], "-", color=colour, lw=0.8, alpha=0.8)
-        ax.plot(*path[-1, k], "x", color=colour, ms=4)
+    steps = np.stack([path[:-1], path[1:]], axis=2)  # (levels, n, 2 ends, 2): one segment per step, one artist
+    colours = np.broadcast_to(np.array([class_colour(v) for v in y]), steps.shape[:2])
+    keep = np.ones(steps.shape[:2], bool)
+    if chart.extent is not None:
+        keep = np.abs(steps[:, :, 1, 0] - steps[:, :, 0, 0]) < 0.5 * (chart.extent[0][1] - chart.extent[0][0])
+    ax.add_collection(LineCollection(steps[keep], colors=colours[keep], linewidths=0.8, alpha=0.8))
+    ax.scatter(path[-1, :, 0], path[-1, :, 1], s=14, marker="x", c=[class_colour(v) for v in y], linewidths=0.8)
     ax.scatter(uv0[:, 0], uv0[:, 1], s=14, c=[class_colour(v) for v in y], edgecolors="k", linewidths=0.4, zorder=3)
     (x0, x1), (y0, y1) = map_limits(chart, np.concatenate([path.reshape(-1, 2), uv0] +
                                                           ([to_map(z_all)] if z_all is not None else [])))
