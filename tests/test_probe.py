@@ -116,6 +116,19 @@ def test_bad_levels_are_refused_in_one_line_before_any_work(probed, args, messag
     assert (held.path / "probe.json").read_bytes() == before
 
 
+def test_a_probe_with_nothing_to_do_is_refused(probed, tmp_path):
+    plain, held, _ = probed
+    none = ["--noise", "", "--occlude", "", "--rotate", ""]
+    r = CliRunner().invoke(main, ["probe", str(plain.path), *none])
+    assert r.exit_code == 2 and "nothing to probe" in r.output and r.output.count("\n") == 1, r.output
+    copy = shutil.copytree(held.path, tmp_path / "no3")
+    r = CliRunner().invoke(main, ["probe", str(copy), *none])
+    assert r.exit_code == 0 and "ROC AUC" in r.output, r.output  # novelty alone
+    assert json.loads((copy / "probe.json").read_text())["corruptions"] == {}
+    text = write_report([copy], tmp_path / "novelty-only.html").read_text()
+    assert "class='probe'" not in text and "<p class='novelty'>" in text
+
+
 def test_levels_are_parsed_as_written():
     assert parse_levels("noise", "0:0.6:7") == (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
     assert parse_levels("occlude", "0:14:8") == (0, 2, 4, 6, 8, 10, 12, 14)

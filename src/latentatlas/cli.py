@@ -211,7 +211,7 @@ def probe(runs, seed, out, **levels):
     loaded = [load_run(r) for r in runs]  # every run and level checked before the first is probed
     results = []
     for run in loaded:
-        results.append(probe_run(run, {k: v for k, v in asked.items() if v}, seed=seed))
+        results.append(probe_run(run, asked, seed=seed))
         click.echo(format_probe(results[-1]))
         click.echo(f"wrote {run.path / 'probe.json'} and its figures ({results[-1]['seconds']:.1f} s)")
     if out is not None:

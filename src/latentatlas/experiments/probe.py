@@ -71,6 +71,7 @@ def probe_run(run: Run, levels: dict[str, tuple], seed: int = 0, dataset: Datase
     """Sweep ``run`` over ``levels`` ({corruption name: levels}); write ``probe.json`` (and the figures) into its
     folder and return what it holds. Every level is checked against the images before any work."""
     t0 = time.perf_counter()
+    levels = {name: tuple(lvls) for name, lvls in levels.items() if len(lvls)}
     dataset = run.dataset() if dataset is None else dataset
     shape = _image_shape(dataset)
     for name, lvls in levels.items():
@@ -82,6 +83,9 @@ def probe_run(run: Run, levels: dict[str, tuple], seed: int = 0, dataset: Datase
     if len(x_test) != len(lat["z_test"]):
         raise LatentAtlasError(f"{run.path}: its latents do not match its test set: rerun `latentatlas evaluate`")
     unseen = np.array(held_out(run.config.transforms), dtype=np.int64)
+    if not levels and not len(unseen):
+        raise LatentAtlasError(f"{run.path}: nothing to probe: give levels of a corruption (e.g. noise 0:0.6:7), or "
+                               "probe a run trained with held-out classes (holdout:classes=...)")
     seen = ~np.isin(y_test, unseen)
     clean = _score(model, x_test, x_test)
     knn = _knn(lat["z_train"], lat["y_train"])
@@ -212,7 +216,7 @@ def _draw(run, dataset, result, clean, lat, picked, trails, grids, shape) -> lis
         return atomic_write_bytes(path, png_bytes(fig))
 
     folder = run.path / "figures"
-    written = [_save(pf.probe_curves([(run.path.name, result)]), folder / "probe_curves.png")]
+    written = [_save(pf.probe_curves([(run.path.name, result)]), folder / "probe_curves.png")] if trails else []
     for name, rows in result["corruptions"].items():
         levels = [r["level"] for r in rows]
         if shape is not None:
