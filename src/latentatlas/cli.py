@@ -180,6 +180,43 @@ def explore(run, out, serve, port, max_points, overwrite):
             server.server_close()
 
 
+def _corruption_options(fn):
+    """One option per corruption of the registry (``--noise``, ``--occlude``, ...): the levels to probe at."""
+    from .data.corruptions import CORRUPTIONS
+
+    for name, c in reversed(CORRUPTIONS.items()):
+        fn = click.option(f"--{name}", default=c.probe_levels, show_default=True,
+                          help=f"Levels ({c.label}): START:STOP:COUNT or a comma list; '' for none.")(fn)
+    return fn
+
+
+@main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_corruption_options
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seeds the corruptions.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also draw every run's curves on one axis into this PNG.")
+@_friendly_errors
+def probe(runs, seed, out, **levels):
+    """Sweep trained runs over corrupted inputs (and, for runs with held-out classes, score novelty detection):
+    probe.json and figures into each run folder."""
+    from .experiments.probe import format_probe, parse_levels, probe_run, probe_curves_png
+    from ._io import check_writable
+    from .runs import load_run
+
+    if out is not None:
+        check_writable(out)
+    asked = {name: parse_levels(name, text) for name, text in levels.items()}
+    loaded = [load_run(r) for r in runs]  # every run and level checked before the first is probed
+    results = []
+    for run in loaded:
+        results.append(probe_run(run, asked, seed=seed))
+        click.echo(format_probe(results[-1]))
+        click.echo(f"wrote {run.path / 'probe.json'} and its figures ({results[-1]['seconds']:.1f} s)")
+    if out is not None:
+        click.echo(f"wrote {probe_curves_png([(r.path.name, p) for r, p in zip(loaded, results)], out)}")
+
+
 @main.command()
 def presets():
     """List the architecture presets with their parameter counts."""

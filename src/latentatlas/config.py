@@ -39,6 +39,11 @@ class RunConfig:
     ne_weight: float | None = setting(None, "Weight of the neighbour-embedding term (maps that keep input-space "
                                            "neighbours together); 0: off [default: the preset's].", low=0)
     ne_k: int = setting(15, "Neighbours per sample in the neighbour-embedding term's graph.", low=1)
+    # Denoising training: each training batch's inputs corrupted afresh (seeded per epoch), its targets clean.
+    train_noise: float = setting(0.0, "Denoising: Gaussian noise of this sigma (pixels in 0..1) added to every training "
+                                      "input, the target kept clean; 0: off.", low=0)
+    train_occlude: int = setting(0, "Denoising: a square of this side (pixels) blanked at a random place in every "
+                                    "training input, the target kept clean; 0: off.", low=0)
     epochs: int = setting(10, "Passes over the training set.", low=1)
     batch_size: int = setting(128, "Samples per step.", low=1)
     lr: float = setting(1e-3, "Adam's learning rate (the tutorial's 1e-3).", above=0, high=1)

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .._io import atomic_write_text
+from ..data.spec import held_out
 from ..errors import LatentAtlasError
 from ..metrics import METRIC, neighbourhood_preservation
 from ..runs import Run, load_run
@@ -87,6 +88,7 @@ def explorer_data(run: Run, dataset, max_points: int = MAX_POINTS) -> dict:
         "dim": geometry.dim,
         "imageShape": list(image_shape(dataset, model.n_features) or (1, model.n_features)),
         "classes": classes,
+        "unseen": list(held_out(run.config.transforms)),  # classes held out of training: drawn in their own style
         "colors": list(TAB10),
         "metrics": {k: v for k, v in run.metrics.items()
                     if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)},

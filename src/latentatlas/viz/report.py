@@ -21,6 +21,7 @@ from ..metrics import METRIC, METRICS, neighbourhood_preservation, trust_subset
 from ..model import parameter_table
 from ..runs import Run, load_run
 from .explorer import CSP
+from .report_probe import probe_comparison, probe_section
 
 SECTIONS = ("configuration", "metrics", "loss-curves", "reconstructions", "parameters", "maps")
 
@@ -96,6 +97,7 @@ def _comparison(runs: list[Run], ids: list[str], maps: list[dict[str, bytes]]) -
     for name in dict.fromkeys(name for pngs in maps for name in pngs):  # chart names, in order of appearance
         figs = [_figure(pngs[name], f"{run.path.name}, {name} chart") for run, pngs in zip(runs, maps) if name in pngs]
         rows_of_maps.append(f"<h3>Encoder maps on the same scale: {name} chart</h3><div class='row'>{''.join(figs)}</div>")
+    rows_of_maps.append(probe_comparison(runs))
     return (f"<section id='comparison'><h2>Comparison</h2><table>{head}{rows}</table>{diff}"
             f"{''.join(rows_of_maps)}</section>")
 
@@ -152,6 +154,7 @@ def _run_section(run: Run, rid: str, dataset, lat: dict, map_pngs: dict[str, byt
                                     default_height=560, config={"displaylogo": False}))
     if maps:
         parts.append(f"<section id='{rid}-maps'><h3>Latent maps</h3>{''.join(maps)}</section>")
+    parts.append(probe_section(run, rid))
     parts.append("</section>")
     return "".join(parts)
 
