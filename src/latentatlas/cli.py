@@ -88,9 +88,10 @@ def main(debug):
 def train(out, overwrite, resume, tensorboard, **params):
     """Train a model into a run folder, evaluate it and draw its figures."""
     from .config import RunConfig
+
+    cfg = RunConfig(**params).resolved()  # a wrong preset is refused before torch is imported
     from .runs import train_run
 
-    cfg = RunConfig(**params)
     if out is None:
         out = Path("runs") / f"{params['preset'] or 'custom'}-{Path(params['data']).name}"
     run = train_run(cfg, out, overwrite=overwrite, resume=resume, tensorboard=tensorboard)
@@ -184,13 +185,10 @@ def explore(run, out, serve, port, max_points):
 @main.command()
 def presets():
     """List the architecture presets with their parameter counts."""
-    from .config import RunConfig
-    from .model import AutoencoderNet, count_parameters
-    from .nets import PRESETS
+    from .presets import PRESETS
 
     for name, p in PRESETS.items():
-        n = count_parameters(AutoencoderNet.from_config(RunConfig(preset=name).resolved(), 784))
-        click.echo(f"{name:15s} {n:>10,}  {p.geometry:9s}  {p.description}")
+        click.echo(f"{name:15s} {p.n_params():>10,}  {p.geometry:9s}  {p.description}")
 
 
 @main.command()

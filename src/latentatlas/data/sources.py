@@ -19,7 +19,7 @@ from typing import ClassVar
 import numpy as np
 
 from .._io import atomic_write_bytes
-from ..errors import LatentAtlasError
+from ..errors import LatentAtlasError, unknown_name
 from .dataset import Dataset
 from .readers import (IMAGE_SUFFIXES, _find_idx_files, load_idx_folder, load_image_folder, load_npy_folder, load_npz,
                       parse_idx)
@@ -244,7 +244,8 @@ def load_dataset(name_or_path: str | os.PathLike, image_size: int | None = None)
         if any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*")):
             return load_image_folder(path, size=image_size)
         raise LatentAtlasError(f"{path}: no data found: expected IDX files, x_train.npy etc., or PNG/JPEG images")
-    raise LatentAtlasError(f"unknown data set {str(name_or_path)!r}: choose one of {', '.join(SOURCES)}, or give an .npz file or a folder (IDX files, .npy arrays or images)")
+    raise unknown_name("data set", str(name_or_path), SOURCES,
+                       more=", or give an .npz file or a folder (IDX files, .npy arrays or images)")
 
 
 def available_datasets() -> list[tuple[str, bool, str]]:

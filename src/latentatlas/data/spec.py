@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..errors import LatentAtlasError
+from ..errors import LatentAtlasError, unknown_name
 from .dataset import Dataset
 
 
@@ -76,7 +76,7 @@ def parse_transform(text: str) -> Transform:
     name, *pairs = text.strip().split(":")
     cls = TRANSFORMS.get(name)
     if cls is None:
-        raise LatentAtlasError(f"unknown transform {name!r}: choose one of {', '.join(TRANSFORMS)}")
+        raise unknown_name("transform", name, TRANSFORMS)
     params = {}
     for pair in pairs:
         key, eq, value = pair.partition("=")

@@ -16,7 +16,7 @@ import typing
 from pathlib import Path
 
 from ..config import SETTINGS, RunConfig, setting_type
-from ..errors import LatentAtlasError
+from ..errors import LatentAtlasError, unknown_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +84,7 @@ def read_spec(path: str | Path) -> Spec:
     fields = {f.name for f in SETTINGS}
     for key in [*search, *fixed]:
         if key not in fields:
-            raise LatentAtlasError(f"{path}: unknown setting {key!r}: valid settings are {', '.join(sorted(fields))}")
+            raise LatentAtlasError(f"{path}: {unknown_name('setting', key, sorted(fields))}")
     grid = {k: v for k, v in search.items() if isinstance(v, list)}
     sampled = {k: v for k, v in search.items() if isinstance(v, dict)}
     for k, v in search.items():
