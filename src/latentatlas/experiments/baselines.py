@@ -116,7 +116,7 @@ def resolve_baselines(baselines: str | Sequence[str], pca: bool | None = None) -
         names.insert(0, "pca")
     for name in names:
         if name not in BASELINES:
-            raise unknown_name("baseline", name, BASELINES)
+            raise unknown_name("baseline", name, BASELINES, several=True)
         if names.count(name) > 1:
             raise LatentAtlasError(f"baseline {name!r} given twice: give each baseline once")
         for module in {b.module for b in BASELINES[name] if b.module}:
