@@ -73,6 +73,37 @@ class Run:
                                    "there is no data set to read back: use it from Python (Autoencoder.load)")
         return self.config.data_spec.load()
 
+    # In a notebook (viz/notebook.py): the run as a card, its figures, its explorer inline.
+    def _repr_html_(self) -> str:
+        from .viz.notebook import summary_html, thumbnail
+
+        lat = self.latents()
+        cfg = self.config
+        settings = {"preset": cfg.preset or "custom", "layers": "-".join(map(str, cfg.hidden_sizes or ())),
+                    "geometry": f"{cfg.geometry}, latent_dim {cfg.latent_dim}", "data": cfg.data,
+                    "epochs": len(self.history), "seed": cfg.seed, "device": cfg.device, "precision": cfg.precision}
+        return summary_html(self.path.name, str(self.path), settings, self.metrics,
+                            thumbnail(self.model.geometry, lat["z_test"], lat["y_test"]))
+
+    def figures(self, glyphs: bool = False) -> dict:
+        """Every figure of the run as a matplotlib figure, by name (``loss_curves``, ``encoder_map_plane``, ...)."""
+        import matplotlib.pyplot as plt
+
+        from .viz.plots import run_figures
+
+        figs = run_figures(self, self.dataset(), glyphs=glyphs)
+        for fig in figs.values():
+            plt.close(fig)  # shown where the caller displays it, not again at the end of a notebook cell
+        return figs
+
+    def explore(self, max_points: int | None = None):
+        """The live explorer of the run, shown inline in a notebook (``.save(path)`` writes the page)."""
+        from .viz.explorer import explorer_html
+        from .viz.notebook import ExplorerView
+
+        limit = {} if max_points is None else {"max_points": max_points}
+        return ExplorerView(explorer_html(self, self.dataset(), **limit))
+
 
 def resolve_runtime(cfg: RunConfig) -> RunConfig:
     """A resolved config with ``device`` and ``precision`` fixed for this machine ("auto" decided)."""
