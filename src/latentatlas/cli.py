@@ -94,11 +94,17 @@ def train(out, overwrite, resume, tensorboard, **params):
 
     if out is None:
         out = Path("runs") / f"{params['preset'] or 'custom'}-{Path(params['data']).name}"
-    run = train_run(cfg, out, overwrite=overwrite, resume=resume, tensorboard=tensorboard)
-    if run.resumed_from_epoch:
+    run = train_run(cfg, out, overwrite=overwrite, resume=resume, tensorboard=tensorboard, echo=click.echo)
+    if run.finished:
+        n = run.resumed_from_epoch
+        click.echo(f"{run.path} had already finished its {n} epoch{'s' * (n != 1)}: nothing to resume "
+                   "(give a larger --epochs to train it further)")
+    elif run.resumed_from_epoch:
         click.echo(f"resumed from epoch {run.resumed_from_epoch}")
     _echo_metrics(run.metrics)
     click.echo(f"run folder: {run.path}")
+    if tensorboard is not None and not run.finished:
+        click.echo(f"TensorBoard logs: {tensorboard} (view them: tensorboard --logdir {tensorboard})")
 
 
 @main.command()
@@ -108,7 +114,9 @@ def evaluate(run):
     """Recompute a run's latents and metrics from its saved weights."""
     from .runs import evaluate_run
 
+    click.echo(f"evaluating {run} on its test set (from its saved weights) ...")
     _echo_metrics(evaluate_run(run))
+    click.echo(f"wrote {run / 'metrics.json'} and {run / 'latents.npz'}")
 
 
 @main.command()
@@ -121,6 +129,7 @@ def plot(run, glyphs):
     from .runs import load_run, write_manifest
 
     r = load_run(run)
+    click.echo(f"drawing the figures of {run} ...")
     for path in plot_run(r, r.dataset(), glyphs=glyphs):
         click.echo(str(path))
     write_manifest(r.path)
@@ -300,5 +309,8 @@ def sweep(spec, out, storage, workers):
 
 
 def _echo_metrics(metrics: dict) -> None:
-    for k, v in metrics.items():
-        click.echo(f"{k:16s} {v:.4f}" if isinstance(v, float) else f"{k:16s} {v}")
+    from .metrics import METRIC
+
+    for k, v in metrics.items():  # as the metrics table formats each (692,264 parameters), as everywhere else
+        shown = METRIC[k].format(v) if k in METRIC and isinstance(v, (int, float)) else f"{v:.4f}" if isinstance(v, float) else v
+        click.echo(f"{k:16s} {shown}")

@@ -34,7 +34,7 @@ from .data import Dataset, data_reference
 from .errors import LatentAtlasError, option
 from .losses import build_objective
 from .metrics import encode, evaluate
-from .model import AutoencoderNet
+from .model import AutoencoderNet, count_parameters
 from .train import Adam, Callback, Trainer, pick_device, pick_precision
 from .weights import load_weights, save_weights
 
@@ -55,6 +55,7 @@ class Run:
     history: list[dict]
     metrics: dict
     resumed_from_epoch: int = 0  # > 0 when train_run continued a killed run from its checkpoint
+    finished: bool = False  # train_run was asked to resume a run that had already trained all its epochs
 
     def latents(self) -> dict[str, np.ndarray]:
         if (self.path / MANIFEST).is_file():  # a finished run; while training, the manifest is not written yet
@@ -129,13 +130,18 @@ def build_trainer(cfg: RunConfig, x_train, callbacks=(), progress: bool | None =
 
 def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resume: bool = False,
               progress: bool | None = None, dataset: Dataset | None = None, plot: bool = True,
-              callbacks=(), tensorboard: str | Path | None = None) -> Run:
+              callbacks=(), tensorboard: str | Path | None = None, echo=None) -> Run:
     """Train ``cfg`` into the run folder ``out``, evaluate it, draw its figures and return the loaded run.
+
+    ``echo`` (``print``, say) gets a line as each step starts: what is trained where (device, precision), the
+    evaluation, the figures. Resuming a run that has finished all its epochs trains nothing: the run is returned
+    with ``finished`` set.
 
     Everything that can be checked is checked before anything is written: a bad config, unknown data or an
     existing folder (without ``overwrite`` or ``resume``) raise ``LatentAtlasError`` and leave the disk untouched.
     """
     out = Path(out)
+    user_precision = cfg.precision
     cfg = resolve_runtime(cfg)
     dataset = cfg.data_spec.load() if dataset is None else dataset
     if tensorboard is not None:
@@ -143,6 +149,14 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
     # The trainer first: terms that refuse the data (a neighbour graph's k) do so before the folder is touched.
     trainer = build_trainer(cfg, dataset.flat("train")[0], [CheckpointCallback(out), *callbacks], progress)
     start_state = _prepare_folder(out, cfg, overwrite=overwrite, resume=resume)
+    if start_state is not None and len(start_state["history"]) == cfg.epochs and (out / MANIFEST).is_file():
+        run = load_run(out, device=cfg.device)
+        run.resumed_from_epoch, run.finished = cfg.epochs, True
+        return run
+    say = echo or (lambda line: None)
+    requested = cfg.precision if cfg.precision == user_precision else f"{cfg.precision} (auto)"
+    say(f"training {cfg.preset or 'custom'} ({count_parameters(trainer.model):,} parameters) on {dataset.name}: "
+        f"{len(dataset.y_train):,} images, {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}, device {cfg.device}, precision {requested}")
     if tensorboard is not None:
         from .viz.tensorboard import TensorBoardCallback
 
@@ -161,10 +175,12 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
     save_weights(out / WEIGHTS, model.state_dict())
     atomic_write_json(out / HISTORY, trainer.history)
     run = Run(out, cfg, model, trainer.history, {}, resumed_from_epoch=start_epoch)
+    say(f"evaluating on {len(dataset.y_test):,} test images ...")
     _write_evaluation(run, dataset, train_seconds=seconds)
     if plot:
         from .viz.plots import plot_run
 
+        say(f"drawing the figures into {out / 'figures'} ...")
         plot_run(run, dataset)
     write_manifest(out)
     return run
@@ -288,13 +304,17 @@ def _prepare_folder(out: Path, cfg: RunConfig, *, overwrite: bool, resume: bool)
         saved = read_config(out)
         saved = dataclasses.replace(saved, data=data_reference(saved.data))
         if dataclasses.replace(saved, epochs=cfg.epochs) != cfg:
-            raise LatentAtlasError(f"{out}: {option('resume', True)} needs the same settings as the saved "
-                                   f"config.json (only {option('epochs')} may change)")
+            differ = [f"{option(f.name)} {getattr(saved, f.name)!r} there, {getattr(cfg, f.name)!r} now"
+                      for f in dataclasses.fields(cfg) if f.compare and f.name != "epochs"
+                      and getattr(saved, f.name) != getattr(cfg, f.name)]
+            raise LatentAtlasError(f"{out}: {option('resume', True)} needs the settings the run was started with, "
+                                   f"but {'; '.join(differ)} (only {option('epochs')} may change)")
         state = load_checkpoint(out)
         if state is not None and len(state["history"]) > cfg.epochs:
             raise LatentAtlasError(f"{out}: {option('epochs', cfg.epochs)} is fewer than the {len(state['history'])} "
                                    f"epochs already trained; {option('resume', True)} only adds epochs")
-        (out / MANIFEST).unlink(missing_ok=True)
+        if state is None or len(state["history"]) < cfg.epochs:
+            (out / MANIFEST).unlink(missing_ok=True)  # it will be trained further: no longer a finished run
         return state
     if out.exists() and not out.is_dir():
         raise LatentAtlasError(f"{out} is a file, not a run folder: choose another {option('out')}")
