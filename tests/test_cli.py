@@ -3,6 +3,7 @@
 import dataclasses
 import json
 
+import click
 from click.testing import CliRunner
 
 from latentatlas.cli import main, train
@@ -67,3 +68,12 @@ def test_explore_help_states_the_real_point_limit():
 
     r = CliRunner().invoke(main, ["explore", "--help"])
     assert f"[default: {MAX_POINTS:,}]" in " ".join(r.output.split())
+
+
+def test_every_option_has_help_and_the_command_list_is_not_cut_off():
+    for name, command in main.commands.items():
+        missing = [p.name for p in command.params if isinstance(p, click.Option) and not p.help]
+        assert missing == [], f"{name}: options without help: {missing}"
+    r = CliRunner().invoke(main, ["--help"], terminal_width=80)
+    listed = r.output.split("Commands:")[1].strip().splitlines()
+    assert len(listed) == len(main.commands) and not any(line.rstrip().endswith("...") for line in listed)

@@ -37,3 +37,13 @@ def test_the_package_still_offers_the_estimator():
     assert latentatlas.Autoencoder.__name__ == "Autoencoder"
     with pytest.raises(AttributeError):
         latentatlas.no_such_thing
+
+
+def test_pyproject_license_is_an_spdx_string():
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    meta = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert meta["project"]["license"] == "MIT"  # PEP 639; the table form makes setuptools warn
+    assert "latentatlas[onnx,tensorboard,sweep,maps,graph]" in meta["project"]["optional-dependencies"]["test"]

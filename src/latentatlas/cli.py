@@ -77,7 +77,7 @@ def main(debug):
     """latentatlas: autoencoders with a chosen latent geometry (plane, sphere)."""
 
 
-@main.command()
+@main.command(short_help="Train a model into a run folder, evaluate it, draw it.")
 @settings_options
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder [default: runs/<preset>-<data>].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
@@ -150,9 +150,10 @@ def export(run, onnx, out):
         click.echo(str(path))
 
 
-@main.command()
+@main.command(short_help="Write one self-contained HTML report of one or more runs.")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("report.html"), show_default=True)
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("report.html"), show_default=True,
+              help="The HTML file to write.")
 @_friendly_errors
 def report(runs, out):
     """Write one self-contained HTML report (offline, mailable) of one or more runs."""
@@ -162,7 +163,7 @@ def report(runs, out):
     click.echo(f"wrote {write_report(runs, check_writable(out))}")
 
 
-@main.command()
+@main.command(short_help="Write a run's live explorer page: it decodes under the mouse.")
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="The page to write [default: explorer.html in the current folder].")
@@ -209,10 +210,11 @@ def datasets():
         click.echo(f"{name:14s} {'offline' if offline else 'download':9s} {description}")
 
 
-@main.command()
+@main.command(short_help="The tutorial in one go: train, evaluate, compare, report.")
 @setting_option("data")
 @setting_option("epochs")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True,
+              help="Folder of the demo's runs and report; a rerun replaces its runs.")
 @_friendly_errors
 def demo(data, epochs, out):
     """The tutorial in one go: deep-2d, deep-3d, deep-s2 and the atlas maps; evaluate, draw, compare, report."""
@@ -227,7 +229,7 @@ def demo(data, epochs, out):
     click.echo(f"explore a run live: latentatlas explore {out / runs[-1].path.name} --out explorer.html")
 
 
-@main.command()
+@main.command(short_help="Time the trainer against the tutorial's plain training loop.")
 @click.option("--preset", "presets_", multiple=True, default=("deep-2d", "deep-s2"), show_default=True,
               help="Preset(s) to benchmark; repeat the option for several.")
 @setting_option("data", default="fashion-mnist")
@@ -263,14 +265,15 @@ def bench(presets_, data, epochs, batch_size, device, precision, json_path):
                                                                "machine")}, "jobs": jobs})
 
 
-@main.command()
+@main.command(short_help="Compare models over seeds (mean ± s.d.), with baselines.")
 @click.argument("runs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--presets", default="deep-2d,deep-3d,deep-3d-narrow,deep-s2", show_default=True,
               help="Comma-separated presets to train and compare (ignored when RUNS are given).")
 @click.option("--seeds", type=int, default=3, show_default=True, help="Seeds 0 .. N-1 of each preset.")
 @setting_option("data")
 @setting_option("epochs")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/compare"), show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/compare"), show_default=True,
+              help="Folder of the trained runs (one per preset and seed) and of compare.csv, .json, encoder_maps.png.")
 @click.option("--baselines", default="pca", show_default=True,
               help="Comma-separated baselines fitted on the training images and scored like the models: pca (2 and 3 "
                    "components), umap, tsne (these two need pip install \"latentatlas[maps]\"); '' for none.")
@@ -294,9 +297,10 @@ def compare(runs, presets, seeds, data, epochs, out, baselines, pca):
         click.echo(f"wrote {path}")
 
 
-@main.command()
+@main.command(short_help="Run or continue a sweep described by a TOML SPEC.")
 @click.argument("spec", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/sweep"), show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/sweep"), show_default=True,
+              help="Folder of the sweep: trials/, study.db, spec.json, trials.json.")
 @click.option("--storage", default=None, help="Optuna storage URL [default: sqlite in OUT]; postgresql://... to share.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Local worker processes.")
 @_friendly_errors
