@@ -177,7 +177,7 @@ def encoder_maps_figure(runs: list[Run], out: str | Path) -> Path:
     from ..viz.plots import mpl_text, pca_map, png_bytes, shared_map_limits
     from ..viz.style import class_colour, class_name
 
-    cols = min(4, max(1, len(runs)))
+    cols = max(1, len(runs)) if len(runs) <= 4 else 3
     rows = -(-len(runs) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.3 * cols + 1.4, 4.2 * rows), layout="constrained", squeeze=False)
     limits = shared_map_limits((r.model.geometry, r.latents()["z_test"]) for r in runs)
@@ -190,14 +190,14 @@ def encoder_maps_figure(runs: list[Run], out: str | Path) -> Path:
         if charts:
             chart = charts[0]
             uv = chart.to_map(torch.as_tensor(lat["z_test"])).numpy()
-            ax.scatter(uv[:, 0], uv[:, 1], s=3, c=[class_colour(v) for v in lat["y_test"]], linewidths=0, alpha=0.8)
+            ax.scatter(uv[:, 0], uv[:, 1], s=4, c=[class_colour(v) for v in lat["y_test"]], linewidths=0, alpha=0.8)
             (x0, x1), (y0, y1) = limits[chart.name]
             ax.set(title=f"{name}\n{chart.name} chart", xlabel=chart.labels[0], ylabel=chart.labels[1],
                    xlim=(x0, x1), ylim=(y1, y0) if chart.y_down else (y0, y1))
         elif (embedding := run.model.geometry.embedding_3d()) is not None:
             pca_map(embedding.to_3d(torch.as_tensor(lat["z_test"])).numpy(), lat["y_test"], ax=ax)
             for c in ax.collections:
-                c.set_sizes([3])
+                c.set_sizes([4])
             ax.set_title(f"{name}\nfirst two principal axes of the 3-D latents")
         else:
             ax.set_axis_off()

@@ -283,16 +283,27 @@ def scatter_3d(points: np.ndarray, y: np.ndarray, embedding: Embedding3D, classe
     for line in embedding.wireframe:  # the sphere's graticule: where on the surface the points are
         w = np.asarray(line)
         ax.plot(w[:, 0], w[:, 1], w[:, 2], color="0.6", lw=0.5, alpha=0.6)
+    # On a surface, the points on its far side are drawn faint and small, so the near side reads as in front.
+    elev, azim = np.radians(ax.elev), np.radians(ax.azim)
+    toward_viewer = np.array([np.cos(elev) * np.cos(azim), np.cos(elev) * np.sin(azim), np.sin(elev)])
+    near = points @ toward_viewer >= 0 if embedding.is_surface else np.ones(len(points), bool)
     for label in np.unique(y):
         m = y == label
-        ax.scatter(points[m, 0], points[m, 1], points[m, 2], color=class_colour(label), s=7, alpha=1.0,
-                   linewidths=0, depthshade=False, label=mpl_text(class_name(classes, label)))
+        name = mpl_text(class_name(classes, label))
+        ax.scatter(*points[m & ~near].T, color=class_colour(label), s=3, alpha=0.2, linewidths=0, depthshade=False)
+        ax.scatter(*points[m & near].T, color=class_colour(label), s=8, alpha=1.0, linewidths=0, depthshade=False,
+                   label=name)
     if embedding.radius is not None:
         r = 1.05 * embedding.radius
         ax.set(xlim=(-r, r), ylim=(-r, r), zlim=(-r, r))
-    ax.set_box_aspect((1, 1, 1))
+    if embedding.is_surface:  # the surface is the reference: the box's grid only clutters it
+        ax.grid(False)
+        for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+            axis.set_pane_color((1, 1, 1, 0))
+    ax.set_aspect("equal")  # a unit is a unit on every axis, or the picture misleads about distances
     x, yl, zl = embedding.axis_labels
-    ax.set(xlabel=x, ylabel=yl, zlabel=zl, title=f"{embedding.title} ({len(points):,} test points)")
+    far = "; far side faint" if embedding.is_surface else ""
+    ax.set(xlabel=x, ylabel=yl, zlabel=zl, title=f"{embedding.title}: the test set ({len(points):,} points{far})")
     if fig is not None:
         ax.legend(markerscale=2, fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     return fig
