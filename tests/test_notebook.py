@@ -54,6 +54,8 @@ def test_tutorial_runs_top_to_bottom(executed):
     nb, folder = executed
     errors = [o for c in code_cells(nb) for o in c.outputs if o.output_type == "error"]
     assert errors == []
+    warnings = [o.text for c in code_cells(nb) for o in c.outputs if o.get("name") == "stderr" and "Warning" in o.text]
+    assert warnings == []  # tqdm's "IProgress not found" once greeted every newcomer
     for preset in ("deep-2d", "deep-3d", "deep-s2"):
         assert (folder / "runs" / "tutorial" / preset / "manifest.json").is_file()
 

@@ -41,7 +41,7 @@ def summary_html(title: str, subtitle: str, settings: dict, metrics: dict, thumb
         f"{base64.b64encode(thumbnail).decode('ascii')}'>")
     return (f"<div style='{STYLE}'><div><div style='font-size:15px;font-weight:600'>{html.escape(title)}</div>"
             f"<div style='color:#666;margin-bottom:6px'>{html.escape(subtitle)}</div>"
-            f"<div style='display:flex;gap:18px'>{table('settings', {k: _format(v) for k, v in settings.items()}, False)}"
+            f"<div style='display:flex;gap:18px;align-items:flex-start'>{table('settings', {k: _format(v) for k, v in settings.items()}, False)}"
             f"{table('metrics', shown, True) if shown else ''}</div></div>{img}</div>")
 
 
@@ -88,7 +88,7 @@ class ExplorerView:
         The frame's height in the notebook, in CSS pixels.
     """
 
-    def __init__(self, page: str, height: int = 940):
+    def __init__(self, page: str, height: int = 1000):
         self.page = page
         self.height = height
 
@@ -111,7 +111,7 @@ def _format(value) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:g}"
+        return f"{value:.4g}"
     if isinstance(value, (tuple, list)):
         return ", ".join(str(v) for v in value) or "-"
     return str(value)
