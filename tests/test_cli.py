@@ -22,7 +22,7 @@ def test_train_evaluate_plot_end_to_end(tmp_path):
     assert "knn5" in r.output and (out / "manifest.json").is_file()
     r = invoke("evaluate", out)
     assert r.exit_code == 0 and "trustworthiness" in r.output
-    assert r.output.startswith(f"evaluating {out} on its test set") and f"wrote {out / 'metrics.json'}" in r.output
+    assert r.output.startswith(f"evaluating {out} on 1,000 test images of mnist-5k") and f"wrote {out / 'metrics.json'}" in r.output
     r = invoke("plot", out, "--glyphs")
     assert r.exit_code == 0 and "encoder_map_equirectangular.png" in r.output
     assert r.output.startswith(f"drawing the figures of {out}")

@@ -114,8 +114,7 @@ def evaluate(run):
     """Recompute a run's latents and metrics from its saved weights."""
     from .runs import evaluate_run
 
-    click.echo(f"evaluating {run} on its test set (from its saved weights) ...")
-    _echo_metrics(evaluate_run(run))
+    _echo_metrics(evaluate_run(run, echo=click.echo))
     click.echo(f"wrote {run / 'metrics.json'} and {run / 'latents.npz'}")
 
 
@@ -129,8 +128,9 @@ def plot(run, glyphs):
     from .runs import load_run, write_manifest
 
     r = load_run(run)
+    dataset = r.dataset()
     click.echo(f"drawing the figures of {run} ...")
-    for path in plot_run(r, r.dataset(), glyphs=glyphs):
+    for path in plot_run(r, dataset, glyphs=glyphs):
         click.echo(str(path))
     write_manifest(r.path)
 

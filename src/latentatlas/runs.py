@@ -216,10 +216,13 @@ def _load_run(path: str | Path, device: str, verify: tuple[str, ...]) -> Run:
     return Run(path, cfg, model, _read_json(path / HISTORY), metrics)
 
 
-def evaluate_run(path: str | Path, dataset: Dataset | None = None) -> dict:
-    """Recompute a run's latents and metrics from its saved weights; returns the metrics."""
+def evaluate_run(path: str | Path, dataset: Dataset | None = None, echo=None) -> dict:
+    """Recompute a run's latents and metrics from its saved weights; returns the metrics. ``echo`` gets a line
+    once the run and its data are read (so a refusal stays the only line)."""
     run = _load_run(path, "cpu", verify=(CONFIG, WEIGHTS, HISTORY))  # metrics and latents are recomputed here
     dataset = run.dataset() if dataset is None else dataset
+    if echo is not None:
+        echo(f"evaluating {run.path} on {len(dataset.y_test):,} test images of {dataset.name} ...")
     metrics = _write_evaluation(run, dataset, train_seconds=run.metrics.get("train_seconds"))
     write_manifest(run.path)
     return metrics
