@@ -199,7 +199,7 @@ def _corruption_options(fn):
     return fn
 
 
-@main.command()
+@main.command(short_help="Sweep runs over noise, occlusion, rotation; score novelty.")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_corruption_options
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seeds the corruptions.")
