@@ -32,8 +32,8 @@ class AutoencoderNet(nn.Module):
         """Build the network of a resolved config for inputs of ``n_features`` pixels; the geometry gives the
         encoder's output width and the decoder's input width."""
         geometry = get_geometry(cfg.geometry, cfg.latent_dim)
-        encoder = build_encoder(n_features, cfg.hidden_sizes, geometry.encoder_features)
-        decoder = build_decoder(geometry.dim, cfg.hidden_sizes, n_features)
+        encoder = build_encoder(n_features, cfg.hidden_sizes, geometry.encoder_features, cfg.activation)
+        decoder = build_decoder(geometry.dim, cfg.hidden_sizes, n_features, cfg.activation)
         init_tutorial_(encoder, decoder)
         return cls(encoder, geometry, decoder)
 

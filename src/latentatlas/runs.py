@@ -111,6 +111,7 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
         check_writable(tensorboard, folder=True)
     # The trainer first: terms that refuse the data (a neighbour graph's k) do so before the folder is touched.
     trainer = build_trainer(cfg, dataset.flat("train")[0], [CheckpointCallback(out), *callbacks], progress)
+    trainer.draw = dataset.draw_train
     start_state = _prepare_folder(out, cfg, overwrite=overwrite, resume=resume)
     if tensorboard is not None:
         from .viz.tensorboard import TensorBoardCallback
@@ -286,7 +287,7 @@ def _write_evaluation(run: Run, dataset: Dataset, train_seconds: float | None) -
     buf = io.BytesIO()
     np.savez_compressed(buf, z_train=z_train, y_train=y_train, z_test=z_test, y_test=y_test)
     atomic_write_bytes(run.path / LATENTS, buf.getvalue())
-    metrics = evaluate(run.model, dataset, z_train=z_train, z_test=z_test)
+    metrics = evaluate(run.model, dataset, z_train=z_train, z_test=z_test, iwae_k=run.config.iwae_k)
     metrics.update(train_seconds=train_seconds, epochs=len(run.history))
     atomic_write_json(run.path / METRICS, metrics)
     run.metrics = metrics
