@@ -231,3 +231,61 @@ def test_a_variational_run_reports_its_likelihoods(tmp_path, small):
     assert m["iwae_k"] == 20 and m["log_px_iwae"] >= m["elbo"] - 2 and m["elbo_kl"] > 0
     det = train_run(RunConfig(preset="deep-2d", epochs=1), tmp_path / "d", progress=False, dataset=small, plot=False)
     assert "elbo" not in det.metrics and "circular_corr" not in det.metrics
+
+
+# ---- figures and the torus chart ---------------------------------------------------------------------------------
+
+def _drawable_dim(name):
+    cls = GEOMETRIES[name]
+    return next(d for d in (*cls.test_dims, 2, 3) if d >= cls.min_dim and get_geometry(name, d).charts())
+
+
+@pytest.mark.parametrize("name", list(GEOMETRIES))
+def test_generative_figures_where_the_geometry_offers_them(tmp_path, small, name):
+    from latentatlas.config import RunConfig
+    from latentatlas.runs import train_run
+
+    d = _drawable_dim(name)
+    run = train_run(RunConfig(preset=None, hidden_sizes=(32,), geometry=name, latent_dim=d, epochs=1, iwae_k=5),
+                    tmp_path / "r", progress=False, dataset=small)
+    g = run.model.geometry
+    figures = {p.name for p in (tmp_path / "r" / "figures").iterdir()}
+    assert ("prior_samples.png" in figures) == g.has_prior
+    assert ("traversals.png" in figures) == (g.traversal(2) is not None)
+    for chart in g.charts():
+        assert (f"posterior_spread_{chart.name}.png" in figures) == g.variational
+
+
+def test_torus_chart_is_periodic_and_its_decoder_grid_tiles_seamlessly():
+    """The square's opposite edges are the same points of T^2, so decoded images match across them; the step
+    across the seam is no larger than a step inside the grid (a plane's grid would jump there)."""
+    from latentatlas.config import RunConfig
+    from latentatlas.metrics import decode
+    from latentatlas.model import AutoencoderNet
+    from latentatlas.viz.plots import grid_points
+
+    torch.manual_seed(0)
+    model = AutoencoderNet.from_config(RunConfig(preset="torus-2").resolved(), 784)
+    (chart,) = model.geometry.charts()
+    v = torch.linspace(-math.pi, math.pi, 9)
+    left = chart.from_map(torch.stack([torch.full_like(v, -math.pi), v], 1))
+    right = chart.from_map(torch.stack([torch.full_like(v, math.pi), v], 1))
+    np.testing.assert_allclose(decode(model, left.numpy()), decode(model, right.numpy()), atol=1e-5)
+    uv, _, (rows, cols), _ = grid_points(chart, 16)
+    images = decode(model, chart.from_map(torch.as_tensor(uv)).numpy()).reshape(rows, cols, -1)
+    inner = np.abs(np.diff(images, axis=1)).mean()
+    for seam in (np.abs(images[:, 0] - images[:, -1]).mean(), np.abs(images[0] - images[-1]).mean()):
+        assert seam < 1.5 * inner
+
+
+def test_ring_torus_embedding_and_pick_agree():
+    """Points of T^2 land on the ring torus (its signed distance is zero there), which the drawing's radius holds."""
+    from latentatlas.geometries.torus import RING_R, TUBE_R, ring_torus
+
+    g = get_geometry("torus", 2)
+    z = g.sample_prior(200, generator=torch.Generator().manual_seed(0)).double()
+    p = ring_torus(z)
+    dist = torch.hypot(torch.hypot(p[:, 0], p[:, 1]) - RING_R, p[:, 2]) - TUBE_R  # the torus's signed distance
+    assert dist.abs().max() < 1e-6
+    emb = g.embedding_3d()
+    assert emb.radius == RING_R + TUBE_R and emb.is_surface and "Math.atan2" in emb.js_pick

@@ -49,7 +49,9 @@ def plot_run(run, dataset, glyphs: bool = False) -> list[Path]:
         written.append(_save(scatter_3d(points, lat["y_test"], embedding), folder / "latent_3d.png"))
         page = globe_html(points, lat["y_test"], embedding, dataset.classes)
         written.append(atomic_write_text(folder / "latent_3d.html", page))
-    return written
+    from .generative import generative_figures  # prior samples, traversals, posterior spread: where offered
+
+    return written + generative_figures(model, lat["z_test"], dataset.flat("test")[0], shape, folder)
 
 
 def image_shape(dataset, n_features: int) -> tuple[int, int] | None:
