@@ -27,7 +27,7 @@ from latentatlas.geometries import get_geometry
 from latentatlas.metrics import circular_correlation
 from latentatlas.runs import MANIFEST, load_run, train_run
 
-SOURCES = {"head-direction": 1, "grid-cells": 2}  # circles of the true state
+SOURCES = {"grid-cells": 2, "head-direction": 1}  # circles of the true state
 MODELS = ("vtorus", "torus", "euclidean", "gaussian")
 
 

@@ -1,6 +1,7 @@
-"""The explorer over the geometry registry: for every latent space it can draw, the page loads cleanly, its chart
-inverses equal the geometry's, and a point picked on a 3-D surface is a point of the space that decodes as in
-Python. A new geometry is covered here with no new test code."""
+"""The explorer and the report over the geometry registry: for every latent space they can draw, the explorer page
+loads cleanly, its chart inverses equal the geometry's, and a point picked on a 3-D surface is a point of the space
+that decodes as in Python; the report of all of them opens cleanly. A new geometry is covered here with no new test
+code."""
 
 import numpy as np
 import pytest
@@ -25,14 +26,14 @@ def drawable():
 
 
 @pytest.fixture(scope="module")
-def pages(tmp_path_factory, small):
+def pages(tmp_path_factory):
     root = tmp_path_factory.mktemp("geometries")
     out = {}
     for p in drawable():
         name, d = p.values
-        run = train_run(RunConfig(preset=None, hidden_sizes=(32,), geometry=name, latent_dim=d, epochs=1, iwae_k=5),
-                        root / f"{name}-{d}", progress=False, dataset=small, plot=False)
-        out[name, d] = (run, write_explorer(run, root / f"{name}-{d}.html", dataset=small))
+        run = train_run(RunConfig(preset=None, hidden_sizes=(32,), geometry=name, latent_dim=d, epochs=1, iwae_k=5,
+                                  data="digits"), root / f"{name}-{d}", progress=False, plot=False)
+        out[name, d] = (run, write_explorer(run, root / f"{name}-{d}.html"))
     return out
 
 
@@ -68,5 +69,17 @@ def test_every_drawable_geometry_works_in_the_page(browser, pages, name, d):
             np.testing.assert_allclose(state["image"], decode(run.model, z.numpy())[0], atol=1e-4)
             picked += 1
         assert picked >= 2
+    assert page.errors == [] and page.requests == []
+    page.close()
+
+
+def test_the_report_of_every_drawable_geometry_opens_cleanly(browser, pages, tmp_path):
+    from latentatlas.viz.report import write_report
+
+    runs = [run for run, _ in pages.values()]
+    path = write_report(runs, tmp_path / "report.html")
+    page = WatchedPage(browser, path.as_uri(), viewport=(1300, 900))
+    page.page.wait_for_load_state("load")
+    assert page.page.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 50)")
     assert page.errors == [] and page.requests == []
     page.close()

@@ -11,7 +11,7 @@ from latentatlas.errors import LatentAtlasError
 from latentatlas.metrics import circular_correlation, fisher_lee
 
 
-@pytest.mark.parametrize("name,circles,cells", [("head-direction", 1, 64), ("grid-cells", 2, 100)])
+@pytest.mark.parametrize("name,circles,cells", [("head-direction", 1, 64), ("grid-cells", 2, 300)])
 def test_populations_are_seeded_binary_and_keep_their_true_angles(name, circles, cells):
     a, b = load_dataset(name), load_dataset(name)
     assert np.array_equal(a.x_train, b.x_train) and np.array_equal(a.factors_test, b.factors_test)
@@ -68,7 +68,10 @@ def test_a_ring_latent_is_scored_on_head_direction(tmp_path):
 
     run = train_run(RunConfig(preset=None, hidden_sizes=(32,), geometry="torus", latent_dim=1, data="head-direction",
                               epochs=1), tmp_path / "r", progress=False, plot=False)
+    from latentatlas.metrics import METRICS
+
     assert 0 <= run.metrics["circular_corr"] <= 1
+    assert set(run.metrics) == {m.key for m in METRICS} - {"elbo", "elbo_recon", "elbo_kl", "log_px_iwae", "iwae_k"}
 
 
 @pytest.mark.slow

@@ -227,7 +227,10 @@ def test_a_variational_run_reports_its_likelihoods(tmp_path, small):
 
     run = train_run(RunConfig(preset="vae-2d", epochs=1, iwae_k=20), tmp_path / "r", progress=False, dataset=small,
                     plot=False)
+    from latentatlas.metrics import METRICS
+
     m = run.metrics
+    assert set(m) == {k.key for k in METRICS} - {"circular_corr"}
     assert m["iwae_k"] == 20 and m["log_px_iwae"] >= m["elbo"] - 2 and m["elbo_kl"] > 0
     det = train_run(RunConfig(preset="deep-2d", epochs=1), tmp_path / "d", progress=False, dataset=small, plot=False)
     assert "elbo" not in det.metrics and "circular_corr" not in det.metrics
@@ -289,3 +292,21 @@ def test_ring_torus_embedding_and_pick_agree():
     assert dist.abs().max() < 1e-6
     emb = g.embedding_3d()
     assert emb.radius == RING_R + TUBE_R and emb.is_surface and "Math.atan2" in emb.js_pick
+
+
+@pytest.mark.parametrize("d", [2, 3, 5, 10])
+def test_paper_presets_are_its_relu_networks(d):
+    """784-256-128-d with a ReLU after each hidden Linear and a linear bottleneck (the posterior's parameters may be
+    negative), mirrored in the decoder; the Gaussian's encoder gives 2d numbers, the power spherical's d + 1."""
+    from torch import nn
+
+    from latentatlas.config import RunConfig
+    from latentatlas.model import AutoencoderNet
+
+    for kind, n_out in (("vae", 2 * d), ("svae", d + 1)):
+        model = AutoencoderNet.from_config(RunConfig(preset=f"{kind}-paper-{d}").resolved(), 784)
+        enc = [(type(m).__name__, getattr(m, "out_features", None)) for m in model.encoder]
+        dec = [(type(m).__name__, getattr(m, "out_features", None)) for m in model.decoder]
+        assert enc == [("Linear", 256), ("ReLU", None), ("Linear", 128), ("ReLU", None), ("Linear", n_out)]
+        assert dec == [("Linear", 128), ("ReLU", None), ("Linear", 256), ("ReLU", None), ("Linear", 784)]
+        assert model.decoder[0].in_features == d and not any(isinstance(m, nn.PReLU) for m in model.modules())

@@ -41,8 +41,11 @@ METRICS: tuple[Metric, ...] = (
     Metric("continuity", "cont.", f"continuity (k={TRUST_K})", ".3f", "higher"),
     # Variational runs only (None elsewhere): nats per test image, see latentatlas.likelihood.
     Metric("elbo", "ELBO", "ELBO (nats per test image)", ".2f", "higher"),
+    Metric("elbo_recon", "E log p(x|z)", "the ELBO's expected log-likelihood (nats per test image)", ".2f", "higher",
+           compared=False),
     Metric("elbo_kl", "KL", "KL(q || prior) (nats per test image)", ".2f", None),
     Metric("log_px_iwae", "log p(x)", "IWAE log-likelihood (nats per test image)", ".2f", "higher"),
+    Metric("iwae_k", "K", "importance samples per image of the IWAE", "d", compared=False),
     # Synthetic data with known angles only (head-direction, grid-cells): see circular_correlation.
     Metric("circular_corr", "circ. corr.", "circular correlation with the true angles", ".3f", "higher"),
     Metric("train_seconds", "train s", "train seconds", ".1f", "lower"),

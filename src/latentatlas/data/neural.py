@@ -82,15 +82,18 @@ class HeadDirection(_Population):
 
 
 class GridCells(_Population):
-    """100 cells of one grid module in a 1 m box (spacing 0.3 m); each fires on the lattice of the module, shifted by
+    """300 cells of one grid module in a 1 m box (spacing 0.3 m); each fires on the lattice of the module, shifted by
     its own phase. Tuning: exp(c (cos p1 + cos p2 - 2)) of the differences p1, p2 between the animal's two lattice
     phases and the cell's: a von Mises bump in each phase, periodic on the (hexagonal) lattice. (Real grid fields are
     round, the sum of three plane waves at 60 degrees; that tuning lives on the same torus, but the product form
     keeps its two circles separate, the simplest torus to recover.)"""
 
     name = "grid-cells"
-    description = "synthetic grid cells of one module (100, spiked or not per bin), 8,000 / 2,000 bins; a torus"
-    n_cells = 100
+    description = "synthetic grid cells of one module (300, spiked or not per bin), 8,000 / 2,000 bins; a torus"
+    # 300 cells: a decoder that knows every cell's true tuning (maximum likelihood on a 64 x 64 grid of phases)
+    # reaches a circular correlation of 0.948 from 100 cells' spikes in a bin, 0.976 from 200, 0.984 from 300; the
+    # issue's bar of 0.95 for a learned torus needs the data to allow more than that.
+    n_cells = 300
     concentration: ClassVar[float] = 2.0
     box: ClassVar[float] = 1.0  # metres
     spacing: ClassVar[float] = 0.3  # metres between grid fields
