@@ -190,7 +190,7 @@ def presets():
 
     for name, p in PRESETS.items():
         n = count_parameters(AutoencoderNet.from_config(RunConfig(preset=name).resolved(), 784))
-        click.echo(f"{name:15s} {n:>10,}  {p.geometry:9s}  {p.description}")
+        click.echo(f"{name:15s} {n:>10,}  {p.geometry:15s}  {p.description}")
 
 
 @main.command()
