@@ -26,11 +26,13 @@ class Metric:
     fmt: str  # a format spec, e.g. ".4f"
     better: str | None = None  # "lower", "higher", or None for a property rather than a measurement
     compared: bool = True  # a column of compare's table (epochs is not: it is a setting)
+    only: str | None = None  # None: every run reports it; else which runs do (the others leave it out)
 
     def format(self, value) -> str:
         return "-" if value is None else format(value, self.fmt)
 
 
+VARIATIONAL = "variational runs"
 METRICS: tuple[Metric, ...] = (
     Metric("n_params", "parameters", "parameters", ",.0f"),
     Metric("bce_test", "test BCE", "test BCE", ".4f", "lower"),
@@ -39,19 +41,20 @@ METRICS: tuple[Metric, ...] = (
     Metric("knn5", "5-NN", "5-NN accuracy", ".3f", "higher"),
     Metric("trustworthiness", "trust", f"trustworthiness (k={TRUST_K})", ".3f", "higher"),
     Metric("continuity", "cont.", f"continuity (k={TRUST_K})", ".3f", "higher"),
-    # Variational runs only (None elsewhere): nats per test image, see latentatlas.likelihood.
-    Metric("elbo", "ELBO", "ELBO (nats per test image)", ".2f", "higher"),
+    # Nats per test image, see latentatlas.likelihood.
+    Metric("elbo", "ELBO", "ELBO (nats per test image)", ".2f", "higher", only=VARIATIONAL),
     Metric("elbo_recon", "E log p(x|z)", "the ELBO's expected log-likelihood (nats per test image)", ".2f", "higher",
-           compared=False),
-    Metric("elbo_kl", "KL", "KL(q || prior) (nats per test image)", ".2f", None),
-    Metric("log_px_iwae", "log p(x)", "IWAE log-likelihood (nats per test image)", ".2f", "higher"),
-    Metric("iwae_k", "K", "importance samples per image of the IWAE", "d", compared=False),
-    # Synthetic data with known angles only (head-direction, grid-cells): see circular_correlation.
-    Metric("circular_corr", "circ. corr.", "circular correlation with the true angles", ".3f", "higher"),
+           compared=False, only=VARIATIONAL),
+    Metric("elbo_kl", "KL", "KL(q || prior) (nats per test image)", ".2f", None, only=VARIATIONAL),
+    Metric("log_px_iwae", "log p(x)", "IWAE log-likelihood (nats per test image)", ".2f", "higher", only=VARIATIONAL),
+    Metric("iwae_k", "K", "importance samples per image of the IWAE", "d", compared=False, only=VARIATIONAL),
+    Metric("circular_corr", "circ. corr.", "circular correlation with the true angles (see circular_correlation)",
+           ".3f", "higher", only="data with known angles (head-direction, grid-cells)"),
     Metric("train_seconds", "train s", "train seconds", ".1f", "lower"),
     Metric("epochs", "epochs", "epochs", "d", compared=False),
 )
 METRIC = {m.key: m for m in METRICS}
+ALWAYS = frozenset(m.key for m in METRICS if m.only is None)  # what every run's metrics.json has
 
 
 @torch.inference_mode()

@@ -8,7 +8,10 @@ zero, so variational geometries fit the same contract (as diffusers' ``IdentityD
 
 A geometry also says what it offers, so that nothing else needs to know which geometry it is: its 2-D charts
 (:class:`Chart`), a 3-D picture of its space (:class:`Embedding3D`), its prior (or None), the decoder's input width
-(``dim``) and the encoder's output width (``encoder_features``), which may differ.
+(``dim``) and the encoder's output width (``encoder_features``), which may differ. A variational geometry's posterior
+also has a density (``log_prob``) on the same base measure as its prior's (``prior_log_prob``), for the IWAE
+estimate of log p(x), and a ``spread`` for maps; ``traversal`` gives the geodesics that traversal figures decode,
+and ``angles`` the angles scored against true ones on synthetic neural data.
 """
 
 from __future__ import annotations
