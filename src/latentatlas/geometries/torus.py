@@ -52,6 +52,11 @@ def _circle_from_map(uv: Tensor) -> Tensor:
     return F.normalize(uv, dim=-1)
 
 
+def _in_annulus(uv: Tensor) -> Tensor:
+    r = uv.norm(dim=-1)
+    return (r >= 0.8) & (r <= 1.2)
+
+
 _JS_TO_3D = f"(z) => {{ const w = {RING_R} + {TUBE_R} * z[2]; return [w * z[0], w * z[1], {TUBE_R} * z[3]]; }}"
 # The first hit of the ray o + t d on the ring torus, by sphere tracing its signed distance
 # |(|p_xy| - R, p_z)| - r (a step of that size never crosses the surface); then the point's two angles.
@@ -113,9 +118,10 @@ class Torus(Geometry):
 
     def charts(self) -> tuple[Chart, ...]:
         if self.latent_dim == 1:
-            js = "(u, v) => { const n = Math.hypot(u, v); return n > 0 ? [u / n, v / n] : null; }"
+            # The circle in its plane; the map's points near it (an annulus) stand for their direction.
+            js = "(u, v) => { const n = Math.hypot(u, v); return n >= 0.8 && n <= 1.2 ? [u / n, v / n] : null; }"
             return (Chart("ring", ("$z_1 = \\cos a$", "$z_2 = \\sin a$"), lambda z: z, _circle_from_map,
-                          extent=((-1.25, 1.25), (-1.25, 1.25)), js_from_map=js),)
+                          extent=((-1.25, 1.25), (-1.25, 1.25)), inside=_in_annulus, js_from_map=js),)
         if self.latent_dim == 2:
             js = "(u, v) => [Math.cos(u), Math.sin(u), Math.cos(v), Math.sin(v)]"
             return (Chart("angles", ("angle $a_1$ (rad, periodic)", "angle $a_2$ (rad, periodic)"), torus_angles,
