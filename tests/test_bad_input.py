@@ -97,7 +97,7 @@ CASES = {
     "empty data set": (lambda t, r: npz(t, x_train=np.zeros((0, 4, 4), np.uint8), y_train=np.arange(0)), "empty"),
     "labels of the wrong length": (lambda t, r: npz(t, y_train=np.arange(5)), "8 train images but labels"),
     "unknown preset": (lambda t, r: ["train", "--preset", "resnet"], "unknown preset 'resnet': choose one of shallow-2d"),
-    "unknown geometry": (lambda t, r: ["train", "--geometry", "torus"], "choose one of euclidean, sphere"),
+    "unknown geometry": (lambda t, r: ["train", "--geometry", "hyperbolic"], "choose one of euclidean, sphere"),
     "unknown data set": (lambda t, r: ["train", "--data", "imagenet"], "unknown data set 'imagenet': choose one of mnist-5k"),
     "sphere of dimension 1": (lambda t, r: ["train", "--geometry", "sphere", "--latent-dim", "1"], "it needs an integer >= 2"),
     "negative learning rate": (lambda t, r: ["train", "--lr", "-1"], "lr=-1.0 is out of range"),

@@ -7,7 +7,9 @@ from torch import nn
 from latentatlas.config import RunConfig
 from latentatlas.errors import LatentAtlasError
 from latentatlas.model import AutoencoderNet, count_parameters
+from latentatlas.geometries import GEOMETRIES
 from latentatlas.nets import PRESETS
+from latentatlas.presets import WIDTHS
 
 TUTORIAL_COUNTS = {
     "shallow-2d": 3_923,
@@ -32,6 +34,13 @@ def test_parameter_counts_match_the_tutorial(preset, count):
 def test_closed_form_parameter_counts_match_torch(preset, n_features):
     # `latentatlas presets` counts without building the network (no torch import): torch's count is the oracle.
     assert PRESETS[preset].n_params(n_features) == count_parameters(build(preset, n_features))
+
+
+@pytest.mark.parametrize("name", GEOMETRIES)
+@pytest.mark.parametrize("latent_dim", [2, 3, 5])
+def test_the_torch_free_widths_are_each_geometrys_own(name, latent_dim):
+    geometry = GEOMETRIES[name](latent_dim)
+    assert WIDTHS[name](latent_dim) == (geometry.encoder_features, geometry.dim)
 
 
 @pytest.mark.parametrize("atlas, tutorial", [("atlas-2d", "deep-2d"), ("atlas-s2", "deep-s2")])

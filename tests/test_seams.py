@@ -264,7 +264,9 @@ def test_a_derived_data_set_is_rebuilt_from_the_run_folder(tmp_path):
 def test_every_metric_a_run_reports_is_in_the_table(demo):
     root, _ = demo
     metrics = load_run(root / "deep-2d").metrics
-    assert set(metrics) == {m.key for m in METRICS}
+    # Variational runs add their likelihoods, data with known angles the circular correlation (test_variational.py
+    # and test_neural.py check those runs' keys against the table).
+    assert set(metrics) == {m.key for m in METRICS if m.only is None}
     assert METRIC["knn5"].better == "higher" and METRIC["bce_test"].better == "lower"
 
 

@@ -232,7 +232,7 @@ def presets():
     from .presets import PRESETS
 
     for name, p in PRESETS.items():
-        click.echo(f"{name:15s} {p.n_params():>10,}  {p.geometry:9s}  {p.description}")
+        click.echo(f"{name:15s} {p.n_params():>10,}  {p.geometry:15s}  {p.description}")
 
 
 @main.command()

@@ -33,9 +33,13 @@ class RunConfig:
                                         "lists them) [default: the preset's].")
     latent_dim: int | None = setting(None, "Latent dimension (the sphere: of the space it sits in) [default: the "
                                            "preset's].", low=1)
+    activation: str | None = setting(None, "Hidden activation: prelu (the tutorial's, also after the bottleneck) or "
+                                           "relu (the bottleneck linear) [default: the preset's].")
     loss: str = setting("bce", "Reconstruction loss: bce (the tutorial's) or mse.")
     beta: float = setting(1.0, "Weight of the KL term; variational geometries only (1: the ELBO).", low=0)
     kl_warmup: int = setting(0, "Epochs over which the KL weight rises linearly to beta; 0: none.", low=0)
+    iwae_k: int = setting(500, "Importance samples per test image for the IWAE log-likelihood of a variational "
+                               "run; 0: skip it.", low=0)
     ne_weight: float | None = setting(None, "Weight of the neighbour-embedding term (maps that keep input-space "
                                            "neighbours together); 0: off [default: the preset's].", low=0)
     ne_k: int = setting(15, "Neighbours per sample in the neighbour-embedding term's graph.", low=1)
@@ -74,9 +78,11 @@ class RunConfig:
                 geometry=p.geometry if cfg.geometry is None else cfg.geometry,
                 latent_dim=p.latent_dim if cfg.latent_dim is None else cfg.latent_dim,
                 ne_weight=p.ne_weight if cfg.ne_weight is None else cfg.ne_weight,
+                activation=p.activation if cfg.activation is None else cfg.activation,
             )
-        elif cfg.ne_weight is None:
-            cfg = dataclasses.replace(cfg, ne_weight=0.0)
+        else:
+            cfg = dataclasses.replace(cfg, ne_weight=0.0 if cfg.ne_weight is None else cfg.ne_weight,
+                                      activation="prelu" if cfg.activation is None else cfg.activation)
         missing = [n for n in ("hidden_sizes", "geometry", "latent_dim") if getattr(cfg, n) is None]
         if missing:
             raise LatentAtlasError(f"no preset given, so {', '.join(missing)} must be set")
@@ -88,9 +94,11 @@ class RunConfig:
         from .data.spec import parse_transform
         from .geometries import GEOMETRIES, get_geometry
         from .losses import KINDS
+        from .nets import ACTIVATIONS
 
         _check_choice("geometry", self.geometry, GEOMETRIES)
         _check_choice("loss", self.loss, KINDS)
+        _check_choice("activation", self.activation, ACTIVATIONS)
         _check_choice("precision", self.precision, ("auto", "fp32", "bf16"))
         for f in SETTINGS:
             if f.metadata["range"] != (None, None, None):

@@ -26,11 +26,13 @@ class Metric:
     fmt: str  # a format spec, e.g. ".4f"
     better: str | None = None  # "lower", "higher", or None for a property rather than a measurement
     compared: bool = True  # a column of compare's table (epochs is not: it is a setting)
+    only: str | None = None  # None: every run reports it; else which runs do (the others leave it out)
 
     def format(self, value) -> str:
         return "-" if value is None else format(value, self.fmt)
 
 
+VARIATIONAL = "variational runs"
 METRICS: tuple[Metric, ...] = (
     Metric("n_params", "parameters", "parameters", ",.0f"),
     Metric("bce_test", "test BCE", "test BCE", ".4f", "lower"),
@@ -39,10 +41,20 @@ METRICS: tuple[Metric, ...] = (
     Metric("knn5", "5-NN", "5-NN accuracy", ".3f", "higher"),
     Metric("trustworthiness", "trust", f"trustworthiness (k={TRUST_K})", ".3f", "higher"),
     Metric("continuity", "cont.", f"continuity (k={TRUST_K})", ".3f", "higher"),
+    # Nats per test image, see latentatlas.likelihood.
+    Metric("elbo", "ELBO", "ELBO (nats per test image)", ".2f", "higher", only=VARIATIONAL),
+    Metric("elbo_recon", "E log p(x|z)", "the ELBO's expected log-likelihood (nats per test image)", ".2f", "higher",
+           compared=False, only=VARIATIONAL),
+    Metric("elbo_kl", "KL", "KL(q || prior) (nats per test image)", ".2f", None, only=VARIATIONAL),
+    Metric("log_px_iwae", "log p(x)", "IWAE log-likelihood (nats per test image)", ".2f", "higher", only=VARIATIONAL),
+    Metric("iwae_k", "K", "importance samples per image of the IWAE", "d", compared=False, only=VARIATIONAL),
+    Metric("circular_corr", "circ. corr.", "circular correlation with the true angles (see circular_correlation)",
+           ".3f", "higher", only="data with known angles (head-direction, grid-cells)"),
     Metric("train_seconds", "train s", "train seconds", ".1f", "lower"),
     Metric("epochs", "epochs", "epochs", "d", compared=False),
 )
 METRIC = {m.key: m for m in METRICS}
+ALWAYS = frozenset(m.key for m in METRICS if m.only is None)  # what every run's metrics.json has
 
 
 @torch.inference_mode()
@@ -99,19 +111,72 @@ def trust_subset(n_test: int) -> np.ndarray:
     return np.sort(rng.choice(n_test, size=min(TRUST_SUBSET, n_test), replace=False))
 
 
-def evaluate(model, dataset, z_train=None, z_test=None) -> dict:
+def evaluate(model, dataset, z_train=None, z_test=None, iwae_k: int = 500) -> dict:
     """Every metric of ``metrics.json`` except the run's own ``train_seconds`` and ``epochs``.
 
     ``model`` is anything with ``encode``, a forward pass returning ``.logits`` and parameters: an
-    :class:`~latentatlas.model.AutoencoderNet`, or a baseline written to the same shape (compare's PCA).
+    :class:`~latentatlas.model.AutoencoderNet`, or a baseline written to the same shape (compare's PCA). A model
+    with a variational geometry also gets its likelihoods (``iwae_k`` samples per image; 0 skips the IWAE), and
+    data with known angles the circular correlation of the latent's angles with them.
     """
     from .model import count_parameters
 
     x_train, x_test = dataset.flat("train")[0], dataset.flat("test")[0]
     z_train = encode(model, x_train) if z_train is None else z_train
     z_test = encode(model, x_test) if z_test is None else z_test
-    return {"n_params": count_parameters(model), **reconstruction_errors(model, x_test),
-            **embedding_metrics(dataset, z_train, z_test)}
+    out = {"n_params": count_parameters(model), **reconstruction_errors(model, x_test),
+           **embedding_metrics(dataset, z_train, z_test)}
+    geometry = getattr(model, "geometry", None)
+    if geometry is not None and geometry.variational:
+        from .likelihood import likelihoods
+
+        found = likelihoods(model, x_test, k=max(iwae_k, 1))
+        if not iwae_k:
+            found.update(log_px_iwae=None, iwae_k=0)
+        out.update(found)
+    if dataset.factors_test is not None:
+        angles = None if geometry is None else geometry.angles(torch.as_tensor(z_test))
+        out["circular_corr"] = None if angles is None else circular_correlation(angles.numpy(), dataset.factors_test)
+    return out
+
+
+def fisher_lee(a: np.ndarray, b: np.ndarray) -> float:
+    """The circular correlation of two angle samples (Fisher & Lee 1983), in [-1, 1]: +-1 exactly when
+    a = +-b + c for a constant c, and unchanged by rotating either sample; its sign flips with a reflection.
+
+    It is E[sin(a1 - a2) sin(b1 - b2)] / sqrt(E[sin^2(a1 - a2)] E[sin^2(b1 - b2)]) over pairs of samples, which
+    expands to det(E[u v^T]) / sqrt(det E[u u^T] det E[v v^T]) with u = (cos a, sin a), v = (cos b, sin b); unlike
+    Jammalamadaka's coefficient it needs no mean direction, so it holds for angles that cover the whole circle.
+    """
+    u = np.stack([np.cos(a), np.sin(a)], 1)
+    v = np.stack([np.cos(b), np.sin(b)], 1)
+    n = len(u)
+    num = np.linalg.det(u.T @ v / n)
+    den = np.sqrt(np.linalg.det(u.T @ u / n) * np.linalg.det(v.T @ v / n))
+    return float(num / den) if den > 0 else 0.0
+
+
+def circular_correlation(angles: np.ndarray, true: np.ndarray) -> float | None:
+    """How well latent angles (N, n) recover the true ones (N, n), up to the torus's symmetries.
+
+    Each true angle is paired with a combination M a of the latent angles, M an integer matrix with entries in
+    {-1, 0, 1} and determinant +-1 (a relabelling, reflection or shear of the circles: the maps of the torus onto
+    itself that a network may learn), rotations being free; the score is the worst |Fisher-Lee correlation| over
+    the circles under the best M. None where the numbers of angles differ.
+    """
+    import itertools
+
+    angles, true = np.asarray(angles, np.float64), np.asarray(true, np.float64)
+    n = true.shape[1]
+    if angles.shape[1] != n or n > 3:
+        return None
+    rows = [r for r in itertools.product((-1, 0, 1), repeat=n) if any(r)]
+    score = {r: [abs(fisher_lee(angles @ np.array(r, np.float64), true[:, j])) for j in range(n)] for r in rows}
+    best = 0.0
+    for m in itertools.product(rows, repeat=n):
+        if abs(round(np.linalg.det(np.array(m, np.float64)))) == 1:
+            best = max(best, min(score[r][j] for j, r in enumerate(m)))
+    return best
 
 
 def embedding_metrics(dataset, z_train, z_test) -> dict:

@@ -39,8 +39,8 @@ class AutoencoderNet(nn.Module):
         # Weights, gradients and Adam's two moments, in float32: refused in words before torch fails to allocate.
         check_fits(16 * n_params, f"a network of {n_params:,} parameters",
                    "choose smaller hidden_sizes or latent_dim (or a smaller image_size)")
-        encoder = build_encoder(n_features, cfg.hidden_sizes, geometry.encoder_features)
-        decoder = build_decoder(geometry.dim, cfg.hidden_sizes, n_features)
+        encoder = build_encoder(n_features, cfg.hidden_sizes, geometry.encoder_features, cfg.activation)
+        decoder = build_decoder(geometry.dim, cfg.hidden_sizes, n_features, cfg.activation)
         init_tutorial_(encoder, decoder)
         return cls(encoder, geometry, decoder)
 

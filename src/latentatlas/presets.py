@@ -17,11 +17,21 @@ class Preset:
     geometry: str
     description: str
     ne_weight: float = 0.0  # the neighbour-embedding term's weight (the atlas presets': maps that keep neighbours)
+    activation: str = "prelu"  # a name in nets.ACTIVATIONS
 
     def n_params(self, n_features: int = 784) -> int:
         """Trainable parameters for inputs of ``n_features`` pixels, in closed form (checked against torch's count
         of the built network in tests/test_nets.py)."""
-        return mlp_parameters(n_features, self.hidden_sizes, self.latent_dim)
+        encoder_out, decoder_in = WIDTHS[self.geometry](self.latent_dim)
+        return mlp_parameters(n_features, self.hidden_sizes, encoder_out, decoder_in, self.activation)
+
+
+# The hyperspherical VAE paper's networks (Davidson et al. 2018; De Cao & Aziz 2020 use the same): 784-256-128-d
+# with ReLU, the bottleneck linear, for its table at d = 2, 3, 5, 10 (d: the dimension the sphere sits in).
+_PAPER = {f"{kind}-paper-{d}": Preset((256, 128), d, geometry, f"784-256-128-{d} ReLU, {what}", activation="relu")
+          for d in (2, 3, 5, 10)
+          for kind, geometry, what in (("vae", "gaussian", "Gaussian VAE"),
+                                       ("svae", "power-spherical", f"power spherical VAE on S^{d - 1}"))}
 
 
 PRESETS: dict[str, Preset] = {
@@ -35,6 +45,23 @@ PRESETS: dict[str, Preset] = {
     # The tutorial's networks with the neighbour-embedding term on (docs/maps-research.md).
     "atlas-2d": Preset((392, 64), 2, "euclidean", "deep-2d with the neighbour-embedding term", ne_weight=1.0),
     "atlas-s2": Preset((392, 96), 3, "sphere", "deep-s2 with the neighbour-embedding term", ne_weight=1.0),
+    # Variational and toroidal latents on the tutorial's deep networks.
+    "vae-2d": Preset((392, 64), 2, "gaussian", "deep-2d with a Gaussian posterior and N(0, I) prior: the VAE"),
+    "svae-s2": Preset((392, 96), 3, "power-spherical", "deep-s2 with a power spherical posterior, uniform prior"),
+    "torus-2": Preset((392, 96), 2, "torus", "784-392-96-T^2 (4 numbers: two unit circles)-96-392-784"),
+    "vtorus-2": Preset((392, 96), 2, "vtorus", "torus-2 with a power spherical posterior on each circle"),
+    **_PAPER,
+}
+
+# Each geometry's (encoder output, decoder input) widths for a latent_dim, so that the counts need no torch: the
+# same numbers as the geometry's ``encoder_features`` and ``dim`` (tests/test_nets.py checks every registered one).
+WIDTHS = {
+    "euclidean": lambda d: (d, d),
+    "sphere": lambda d: (d, d),
+    "gaussian": lambda d: (2 * d, d),  # mean and log-variance
+    "power-spherical": lambda d: (d + 1, d),  # the direction and kappa
+    "torus": lambda n: (2 * n, 2 * n),  # a unit 2-vector per circle
+    "vtorus": lambda n: (3 * n, 2 * n),  # per circle a direction and kappa
 }
 
 
@@ -45,12 +72,10 @@ def get_preset(name: str) -> Preset:
         raise unknown_name("preset", name, PRESETS) from None
 
 
-def mlp_parameters(n_features: int, hidden_sizes, latent_dim: int) -> int:
-    """The parameters of nets.build_encoder + build_decoder around a latent point of ``latent_dim`` that the
-    geometry passes through at that width (the plane and the sphere do; a geometry with a wider encoder output,
-    such as a Gaussian posterior's, would need its own width here): each Linear's weights and biases, and one
-    PReLU slope after every Linear but the decoder's last."""
-    encoder = [n_features, *hidden_sizes, latent_dim]
-    decoder = [latent_dim, *reversed(hidden_sizes), n_features]
+def mlp_parameters(n_features: int, hidden_sizes, encoder_out: int, decoder_in: int, activation: str = "prelu") -> int:
+    """The parameters of nets.build_encoder + build_decoder: each Linear's weights and biases, and with "prelu"
+    one slope after every Linear but the decoder's last (ReLU has none)."""
+    encoder = [n_features, *hidden_sizes, encoder_out]
+    decoder = [decoder_in, *reversed(hidden_sizes), n_features]
     linears = [(a, b) for sizes in (encoder, decoder) for a, b in zip(sizes[:-1], sizes[1:])]
-    return sum(a * b + b for a, b in linears) + len(linears) - 1
+    return sum(a * b + b for a, b in linears) + (len(linears) - 1 if activation == "prelu" else 0)

@@ -155,6 +155,7 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
     # The trainer first: terms that refuse the data (a neighbour graph's k) do so before the folder is touched.
     checkpoint = CheckpointCallback(out)
     trainer = build_trainer(cfg, dataset.flat("train")[0], [checkpoint, *callbacks], progress)
+    trainer.draw = dataset.draw_train
     if out.is_dir():
         check_free(out)  # a run being written is refused as that, whatever it holds so far
     if _folder_mode(out, cfg, overwrite=overwrite, resume=resume) == "finished":  # refuse now, before making the folder
@@ -454,7 +455,7 @@ def _write_evaluation(run: Run, dataset: Dataset, train_seconds: float | None) -
     buf = io.BytesIO()
     np.savez_compressed(buf, z_train=z_train, y_train=y_train, z_test=z_test, y_test=y_test)
     atomic_write_bytes(run.path / LATENTS, buf.getvalue())
-    metrics = evaluate(run.model, dataset, z_train=z_train, z_test=z_test)
+    metrics = evaluate(run.model, dataset, z_train=z_train, z_test=z_test, iwae_k=run.config.iwae_k)
     metrics.update(train_seconds=train_seconds, epochs=len(run.history))
     atomic_write_json(run.path / METRICS, metrics)
     run.metrics = metrics

@@ -102,6 +102,7 @@ class Trainer:
     eval_batch_size: int = 4096
     callbacks: Sequence[Callback] = ()
     progress: bool | None = None  # None: a bar only when writing to a terminal
+    draw: Callable | None = None  # applied to each training batch in [0, 1] (Dataset.draw_train: binarisation)
     history: list[dict] = field(default_factory=list)
 
     def __post_init__(self):
@@ -131,7 +132,8 @@ class Trainer:
             first_bad = torch.full((), -1, device=self.device, dtype=torch.long)
             done = 0
             for b, index in enumerate(batches):
-                batch = Batch(to_unit_float(x_train.index_select(0, index)), index, epoch)
+                xb = to_unit_float(x_train.index_select(0, index))
+                batch = Batch(xb if self.draw is None else self.draw(xb), index, epoch)
                 with self._autocast():
                     loss, parts = _loss_and_parts(self.loss_fn(self.model, batch))
                 self.optimizer.zero_grad(set_to_none=True)

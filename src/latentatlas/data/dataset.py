@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +15,11 @@ class Dataset:
     """Images and labels with a train/test split.
 
     Images are uint8 0..255 (or floats in [0, 1]) shaped (N, H, W), or (N, D) for flat samples; labels are (N,)
-    integers. ``classes`` holds class names when they are known.
+    integers. ``classes`` holds class names when they are known. ``factors_*`` (N, k) are the true latent
+    variables where a synthetic source knows them (angles in radians), for scoring a learned latent against them.
+    ``draw_train``, where set, is applied to every training batch (floats in [0, 1]) each time it is drawn: dynamic
+    binarisation draws new binary pixels every epoch; it takes torch's global generator, which the trainer seeds
+    per epoch.
     """
 
     name: str
@@ -23,6 +28,9 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     classes: tuple[str, ...] | None = None
+    factors_train: np.ndarray | None = None
+    factors_test: np.ndarray | None = None
+    draw_train: Callable | None = None
 
     def __post_init__(self):
         for split in ("train", "test"):
@@ -35,6 +43,9 @@ class Dataset:
                 raise LatentAtlasError(f"{self.name}: {len(x)} {split} images but labels of shape {y.shape} and dtype {y.dtype}: one integer label per image is needed")
             check_labels(y, f"{self.name} ({split} labels)", self.classes)
             check_pixels(x, f"{self.name} ({split})")
+            f = getattr(self, f"factors_{split}")
+            if f is not None and (f.ndim != 2 or len(f) != len(x)):
+                raise LatentAtlasError(f"{self.name}: {len(x)} {split} samples but true factors of shape {f.shape}")
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
             raise LatentAtlasError(f"{self.name}: train samples are {self.x_train.shape[1:]} but test samples are {self.x_test.shape[1:]}")
 

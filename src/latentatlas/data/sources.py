@@ -19,6 +19,7 @@ import numpy as np
 from .._io import atomic_write_bytes
 from ..errors import LatentAtlasError, unknown_name
 from .dataset import Dataset
+from .neural import POPULATIONS
 from .readers import (_IDX_DTYPES, IMAGE_SUFFIXES, _find_idx_files, load_idx_folder, load_image_folder, load_npy_folder, load_npz,
                       parse_idx)
 
@@ -204,7 +205,7 @@ class Digits:
         return _stratified_split(images, d.target, 0.2, self.name)
 
 
-SOURCES = {s.name: s for s in (MNIST5k(), Digits(), FashionMNIST(), MNIST())}
+SOURCES = {s.name: s for s in (MNIST5k(), Digits(), FashionMNIST(), MNIST(), *POPULATIONS)}
 
 
 def data_reference(name_or_path: str) -> str:

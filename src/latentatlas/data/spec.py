@@ -63,8 +63,31 @@ class HoldOut(Transform):
         if set(classes) >= present:
             raise LatentAtlasError(f"{self}: holding out every class of {dataset.name} leaves nothing to train on")
         keep = ~np.isin(dataset.y_train, classes)
+        factors = None if dataset.factors_train is None else dataset.factors_train[keep]
         return dataclasses.replace(dataset, name=f"{dataset.name}+{self}", x_train=dataset.x_train[keep],
-                                   y_train=dataset.y_train[keep])
+                                   y_train=dataset.y_train[keep], factors_train=factors)
+
+
+def bernoulli(x):
+    """Binary pixels drawn with probability the grey level (torch's global generator): one draw of a batch."""
+    import torch
+
+    return torch.bernoulli(x)
+
+
+class Binarize(Transform):
+    """Dynamic binarisation, as the VAE literature evaluates likelihoods: each training image's pixels are drawn
+    anew as Bernoulli(grey level) every time it is used, and the test set is drawn once, from ``seed``, so its
+    log-likelihoods are comparable between runs (a Bernoulli decoder is a true likelihood only on binary data)."""
+
+    name = "binarize"
+    keys = {"seed": int}
+
+    def apply(self, dataset: Dataset) -> Dataset:
+        x = dataset.x_test.astype(np.float32) / 255.0 if dataset.x_test.dtype == np.uint8 else dataset.x_test
+        draw = np.random.default_rng(self.params["seed"]).random(x.shape, dtype=np.float32) < x
+        return dataclasses.replace(dataset, name=f"{dataset.name}+{self}", x_test=draw.astype(np.uint8) * 255,
+                                   draw_train=bernoulli)
 
 
 def held_out(transforms) -> tuple[int, ...]:
@@ -127,6 +150,7 @@ TRANSFORMS: dict[str, type[Transform]] = {
     SaltAndPepper.name: SaltAndPepper,
     Occlude.name: Occlude,
     Rotate.name: Rotate,
+    Binarize.name: Binarize,
 }
 
 

@@ -9,11 +9,19 @@ from __future__ import annotations
 from ..errors import unknown_name
 from .base import Chart, Embedding3D, Geometry, PointMass, Posterior
 from .euclidean import Euclidean
+from .gaussian import Gaussian
+from .power_spherical import PowerSphericalSphere
 from .sphere import Sphere
+from .torus import Torus
+from .variational_torus import VariationalTorus
 
 GEOMETRIES: dict[str, type[Geometry]] = {
     Euclidean.name: Euclidean,
     Sphere.name: Sphere,
+    Gaussian.name: Gaussian,
+    PowerSphericalSphere.name: PowerSphericalSphere,
+    Torus.name: Torus,
+    VariationalTorus.name: VariationalTorus,
 }
 
 

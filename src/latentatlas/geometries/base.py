@@ -8,7 +8,10 @@ zero, so variational geometries fit the same contract (as diffusers' ``IdentityD
 
 A geometry also says what it offers, so that nothing else needs to know which geometry it is: its 2-D charts
 (:class:`Chart`), a 3-D picture of its space (:class:`Embedding3D`), its prior (or None), the decoder's input width
-(``dim``) and the encoder's output width (``encoder_features``), which may differ.
+(``dim``) and the encoder's output width (``encoder_features``), which may differ. A variational geometry's posterior
+also has a density (``log_prob``) on the same base measure as its prior's (``prior_log_prob``), for the IWAE
+estimate of log p(x), and a ``spread`` for maps; ``traversal`` gives the geodesics that traversal figures decode,
+and ``angles`` the angles scored against true ones on synthetic neural data.
 """
 
 from __future__ import annotations
@@ -26,6 +29,12 @@ from ..errors import LatentAtlasError
 class Posterior:
     """A distribution over the latent space, one per sample of a batch."""
 
+    spread_label: ClassVar[str] = ""  # what ``spread`` measures, for a colour bar
+
+    @property
+    def spread(self) -> Tensor | None:  # (B,) one number for each posterior's width (sigma, kappa), or None
+        return None
+
     @property
     def mode(self) -> Tensor:  # (B, dim)
         raise NotImplementedError
@@ -35,6 +44,12 @@ class Posterior:
 
     def kl(self) -> Tensor:  # (B,) KL(posterior || prior) in nats
         raise NotImplementedError
+
+    def log_prob(self, z: Tensor) -> Tensor:  # (B, dim) -> (B,) log density of z, in nats
+        """The density of a variational posterior at ``z``, with respect to the same base measure as the
+        geometry's ``prior_log_prob`` (Lebesgue on R^d, surface measure on a sphere or circle), for the
+        importance-weighted likelihood; a point mass has none."""
+        raise NotImplementedError(f"{type(self).__name__} has no density")
 
 
 class PointMass(Posterior):
@@ -149,6 +164,20 @@ class Geometry(nn.Module):
     def has_prior(self) -> bool:
         return type(self).sample_prior is not Geometry.sample_prior
 
+    def prior_log_prob(self, z: Tensor) -> Tensor:
+        """(N, dim) -> (N,) the prior's log density, on the base measure of the posterior's ``log_prob``."""
+        raise LatentAtlasError(f"the {self.name} geometry has no prior density")
+
+    def angles(self, z: Tensor) -> Tensor | None:
+        """(N, dim) -> (N, dim // 2) angles in radians that this space gives its points, for scoring against true
+        angles (synthetic neural data): a flat latent read as the angle of each consecutive coordinate pair about
+        the points' mean (a ring or a torus drawn in the plane); None where the width is odd. Circles override it
+        with their own angles."""
+        if z.shape[1] % 2:
+            return None
+        c = (z - z.mean(0)).reshape(len(z), -1, 2)
+        return torch.atan2(c[..., 1], c[..., 0])
+
     # The similarity kernel of neighbour embedding: q = 1 / (1 + kernel_scale * d^2), heavy-tailed as t-SNE's
     # Cauchy kernel. A bounded space overrides the scale: on the unit sphere d^2 = 2 (1 - cos angle) is at most 4.
     kernel_scale: ClassVar[float] = 1.0
@@ -165,6 +194,11 @@ class Geometry(nn.Module):
 
     def embedding_3d(self) -> Embedding3D | None:
         """A 3-D picture of this space, or None when it has none."""
+        return None
+
+    def traversal(self, n: int) -> tuple[Tensor, list[str]] | None:
+        """Paths along each latent direction for traversal figures: ((P, n, dim) points, P labels), geodesics of
+        the space through its prior's centre; None where the space has no prior to centre them on."""
         return None
 
     def extra_repr(self) -> str:

@@ -45,6 +45,11 @@ def from_angles(angles: Tensor) -> Tensor:
 _SQRT2 = math.sqrt(2.0)
 
 
+def log_sphere_area(d: int) -> float:
+    """log of the surface area of S^(d-1) in R^d: 2 pi^(d/2) / Gamma(d/2)."""
+    return math.log(2.0) + 0.5 * d * math.log(math.pi) - math.lgamma(0.5 * d)
+
+
 def to_hammer(z: Tensor) -> Tensor:
     """(N, 3) unit vectors -> (N, 2) Hammer coordinates (x, y), x in [-2 sqrt 2, 2 sqrt 2], y in [-sqrt 2, sqrt 2]."""
     phi, theta = to_angles(z).T
@@ -95,8 +100,25 @@ class Sphere(Geometry):
         """Uniform on the sphere: normalised standard normal vectors."""
         return F.normalize(torch.randn(n, self.dim, generator=generator), dim=-1)
 
+    def prior_log_prob(self, z: Tensor) -> Tensor:
+        """The uniform density on the surface measure: minus the log of the sphere's area."""
+        return z.new_full(z.shape[:-1], -log_sphere_area(self.dim))
+
     def contains(self, z: Tensor, atol: float = 1e-5) -> Tensor:
         return super().contains(z) & ((z.norm(dim=-1) - 1).abs() <= atol)
+
+    def angles(self, z: Tensor) -> Tensor | None:
+        """The circle S^1 (``dim=2``) gives each point its angle; larger spheres have no one angle."""
+        return torch.atan2(z[:, 1], z[:, 0]).unsqueeze(1) if self.dim == 2 else None
+
+    def traversal(self, n: int) -> tuple[Tensor, list[str]]:
+        """Geodesics: the great circle from e_i towards e_(i+1) for each axis i (one circle for S^1), n points each."""
+        t = torch.linspace(0, 2 * math.pi, n + 1)[:-1]
+        axes = range(1 if self.dim == 2 else self.dim)
+        paths = torch.zeros(len(axes), n, self.dim)
+        for i in axes:
+            paths[i, :, i], paths[i, :, (i + 1) % self.dim] = t.cos(), t.sin()
+        return paths, [f"great circle $e_{{{i + 1}}} \\to e_{{{(i + 1) % self.dim + 1}}}$" for i in axes]
 
     def charts(self) -> tuple[Chart, ...]:
         if self.dim != 3:

@@ -115,10 +115,12 @@ def decoder_layers(decoder: nn.Module) -> list[dict]:
             layers.append({"kind": "linear", "in": w.shape[1], "out": w.shape[0], "w": _b64(w), "b": _b64(b)})
         elif isinstance(m, nn.PReLU):
             layers.append({"kind": "prelu", "a": m.weight.detach().float().cpu().tolist()})
+        elif isinstance(m, nn.ReLU):
+            layers.append({"kind": "prelu", "a": [0.0]})  # a ReLU is a PReLU of slope 0
         elif isinstance(m, nn.Sequential):
             continue
         else:
-            raise LatentAtlasError(f"the explorer runs decoders of Linear and PReLU layers; this one has {type(m).__name__}")
+            raise LatentAtlasError(f"the explorer runs decoders of Linear, PReLU and ReLU layers; this one has {type(m).__name__}")
     return layers
 
 

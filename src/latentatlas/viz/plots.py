@@ -61,7 +61,9 @@ def run_figures(run, dataset, glyphs: bool = False) -> dict:
         if not model.geometry.charts():  # no chart to map it on: its first two principal axes, named as such
             figs["encoder_map_pca"] = pca_map(points, lat["y_test"], classes=dataset.classes, glyphs=glyphs)
         figs["latent_3d"] = scatter_3d(points, lat["y_test"], embedding, classes=dataset.classes)
-    return figs
+    from .generative import generative_figures  # prior samples, traversals, posterior spread: where offered
+
+    return {**figs, **generative_figures(model, lat["z_test"], dataset.flat("test")[0], shape)}
 
 
 def image_shape(dataset, n_features: int) -> tuple[int, int] | None:
