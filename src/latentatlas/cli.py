@@ -63,6 +63,27 @@ def setting_option(name: str, **overrides):
     return click.option("--" + name.replace("_", "-"), name, **kw)
 
 
+def recipe_option(fn):
+    """``--recipe``: a named set of training settings (epochs, batch size, learning rate, schedule)."""
+    from .schedules import RECIPES
+
+    return click.option("--recipe", default="tutorial", show_default=True,
+                        help=f"Training recipe, one of {', '.join(RECIPES)}: fills epochs, batch size, lr and "
+                             "lr_schedule where they are not given (fast: the tutorial's quality in half the epochs).")(fn)
+
+
+def _with_recipe(recipe: str, params: dict) -> dict:
+    """``params`` with the recipe's settings wherever the command line left them at their defaults."""
+    from click.core import ParameterSource
+
+    from .schedules import get_recipe
+
+    ctx = click.get_current_context()
+    filled = {k: v for k, v in get_recipe(recipe).settings().items()
+              if k in params and ctx.get_parameter_source(k) in (ParameterSource.DEFAULT, None)}
+    return {**params, **filled}
+
+
 def settings_options(fn):
     """Every setting of the table as an option of ``fn``, in the table's order."""
     for f in reversed(SETTINGS):
@@ -84,13 +105,14 @@ def main(debug):
 @click.option("--resume", is_flag=True, help="Continue a killed run from its last complete epoch.")
 @click.option("--tensorboard", type=click.Path(path_type=Path), default=None,
               help="Log losses, decoder grids and latents (Embedding Projector) to this TensorBoard folder.")
+@recipe_option
 @_friendly_errors
-def train(out, overwrite, resume, tensorboard, **params):
+def train(out, overwrite, resume, tensorboard, recipe, **params):
     """Train a model into a run folder, evaluate it and draw its figures."""
     from .config import RunConfig
     from .runs import train_run
 
-    cfg = RunConfig(**params)
+    cfg = RunConfig(**_with_recipe(recipe, params))
     if out is None:
         out = Path("runs") / f"{params['preset'] or 'custom'}-{Path(params['data']).name}"
     run = train_run(cfg, out, overwrite=overwrite, resume=resume, tensorboard=tensorboard)

@@ -41,7 +41,9 @@ class RunConfig:
     ne_k: int = setting(15, "Neighbours per sample in the neighbour-embedding term's graph.", low=1)
     epochs: int = setting(10, "Passes over the training set.", low=1)
     batch_size: int = setting(128, "Samples per step.", low=1)
-    lr: float = setting(1e-3, "Adam's learning rate (the tutorial's 1e-3).", above=0, high=1)
+    lr: float = setting(1e-3, "Adam's learning rate (the tutorial's 1e-3); a schedule's peak.", above=0, high=1)
+    lr_schedule: str = setting("constant", "The learning rate over the run: constant (the tutorial's), one-cycle, or "
+                                           "cosine (with warm-up); see latentatlas.schedules.SCHEDULES.")
     seed: int = setting(0, "Seeds weights and shuffling: same seed, same machine, identical weights.", low=0,
                         estimator="random_state")
     data: str = setting("mnist-5k", "Data set name or path (see `latentatlas datasets`); mnist-5k works offline.",
@@ -81,10 +83,12 @@ class RunConfig:
         from .data.spec import parse_transform
         from .geometries import GEOMETRIES, get_geometry
         from .losses import KINDS
+        from .schedules import get_schedule
 
         _check_choice("geometry", self.geometry, GEOMETRIES)
         _check_choice("loss", self.loss, KINDS)
         _check_choice("precision", self.precision, ("auto", "fp32", "bf16"))
+        get_schedule(self.lr_schedule)
         for f in SETTINGS:
             if f.metadata["range"] != (None, None, None):
                 _check_range(f, getattr(self, f.name))
