@@ -134,15 +134,15 @@ def train_stacked(cfgs: list[RunConfig], outs: list[str | Path], *, dataset: Dat
                   plot: bool = True) -> list[Run]:
     """Train runs that differ only in the seed together, stacked (``latentatlas.stack``), each into its own run
     folder, written as :func:`train_run` writes one; each folder must be new or empty. Raises LatentAtlasError
-    (before anything is written) where stacking does not apply: see ``stack.why_not_stack``."""
-    from .stack import member_trainer_state, stack_trainers, why_not_stack
+    (``stack.NotStackable``, before anything is written) where stacking does not apply (``stack.why_not_stack``)."""
+    from .stack import NotStackable, member_trainer_state, stack_trainers, why_not_stack
 
     cfgs, outs = [resolve_runtime(c) for c in cfgs], [Path(o) for o in outs]
     x_train = dataset.flat("train")[0]
     members = [build_trainer(cfg, x_train, progress=False) for cfg in cfgs]
     reason = why_not_stack(members, cfgs)
     if reason is not None:
-        raise LatentAtlasError(f"these runs cannot train stacked: {reason}")
+        raise NotStackable(reason)
     for out, cfg in zip(outs, cfgs):
         if _prepare_folder(out, cfg, overwrite=False, resume=False) is not None:
             raise LatentAtlasError(f"{out}: a stacked run starts afresh, and this folder holds a checkpoint")

@@ -21,8 +21,17 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from .errors import LatentAtlasError
 from .losses import Batch
 from .train import Shuffle, Trainer, seed_epoch
+
+class NotStackable(LatentAtlasError):
+    """These runs cannot train stacked; ``reason`` says why in a few words."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"these runs cannot train stacked: {reason}")
+        self.reason = reason
+
 
 SEP = "@"  # a member's logged values are "<name>@<member>": "loss@0", "reconstruction@2"
 
@@ -79,6 +88,7 @@ def stacked_loss(loss_fn, n_members: int):
 
     def loss(model: Stacked, batch: Batch):
         params, buffers = model.tensors()
+        params = _precast(params, batch.x.device)
         per_member = batch.x.dim() == 3
         dims = (0, 0, 0 if per_member else None, 0 if batch.index is not None else None)
         totals, parts = vmap(lambda p, b, x, i: member(p, b, x, i, batch.epoch, model.skeleton), in_dims=dims,
@@ -89,6 +99,18 @@ def stacked_loss(loss_fn, n_members: int):
         return totals.sum(), logged
 
     return loss
+
+
+def _precast(params: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
+    """Under autocast, each stacked weight matrix cast once, whole and contiguous, to the autocast type.
+
+    Autocast would cast it anyway for the product it feeds, but inside vmap it casts a transposed (M, in, out)
+    view, several times slower than this contiguous cast (BENCHMARKS.md, "Stacked seeds"); the values are the same.
+    """
+    if not torch.is_autocast_enabled(device.type):
+        return params
+    dtype = torch.get_autocast_dtype(device.type)
+    return {n: p.to(dtype) if p.is_floating_point() and p.dim() >= 3 else p for n, p in params.items()}
 
 
 def _loss_and_parts(result):
@@ -168,3 +190,15 @@ def member_trainer_state(stacked: Trainer, m: int) -> dict:
     return {"model": model.member_state(m), "optimizer": {"state": state, "param_groups": opt["param_groups"]},
             "scheduler": None if stacked.scheduler is None else stacked.scheduler.state_dict(),
             "history": member_history(stacked.history, m, model.n_members)}
+
+
+# Where stacking measured faster than separate runs (BENCHMARKS.md, "Stacked seeds"), by device type and precision:
+# compare stacks there by default. On this project's 2-core CPU it did not (vmap's batched products and the casts
+# of stacked weights cost more than the per-step overhead they save); on a GPU, where a step of these small models
+# is launch-bound, M members cost about one member's launches. Not yet measured there: no GPU was lent.
+STACK_PAYS = {("cpu", "fp32"): False, ("cpu", "bf16"): False, ("cuda", "fp32"): True, ("cuda", "bf16"): True}
+
+
+def stack_pays(cfg) -> bool:
+    """Whether stacking measured faster than separate runs for a resolved run config's device and precision."""
+    return STACK_PAYS.get((torch.device(cfg.device).type, cfg.precision), False)
