@@ -30,11 +30,12 @@ def constant(step: int, total: int) -> float:
 
 
 def one_cycle(step: int, total: int) -> float:
-    """Smith's one-cycle: up from START to 1 over the first WARMUP of the run, then down to START * END (cosine)."""
-    peak = max(1, round(WARMUP * total))
-    if step < peak:
+    """Smith's one-cycle, as torch's ``OneCycleLR`` (without momentum cycling, which would change Adam's betas):
+    up from START to 1 over the first WARMUP of the run, then down to START * END, both along a cosine."""
+    peak = WARMUP * total - 1  # OneCycleLR's end of the first phase (a float step)
+    if step <= peak:
         return _cos_between(START, 1.0, step / peak)
-    return _cos_between(1.0, START * END, (step - peak) / max(1, total - 1 - peak))
+    return _cos_between(1.0, START * END, (step - peak) / (total - 1 - peak))
 
 
 def cosine(step: int, total: int) -> float:
