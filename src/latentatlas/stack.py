@@ -25,6 +25,7 @@ from .errors import LatentAtlasError
 from .losses import Batch
 from .train import Shuffle, Trainer, seed_epoch
 
+
 class NotStackable(LatentAtlasError):
     """These runs cannot train stacked; ``reason`` says why in a few words."""
 
@@ -73,7 +74,7 @@ class Stacked(nn.Module):
         return {n: t[m].detach().clone() for n, t in {**params, **buffers}.items()}
 
 
-def stacked_loss(loss_fn, n_members: int):
+def stacked_loss(loss_fn):
     """The trainer's loss function for a :class:`Stacked` model, from one member's ``loss_fn(model, batch)``.
 
     A training batch holds each member's own samples, ``x`` (M, B, D) and ``index`` (M, B); an evaluation batch
@@ -82,13 +83,12 @@ def stacked_loss(loss_fn, n_members: int):
     """
 
     def member(params, buffers, x, index, epoch, skeleton):
-        model = lambda inputs: functional_call(skeleton, (params, buffers), (inputs,))  # noqa: E731
+        model = lambda inputs: functional_call(skeleton, (params, buffers), (inputs,))
         total, parts = _loss_and_parts(loss_fn(model, Batch(x, index, epoch)))
         return total, parts
 
     def loss(model: Stacked, batch: Batch):
         params, buffers = model.tensors()
-        params = _precast(params, batch.x.device)
         per_member = batch.x.dim() == 3
         dims = (0, 0, 0 if per_member else None, 0 if batch.index is not None else None)
         totals, parts = vmap(lambda p, b, x, i: member(p, b, x, i, batch.epoch, model.skeleton), in_dims=dims,
@@ -99,18 +99,6 @@ def stacked_loss(loss_fn, n_members: int):
         return totals.sum(), logged
 
     return loss
-
-
-def _precast(params: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
-    """Under autocast, each stacked weight matrix cast once, whole and contiguous, to the autocast type.
-
-    Autocast would cast it anyway for the product it feeds, but inside vmap it casts a transposed (M, in, out)
-    view, several times slower than this contiguous cast (BENCHMARKS.md, "Stacked seeds"); the values are the same.
-    """
-    if not torch.is_autocast_enabled(device.type):
-        return params
-    dtype = torch.get_autocast_dtype(device.type)
-    return {n: p.to(dtype) if p.is_floating_point() and p.dim() >= 3 else p for n, p in params.items()}
 
 
 def _loss_and_parts(result):
@@ -156,7 +144,7 @@ def stack_trainers(trainers: Sequence[Trainer], callbacks=(), progress: bool | N
     """One trainer that trains the members of ``trainers`` (each built as its own run would build it) together."""
     first = trainers[0]
     sampler = StackedShuffle(tuple(t.seed for t in trainers), first.batch_size)
-    return Trainer(Stacked([t.model for t in trainers]), stacked_loss(first.loss_fn, len(trainers)),
+    return Trainer(Stacked([t.model for t in trainers]), stacked_loss(first.loss_fn),
                    epochs=first.epochs, batch_size=first.batch_size, seed=first.seed, device=str(first.device),
                    precision=first.precision, optimizer_factory=first.optimizer_factory, batch_sampler=sampler,
                    eval_batch_size=max(1, first.eval_batch_size // len(trainers)), callbacks=callbacks,
@@ -192,11 +180,11 @@ def member_trainer_state(stacked: Trainer, m: int) -> dict:
             "history": member_history(stacked.history, m, model.n_members)}
 
 
-# Where stacking measured faster than separate runs (BENCHMARKS.md, "Stacked seeds"), by device type and precision:
-# compare stacks there by default. On this project's 2-core CPU it did not (vmap's batched products and the casts
-# of stacked weights cost more than the per-step overhead they save); on a GPU, where a step of these small models
-# is launch-bound, M members cost about one member's launches. Not yet measured there: no GPU was lent.
-STACK_PAYS = {("cpu", "fp32"): False, ("cpu", "bf16"): False, ("cuda", "fp32"): True, ("cuda", "bf16"): True}
+# Where stacking measured faster than separate runs, by device type and precision: compare stacks there by default
+# (BENCHMARKS.md, "Stacked seeds"). On this project's 2-core CPU it measured slower in bf16 and fp32 (vmap's batched
+# products and the casts of stacked weights cost more than the per-step overhead they save). A GPU, where a step of
+# these small models is launch-bound, is where it should pay; add its entry once measured there (none was lent).
+STACK_PAYS: dict[tuple[str, str], bool] = {("cpu", "fp32"): False, ("cpu", "bf16"): False}
 
 
 def stack_pays(cfg) -> bool:
