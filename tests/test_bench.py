@@ -8,6 +8,7 @@ from latentatlas.experiments.bench import reference_fit
 from latentatlas.cli import main
 from latentatlas.config import RunConfig
 from latentatlas.model import AutoencoderNet
+from latentatlas.schedules import RECIPES
 
 FIGURES = {"seconds", "samples_per_second", "bce_test", "knn5", "peak_rss_mb", "rss_increase_mb"}
 
@@ -63,10 +64,10 @@ def test_to_quality_targets_the_loops_own_final_values(tmp_path):
     assert q["target"]["knn5"] == ref["epochs"][-1]["knn5"] - 0.01
     assert ref["seconds_to_target"] is not None  # the loop meets its own final values by its last epoch at least
     assert ref["total_seconds"] == sum(e["seconds"] for e in ref["epochs"])
-    assert q["job"]["recipe_settings"] == {"epochs": 5, "batch_size": 128, "lr": 3e-3, "lr_schedule": "one-cycle"}
+    assert q["job"]["recipe_settings"] == RECIPES["fast"].settings()
     if ours["seconds_to_target"] is not None:  # stopped at the first epoch on target
         assert ours["epochs"][-1]["epoch"] == ours["epochs_to_target"]
         assert q["time_share"] == ours["seconds_to_target"] / ref["total_seconds"]
     else:
-        assert len(ours["epochs"]) == 5 and q["time_share"] is None
+        assert len(ours["epochs"]) == RECIPES["fast"].epochs and q["time_share"] is None
     assert "tutorial loop, 2 epochs" in r.output and "latentatlas --recipe fast" in r.output

@@ -80,7 +80,7 @@ def test_cli_recipe_fills_what_is_not_given(tmp_path):
                                   "--epochs", "1", "--out", str(out)])
     assert r.exit_code == 0, r.output
     cfg = json.loads((out / "config.json").read_text())
-    assert (cfg["epochs"], cfg["lr"], cfg["lr_schedule"], cfg["batch_size"]) == (1, 3e-3, "one-cycle", 128)
+    assert (cfg["epochs"], cfg["lr"], cfg["lr_schedule"], cfg["batch_size"]) == (1, RECIPES["fast"].lr, "one-cycle", 128)
     ckpt = json.loads((out / "checkpoint.json").read_text())
     assert ckpt["scheduler"]["last_epoch"] == len(json.loads((out / "history.json").read_text())) * 12  # 1,437 / 128
 
