@@ -234,7 +234,7 @@ def test_holdout_keeps_the_classes_out_of_training_only(mnist5k):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("nope:x=1", "unknown transform 'nope': choose one of holdout"),
+    ("nope:x=1", "unknown transform 'nope': choose one of holdout, noise, saltpepper, occlude, rotate"),
     ("holdout", "give classes"),
     ("holdout:classes=a", "must be comma-separated integers"),
     ("holdout:colour=3", "is not KEY=VALUE with KEY one of classes"),
@@ -280,7 +280,11 @@ def test_pca_rows_are_scored_by_the_models_protocol(small):
     xt = small.flat("test")[0].astype(np.float32) / 255
     np.testing.assert_allclose(model.encode(torch.as_tensor(xt)).detach().numpy(), pca.transform(xt), atol=1e-4)
     row = pca_metrics(small, 2)
-    assert row == {**evaluate(model, small), "train_seconds": None}
+    # Equal up to float summation order (BLAS threads may split a reduction differently between two calls).
+    expected = {**evaluate(model, small), "train_seconds": None}
+    assert row.keys() == expected.keys()
+    for key, value in expected.items():
+        assert row[key] == (value if value is None else pytest.approx(value, rel=1e-6)), key
     z = pca.transform(xt)
     assert row["trustworthiness"] == pytest.approx(trustworthiness(xt, z, n_neighbors=5), abs=1e-6)
     p = np.clip(pca.inverse_transform(z), 1e-7, 1 - 1e-7)

@@ -136,3 +136,12 @@ def test_compare_stacks_seeds_and_falls_back_where_it_cannot(tmp_path):
     again, _ = compare(["deep-2d"], seeds=3, data="digits", out=tmp_path / "s", epochs=1, baselines="",
                        echo=lines.append, stack=True)  # two finished runs reused, one new seed: nothing to stack
     assert lines[-1] == "training deep-2d, seed 2 ..." and again["deep-2d"]["bce_test"][:2] == results["deep-2d"]["bce_test"]
+
+
+def test_stacked_training_refuses_a_folder_it_may_not_write_before_writing_any(small, tmp_path):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "notes.txt").write_text("mine")
+    cfgs = [RunConfig(preset="deep-2d", epochs=1, seed=s, **FP32) for s in (0, 1)]
+    with pytest.raises(LatentAtlasError, match="not a run folder"):
+        train_stacked(cfgs, [tmp_path / "a", tmp_path / "b"], dataset=small, plot=False, progress=False)
+    assert not (tmp_path / "a").exists() and [p.name for p in (tmp_path / "b").iterdir()] == ["notes.txt"]

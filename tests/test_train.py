@@ -103,8 +103,13 @@ def test_precision_resolution(monkeypatch):
 def test_gpu_choices_resolve_as_on_a_gpu_machine(monkeypatch):
     import latentatlas.train as train
 
+    from latentatlas.errors import LatentAtlasError
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert pick_device("auto") == "cuda" and pick_device("cuda:1") == "cuda:1"
+    with pytest.raises(LatentAtlasError, match="this machine has 2 CUDA device"):
+        pick_device("cuda:2")
     native = {"ampere": True, "turing": False}  # what is_bf16_supported says without emulation
     for gpu, expected in (("ampere", "bf16"), ("turing", "fp32")):
         monkeypatch.setattr(torch.cuda, "is_bf16_supported",

@@ -25,9 +25,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename is None:
+            e.filename = str(path)  # a write that filled the disk says which file it was
         raise
     _fsync_dir(path.parent)
     return path
@@ -81,6 +83,39 @@ def check_writable(path: str | os.PathLike, folder: bool = False) -> Path:
         raise LatentAtlasError(f"cannot write {path}: {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise LatentAtlasError(f"cannot write {path}: no write permission in {parent}")
+    return path
+
+
+def no_links_below(root: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Refuse ``path`` if a folder between ``root`` and it is a symbolic link: a received run folder whose
+    ``figures`` links elsewhere must not make us write there. Returns ``path``."""
+    root, path = Path(root), Path(path)
+    for part in [*reversed(path.relative_to(root).parents)][1:] + [path]:
+        here = root / part
+        if here.is_symlink():
+            raise LatentAtlasError(f"{here} is a link: refusing to write through it (out of {root})")
+    return path
+
+
+# What report and explore put in the pages they write, so that they replace only their own pages.
+GENERATOR = '<meta name="generator" content="latentatlas">'
+
+
+def check_page_out(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """``check_writable``, and refuse to replace a file that is not a page latentatlas wrote, unless ``overwrite``."""
+    path = check_writable(path)
+    if overwrite or not (path.exists() or path.is_symlink()):
+        return path
+    try:
+        with open(path, "rb") as f:
+            ours = not path.is_symlink() and GENERATOR.encode() in f.read(4096)
+    except OSError:
+        ours = False
+    if not ours:
+        from .errors import option
+
+        raise LatentAtlasError(f"{path} exists and is not a page latentatlas wrote: refusing to replace it; choose "
+                               f"another {option('out')}, or pass {option('overwrite', True)}")
     return path
 
 

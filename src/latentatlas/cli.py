@@ -138,13 +138,10 @@ def evaluate(run):
 @_friendly_errors
 def plot(run, glyphs):
     """Redraw a run's figures without retraining."""
-    from .viz.plots import plot_run
-    from .runs import load_run, write_manifest
+    from .runs import redraw_run
 
-    r = load_run(run)
-    for path in plot_run(r, r.dataset(), glyphs=glyphs):
+    for path in redraw_run(run, glyphs=glyphs):
         click.echo(str(path))
-    write_manifest(r.path)
 
 
 @main.command()
@@ -165,13 +162,14 @@ def export(run, onnx, out):
 @main.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("report.html"), show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace OUT even if it is not a page latentatlas wrote.")
 @_friendly_errors
-def report(runs, out):
+def report(runs, out, overwrite):
     """Write one self-contained HTML report (offline, mailable) of one or more runs."""
-    from ._io import check_writable
+    from ._io import check_page_out
     from .viz.report import write_report
 
-    click.echo(f"wrote {write_report(runs, check_writable(out))}")
+    click.echo(f"wrote {write_report(runs, check_page_out(out, overwrite))}")
 
 
 @main.command()
@@ -182,14 +180,15 @@ def report(runs, out):
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="With --serve; 0 picks a free one.")
 @click.option("--max-points", type=click.IntRange(min=1), default=None,
               help="Test points drawn; larger test sets show a fixed random subset [default: 20,000].")
+@click.option("--overwrite", is_flag=True, help="Replace OUT even if it is not a page latentatlas wrote.")
 @_friendly_errors
-def explore(run, out, serve, port, max_points):
+def explore(run, out, serve, port, max_points, overwrite):
     """Write the live explorer of a run: hover anywhere on its latent maps to see the decoded image."""
-    from ._io import check_writable
+    from ._io import check_page_out
     from .viz.explorer import open_in_browser, page_server, write_explorer
 
     limit = {} if max_points is None else {"max_points": max_points}
-    page = write_explorer(run, check_writable(Path("explorer.html") if out is None else out), **limit)
+    page = write_explorer(run, check_page_out(Path("explorer.html") if out is None else out, overwrite), **limit)
     click.echo(f"wrote {page} (open it in a browser; it works offline)")
     if serve:
         server = page_server(page, port)
@@ -201,6 +200,43 @@ def explore(run, out, serve, port, max_points):
             pass
         finally:
             server.server_close()
+
+
+def _corruption_options(fn):
+    """One option per corruption of the registry (``--noise``, ``--occlude``, ...): the levels to probe at."""
+    from .data.corruptions import CORRUPTIONS
+
+    for name, c in reversed(CORRUPTIONS.items()):
+        fn = click.option(f"--{name}", default=c.probe_levels, show_default=True,
+                          help=f"Levels ({c.label}): START:STOP:COUNT or a comma list; '' for none.")(fn)
+    return fn
+
+
+@main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_corruption_options
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seeds the corruptions.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also draw every run's curves on one axis into this PNG.")
+@_friendly_errors
+def probe(runs, seed, out, **levels):
+    """Sweep trained runs over corrupted inputs (and, for runs with held-out classes, score novelty detection):
+    probe.json and figures into each run folder."""
+    from .experiments.probe import format_probe, parse_levels, probe_run, probe_curves_png
+    from ._io import check_writable
+    from .runs import load_run
+
+    if out is not None:
+        check_writable(out)
+    asked = {name: parse_levels(name, text) for name, text in levels.items()}
+    loaded = [load_run(r) for r in runs]  # every run and level checked before the first is probed
+    results = []
+    for run in loaded:
+        results.append(probe_run(run, asked, seed=seed))
+        click.echo(format_probe(results[-1]))
+        click.echo(f"wrote {run.path / 'probe.json'} and its figures ({results[-1]['seconds']:.1f} s)")
+    if out is not None:
+        click.echo(f"wrote {probe_curves_png([(r.path.name, p) for r, p in zip(loaded, results)], out)}")
 
 
 @main.command()
@@ -231,9 +267,11 @@ def datasets():
 @_friendly_errors
 def demo(data, epochs, out):
     """The tutorial in one go: deep-2d, deep-3d, deep-s2 and the atlas maps; evaluate, draw, compare, report."""
+    from ._io import check_page_out
     from .experiments.demo import comparison_table, run_demo
     from .viz.report import write_report
 
+    check_page_out(out / "report.html")  # before the minutes of training: a report.html of the user's stays
     runs = run_demo(out, data=data, epochs=epochs, echo=click.echo)
     click.echo("\n" + comparison_table(runs) + "\n")
     for r in runs:

@@ -39,16 +39,23 @@ class RunConfig:
     ne_weight: float | None = setting(None, "Weight of the neighbour-embedding term (maps that keep input-space "
                                            "neighbours together); 0: off [default: the preset's].", low=0)
     ne_k: int = setting(15, "Neighbours per sample in the neighbour-embedding term's graph.", low=1)
+    # Denoising training: each training batch's inputs corrupted afresh (seeded per epoch), its targets clean.
+    train_noise: float = setting(0.0, "Denoising: Gaussian noise of this sigma (pixels in 0..1) added to every training "
+                                      "input, the target kept clean; 0: off.", low=0)
+    train_occlude: int = setting(0, "Denoising: a square of this side (pixels) blanked at a random place in every "
+                                    "training input, the target kept clean; 0: off.", low=0)
     epochs: int = setting(10, "Passes over the training set.", low=1)
     batch_size: int = setting(128, "Samples per step.", low=1)
     lr: float = setting(1e-3, "Adam's learning rate (the tutorial's 1e-3); a schedule's peak.", above=0, high=1)
     lr_schedule: str = setting("constant", "The learning rate over the run: constant (the tutorial's), one-cycle, or "
                                            "cosine (with warm-up); see latentatlas.schedules.SCHEDULES.")
     seed: int = setting(0, "Seeds weights and shuffling: same seed, same machine, identical weights.", low=0,
-                        estimator="random_state")
+                        high=2**63 - 1, estimator="random_state")  # torch takes a signed 64-bit seed
     data: str = setting("mnist-5k", "Data set name or path (see `latentatlas datasets`); mnist-5k works offline.",
                         estimator=None)
-    image_size: int | None = setting(None, "Folders of images: resize each to N x N pixels.", low=1, estimator=None)
+    # The first layer grows with the square: 512 x 512 inputs already give the tutorial's MLP 100 M weights.
+    image_size: int | None = setting(None, "Folders of images: resize each to N x N pixels (at most 512).", low=1,
+                                     high=512, estimator=None)
     transforms: tuple[str, ...] = setting(
         (), "Data transforms applied in order, as NAME:KEY=VALUE (e.g. holdout:classes=3,5).", estimator=None)
     device: str = setting("auto", "auto (CUDA when available, else CPU), cpu, cuda or cuda:N.")
@@ -154,7 +161,7 @@ def _check_range(f: dataclasses.Field, value) -> None:
     kind, several = setting_kind(f)
     if kind is int:
         for v in (value if several and isinstance(value, tuple) else (value,)):
-            _check_int(f.name, v, low=low)
+            _check_int(f.name, v, low=low, high=high)
         return
     ok = _is_number(value) and math.isfinite(value) and (low is None or value >= low) and (
         above is None or value > above) and (high is None or value <= high)
@@ -169,6 +176,7 @@ def _check_choice(name: str, value, choices) -> None:
         raise LatentAtlasError(f"unknown {name} {value!r}: choose one of {', '.join(choices)}")
 
 
-def _check_int(name: str, value, low: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise LatentAtlasError(f"{name}={value!r} is out of range: it must be an integer >= {low}")
+def _check_int(name: str, value, low: int, high: int | None = None) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):
+        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise LatentAtlasError(f"{name}={value!r} is out of range: it must be an integer {allowed}")

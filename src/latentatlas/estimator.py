@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import numbers
@@ -14,6 +15,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._io import atomic_write_folder, atomic_write_json
+from ._lock import LOCK, FolderLock
 from .config import SETTINGS, RunConfig, setting_kind, setting_type
 from .data import check_pixels
 from .errors import LatentAtlasError, option
@@ -145,8 +147,9 @@ __SETTINGS__
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise LatentAtlasError(f"{path} is a file, not a folder: choose another path")
-        if path.is_dir() and any(path.iterdir()):
-            if not is_run_folder(path):
+        existing = path.is_dir() and any(p.name != LOCK for p in path.iterdir())
+        if existing:
+            if not is_run_folder(path):  # its manifest says latentatlas wrote it; a config.json alone does not
                 raise not_a_run_folder(path, "replace")
             if not overwrite:
                 raise LatentAtlasError(f"{path} already exists: choose another path, or pass "
@@ -163,7 +166,9 @@ __SETTINGS__
             atomic_write_json(folder / HISTORY, self.history_)
             write_manifest(folder)
 
-        return atomic_write_folder(path, write)
+        # One writer at a time: the folder being replaced stays locked until its replacement is in place.
+        with FolderLock(path) if path.is_dir() else contextlib.nullcontext():
+            return atomic_write_folder(path, write)
 
     @classmethod
     def load(cls, path, device: str = "cpu") -> Autoencoder:

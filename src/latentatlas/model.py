@@ -7,6 +7,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from ._limits import check_fits
 from .config import RunConfig
 from .geometries import Geometry, Posterior, get_geometry
 from .nets import build_decoder, build_encoder, init_tutorial_
@@ -32,6 +33,12 @@ class AutoencoderNet(nn.Module):
         """Build the network of a resolved config for inputs of ``n_features`` pixels; the geometry gives the
         encoder's output width and the decoder's input width."""
         geometry = get_geometry(cfg.geometry, cfg.latent_dim)
+        widths = [n_features, *cfg.hidden_sizes]
+        n_params = sum((a + 1) * b for a, b in zip(widths, [*widths[1:], geometry.encoder_features])) + sum(
+            (a + 1) * b for a, b in zip([geometry.dim, *reversed(widths[1:])], [*reversed(widths)]))
+        # Weights, gradients and Adam's two moments, in float32: refused in words before torch fails to allocate.
+        check_fits(16 * n_params, f"a network of {n_params:,} parameters",
+                   "choose smaller hidden_sizes or latent_dim (or a smaller image_size)")
         encoder = build_encoder(n_features, cfg.hidden_sizes, geometry.encoder_features)
         decoder = build_decoder(geometry.dim, cfg.hidden_sizes, n_features)
         init_tutorial_(encoder, decoder)

@@ -14,10 +14,12 @@ A run folder holds::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
 import json
+import re
 import shutil
 import time
 import zipfile
@@ -28,7 +30,8 @@ import numpy as np
 import torch
 
 from . import __version__
-from ._io import atomic_write_bytes, atomic_write_json, check_writable
+from ._io import atomic_write_bytes, atomic_write_folder, atomic_write_json, check_writable
+from ._lock import LOCK, FolderLock, check_free, is_lock_file
 from .config import RunConfig
 from .data import Dataset, data_reference
 from .errors import LatentAtlasError, option
@@ -103,6 +106,9 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
 
     Everything that can be checked is checked before anything is written: a bad config, unknown data or an
     existing folder (without ``overwrite`` or ``resume``) raise ``LatentAtlasError`` and leave the disk untouched.
+    Only a folder latentatlas wrote is ever replaced (``overwrite``), and the new run is trained beside it and takes
+    its place at the end, so an interrupted or failed run leaves the old one as it was. The folder is locked while
+    it is written: a second process writing into it is refused.
     """
     out = Path(out)
     cfg = resolve_runtime(cfg)
@@ -110,31 +116,69 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
     if tensorboard is not None:
         check_writable(tensorboard, folder=True)
     # The trainer first: terms that refuse the data (a neighbour graph's k) do so before the folder is touched.
-    trainer = build_trainer(cfg, dataset.flat("train")[0], [CheckpointCallback(out), *callbacks], progress)
-    start_state = _prepare_folder(out, cfg, overwrite=overwrite, resume=resume)
+    checkpoint = CheckpointCallback(out)
+    trainer = build_trainer(cfg, dataset.flat("train")[0], [checkpoint, *callbacks], progress)
+    if out.is_dir():
+        check_free(out)  # a run being written is refused as that, whatever it holds so far
+    _folder_mode(out, cfg, overwrite=overwrite, resume=resume)  # refuse now, before making the folder
     if tensorboard is not None:
         from .viz.tensorboard import TensorBoardCallback
 
         trainer.callbacks = [*trainer.callbacks, TensorBoardCallback(tensorboard, dataset)]
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = FolderLock(out).acquire()
+    except BaseException:
+        if made and not any(out.iterdir()):
+            out.rmdir()
+        raise
+    with lock, contextlib.ExitStack() as held:
+        mode = _folder_mode(out, cfg, overwrite=overwrite, resume=resume)  # again: another writer may have finished
+        if mode != "replace":
+            start_state = _resume_state(out) if mode == "resume" else None
+            try:
+                return _train_into(out, cfg, trainer, checkpoint, dataset, plot, start_state)
+            except BaseException:
+                if made and not _has_checkpoint(out):
+                    shutil.rmtree(out, ignore_errors=True)  # not one complete epoch to resume from: leave no half folder
+                raise
+        runs = []
+
+        def write(folder: Path) -> None:
+            held.enter_context(FolderLock(folder))  # the new run is locked before it takes the old one's place
+            runs.append(_train_into(folder, cfg, trainer, checkpoint, dataset, plot, None))
+
+        atomic_write_folder(out, write)
+        runs[0].path = out
+        return runs[0]
+
+
+def _train_into(folder: Path, cfg: RunConfig, trainer: Trainer, checkpoint: CheckpointCallback, dataset: Dataset,
+                plot: bool, start_state: dict | None) -> Run:
+    checkpoint.folder = folder
     model = trainer.model
     start_epoch = 0
     if start_state is not None:
         trainer.load_state_dict(start_state)
         start_epoch = len(trainer.history)
-    atomic_write_json(out / CONFIG, cfg.to_dict())  # on resume too: it may have raised the number of epochs
+    atomic_write_json(folder / CONFIG, cfg.to_dict())  # on resume too: it may have raised the number of epochs
 
     t0 = time.perf_counter()
     trainer.fit(dataset.flat("train")[0], dataset.flat("test")[0], start_epoch=start_epoch)
     seconds = sum(r["seconds"] for r in trainer.history) if start_epoch else time.perf_counter() - t0
-    return _finish_run(Run(out, cfg, model, trainer.history, {}, resumed_from_epoch=start_epoch), dataset, seconds,
-                       plot)
+    return _finish_run(Run(folder, cfg, model, trainer.history, {}, resumed_from_epoch=start_epoch), dataset,
+                       seconds, plot)
 
 
 def train_stacked(cfgs: list[RunConfig], outs: list[str | Path], *, dataset: Dataset, progress: bool | None = None,
                   plot: bool = True) -> list[Run]:
     """Train runs that differ only in the seed together, stacked (``latentatlas.stack``), each into its own run
-    folder, written as :func:`train_run` writes one; each folder must be new or empty. Raises LatentAtlasError
-    (``stack.NotStackable``, before anything is written) where stacking does not apply (``stack.why_not_stack``)."""
+    folder, written and locked as :func:`train_run` writes and locks one; each folder must be new or empty.
+
+    Raises ``stack.NotStackable`` (a LatentAtlasError) before anything is written where stacking does not apply
+    (``stack.why_not_stack``); a folder that would not be trained fresh is refused as :func:`train_run` refuses it.
+    """
     from .stack import NotStackable, member_trainer_state, stack_trainers, why_not_stack
 
     cfgs, outs = [resolve_runtime(c) for c in cfgs], [Path(o) for o in outs]
@@ -144,20 +188,32 @@ def train_stacked(cfgs: list[RunConfig], outs: list[str | Path], *, dataset: Dat
     if reason is not None:
         raise NotStackable(reason)
     for out, cfg in zip(outs, cfgs):
-        if _prepare_folder(out, cfg, overwrite=False, resume=False) is not None:
-            raise LatentAtlasError(f"{out}: a stacked run starts afresh, and this folder holds a checkpoint")
-    stacked = stack_trainers(members, callbacks=[_StackedCheckpoints(outs)], progress=progress)
-    for out, cfg in zip(outs, cfgs):
-        atomic_write_json(out / CONFIG, cfg.to_dict())
-    t0 = time.perf_counter()
-    stacked.fit(x_train, dataset.flat("test")[0])
-    seconds = (time.perf_counter() - t0) / len(cfgs)  # each member's share of the stack's time
-    runs = []
-    for m, (out, cfg, member) in enumerate(zip(outs, cfgs, members)):
-        state = member_trainer_state(stacked, m)
-        member.model.load_state_dict(state["model"])
-        runs.append(_finish_run(Run(out, cfg, member.model, state["history"], {}), dataset, seconds, plot))
-    return runs
+        if out.is_dir():
+            check_free(out)
+        _folder_mode(out, cfg, overwrite=False, resume=False)  # "fresh", or a refusal; nothing written yet
+    made = [not out.exists() for out in outs]
+    with contextlib.ExitStack() as held:
+        try:
+            for out, cfg in zip(outs, cfgs):
+                out.mkdir(parents=True, exist_ok=True)
+                held.enter_context(FolderLock(out))
+                _folder_mode(out, cfg, overwrite=False, resume=False)  # again: another writer may have been first
+                atomic_write_json(out / CONFIG, cfg.to_dict())
+            stacked = stack_trainers(members, callbacks=[_StackedCheckpoints(outs)], progress=progress)
+            t0 = time.perf_counter()
+            stacked.fit(x_train, dataset.flat("test")[0])
+            seconds = (time.perf_counter() - t0) / len(cfgs)  # each member's share of the stack's time
+            runs = []
+            for m, (out, cfg, member) in enumerate(zip(outs, cfgs, members)):
+                state = member_trainer_state(stacked, m)
+                member.model.load_state_dict(state["model"])
+                runs.append(_finish_run(Run(out, cfg, member.model, state["history"], {}), dataset, seconds, plot))
+            return runs
+        except BaseException:
+            for out, new in zip(outs, made):
+                if new and out.exists() and not _has_checkpoint(out):
+                    shutil.rmtree(out, ignore_errors=True)  # not one complete epoch to resume from: no half folder
+            raise
 
 
 def _finish_run(run: Run, dataset: Dataset, seconds: float, plot: bool) -> Run:
@@ -191,25 +247,45 @@ def _load_run(path: str | Path, device: str, verify: tuple[str, ...]) -> Run:
                                f"the same settings and {option('resume', True)} (its settings are in {path / CONFIG})")
     state = load_weights(path / WEIGHTS)  # first: a pickle or a truncated file gets its own, clearer message
     verify_files(path, verify)
+    # The manifest proves only that the files are as written; a folder re-signed over damage gets here too.
     cfg = read_config(path).resolved()
-    n_features = _n_features(state)
-    model = AutoencoderNet.from_config(cfg, n_features)
+    model = AutoencoderNet.from_config(cfg, _n_features(state, path / WEIGHTS))
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
         raise LatentAtlasError(f"{path / WEIGHTS}: weights do not match config.json ({str(e).splitlines()[0]})") from None
     model.to(device).eval()
     metrics = _read_json(path / METRICS) if (path / METRICS).is_file() else {}
-    return Run(path, cfg, model, _read_json(path / HISTORY), metrics)
+    history = _read_json(path / HISTORY)
+    if not isinstance(metrics, dict):
+        raise LatentAtlasError(f"{path / METRICS}: not a latentatlas metrics file (a JSON object is expected)")
+    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
+        raise LatentAtlasError(f"{path / HISTORY}: not a latentatlas history (a JSON list of epochs is expected)")
+    return Run(path, cfg, model, history, metrics)
 
 
 def evaluate_run(path: str | Path, dataset: Dataset | None = None) -> dict:
     """Recompute a run's latents and metrics from its saved weights; returns the metrics."""
+    check_free(Path(path))  # a run being written: say so, rather than that it did not finish
     run = _load_run(path, "cpu", verify=(CONFIG, WEIGHTS, HISTORY))  # metrics and latents are recomputed here
     dataset = run.dataset() if dataset is None else dataset
-    metrics = _write_evaluation(run, dataset, train_seconds=run.metrics.get("train_seconds"))
-    write_manifest(run.path)
+    with FolderLock(run.path):
+        metrics = _write_evaluation(run, dataset, train_seconds=run.metrics.get("train_seconds"))
+        write_manifest(run.path)
     return metrics
+
+
+def redraw_run(path: str | Path, glyphs: bool = False) -> list[Path]:
+    """Draw a finished run's figures again (``latentatlas plot``); returns the files written."""
+    from .viz.plots import plot_run
+
+    check_free(Path(path))
+    run = load_run(path)
+    dataset = run.dataset()
+    with FolderLock(run.path):
+        written = plot_run(run, dataset, glyphs=glyphs)
+        write_manifest(run.path)
+    return written
 
 
 class CheckpointCallback(Callback):
@@ -253,6 +329,13 @@ def load_checkpoint(folder: Path) -> dict | None:
     return _unflatten_state(load_weights(folder / CKPT_TENSORS), meta)
 
 
+def _has_checkpoint(folder: Path) -> bool:
+    try:
+        return load_checkpoint(folder) is not None
+    except LatentAtlasError:
+        return False
+
+
 def not_a_run_folder(path: Path, doing: str | None = None) -> LatentAtlasError:
     """The one refusal of a path that is not a run folder; ``doing`` says what was refused ("replace")."""
     if doing is None:
@@ -261,13 +344,35 @@ def not_a_run_folder(path: Path, doing: str | None = None) -> LatentAtlasError:
 
 
 def is_run_folder(path: Path) -> bool:
-    """A run folder, finished or not, or a model saved by ``Autoencoder.save``: one that may be replaced whole."""
-    return (path / CONFIG).is_file() or (path / MANIFEST).is_file()
+    """A folder latentatlas wrote, and so one it may replace whole: a run, finished or not, or a model saved by
+    ``Autoencoder.save``. Its manifest (or, while unfinished, its lock file) says so; a ``config.json`` alone
+    proves nothing, as any project may hold one."""
+    return _is_manifest(path / MANIFEST) or is_lock_file(path / LOCK)
+
+
+def _is_manifest(path: Path) -> bool:
+    try:
+        if path.is_symlink() or not path.is_file():
+            return False
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and "latentatlas" in manifest and isinstance(manifest.get("files"), dict)
 
 
 def read_config(folder: Path) -> RunConfig:
     """The config a run folder was trained with, as saved (not resolved again)."""
-    return RunConfig.from_dict(_read_json(folder / CONFIG))
+    d = _read_json(folder / CONFIG)
+    if not isinstance(d, dict):
+        raise LatentAtlasError(f"{folder / CONFIG}: not a run config (a JSON object of settings is expected)")
+    try:
+        cfg = RunConfig.from_dict(d)
+        data_reference(cfg.data)  # a path or a name: a number or a list here would fail far from the cause
+    except LatentAtlasError as e:
+        raise LatentAtlasError(f"{folder / CONFIG}: {e}") from None
+    except (TypeError, ValueError, AttributeError) as e:
+        raise LatentAtlasError(f"{folder / CONFIG}: not a valid run config ({e})") from None
+    return cfg
 
 
 def verify_files(folder: Path, names) -> None:
@@ -297,15 +402,17 @@ def write_manifest(folder: Path) -> None:
     atomic_write_json(folder / MANIFEST, {"latentatlas": __version__, "files": entries})
 
 
-def _prepare_folder(out: Path, cfg: RunConfig, *, overwrite: bool, resume: bool) -> dict | None:
-    """Check the output folder before training; returns the checkpoint state to resume from, if any.
+def _folder_mode(out: Path, cfg: RunConfig, *, overwrite: bool, resume: bool) -> str:
+    """What training into ``out`` will do: "fresh", "resume" or "replace"; refuses (writing nothing) where it may not.
 
     ``resume`` continues from the last complete epoch, or starts afresh where nothing was saved yet, so a killed
     job can always be restarted with the same command.
     """
-    for tmp in out.glob(".*.tmp") if out.is_dir() else ():
-        tmp.unlink()  # a write that a kill interrupted; the file it was replacing is intact
+    if out.exists() and not out.is_dir():
+        raise LatentAtlasError(f"{out} is a file, not a run folder: choose another {option('out')}")
     if resume and (out / CONFIG).is_file():
+        if not (is_run_folder(out) or (out / CKPT_STATE).is_file()):
+            raise not_a_run_folder(out, "resume")
         saved = read_config(out)
         saved = dataclasses.replace(saved, data=data_reference(saved.data))
         if dataclasses.replace(saved, epochs=cfg.epochs) != cfg:
@@ -315,20 +422,29 @@ def _prepare_folder(out: Path, cfg: RunConfig, *, overwrite: bool, resume: bool)
         if state is not None and len(state["history"]) > cfg.epochs:
             raise LatentAtlasError(f"{out}: {option('epochs', cfg.epochs)} is fewer than the {len(state['history'])} "
                                    f"epochs already trained; {option('resume', True)} only adds epochs")
-        (out / MANIFEST).unlink(missing_ok=True)
-        return state
-    if out.exists() and not out.is_dir():
-        raise LatentAtlasError(f"{out} is a file, not a run folder: choose another {option('out')}")
-    if out.exists() and any(out.iterdir()):
-        if not is_run_folder(out):
-            raise not_a_run_folder(out, "overwrite" if overwrite else "use")
-        if not overwrite:
-            unfinished = "" if (out / MANIFEST).is_file() else f" (it did not finish: {option('resume', True)} continues it)"
-            raise LatentAtlasError(f"{out} already exists{unfinished}: choose another {option('out')}, or pass "
-                                   f"{option('overwrite', True)} to replace it")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return None
+        return "resume"
+    if not out.exists() or not any(p.name != LOCK for p in out.iterdir()):
+        return "fresh"
+    if not is_run_folder(out):  # a folder that merely holds a config.json may be someone's project
+        raise not_a_run_folder(out, "overwrite" if overwrite else "use")
+    if not overwrite:
+        unfinished = "" if (out / MANIFEST).is_file() else f" (it did not finish: {option('resume', True)} continues it)"
+        raise LatentAtlasError(f"{out} already exists{unfinished}: choose another {option('out')}, or pass "
+                               f"{option('overwrite', True)} to replace it")
+    return "replace"
+
+
+# The temp files of our own atomic writes (tempfile's 8 random characters): the only hidden files cleared on resume.
+_OUR_TMP = re.compile(r"\.[^/]+\.[a-z0-9_]{8}\.tmp")
+
+
+def _resume_state(out: Path) -> dict | None:
+    """Under the folder's lock: clear what a kill interrupted and return the checkpoint to continue from."""
+    for tmp in out.iterdir():
+        if _OUR_TMP.fullmatch(tmp.name) and tmp.is_file() and not tmp.is_symlink():
+            tmp.unlink()  # a write that a kill interrupted; the file it was replacing is intact
+    (out / MANIFEST).unlink(missing_ok=True)
+    return load_checkpoint(out)
 
 
 def _write_evaluation(run: Run, dataset: Dataset, train_seconds: float | None) -> dict:
@@ -374,9 +490,12 @@ def _unflatten_state(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
             "scheduler": meta.get("scheduler"), "history": meta["history"]}
 
 
-def _n_features(state: dict[str, torch.Tensor]) -> int:
-    last = max((k for k in state if k.startswith("decoder.") and k.endswith(".bias")), key=lambda k: int(k.split(".")[1]))
-    return int(state[last].shape[0])
+def _n_features(state: dict[str, torch.Tensor], path: Path) -> int:
+    """The input size, read from the decoder's last bias."""
+    biases = [k for k in state if re.fullmatch(r"decoder\.\d+\.bias", k) and state[k].ndim == 1]
+    if not biases:
+        raise LatentAtlasError(f"{path}: not the weights of a latentatlas model (no decoder biases)")
+    return int(state[max(biases, key=lambda k: int(k.split(".")[1]))].shape[0])
 
 
 def _read_json(path: Path):

@@ -267,9 +267,15 @@ def pick_device(device: str = "auto") -> str:
         dev = torch.device(device)
     except RuntimeError:
         raise LatentAtlasError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):  # meta, mps, xla...: names torch parses, but nothing here trains on them
+        raise LatentAtlasError(f"device {device!r}: latentatlas trains on auto, cpu, cuda or cuda:N, not on "
+                               f"{dev.type} devices")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise LatentAtlasError(f"device {device!r} asked for, but CUDA is not available here: use the CPU "
                                f"({option('device', 'cpu')})")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise LatentAtlasError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                               f"numbered from 0")
     return str(dev)
 
 

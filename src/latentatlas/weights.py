@@ -23,7 +23,14 @@ def save_weights(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> P
     that changes from process to process, and a resumed run must hash like the uninterrupted one.
     """
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"latentatlas": __version__}))
+
+    def write(tmp: str) -> None:
+        try:
+            save_file(tensors, tmp, metadata={"latentatlas": __version__})
+        except SafetensorError as e:  # a full disk or a file-size limit, in the Rust library's words
+            raise LatentAtlasError(f"{path}: cannot write the weights ({str(e).splitlines()[0]})") from None
+
+    return atomic_write(path, write)
 
 
 def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:

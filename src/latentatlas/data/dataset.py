@@ -33,6 +33,7 @@ class Dataset:
                 raise LatentAtlasError(f"{self.name}: {split} samples of shape {x.shape[1:]} have no pixels")
             if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
                 raise LatentAtlasError(f"{self.name}: {len(x)} {split} images but labels of shape {y.shape} and dtype {y.dtype}: one integer label per image is needed")
+            check_labels(y, f"{self.name} ({split} labels)", self.classes)
             check_pixels(x, f"{self.name} ({split})")
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
             raise LatentAtlasError(f"{self.name}: train samples are {self.x_train.shape[1:]} but test samples are {self.x_test.shape[1:]}")
@@ -53,10 +54,42 @@ class Dataset:
         return x.reshape(len(x), -1), getattr(self, f"y_{split}")
 
 
+# Labels are class indices: one colour, name and count per class follow, and the explorer stores them as uint16.
+MAX_CLASSES = 65536
+
+
+def check_labels(y: np.ndarray, what: str, classes=None) -> None:
+    """Integer class indices 0..K-1, with K the number of class names where known; never cast from anything else."""
+    if not np.issubdtype(y.dtype, np.integer):
+        nan = " (some NaN)" if np.issubdtype(y.dtype, np.floating) and np.isnan(y).any() else ""
+        raise LatentAtlasError(f"{what}: labels of dtype {y.dtype}{nan}: labels must be integer class indices "
+                               "0, 1, 2, ...; they are never cast")
+    if not len(y):
+        return
+    lo, hi = int(y.min()), int(y.max())
+    bound = len(classes) if classes else MAX_CLASSES
+    if lo < 0:
+        raise LatentAtlasError(f"{what}: a negative label ({lo}): labels must be class indices 0, 1, 2, ...")
+    if hi >= bound:
+        named = f"the {bound} class names" if classes else f"{MAX_CLASSES} classes, the most latentatlas draws"
+        raise LatentAtlasError(f"{what}: label {hi} is beyond {named}: labels must be class indices 0..{bound - 1}")
+
+
+def labels_from(y: np.ndarray, what: str, classes=None) -> np.ndarray:
+    """A file's labels as int64, checked first (see :func:`check_labels`)."""
+    if y.ndim != 1:
+        raise LatentAtlasError(f"{what}: labels must be a 1-D array, got shape {y.shape}")
+    check_labels(y, what, classes)
+    return y.astype(np.int64)
+
+
 def check_pixels(x: np.ndarray, what: str) -> None:
-    """uint8 is taken as 0..255; floats must be finite and in [0, 1]."""
+    """uint8 is taken as 0..255; floats must be finite and in [0, 1], in the machine's byte order."""
     if x.dtype == np.uint8:
         return
+    if np.issubdtype(x.dtype, np.floating) and not x.dtype.isnative:
+        raise LatentAtlasError(f"{what}: pixels of dtype {x.dtype.str} ({'big' if x.dtype.byteorder == '>' else 'little'}-endian): "
+                               f"store them in this machine's byte order (a.astype('{x.dtype.newbyteorder('=').str}')) or as uint8 0..255")
     if not np.issubdtype(x.dtype, np.floating):
         raise LatentAtlasError(f"{what}: pixels of dtype {x.dtype}: give uint8 0..255 or floats in [0, 1]")
     if not np.isfinite(x).all():

@@ -5,7 +5,7 @@ Each refuses a damaged or inconsistent file with one ``LatentAtlasError`` line t
 
 from __future__ import annotations
 
-import gzip
+import math
 import os
 import struct
 import zipfile
@@ -14,29 +14,47 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import Dataset
+from .._limits import check_fits
 from ..errors import LatentAtlasError
+from .dataset import Dataset, labels_from
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX file (raw or gzipped) strictly: magic number, dimensions and exact payload length."""
+    """Read an IDX file (raw or gzipped) strictly: magic number, dimensions and exact payload length.
+
+    The header is checked against the file's size (raw) or caps the decompression (gzipped) before the payload is
+    read, so a damaged or hostile header cannot make it spend memory.
+    """
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            head = f.read(_MAX_IDX_HEADER)
+            if head[:2] != _GZIP_MAGIC:
+                shape, dtype, header = _idx_header(head, path.name)
+                _check_payload(path.name, shape, dtype, os.fstat(f.fileno()).st_size - header)
+            raw = head + f.read()
     except OSError as e:
         raise LatentAtlasError(f"{path}: cannot read ({e.strerror or e})") from None
     return parse_idx(raw, path.name)
 
 
 def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            raise LatentAtlasError(f"{name}: corrupt or truncated gzip data ({e})") from None
+    if raw[:2] == _GZIP_MAGIC:
+        raw = _gunzip_idx(raw, name)
+    shape, dtype, header = _idx_header(raw, name)
+    _check_payload(name, shape, dtype, len(raw) - header)
+    return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="), copy=False)
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_MAX_IDX_HEADER = 4 + 4 * 4
+
+
+def _idx_header(raw: bytes, name: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, header length) of an IDX file's first bytes; refuses anything else."""
     if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] not in _IDX_DTYPES:
         raise LatentAtlasError(f"{name}: not an IDX file (magic bytes {raw[:4].hex(' ') or 'missing'})")
     ndim = raw[3]
@@ -46,13 +64,48 @@ def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
     if len(raw) < header:
         raise LatentAtlasError(f"{name}: truncated IDX header")
     shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = int(np.prod(shape, dtype=object)) * dtype.itemsize  # exact integer: no overflow on absurd headers
-    found = len(raw) - header
+    return shape, np.dtype(_IDX_DTYPES[raw[2]]), header
+
+
+def _check_payload(name: str, shape: tuple[int, ...], dtype: np.dtype, found: int) -> int:
+    """The payload size the header implies (exact integers: no overflow), against memory and what was found."""
+    expected = math.prod(shape) * dtype.itemsize
     if found != expected:
         kind = "truncated" if found < expected else "trailing bytes"
         raise LatentAtlasError(f"{name}: {kind}: the header says {expected} payload bytes, found {found}")
-    return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="), copy=False)
+    return expected
+
+
+def _gunzip_idx(raw: bytes, name: str) -> bytes:
+    """Decompress a gzipped IDX file in a stream capped at the size its own header implies (plus one byte, to
+    tell trailing data): a small file that inflates to gigabytes stops at the cap."""
+    out = bytearray()
+    limit = _MAX_IDX_HEADER  # until the header is known
+    known = False
+    d, pending = zlib.decompressobj(wbits=31), raw
+    try:
+        while True:
+            chunk = d.decompress(pending, min(1 << 20, limit + 1 - len(out)))
+            pending = d.unconsumed_tail
+            out += chunk
+            if not known and len(out) >= 4 and (len(out) >= _MAX_IDX_HEADER or d.eof):
+                shape, dtype, header = _idx_header(bytes(out[:_MAX_IDX_HEADER]), name)
+                limit = header + check_fits(math.prod(shape) * dtype.itemsize,
+                                            f"{name}: its header's {' x '.join(map(str, shape))} array of {dtype.name}",
+                                            "a damaged or hostile header")
+                known = True
+            if len(out) > limit:
+                raise LatentAtlasError(f"{name}: trailing bytes: it decompresses to more than the "
+                                       f"{limit - header} payload bytes its header says")
+            if d.eof:
+                if not d.unused_data.strip(b"\0"):
+                    break
+                d, pending = zlib.decompressobj(wbits=31), d.unused_data  # concatenated gzip members, as gzip reads
+            elif not pending and not chunk:
+                raise LatentAtlasError(f"{name}: corrupt or truncated gzip data (the stream ends early)")
+    except zlib.error as e:
+        raise LatentAtlasError(f"{name}: corrupt or truncated gzip data ({e})") from None
+    return bytes(out)
 
 
 def _find_idx_files(folder: Path) -> dict[str, Path]:
@@ -88,8 +141,8 @@ def load_idx_folder(folder: str | os.PathLike, name: str | None = None, classes=
         n_x, n_y = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
         if n_x != n_y:
             raise LatentAtlasError(f"{files[f'{split}_labels'].name}: {n_y} labels for {n_x} images: labels of the wrong length")
-    return Dataset(name or folder.name, arrays["train_images"], arrays["train_labels"].astype(np.int64),
-                   arrays["test_images"], arrays["test_labels"].astype(np.int64), classes)
+    train_labels, test_labels = (labels_from(arrays[r], files[r].name, classes) for r in ("train_labels", "test_labels"))
+    return Dataset(name or folder.name, arrays["train_images"], train_labels, arrays["test_images"], test_labels, classes)
 
 
 def load_npz(path: str | os.PathLike, name: str | None = None) -> Dataset:
@@ -104,6 +157,11 @@ def load_npz(path: str | os.PathLike, name: str | None = None) -> Dataset:
             missing = [k for k in keys if k not in f.files]
             if missing:
                 raise LatentAtlasError(f"{path.name}: missing arrays {', '.join(missing)}; an .npz needs {', '.join(keys)}")
+            with zipfile.ZipFile(path) as z:
+                for k in keys:
+                    info = z.getinfo(f"{k}.npy")
+                    with z.open(info) as member:
+                        _check_npy_header(member, info.file_size, f"{path.name} ({k})")
             arrays = {k: f[k] for k in keys}
     except LatentAtlasError:
         raise
@@ -118,8 +176,8 @@ def load_npz(path: str | os.PathLike, name: str | None = None) -> Dataset:
     for k in ("y_train", "y_test"):
         if arrays[k].ndim != 1 or not np.issubdtype(arrays[k].dtype, np.integer):
             raise LatentAtlasError(f"{path.name}: {k} must be a 1-D integer array, got shape {arrays[k].shape} dtype {arrays[k].dtype}")
-    return Dataset(name or path.stem, arrays["x_train"], arrays["y_train"].astype(np.int64), arrays["x_test"],
-                   arrays["y_test"].astype(np.int64))
+    return Dataset(name or path.stem, arrays["x_train"], labels_from(arrays["y_train"], f"{path.name} (y_train)"),
+                   arrays["x_test"], labels_from(arrays["y_test"], f"{path.name} (y_test)"))
 
 
 NPY_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -134,11 +192,34 @@ def load_npy_folder(folder: str | os.PathLike, name: str | None = None) -> Datas
     arrays = {}
     for k in NPY_KEYS:
         try:
+            with open(folder / f"{k}.npy", "rb") as f:
+                _check_npy_header(f, os.fstat(f.fileno()).st_size, f"{k}.npy")
             arrays[k] = np.load(folder / f"{k}.npy", mmap_mode="r" if k.startswith("x") else None, allow_pickle=False)
         except (ValueError, OSError, EOFError) as e:
             raise LatentAtlasError(f"{k}.npy: not a valid .npy file ({str(e).splitlines()[0]})") from None
-    return Dataset(name or folder.name, arrays["x_train"], arrays["y_train"].astype(np.int64), arrays["x_test"],
-                   arrays["y_test"].astype(np.int64))
+    return Dataset(name or folder.name, arrays["x_train"], labels_from(arrays["y_train"], "y_train.npy"),
+                   arrays["x_test"], labels_from(arrays["y_test"], "y_test.npy"))
+
+
+def _check_npy_header(f, size: int, name: str) -> None:
+    """Read an .npy header and refuse, before numpy allocates, a shape the machine or the file cannot hold."""
+    from numpy.lib import format as npy
+
+    try:
+        version = npy.read_magic(f)
+        read = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}.get(version)
+        if read is None:
+            return  # a newer format: np.load checks it as it can
+        shape, _, dtype = read(f)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as e:
+        raise LatentAtlasError(f"{name}: not a valid .npy file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    if dtype.hasobject:
+        return  # refused as a pickle by np.load, with its own message
+    expected = math.prod(shape) * dtype.itemsize
+    check_fits(expected, f"{name}: its header's {' x '.join(map(str, shape)) or 'scalar'} array of {dtype}",
+               "a damaged or hostile header")
+    if expected > size - f.tell():
+        raise LatentAtlasError(f"{name}: truncated: the header says {expected} data bytes, the file holds {size - f.tell()}")
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -209,8 +290,11 @@ def load_image_folder(folder: str | os.PathLike, size: int | None = None, name: 
 
     if len(x) < 2:
         raise LatentAtlasError(f"{folder}: {len(x)} image(s): at least 2 are needed for a train/test split")
-    stratify = y if len(classes) > 1 and np.bincount(y).min() >= 2 else None
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, stratify=stratify, random_state=0)
+    n_test = math.ceil(0.2 * len(x))
+    # Stratified where it can be: each class twice, and room for every class on both sides of the split.
+    can_stratify = len(classes) > 1 and np.bincount(y).min() >= 2 and min(n_test, len(x) - n_test) >= len(classes)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=n_test, stratify=y if can_stratify else None,
+                                              random_state=0)
     return Dataset(name or folder.name, x_tr, y_tr, x_te, y_te, tuple(classes) or None)
 
 
@@ -237,4 +321,7 @@ def _labelled_images(folder: Path, classes: list[str], size: int | None, root: P
         labels += [label] * len(found)
     if not paths:
         raise LatentAtlasError(f"{folder}: no PNG or JPEG images found (an empty data set)")
+    if size is not None:
+        check_fits(len(paths) * size * size, f"{folder}: {len(paths)} images of {size} x {size} pixels",
+                   "choose a smaller image size")
     return read_images(paths, size, root), np.asarray(labels, np.int64)

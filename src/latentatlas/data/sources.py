@@ -6,13 +6,11 @@ The file readers live in ``readers.py`` beside this file.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import http.client
 import os
 import urllib.error
 import urllib.request
-import zlib
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,7 +19,7 @@ import numpy as np
 from .._io import atomic_write_bytes
 from ..errors import LatentAtlasError
 from .dataset import Dataset
-from .readers import (IMAGE_SUFFIXES, _find_idx_files, load_idx_folder, load_image_folder, load_npy_folder, load_npz,
+from .readers import (_IDX_DTYPES, IMAGE_SUFFIXES, _find_idx_files, load_idx_folder, load_image_folder, load_npy_folder, load_npz,
                       parse_idx)
 
 def cache_dir() -> Path:
@@ -119,22 +117,29 @@ class MNIST:
         raise LatentAtlasError(f"cannot download {filename}: no mirror served a verified copy ({'; '.join(unreachable + rejected)})")
 
     def _verify(self, role: str, payload: bytes) -> str | None:
-        """None if ``payload`` is the right file, else what is wrong."""
+        """None if ``payload`` is the right file, else what is wrong. The checksum of the compressed bytes comes
+        first, so a wrong file is refused before a byte of it is decompressed; the decompression is then capped at
+        the size the IDX header implies."""
         if len(payload) > self.max_bytes:
             return f"larger than {self.max_bytes} bytes"
-        if role not in self.sha256 and hashlib.md5(payload, usedforsecurity=False).hexdigest() != self.gz_md5.get(role):
+        if role in self.gz_md5 and hashlib.md5(payload, usedforsecurity=False).hexdigest() != self.gz_md5[role]:
             return "checksum mismatch (MD5 of the gz file)"
+        if role not in self.gz_md5 and role not in self.sha256:
+            return "no checksum known for it"
         try:
-            data = gzip.decompress(payload) if payload[:2] == b"\x1f\x8b" else payload
-        except (OSError, EOFError, zlib.error):
-            return "corrupt gzip"
-        if role in self.sha256 and hashlib.sha256(data).hexdigest() != self.sha256[role]:
-            return "checksum mismatch (SHA-256 of the decompressed file)"
-        try:
-            parse_idx(data, self.files[role])
+            data = parse_idx(payload, self.files[role])
         except LatentAtlasError as e:
             return f"not a valid IDX file ({e})"
+        if role in self.sha256 and hashlib.sha256(_idx_file_bytes(data)).hexdigest() != self.sha256[role]:
+            return "checksum mismatch (SHA-256 of the decompressed file)"
         return None
+
+
+def _idx_file_bytes(a: np.ndarray) -> bytes:
+    """The IDX file of an array as parse_idx read it (header and big-endian payload), to hash it."""
+    code = {np.dtype(t).newbyteorder("="): c for c, t in _IDX_DTYPES.items()}[a.dtype]
+    big = a.astype(a.dtype.newbyteorder(">"), copy=False)
+    return bytes([0, 0, code, a.ndim]) + np.asarray(a.shape, ">u4").tobytes() + big.tobytes()
 
 
 class FashionMNIST(MNIST):
@@ -145,13 +150,17 @@ class FashionMNIST(MNIST):
     system_dirs = ("/usr/share/datasets/fashion-mnist",)
     mirrors = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
     # SHA-256 of the decompressed original files (computed from Debian's copy of the upstream release).
+    # The MD5 of the gz files as the mirror serves them (torchvision lists the same): checked before decompressing.
+    gz_md5 = {
+        "train_images": "8d4fb7e6c68d591d4c3dfef9ec88bf0d", "train_labels": "25c81989df183df01b3e8a0aad5dffbe",
+        "test_images": "bef4ecab320f06d8554ea6380940ec79", "test_labels": "bb300cfdad3c16e7a12a480ee83cd310",
+    }
     sha256 = {
         "train_images": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
         "train_labels": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
         "test_images": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
         "test_labels": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
     }
-    gz_md5 = {}
     classes = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
 
@@ -207,6 +216,16 @@ def data_reference(name_or_path: str) -> str:
     return str(path.resolve())
 
 
+def check_source(name_or_path: str) -> None:
+    """Refuse, without loading it, a data set that ``load_dataset`` could not even find."""
+    if not (isinstance(name_or_path, str) and name_or_path in SOURCES) and not Path(name_or_path).exists():
+        raise _unknown(name_or_path)
+
+
+def _unknown(name_or_path) -> LatentAtlasError:
+    return LatentAtlasError(f"unknown data set {str(name_or_path)!r}: choose one of {', '.join(SOURCES)}, or give an .npz file or a folder (IDX files, .npy arrays or images)")
+
+
 def load_dataset(name_or_path: str | os.PathLike, image_size: int | None = None) -> Dataset:
     """A registered data set or a path.
 
@@ -244,7 +263,7 @@ def load_dataset(name_or_path: str | os.PathLike, image_size: int | None = None)
         if any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*")):
             return load_image_folder(path, size=image_size)
         raise LatentAtlasError(f"{path}: no data found: expected IDX files, x_train.npy etc., or PNG/JPEG images")
-    raise LatentAtlasError(f"unknown data set {str(name_or_path)!r}: choose one of {', '.join(SOURCES)}, or give an .npz file or a folder (IDX files, .npy arrays or images)")
+    raise _unknown(name_or_path)
 
 
 def available_datasets() -> list[tuple[str, bool, str]]:

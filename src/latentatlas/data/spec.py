@@ -2,8 +2,9 @@
 
 The spec is stored in the run's ``config.json`` (its ``data``, ``image_size`` and ``transforms`` settings), so any
 derived data set is rebuilt identically from the run folder. A transform is written ``NAME:KEY=VALUE:KEY=VALUE``
-(lists comma-separated), e.g. ``holdout:classes=3,5``; ``TRANSFORMS`` is the explicit registry, and adding one is a
-small :class:`Transform` subclass and one entry there.
+(lists comma-separated), e.g. ``holdout:classes=3,5`` or ``noise:sigma=0.3``; ``TRANSFORMS`` is the explicit
+registry, and adding one is a small :class:`Transform` subclass and one entry there. Corruptions (noise,
+salt-and-pepper, occlusion, rotation) are seeded, so a run's corrupted data are the same pixels at every reload.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import LatentAtlasError
+from .corruptions import CORRUPTIONS, corrupt_images
 from .dataset import Dataset
 
 
 class Transform:
     """A deterministic change to a :class:`Dataset`; subclasses set ``name`` and ``keys`` (the parameters, each
-    with its parser) and implement :meth:`apply`."""
+    with its parser; those in ``defaults`` may be left out) and implement :meth:`apply`."""
 
     name: ClassVar[str]
     keys: ClassVar[dict[str, type]]
+    defaults: ClassVar[dict[str, object]] = {}
 
     def __init__(self, **params):
         self.params = params
@@ -64,8 +67,66 @@ class HoldOut(Transform):
                                    y_train=dataset.y_train[keep])
 
 
+def held_out(transforms) -> tuple[int, ...]:
+    """The classes a data spec's transforms hold out of training (its ``holdout`` transforms), sorted."""
+    return tuple(sorted({c for text in transforms if isinstance(t := parse_transform(text), HoldOut)
+                         for c in t.params["classes"]}))
+
+
+class Corrupt(Transform):
+    """Corrupt the images of the test set (``split=test``, the default), the training set (``train``) or both,
+    with a corruption of ``corruptions.CORRUPTIONS`` at one level, seeded (``seed``, default 0)."""
+
+    defaults = {"split": "test", "seed": 0}
+    SPLITS = {"test": ("test",), "train": ("train",), "both": ("train", "test")}
+
+    def __init__(self, split: str = "test", seed: int = 0, **level):
+        if split not in self.SPLITS:
+            raise LatentAtlasError(f"{self.name}: split={split!r}: choose one of {', '.join(self.SPLITS)}")
+        if seed < 0:
+            raise LatentAtlasError(f"{self.name}: seed={seed} must be >= 0")
+        (value,) = level.values()
+        CORRUPTIONS[self.name].check_level(value)  # whether it fits the images is told by apply
+        super().__init__(**level, split=split, seed=seed)
+
+    @property
+    def level(self):
+        return self.params[CORRUPTIONS[self.name].level]
+
+    def apply(self, dataset: Dataset) -> Dataset:
+        shape = dataset.image_shape
+        CORRUPTIONS[self.name].check(self.level, shape if len(shape) == 2 else None)
+        changed = {}
+        for split in self.SPLITS[self.params["split"]]:
+            x = getattr(dataset, f"x_{split}")
+            # Each split its own stream: noise on the test set does not depend on the training set's size.
+            seed = 2 * self.params["seed"] + (split == "test")
+            changed[f"x_{split}"] = corrupt_images(x, self.name, self.level, shape, seed=seed).numpy()
+        return dataclasses.replace(dataset, name=f"{dataset.name}+{self}", **changed)
+
+
+class Noise(Corrupt):
+    name, keys = "noise", {"sigma": float, "split": str, "seed": int}
+
+
+class SaltAndPepper(Corrupt):
+    name, keys = "saltpepper", {"p": float, "split": str, "seed": int}
+
+
+class Occlude(Corrupt):
+    name, keys = "occlude", {"size": int, "split": str, "seed": int}
+
+
+class Rotate(Corrupt):
+    name, keys = "rotate", {"degrees": float, "split": str, "seed": int}
+
+
 TRANSFORMS: dict[str, type[Transform]] = {
     HoldOut.name: HoldOut,
+    Noise.name: Noise,
+    SaltAndPepper.name: SaltAndPepper,
+    Occlude.name: Occlude,
+    Rotate.name: Rotate,
 }
 
 
@@ -84,7 +145,7 @@ def parse_transform(text: str) -> Transform:
             raise LatentAtlasError(f"transform {text!r}: {pair!r} is not KEY=VALUE with KEY one of "
                                    f"{', '.join(cls.keys)}")
         params[key] = _parse_value(text, key, value, cls.keys[key])
-    missing = [k for k in cls.keys if k not in params]
+    missing = [k for k in cls.keys if k not in params and k not in cls.defaults]
     if missing:
         raise LatentAtlasError(f"transform {text!r}: give {', '.join(missing)} (e.g. {name}:{missing[0]}=...)")
     return cls(**params)
@@ -94,7 +155,7 @@ def _parse_value(text: str, key: str, value: str, kind: type):
     try:
         if kind is tuple:
             return tuple(int(v) for v in value.split(",") if v.strip())
-        return kind(value)
+        return kind(value.strip()) if kind is not str else value.strip()
     except ValueError:
         wanted = "comma-separated integers" if kind is tuple else kind.__name__
         raise LatentAtlasError(f"transform {text!r}: {key}={value!r} must be {wanted}") from None

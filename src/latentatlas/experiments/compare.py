@@ -23,8 +23,8 @@ from ..data import Dataset
 from ..errors import LatentAtlasError, option
 from ..metrics import METRICS as ALL_METRICS
 from ..nets import PRESETS
-from ..runs import (CONFIG, MANIFEST, Run, load_run, not_a_run_folder, read_config, resolve_runtime, train_run,
-                    train_stacked)
+from ..runs import (CONFIG, MANIFEST, Run, is_run_folder, load_run, not_a_run_folder, read_config, resolve_runtime,
+                    train_run, train_stacked)
 from ..schedules import get_recipe
 from ..stack import NotStackable, stack_pays
 from .baselines import BASELINES, baseline_metrics, fit_baseline, resolve_baselines
@@ -73,7 +73,7 @@ def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out
     jobs = []
     for preset in presets:
         for seed in range(seeds):
-            cfg = resolve_runtime(RunConfig(preset=preset, data=data, seed=seed, **{**settings}))
+            cfg = resolve_runtime(RunConfig(preset=preset, data=data, seed=seed, **settings))
             folder = out / preset / f"seed{seed}"
             _check_folder(folder, cfg)
             jobs.append((cfg, folder))
@@ -245,8 +245,10 @@ def _check_folder(folder: Path, cfg: RunConfig) -> None:
     """Refuse a run folder that holds anything but a run, finished or not, of exactly ``cfg``."""
     if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):
         return
-    if not (folder / CONFIG).is_file():
+    if not is_run_folder(folder):  # its manifest or lock file says latentatlas made it; a config.json alone does not
         raise not_a_run_folder(folder, "use")
+    if not (folder / CONFIG).is_file():
+        return  # a run killed before it wrote its config: resuming starts it afresh
     saved = read_config(folder)
     differ = [f"{n} {getattr(saved, n)!r} there, {getattr(cfg, n)!r} now" for n in (*SETTINGS, "seed")
               if getattr(saved, n) != getattr(cfg, n)]

@@ -48,7 +48,12 @@ def sweep(spec_path: str | Path, out: str | Path, storage: str | None = None, wo
     """
     if workers < 1:
         raise LatentAtlasError(f"{option('workers', workers)}: give 1 or more worker processes")
+    if storage is not None and _in_memory(storage):
+        raise LatentAtlasError(f"{option('storage')} {storage}: an in-memory study lives in one connection of one "
+                               "process, so workers (and this command's own steps) would each see another, empty one: "
+                               "give a file (sqlite:///PATH) or a server (postgresql://...)")
     spec = read_spec(spec_path)
+    _check_machine_settings(spec)
     out = Path(out)
     if (out / SPEC_FILE).is_file():
         try:
@@ -71,7 +76,7 @@ def sweep(spec_path: str | Path, out: str | Path, storage: str | None = None, wo
         _worker(*args)
     else:
         ctx = mp.get_context("spawn")  # forking after torch has started its threads is unsafe
-        procs = [ctx.Process(target=_worker, args=args) for _ in range(workers)]
+        procs = [ctx.Process(target=_worker_process, args=args) for _ in range(workers)]
         for p in procs:
             p.start()
         for p in procs:
@@ -81,6 +86,37 @@ def sweep(spec_path: str | Path, out: str | Path, storage: str | None = None, wo
     rows = results(storage)
     atomic_write_json(out / "trials.json", rows)
     return rows
+
+
+def _check_machine_settings(spec: Spec) -> None:
+    """What the spec's own check cannot know: whether each trial's data and device exist here. Checked for every
+    value before the first trial, so that trial 37 does not fail on a typo trial 1 did not have."""
+    from ..data.sources import check_source
+    from ..train import pick_device
+
+    for key, check in (("data", check_source), ("device", pick_device)):
+        values = spec.grid.get(key, [spec.fixed.get(key)])
+        for value in dict.fromkeys(v for v in values if v is not None):
+            try:
+                check(value)
+            except LatentAtlasError as e:
+                where = "[search]" if key in spec.grid else "[fixed]"
+                raise LatentAtlasError(f"{where} {key} = {json.dumps(value)}: {e}") from None
+
+
+def _in_memory(url: str) -> bool:
+    """SQLite without a file: ``sqlite://``, ``sqlite:///:memory:``, or a ``mode=memory`` URI."""
+    return url.startswith("sqlite") and (url.rstrip("/") in ("sqlite:", "sqlite:/") or ":memory:" in url
+                                         or "mode=memory" in url)
+
+
+def _worker_process(*args) -> None:
+    """A worker in its own process: bad input (a trial's data, a full disk) is one line on stderr, not a traceback."""
+    try:
+        _worker(*args)
+    except (LatentAtlasError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
 
 
 def format_trials(rows: list[dict]) -> str:

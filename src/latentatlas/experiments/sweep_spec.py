@@ -11,12 +11,17 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import math
 import types
 import typing
 from pathlib import Path
 
 from ..config import SETTINGS, RunConfig, setting_type
 from ..errors import LatentAtlasError
+
+# Every grid point is checked now and queued as a trial before the first runs: past this, a grid is a mistake (a
+# range written as a list?) that would spend minutes queueing before it failed or began.
+MAX_GRID_POINTS = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +114,15 @@ def read_spec(path: str | Path) -> Spec:
         raise LatentAtlasError(f"{path}: [search] needs at least one non-empty list or range")
     if sampled and (not isinstance(trials, int) or isinstance(trials, bool) or trials < 1):
         raise LatentAtlasError(f"{path}: sampled settings need trials = N (an integer >= 1)")
+    for k, values in grid.items():
+        seen = [json.dumps(v) for v in values]  # as JSON, so that 1 and 1.0 differ, as they do to Optuna
+        twice = [text for i, text in enumerate(seen) if text in seen[:i]]
+        if twice:
+            raise LatentAtlasError(f"{path}: [search] {k} lists {twice[0]} twice: each grid point runs once")
+    n_points = math.prod(len(v) for v in grid.values())
+    if n_points > MAX_GRID_POINTS:
+        raise LatentAtlasError(f"{path}: the grid has {n_points:,} points, more than {MAX_GRID_POINTS:,}: sample the "
+                               "larger axes instead ({low = a, high = b} and trials = N)")
     spec = Spec(grid, sampled, fixed, trials)
     for combo in itertools.product(*grid.values()):  # fail now, not in trial 37: each grid point, each range's ends
         for end in ("low", "high"):

@@ -19,8 +19,12 @@ TERMS: tuple[type[Term], ...] = (
 
 
 def build_objective(cfg, geometry, x_train=None) -> Objective:
-    """The objective a resolved run config asks for, for a model with this ``geometry`` trained on ``x_train``."""
-    return Objective([t for cls in TERMS if (t := cls.from_config(cfg, geometry, x_train)) is not None])
+    """The objective a resolved run config asks for, for a model with this ``geometry`` trained on ``x_train``;
+    with ``train_noise`` or ``train_occlude``, a denoising one (corrupted inputs, clean targets)."""
+    from ..data.corruptions import training_corruption
+
+    corrupt = training_corruption(cfg.train_noise, cfg.train_occlude, None if x_train is None else x_train.shape[1])
+    return Objective([t for cls in TERMS if (t := cls.from_config(cfg, geometry, x_train)) is not None], corrupt)
 
 
 __all__ = ["KINDS", "TERMS", "Batch", "KL", "NeighbourEmbedding", "Objective", "Reconstruction", "Term", "bce", "build_objective",

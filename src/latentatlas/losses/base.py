@@ -56,10 +56,15 @@ class Term(nn.Module):
 
 
 class Objective(nn.Module):
-    """``sum(term.weight_at(epoch) * term(batch, out))`` over the terms defined for the batch."""
+    """``sum(term.weight_at(epoch) * term(batch, out))`` over the terms defined for the batch.
 
-    def __init__(self, terms: list[Term]):
+    ``corrupt`` (a denoising objective) changes the model's input on training batches only: the terms still score
+    the reconstruction against the clean batch, and the test loss is that of clean inputs.
+    """
+
+    def __init__(self, terms: list[Term], corrupt=None):
         super().__init__()
+        self.corrupt = corrupt
         names = [t.name for t in terms]
         if len(set(names)) != len(names):
             raise ValueError(f"each term of an objective needs its own name: {names}")
@@ -90,6 +95,7 @@ class Objective(nn.Module):
         """The trainer's ``loss_fn(model, batch)``: run the model on the batch's inputs and score its output."""
 
         def loss_fn(model: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-            return self(batch, model(batch.x))
+            x = batch.x if self.corrupt is None or batch.index is None else self.corrupt(batch.x)
+            return self(batch, model(x))
 
         return loss_fn

@@ -12,6 +12,7 @@ import base64
 import http.server
 import json
 import re
+import sys
 import webbrowser
 from importlib import resources
 from pathlib import Path
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 
 from .._io import atomic_write_text
+from ..data.spec import held_out
 from ..errors import LatentAtlasError
 from ..metrics import METRIC, neighbourhood_preservation
 from ..runs import Run, load_run
@@ -86,6 +88,7 @@ def explorer_data(run: Run, dataset, max_points: int = MAX_POINTS) -> dict:
         "dim": geometry.dim,
         "imageShape": list(image_shape(dataset, model.n_features) or (1, model.n_features)),
         "classes": classes,
+        "unseen": list(held_out(run.config.transforms)),  # classes held out of training: drawn in their own style
         "colors": list(TAB10),
         "metrics": {k: v for k, v in run.metrics.items()
                     if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)},
@@ -154,13 +157,24 @@ def _b64(a: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes()).decode("ascii")
 
 
+IDLE_TIMEOUT_S = 30  # a connection that sends nothing for this long is closed, so idle ones cannot pile up
+
+
 class PageServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, page: bytes, host: str, port: int):
+    def __init__(self, page: bytes, host: str, port: int, idle_timeout: float = IDLE_TIMEOUT_S, log=None):
         self.page = page
+        self.idle_timeout = idle_timeout
+        self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         super().__init__((host, port), _PageHandler)
         self.allowed_hosts = {f"127.0.0.1:{self.server_port}", f"localhost:{self.server_port}"}
+
+    def handle_error(self, request, client_address):
+        """A client gone mid-answer is normal for a browser (a reload, a closed tab): one line, not a traceback."""
+        e = sys.exc_info()[1]
+        what = "disconnected" if isinstance(e, (ConnectionError, TimeoutError)) else "failed"
+        self.log(f"explorer: connection from {client_address[0]}:{client_address[1]} {what} ({type(e).__name__}: {e})")
 
     @property
     def url(self) -> str:
@@ -169,6 +183,10 @@ class PageServer(http.server.ThreadingHTTPServer):
 
 class _PageHandler(http.server.BaseHTTPRequestHandler):
     """Serves the one page at ``/``; any other path is 404, and any Host but our own is 403 (DNS rebinding)."""
+
+    def setup(self):
+        self.timeout = self.server.idle_timeout  # StreamRequestHandler puts it on the socket
+        super().setup()
 
     def do_GET(self):
         self._respond(body=True)
@@ -193,12 +211,17 @@ class _PageHandler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):  # quiet: the CLI prints the URL once
         pass
 
+    def log_error(self, format, *args):  # an idle connection timed out: one line (refusals it sent are not news)
+        if not format.startswith("code "):
+            self.server.log(f"explorer: connection from {self.client_address[0]}:{self.client_address[1]}: {format % args}")
 
-def page_server(page: str | Path, port: int = 0) -> PageServer:
+
+def page_server(page: str | Path, port: int = 0, idle_timeout: float = IDLE_TIMEOUT_S, log=None) -> PageServer:
     """A server for the page file, bound to 127.0.0.1 (an ephemeral port unless ``port``) and not yet serving:
-    call ``serve_forever()``, or run it in a thread and ``shutdown()`` it."""
+    call ``serve_forever()``, or run it in a thread and ``shutdown()`` it. Connections idle for ``idle_timeout``
+    seconds are closed; ``log`` (default: stderr) gets one line per dropped or timed-out connection."""
     try:
-        return PageServer(Path(page).read_bytes(), "127.0.0.1", port)
+        return PageServer(Path(page).read_bytes(), "127.0.0.1", port, idle_timeout, log)
     except OSError as e:
         raise LatentAtlasError(f"cannot serve {page}: {e.strerror or e}") from None
 

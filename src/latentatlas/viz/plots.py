@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from .._io import atomic_write_bytes, atomic_write_text  # noqa: E402
+from .._io import atomic_write_bytes, atomic_write_text, no_links_below  # noqa: E402
 from ..geometries import Chart, Embedding3D  # noqa: E402
 from ..metrics import decode  # noqa: E402
 from ..model import AutoencoderNet, parameter_table  # noqa: E402
@@ -26,7 +26,7 @@ from .style import class_colour, class_name, plain_label  # noqa: E402
 
 def plot_run(run, dataset, glyphs: bool = False) -> list[Path]:
     """Draw every figure of ``run`` into ``run.path / "figures"``; returns the files written."""
-    folder = run.path / "figures"
+    folder = no_links_below(run.path, run.path / "figures")
     lat = run.latents()
     model = run.model
     shape = image_shape(dataset, model.n_features)

@@ -16,11 +16,12 @@ import numpy as np
 import torch
 
 from .. import __version__
-from .._io import atomic_write_text
+from .._io import GENERATOR, atomic_write_text
 from ..metrics import METRIC, METRICS, neighbourhood_preservation, trust_subset
 from ..model import parameter_table
 from ..runs import Run, load_run
 from .explorer import CSP
+from .report_probe import probe_comparison, probe_section
 
 SECTIONS = ("configuration", "metrics", "loss-curves", "reconstructions", "parameters", "maps")
 
@@ -73,7 +74,7 @@ def report_html(runs: list[Run]) -> str:
         body.append(_run_section(run, rid, datasets[run.config.data_spec], lat, pngs))
     # plotly.js (about 5 MB) only where a 3-D view needs it
     plotly = f"<script>{get_plotlyjs()}</script>" if any(r.model.geometry.embedding_3d() for r in runs) else ""
-    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>{GENERATOR}"
             f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
             f"<title>latentatlas report: {html.escape(', '.join(r.path.name for r in runs))}</title>"
             f"<style>{STYLE}</style>{plotly}</head>"
@@ -96,6 +97,7 @@ def _comparison(runs: list[Run], ids: list[str], maps: list[dict[str, bytes]]) -
     for name in dict.fromkeys(name for pngs in maps for name in pngs):  # chart names, in order of appearance
         figs = [_figure(pngs[name], f"{run.path.name}, {name} chart") for run, pngs in zip(runs, maps) if name in pngs]
         rows_of_maps.append(f"<h3>Encoder maps on the same scale: {name} chart</h3><div class='row'>{''.join(figs)}</div>")
+    rows_of_maps.append(probe_comparison(runs))
     return (f"<section id='comparison'><h2>Comparison</h2><table>{head}{rows}</table>{diff}"
             f"{''.join(rows_of_maps)}</section>")
 
@@ -152,6 +154,7 @@ def _run_section(run: Run, rid: str, dataset, lat: dict, map_pngs: dict[str, byt
                                     default_height=560, config={"displaylogo": False}))
     if maps:
         parts.append(f"<section id='{rid}-maps'><h3>Latent maps</h3>{''.join(maps)}</section>")
+    parts.append(probe_section(run, rid))
     parts.append("</section>")
     return "".join(parts)
 

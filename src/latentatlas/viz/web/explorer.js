@@ -23,6 +23,9 @@
   const Y = new Uint16Array(bytes(D.points.y).buffer); // (N,) labels
   const PIX = bytes(D.points.pixels); // (N, NF) uint8 originals
   const KEPT = bytes(D.points.kept); // (N,) neighbourhood kept, 0..255 for 0..1
+  // Classes held out of training (a holdout transform): drawn larger, edged in black, on top of the others.
+  const UNSEEN = new Set(D.unseen);
+  const ORDER = [...Array(N).keys()].sort((a, b) => UNSEEN.has(Y[a]) - UNSEEN.has(Y[b]));
   // A point's colour: its class, or how much of its input-space neighbourhood the map keeps (dark purple: none,
   // yellow: all; viridis's end points and middle).
   const RAMP = [[68, 1, 84], [33, 145, 140], [253, 231, 37]];
@@ -129,6 +132,15 @@
     box.appendChild(h);
     document.getElementById("views").appendChild(box);
     return box;
+  }
+
+  function drawDot(ctx, i, x, y) {
+    ctx.fillStyle = colourOf(i);
+    if (!UNSEEN.has(Y[i])) return ctx.fillRect(x - 1, y - 1, 2.5, 2.5);
+    ctx.fillRect(x - 2.5, y - 2.5, 5, 5);
+    ctx.strokeStyle = "#000";
+    ctx.lineWidth = 1;
+    ctx.strokeRect(x - 2.5, y - 2.5, 5, 5);
   }
 
   /*__VIEWS__*/
@@ -287,7 +299,8 @@
     const s = document.createElement("span");
     const dot = document.createElement("i");
     dot.style.background = D.colors[k % 10];
-    s.append(dot, name);
+    s.append(dot, UNSEEN.has(k) ? `${name} (never seen in training)` : name);
+    if (UNSEEN.has(k)) s.className = "unseen";
     legend.appendChild(s);
   });
   if (D.view3d) views.push(new GlobeView(D.view3d));
@@ -303,6 +316,7 @@
     data: D,
     decode: (z) => Array.from(decode(z)),
     colourOf,
+    unseen: (i) => UNSEEN.has(Y[i]),
     fromMap: (name, u, v) => views.find((w) => w.name === "map:" + name).fromMap(u, v),
     latentOf,
     // Where test point i is drawn in a view, in that view's canvas pixels (null when hidden behind the globe).

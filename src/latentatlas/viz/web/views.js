@@ -1,6 +1,6 @@
 // latentatlas explorer: the views (2-D charts and the rotatable 3-D view) and their drawing helpers.
 // Not a script of its own: viz/explorer.py inserts it into explorer.js's closure where that file says
-// /*__VIEWS__*/, so it uses the page's data (D, N, Y, latentOf), the drawing helpers defined before it there,
+// /*__VIEWS__*/, so it uses the page's data (D, N, Y, ORDER, latentOf), the drawing helpers defined before it there,
 // and the interaction state (state, pins) that the views' overlays show.
 
   // ---- a 2-D chart of the latent space -----------------------------------------------------------------
@@ -111,10 +111,7 @@
       ctx.rect(M.l, M.t, this.pw, this.ph);
       ctx.clip();
       ctx.globalAlpha = 0.75;
-      for (let i = 0; i < N; i++) {
-        ctx.fillStyle = colourOf(i);
-        ctx.fillRect(this.sx[i] - 1, this.sy[i] - 1, 2.5, 2.5);
-      }
+      for (const i of ORDER) drawDot(ctx, i, this.sx[i], this.sy[i]);
       ctx.restore();
     }
     pointAt(x, y, radius) {
@@ -191,11 +188,7 @@
       }
       for (const pass of [0, 1]) {
         ctx.globalAlpha = pass ? 0.85 : 0.12;
-        for (let i = 0; i < N; i++) {
-          if (this.front[i] !== pass) continue;
-          ctx.fillStyle = colourOf(i);
-          ctx.fillRect(this.sx[i] - 1, this.sy[i] - 1, 2.5, 2.5);
-        }
+        for (const i of ORDER) if (this.front[i] === pass) drawDot(ctx, i, this.sx[i], this.sy[i]);
       }
       ctx.globalAlpha = 1;
     }

@@ -1,0 +1,707 @@
+"""Nothing a user owns is ever lost: overwrite, concurrency, untrusted files and hostile sizes (issue 16).
+
+The table holds cases grouped by the nine guarantees (the number that starts each case's name). Each case builds
+its input in a workspace that holds a finished run (``run/``), a folder of the user's (``outside/``) and whatever
+the case adds, then asserts: exit code 2 (or the documented Python exception), one line, no traceback, and every
+file of the workspace as it was, by hash (the run intact, nothing outside it touched, no partial output left).
+The one file allowed to change is the run's lock file, which names whoever last tried to write the run.
+
+Concurrency (two writer processes), fault injection (a file-size limit during train, report and save) and the
+``--serve`` server have their own tests below the table.
+"""
+
+import errno
+import hashlib
+import io
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from idx_files import idx_bytes
+
+import latentatlas
+from latentatlas._lock import LOCK, FolderLock
+from latentatlas.cli import main
+from latentatlas.config import RunConfig
+from latentatlas.errors import LatentAtlasError
+from latentatlas.runs import train_run, verify_files, write_manifest
+from latentatlas.train import Callback, NonFiniteLossError
+
+SRC = str(Path(latentatlas.__file__).parents[1])
+
+
+# ---------------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A small .npz of 8 x 8 digits (240 train / 60 test): a run trains, evaluates and draws in about a second."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = np.rint(d.images * (255 / 16)).astype(np.uint8)
+    path = tmp_path_factory.mktemp("data") / "tiny.npz"
+    np.savez(path, x_train=x[:240], y_train=d.target[:240], x_test=x[240:300], y_test=d.target[240:300])
+    return path
+
+
+def train_args(tiny, *more):
+    return ["train", "--preset", "shallow-2d", "--data", str(tiny), "--epochs", "1", "--device", "cpu", *more]
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory, tiny):
+    out = tmp_path_factory.mktemp("base") / "run"
+    r = CliRunner().invoke(main, train_args(tiny, "--out", str(out)))
+    assert r.exit_code == 0, r.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny):
+    from latentatlas import Autoencoder
+
+    with np.load(tiny) as f:
+        x = f["x_train"].reshape(240, -1)
+    return Autoencoder(preset="shallow-2d", epochs=1, device="cpu", random_state=0).fit(x)
+
+
+@pytest.fixture
+def ws(tmp_path, base_run, tiny, fitted):
+    """The workspace: a copy of the finished run and a folder of the user's."""
+    shutil.copytree(base_run, tmp_path / "run", symlinks=True)
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "notes.txt").write_text("the user's notes\n")
+    (tmp_path / "outside" / "page.html").write_text("<html><body>the user's own page</body></html>\n")
+    ctx = SimpleNamespace(tmp=tmp_path, run=tmp_path / "run", outside=tmp_path / "outside", tiny=tiny,
+                          est=fitted, held=[])
+    yield ctx
+    for lock in ctx.held:
+        lock.release()
+
+
+def snapshot(root: Path) -> dict:
+    """Every entry under ``root``: a file's SHA-256, a link's target, a folder's presence (lock files aside)."""
+    seen = {}
+    for p in sorted(root.rglob("*")):  # rglob does not descend into linked folders; the link itself is recorded
+        rel = str(p.relative_to(root))
+        if p.is_symlink():
+            seen[rel] = ("link", os.readlink(p))
+        elif p.name == LOCK:
+            continue  # rewritten by every writer that takes the lock, then refuses
+        elif p.is_file():
+            seen[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+        else:
+            seen[rel] = "folder"
+    return seen
+
+
+# ------------------------------------------------------------------------------------------------ case makers
+def project(ctx, **files):
+    """A user's project folder: a config.json that is not a run's, and whatever else is given."""
+    folder = ctx.tmp / "project"
+    (folder / "src").mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"learning_rate": 0.1, "author": "me"}))
+    (folder / "thesis.tex").write_text("\\documentclass{article}\n")
+    (folder / "src" / "main.py").write_text("print('mine')\n")
+    for name, text in files.items():
+        (folder / name.replace("__", ".")).write_text(text)
+    return folder
+
+
+def npz(ctx, **overrides):
+    with np.load(ctx.tiny) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays.update(overrides)
+    path = ctx.tmp / "data.npz"
+    np.savez(path, **arrays)
+    return str(path)
+
+
+def npy_folder(ctx, **overrides):
+    folder = ctx.tmp / "arrays"
+    folder.mkdir()
+    with np.load(ctx.tiny) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays.update(overrides)
+    for k, a in arrays.items():
+        if isinstance(a, bytes):
+            (folder / f"{k}.npy").write_bytes(a)
+        else:
+            np.save(folder / f"{k}.npy", a)
+    return str(folder)
+
+
+def npy_header(shape, dtype="<i8") -> bytes:
+    """A valid .npy header claiming ``shape``, followed by only 16 bytes of data."""
+    header = repr({"descr": dtype, "fortran_order": False, "shape": shape}).encode()
+    header += b" " * (63 - (len(header) + 10) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + b"\x00" * 16
+
+
+def idx_folder(ctx, train_images=None, train_labels=None):
+    """An MNIST-style folder of 20 + 10 images, with the given raw bytes in place of a file."""
+    folder = ctx.tmp / "idx"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    files = {"train-images-idx3-ubyte.gz": idx_bytes(rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), gz=True),
+             "train-labels-idx1-ubyte.gz": idx_bytes(rng.integers(0, 10, 20, dtype=np.uint8), gz=True),
+             "t10k-images-idx3-ubyte.gz": idx_bytes(rng.integers(0, 256, (10, 28, 28), dtype=np.uint8), gz=True),
+             "t10k-labels-idx1-ubyte.gz": idx_bytes(rng.integers(0, 10, 10, dtype=np.uint8), gz=True)}
+    if train_images is not None:
+        files["train-images-idx3-ubyte.gz"] = train_images
+    if train_labels is not None:
+        files["train-labels-idx1-ubyte.gz"] = train_labels
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return str(folder)
+
+
+def gzip_stream(*parts, zeros: int = 0) -> bytes:
+    """gzip of ``parts`` then ``zeros`` zero bytes, compressed in chunks (never held decompressed)."""
+    c = zlib.compressobj(9, zlib.DEFLATED, 31)
+    out = [c.compress(b"".join(parts))]
+    chunk = bytes(1 << 20)
+    for _ in range(zeros >> 20):
+        out.append(c.compress(chunk))
+    out.append(c.flush())
+    return b"".join(out)
+
+
+def idx_header(code: int, shape) -> bytes:
+    return bytes([0, 0, code, len(shape)]) + struct.pack(f">{len(shape)}I", *shape)
+
+
+def image_folder(ctx, n_per_class: dict):
+    from PIL import Image
+
+    folder = ctx.tmp / "images"
+    for cls, n in n_per_class.items():
+        (folder / cls).mkdir(parents=True)
+        for i in range(n):
+            Image.new("L", (8, 8), color=i * 30).save(folder / cls / f"{i}.png")
+    return str(folder)
+
+
+def resign(ctx, damage):
+    """Damage the run, then re-sign it: a manifest that matches its damage."""
+    damage(ctx.run)
+    write_manifest(ctx.run)
+    return ["evaluate", str(ctx.run)]
+
+
+def hold(ctx, folder):
+    ctx.held.append(FolderLock(folder).acquire())
+
+
+def link(path: Path, target: Path):
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+    path.symlink_to(target, target_is_directory=target.is_dir())
+
+
+def outside_figures(ctx):
+    (ctx.outside / "figs").mkdir()
+    (ctx.outside / "figs" / "loss_curves.png").write_bytes(b"the user's own figure")
+    link(ctx.run / "figures", ctx.outside / "figs")
+
+
+def sweep_spec(ctx, text, *more):
+    pytest.importorskip("optuna", reason="the sweep extra is not installed")
+    (ctx.tmp / "spec.toml").write_text(text)
+    return ["sweep", str(ctx.tmp / "spec.toml"), "--out", str(ctx.tmp / "sweep"), *more]
+
+
+class Raise(Callback):
+    """Raises ``error`` (or calls it on the trainer) after the first step: an interruption mid-run."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def on_step_end(self, trainer, step):
+        if isinstance(self.error, BaseException):
+            raise self.error
+        self.error(trainer)
+
+
+def poison(trainer):
+    with torch.no_grad():
+        next(trainer.model.parameters()).fill_(float("nan"))
+
+
+def save_over(ctx, folder):
+    return lambda: ctx.est.save(folder, overwrite=True)
+
+
+def retrain(ctx, error):
+    """``train_run`` over the finished run (overwrite) with a callback that interrupts it."""
+    cfg = RunConfig(preset="shallow-2d", data=str(ctx.tiny), epochs=3, device="cpu")
+    return lambda: train_run(cfg, ctx.run, overwrite=True, progress=False, callbacks=[Raise(error)])
+
+
+# name -> (make(ctx) -> CLI arguments or a callable, expected: a message fragment, or (exception type, fragment))
+CASES = {
+    # 1. Only its own folders are ever replaced.
+    "1 overwrite of a project that holds config.json": (
+        lambda c: train_args(c.tiny, "--out", str(project(c)), "--overwrite"), "is not a run folder: refusing to overwrite"),
+    "1 resume into a project keeps its hidden temp files": (
+        lambda c: train_args(c.tiny, "--out", str(project(c, __draft__abcd1234__tmp="mine", __notes__tmp="mine")),
+                             "--resume"), "is not a run folder: refusing to resume"),
+    "1 a manifest.json that is not latentatlas's proves nothing": (
+        lambda c: train_args(c.tiny, "--out", str(project(c, manifest__json='{"name": "app", "files": {}}')),
+                             "--overwrite"), "is not a run folder: refusing to overwrite"),
+    "1 save(overwrite=True) over a project": (
+        lambda c: save_over(c, project(c)), (LatentAtlasError, "is not a run folder")),
+    "1 a run-like folder (config and checkpoint) that latentatlas did not mark": (
+        lambda c: train_args(c.tiny, "--out", str(project(c, checkpoint__json="{}")), "--overwrite"),
+        "is not a run folder: refusing to overwrite"),
+
+    # 2. Replacing a run is atomic: whatever stops the new run, the old one is as it was.
+    "2 Ctrl-C while the replacement trains": (lambda c: retrain(c, KeyboardInterrupt()), (KeyboardInterrupt, "")),
+    "2 a NaN loss in the replacement": (lambda c: retrain(c, poison), (NonFiniteLossError, "non-finite")),
+    "2 a full disk while the replacement is written": (
+        lambda c: retrain(c, OSError(errno.ENOSPC, "No space left on device", "checkpoint.safetensors")),
+        (OSError, "No space left")),
+
+    # 3. One writer per run folder.
+    "3 train --overwrite while another process writes the run": (
+        lambda c: hold(c, c.run) or train_args(c.tiny, "--out", str(c.run), "--overwrite"),
+        f"is being written by another latentatlas process (pid {os.getpid()}"),
+    "3 evaluate while another process writes the run": (
+        lambda c: hold(c, c.run) or ["evaluate", str(c.run)], "is being written by another latentatlas process"),
+    "3 plot while another process writes the run": (
+        lambda c: hold(c, c.run) or ["plot", str(c.run)], "is being written by another latentatlas process"),
+    "3 save(overwrite=True) while another process writes the folder": (
+        lambda c: hold(c, c.run) or save_over(c, c.run),
+        (LatentAtlasError, "is being written by another latentatlas process")),
+
+    # 4. Outputs never clobber inputs.
+    "4 explore onto the run's own weights": (
+        lambda c: ["explore", str(c.run), "--out", str(c.run / "model.safetensors")], "is not a page latentatlas wrote"),
+    "4 report onto the user's own page": (
+        lambda c: ["report", str(c.run), "--out", str(c.outside / "page.html")], "is not a page latentatlas wrote"),
+    "4 explore onto the user's notes": (
+        lambda c: ["explore", str(c.run), "--out", str(c.outside / "notes.txt")], "is not a page latentatlas wrote"),
+    "4 report onto a link": (
+        lambda c: link(c.tmp / "report.html", c.outside / "page.html") or ["report", str(c.run), "--out",
+                                                                            str(c.tmp / "report.html")],
+        "is not a page latentatlas wrote"),
+
+    # 5. No write follows a link out of the run folder.
+    "5 plot through a figures folder that links outside": (
+        lambda c: outside_figures(c) or ["plot", str(c.run)], "figures is a link: refusing to write through it"),
+    "5 evaluate through a lock file that links outside": (
+        lambda c: link(c.run / LOCK, c.outside / "notes.txt") or ["evaluate", str(c.run)],
+        "is a link: refusing to write through it"),
+    "5 save through a lock file that links outside": (
+        lambda c: link(c.run / LOCK, c.outside / "notes.txt") or save_over(c, c.run),
+        (LatentAtlasError, "is a link: refusing to write through it")),
+
+    # 6. Sizes are checked before memory is spent.
+    "6 a gzip IDX that inflates far past its header": (
+        lambda c: train_args(idx_folder(c, train_images=gzip_stream(idx_header(0x08, (20, 28, 28)), bytes(20 * 784),
+                                                                    zeros=64 << 20))),
+        "train-images-idx3-ubyte.gz: trailing bytes"),
+    "6 a gzip IDX whose header claims 2^32 images": (
+        lambda c: train_args(idx_folder(c, train_images=gzip_stream(idx_header(0x08, (2**32 - 1, 28, 28)), bytes(784)))),
+        "more than this machine's memory"),
+    "6 an .npy whose header claims 10^15 labels": (
+        lambda c: train_args(npy_folder(c, y_train=npy_header((10**15,)))), "y_train.npy: its header's"),
+    "6 an .npz member whose header claims an absurd shape": (
+        lambda c: train_args(absurd_npz(c)), "more than this machine's memory"),
+    "6 labels far beyond any number of classes": (
+        lambda c: train_args(npz(c, y_train=np.r_[np.zeros(239, np.int64), 10**9])), "label 1000000000 is beyond"),
+    "6 IDX labels beyond 65,536 classes": (
+        lambda c: train_args(idx_folder(c, train_labels=idx_bytes(np.full(20, 70_000, ">i4"), gz=True))),
+        "label 70000 is beyond"),
+    "6 an unbounded --image-size": (
+        lambda c: train_args(image_folder(c, {"a": 3, "b": 3}), "--image-size", "100000"),
+        "image_size=100000 is out of range"),
+    "6 a network larger than the machine's memory": (
+        lambda c: train_args(c.tiny, "--preset", "deep-2d", "--hidden-sizes", "4000000000"),
+        "more than this machine's memory"),
+
+    # 7. Every refusal is one line.
+    "7 big-endian float pixels in an .npz": (
+        lambda c: train_args(npz(c, x_train=np.zeros((240, 8, 8), ">f4"), x_test=np.zeros((60, 8, 8), ">f4"))),
+        "big-endian"),
+    "7 big-endian float pixels in a folder of .npy": (
+        lambda c: train_args(npy_folder(c, x_train=np.zeros((240, 8, 8), ">f8"), x_test=np.zeros((60, 8, 8), ">f8"))),
+        "big-endian"),
+    "7 a seed beyond 64 bits": (lambda c: train_args(c.tiny, "--seed", str(2**70)), f"seed={2**70} is out of range"),
+    "7 a seed just past torch's 63 bits": (lambda c: train_args(c.tiny, "--seed", str(2**63)), "is out of range"),
+    "7 a device torch knows but cannot train on (meta)": (
+        lambda c: train_args(c.tiny, "--device", "meta"), "not on meta devices"),
+    "7 a device torch knows but cannot train on (mps)": (
+        lambda c: train_args(c.tiny, "--device", "mps"), "not on mps devices"),
+    "7 an image folder of one image": (
+        lambda c: train_args(image_folder(c, {"a": 1})), "at least 2 are needed"),
+    "7 an image folder with an empty test split": (
+        lambda c: (Path(image_folder(c, {"train/a": 2, "test/a": 0})) and train_args(str(c.tmp / "images"))),
+        "no PNG or JPEG images found"),
+    "7 a re-signed run whose config.json is a list": (
+        lambda c: resign(c, lambda r: (r / "config.json").write_text("[1, 2]")), "config.json: not a run config"),
+    "7 a re-signed run whose data is a number": (
+        lambda c: resign(c, lambda r: (r / "config.json").write_text(
+            json.dumps({**json.loads((r / "config.json").read_text()), "data": 5}))), "config.json: not a valid run config"),
+    "7 a re-signed run whose weights are another model's": (
+        lambda c: resign(c, lambda r: __import__("safetensors.torch").torch.save_file(
+            {"x": torch.zeros(3)}, str(r / "model.safetensors"))), "no decoder biases"),
+    "7 a re-signed run whose history is not a list": (
+        lambda c: resign(c, lambda r: (r / "history.json").write_text('{"epoch": 1}')), "not a latentatlas history"),
+    "7 float labels in a folder of .npy": (
+        lambda c: train_args(npy_folder(c, y_train=np.arange(240) % 10 + 0.5)), "y_train.npy: labels of dtype float64"),
+    "7 NaN labels in a folder of .npy": (
+        lambda c: train_args(npy_folder(c, y_train=np.full(240, np.nan))), "(some NaN)"),
+    "7 negative labels in an .npz": (
+        lambda c: train_args(npz(c, y_test=-(np.arange(60) % 10))), "a negative label (-9)"),
+    "7 float labels in an IDX file": (
+        lambda c: train_args(idx_folder(c, train_labels=idx_bytes(np.arange(20, dtype=">f4"), gz=True))),
+        "labels of dtype float32"),
+
+    # 8. Sweeps fail early and clearly.
+    "8 a data typo in a sweep's second grid value": (
+        lambda c: sweep_spec(c, '[search]\ndata = ["digits", "digts"]\n[fixed]\nepochs = 1\n'),
+        '[search] data = "digts": unknown data set'),
+    "8 a device no trial can train on": (
+        lambda c: sweep_spec(c, '[search]\nseed = [0, 1]\n[fixed]\ndata = "digits"\ndevice = "meta"\n'),
+        '[fixed] device = "meta"'),
+    "8 a grid that repeats a point": (
+        lambda c: sweep_spec(c, '[search]\nseed = [0, 1, 0]\n[fixed]\ndata = "digits"\n'), "seed lists 0 twice"),
+    "8 in-memory storage with several workers": (
+        lambda c: sweep_spec(c, '[search]\nseed = [0, 1]\n[fixed]\ndata = "digits"\n', "--storage",
+                             "sqlite:///:memory:", "--workers", "2"), "an in-memory study"),
+    "8 a huge grid": (
+        lambda c: sweep_spec(c, "[search]\nseed = %s\nepochs = %s\nbatch_size = %s\n[fixed]\ndata = \"digits\"\n"
+                             % (list(range(100)), list(range(1, 101)), list(range(1, 101)))),
+        "the grid has 1,000,000 points"),
+}
+
+
+def absurd_npz(ctx):
+    """An .npz whose x_train member claims 2^40 x 2^40 pixels (its data: 16 bytes)."""
+    path = ctx.tmp / "absurd.npz"
+    buf = io.BytesIO()
+    with np.load(ctx.tiny) as f:
+        np.savez(buf, **{k: f[k] for k in f.files})
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as src, zipfile.ZipFile(path, "w") as dst:
+        for info in src.infolist():
+            data = npy_header((2**40, 2**40), "|u1") if info.filename == "x_train.npy" else src.read(info)
+            dst.writestr(info.filename, data)
+    return str(path)
+
+
+def test_every_category_has_at_least_two_cases():
+    counts = {}
+    for name in CASES:
+        counts[name.split()[0]] = counts.get(name.split()[0], 0) + 1
+    assert sorted(counts) == [str(n) for n in range(1, 9)] and min(counts.values()) >= 2, counts
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_refusal(ws, case):
+    make, expected = CASES[case]
+    action = make(ws)
+    before = snapshot(ws.tmp)
+    if callable(action):
+        kind, fragment = expected
+        with pytest.raises(kind) as e:
+            action()
+        assert fragment in str(e.value) and "\n" not in str(e.value), str(e.value)
+    else:
+        r = CliRunner().invoke(main, action)
+        assert r.exit_code == 2, r.output
+        lines = r.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], r.output
+        assert "Traceback" not in r.output
+    assert snapshot(ws.tmp) == before  # the run intact, nothing outside it touched, no partial output left
+
+
+# ------------------------------------------------------------------------------- what is allowed still works
+def test_overwrite_replaces_only_a_run_and_leaves_no_temp_folder(ws):
+    old = snapshot(ws.run)
+    r = CliRunner().invoke(main, train_args(ws.tiny, "--seed", "7", "--out", str(ws.run), "--overwrite"))
+    assert r.exit_code == 0, r.output
+    assert json.loads((ws.run / "config.json").read_text())["seed"] == 7 and snapshot(ws.run) != old
+    verify_files(ws.run, json.loads((ws.run / "manifest.json").read_text())["files"])
+    assert sorted(p.name for p in ws.tmp.iterdir()) == ["outside", "run"]  # nothing of the swap left beside
+
+
+def test_overwrite_of_a_run_with_a_linked_figures_folder_leaves_the_target(ws):
+    outside_figures(ws)
+    before = snapshot(ws.outside)
+    r = CliRunner().invoke(main, train_args(ws.tiny, "--out", str(ws.run), "--overwrite"))
+    assert r.exit_code == 0, r.output
+    assert snapshot(ws.outside) == before and not (ws.run / "figures").is_symlink()
+
+
+def test_a_killed_fresh_run_with_no_epoch_leaves_no_folder(ws):
+    cfg = RunConfig(preset="shallow-2d", data=str(ws.tiny), epochs=1, device="cpu")
+    with pytest.raises(KeyboardInterrupt):
+        train_run(cfg, ws.tmp / "new", progress=False, callbacks=[Raise(KeyboardInterrupt())])
+    assert not (ws.tmp / "new").exists()
+
+
+def test_resume_clears_only_the_temp_files_of_its_own_writes(ws, tiny):
+    (ws.run / ".model.safetensors.abcd1234.tmp").write_bytes(b"half a write")
+    (ws.run / ".users-notes.tmp").write_text("mine")
+    args = ["train", "--preset", "shallow-2d", "--data", str(tiny), "--epochs", "2", "--device", "cpu"]
+    r = CliRunner().invoke(main, [*args, "--out", str(ws.run), "--resume"])
+    assert r.exit_code == 0, r.output
+    assert not (ws.run / ".model.safetensors.abcd1234.tmp").exists() and (ws.run / ".users-notes.tmp").exists()
+
+
+def test_report_and_explore_replace_their_own_pages_and_others_only_with_overwrite(ws):
+    for command in ("report", "explore"):
+        page = ws.tmp / f"{command}.html"
+        assert CliRunner().invoke(main, [command, str(ws.run), "--out", str(page)]).exit_code == 0
+        r = CliRunner().invoke(main, [command, str(ws.run), "--out", str(page)])  # its own page: replaced
+        assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["report", str(ws.run), "--out", str(ws.outside / "page.html"), "--overwrite"])
+    assert r.exit_code == 0 and "latentatlas report" in (ws.outside / "page.html").read_text()
+
+
+def test_gzip_is_decompressed_in_a_stream_capped_by_its_header(tmp_path):
+    """A 200 MB inflation of a 10-image header: refused after at most the header's bytes, not after 200 MB."""
+    import tracemalloc
+
+    from latentatlas.data.readers import read_idx
+
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip_stream(idx_header(0x08, (10, 28, 28)), bytes(10 * 784), zeros=200 << 20))
+    tracemalloc.start()
+    with pytest.raises(LatentAtlasError, match="trailing bytes"):
+        read_idx(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 8 << 20, f"peak {peak / 2**20:.1f} MiB while reading a {path.stat().st_size / 2**10:.0f} KiB file"
+
+
+def test_a_download_is_checked_on_its_compressed_bytes_before_decompressing(monkeypatch):
+    from latentatlas.data import readers, sources
+
+    def never(*a):
+        raise AssertionError("decompressed before the checksum was checked")
+
+    monkeypatch.setattr(readers, "_gunzip_idx", never)
+    bomb = gzip_stream(idx_header(0x08, (10, 28, 28)), zeros=64 << 20)
+    for source in (sources.FashionMNIST(), sources.MNIST()):
+        assert "checksum mismatch" in source._verify("train_images", bomb)
+
+
+# ------------------------------------------------------------------------------------------------ concurrency
+def cli(*args, **kw):
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1",
+           "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.Popen([sys.executable, "-m", "latentatlas", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, **kw)
+
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from latentatlas.config import RunConfig
+from latentatlas.runs import train_run
+from latentatlas.train import Callback
+
+class WaitForGo(Callback):  # holds the run open after its first epoch until the test says go
+    def on_epoch_end(self, trainer, record):
+        Path(sys.argv[3]).touch()
+        while not Path(sys.argv[4]).exists():
+            time.sleep(0.05)
+
+cfg = RunConfig(preset="shallow-2d", data=sys.argv[1], epochs=2, seed=1, device="cpu")
+train_run(cfg, sys.argv[2], overwrite=True, progress=False, callbacks=[WaitForGo()])
+"""
+
+
+def consistent(run: Path, seed: int):
+    """The folder is one run: every file the manifest lists matches it, and the config is the winner's."""
+    verify_files(run, json.loads((run / "manifest.json").read_text())["files"])
+    assert json.loads((run / "config.json").read_text())["seed"] == seed
+
+
+def test_a_second_writer_is_refused_naming_the_first(ws):
+    out = ws.run
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen([sys.executable, "-c", HOLDER, str(ws.tiny), str(out), str(ws.tmp / "ready"),
+                              str(ws.tmp / "go")], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (ws.tmp / "ready").exists():
+            assert first.poll() is None, first.stderr.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        second = CliRunner().invoke(main, train_args(ws.tiny, "--seed", "2", "--out", str(out), "--overwrite"))
+        err = second.output  # this test's own process is the second writer
+        assert second.exit_code == 2, err
+        assert err.strip().splitlines() == [err.strip()] and f"(pid {first.pid} on {socket.gethostname()}" in err, err
+    finally:
+        (ws.tmp / "go").touch()
+        assert first.wait(timeout=120) == 0, first.stderr.read()
+    consistent(out, seed=1)
+
+
+def test_two_writers_started_together_into_a_new_folder_one_wins(ws):
+    out = ws.tmp / "race"
+    procs = [cli(*train_args(ws.tiny, "--seed", str(seed), "--epochs", "3", "--out", str(out))) for seed in (1, 2)]
+    results = [(p.wait(timeout=300), p.communicate()[1]) for p in procs]
+    assert sorted(code for code, _ in results) == [0, 2], results  # exactly one wins
+    loser = next(err for code, err in results if code == 2)
+    # Refused as busy while the winner writes, or as existing once it has finished: one line either way.
+    assert len(loser.strip().splitlines()) == 1 and ("is being written by another latentatlas process" in loser
+                                                     or "already exists" in loser), loser
+    winner = 1 + [code for code, _ in results].index(0)
+    consistent(out, seed=winner)
+
+
+# -------------------------------------------------------------------------------------------- fault injection
+def limited(size: int):
+    """A child process whose files may not grow past ``size`` bytes (``ulimit -f``); SIGXFSZ ignored, so a write
+    past it fails with EFBIG instead of killing the process."""
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+    return apply
+
+
+FAULTS = """
+import json, sys
+import numpy as np
+from click.testing import CliRunner
+from latentatlas import Autoencoder
+from latentatlas.cli import main
+from latentatlas.errors import LatentAtlasError
+
+jobs, results = json.loads(sys.argv[1]), {}
+for name, job in jobs.items():
+    if name == "save":  # deep-2d's weights (over 1 MB) cannot be written under the limit
+        with np.load(job["data"]) as f:
+            ae = Autoencoder(preset="deep-2d", epochs=1, device="cpu", random_state=0).fit(f["x_train"].reshape(240, -1))
+        try:
+            ae.save(job["path"], overwrite=True)
+            results[name] = [0, ""]
+        except (LatentAtlasError, OSError) as e:
+            results[name] = [2, f"error: {e}"]
+    else:
+        r = CliRunner().invoke(main, job)
+        results[name] = [r.exit_code, r.output]
+print(json.dumps(results))
+"""
+
+
+@pytest.fixture(scope="module")
+def faults(tmp_path_factory, base_run, tiny, fitted):
+    """One child process under a 4 KiB file-size limit (enough for a config.json, not for a checkpoint, figure,
+    report or model) tries each write in turn: (what each gave, the workspace before, the workspace after)."""
+    root = tmp_path_factory.mktemp("faults")
+    shutil.copytree(base_run, root / "run", symlinks=True)
+    assert CliRunner().invoke(main, ["report", str(root / "run"), "--out", str(root / "report.html")]).exit_code == 0
+    fitted.save(root / "saved")
+    jobs = {"train --overwrite": train_args(tiny, "--out", str(root / "run"), "--overwrite"),
+            "train into a new folder": train_args(tiny, "--out", str(root / "new")),
+            "report": ["report", str(root / "run"), "--out", str(root / "report.html")],
+            "save": {"data": str(tiny), "path": str(root / "saved")}}
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1",
+           "PYTHONDONTWRITEBYTECODE": "1"}
+    before = snapshot(root)
+    p = subprocess.run([sys.executable, "-c", FAULTS, json.dumps(jobs)], env=env, capture_output=True, text=True,
+                       preexec_fn=limited(4096), timeout=300)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout), before, snapshot(root)
+
+
+@pytest.mark.parametrize("what", ["train --overwrite", "train into a new folder", "report", "save"])
+def test_a_full_disk_leaves_one_line_and_the_previous_run(faults, what):
+    results, before, after = faults
+    code, output = results[what]
+    lines = output.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in output, output
+    assert "File too large" in lines[0], lines[0]
+    assert after == before  # the old run, report and model intact; no new folder, no temp file left
+
+
+# -------------------------------------------------------------------------------------------- the server
+def serve(page: bytes, timeout: float):
+    from latentatlas.viz.explorer import PageServer
+
+    lines = []
+    server = PageServer(page, "127.0.0.1", 0, idle_timeout=timeout, log=lines.append)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, lines
+
+
+def idle(sock):
+    pass
+
+
+def half_request(sock):
+    sock.sendall(b"GET / HT")
+
+
+def reset_mid_page(sock):
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % sock.getpeername()[1])
+    sock.recv(1024)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+
+
+@pytest.mark.parametrize("client,expected", [(idle, "timed out"), (half_request, "timed out"),
+                                             (reset_mid_page, "disconnected")])
+def test_the_server_drops_idle_and_vanished_clients_in_one_line(client, expected, capfd):
+    server, lines = serve(b"x" * (32 << 20), timeout=0.5)  # a page far larger than any socket buffer
+    try:
+        sock = socket.create_connection(("127.0.0.1", server.server_port))
+        sock.settimeout(10)
+        client(sock)
+        if client is not reset_mid_page:
+            t0 = time.monotonic()
+            assert sock.recv(1024) == b""  # the server closed the idle connection
+            assert time.monotonic() - t0 < 5
+        sock.close()
+        deadline = time.monotonic() + 10
+        while not lines and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(lines) == 1 and expected in lines[0] and "\n" not in lines[0], lines
+        # Still serving others.
+        with socket.create_connection(("127.0.0.1", server.server_port)) as s:
+            s.sendall(b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % server.server_port)
+            assert s.recv(1024).startswith(b"HTTP/1.0 200")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_tiny_image_folder_is_split_without_stratifying(ws):
+    """Two classes of two images: one test image cannot hold both classes, so the split is plain, not an error."""
+    from latentatlas.data import load_dataset
+
+    ds = load_dataset(image_folder(ws, {"a": 2, "b": 2}))
+    assert (len(ds.x_train), len(ds.x_test)) == (3, 1)
+
+
+def test_demo_refuses_a_report_page_of_the_users_before_training(ws):
+    (ws.tmp / "demo").mkdir()
+    (ws.tmp / "demo" / "report.html").write_text("<html>mine</html>")
+    before = snapshot(ws.tmp)
+    r = CliRunner().invoke(main, ["demo", "--data", "digits", "--epochs", "1", "--out", str(ws.tmp / "demo")])
+    assert r.exit_code == 2 and "is not a page latentatlas wrote" in r.output, r.output
+    assert snapshot(ws.tmp) == before
