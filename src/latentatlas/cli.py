@@ -316,8 +316,8 @@ def bench(presets_, data, epochs, batch_size, device, precision, json_path, to_q
     jobs = {}
     for preset in presets_:
         if to_quality:
-            jobs[preset] = time_to_quality(preset, dataset, recipe=recipe, epochs=epochs, device=device,
-                                           precision=precision)
+            jobs[preset] = time_to_quality(preset, dataset, recipe=recipe, epochs=epochs, batch_size=batch_size,
+                                           device=device, precision=precision)
             click.echo(format_to_quality(jobs[preset]))
             continue
         jobs[preset] = benchmark(preset, dataset, epochs=epochs, batch_size=batch_size, device=device,

@@ -166,13 +166,13 @@ BCE_MARGIN = 0.002  # the tutorial loop's seed spread on Fashion-MNIST (issue 15
 KNN_MARGIN = 0.01
 
 
-def to_quality(preset: str, dataset, recipe: str = "fast", epochs: int = 10, seed: int = 0, device: str = "auto",
-               precision: str = "auto", progress: bool | None = None, bce_margin: float = BCE_MARGIN,
-               knn_margin: float = KNN_MARGIN) -> dict:
+def to_quality(preset: str, dataset, recipe: str = "fast", epochs: int = 10, batch_size: int = 128, seed: int = 0,
+               device: str = "auto", precision: str = "auto", progress: bool | None = None,
+               bce_margin: float = BCE_MARGIN, knn_margin: float = KNN_MARGIN) -> dict:
     """Wall time until test BCE and 5-NN first reach the tutorial loop's own final values, for that loop and for
     latentatlas trained by ``recipe``, side by side in this process.
 
-    The loop trains ``epochs`` epochs as the tutorial does; its final test BCE and 5-NN, loosened by the margins
+    The loop trains ``epochs`` epochs of ``batch_size`` as the tutorial does; its final test BCE and 5-NN, loosened by the margins
     (its seed spread), are the target. Both sides are evaluated after every epoch with the clock stopped, so each
     side's time is its training alone (the loop's per-epoch full-set losses included, as the tutorial has them);
     latentatlas stops at the first epoch that meets the target.
@@ -182,7 +182,7 @@ def to_quality(preset: str, dataset, recipe: str = "fast", epochs: int = 10, see
     cfg = resolve_runtime(RunConfig(preset=preset, seed=seed, device=device, precision=precision, data=dataset.name,
                                     **get_recipe(recipe).settings()))
     tutorial = resolve_runtime(RunConfig(preset=preset, seed=seed, device=device, precision=precision,
-                                         data=dataset.name, epochs=epochs))
+                                         data=dataset.name, epochs=epochs, batch_size=batch_size))
     (x_train, y_train), (x_test, y_test) = dataset.flat("train"), dataset.flat("test")
     total = epochs + cfg.epochs
     bar = tqdm(total=total, unit="epoch", desc=f"{preset}: reference", disable=quiet(progress), leave=False,
