@@ -96,7 +96,7 @@ CASES = {
     "NaN in the data": (lambda t, r: npz(t, x_test=np.full((4, 4, 4), np.nan)), "NaN or infinite"),
     "empty data set": (lambda t, r: npz(t, x_train=np.zeros((0, 4, 4), np.uint8), y_train=np.arange(0)), "empty"),
     "labels of the wrong length": (lambda t, r: npz(t, y_train=np.arange(5)), "8 train images but labels"),
-    "unknown preset": (lambda t, r: ["train", "--preset", "deep-9d"], "unknown preset 'deep-9d': choose one of shallow-2d"),
+    "unknown preset": (lambda t, r: ["train", "--preset", "resnet"], "unknown preset 'resnet': choose one of shallow-2d"),
     "unknown geometry": (lambda t, r: ["train", "--geometry", "torus"], "choose one of euclidean, sphere"),
     "unknown data set": (lambda t, r: ["train", "--data", "imagenet"], "unknown data set 'imagenet': choose one of mnist-5k"),
     "sphere of dimension 1": (lambda t, r: ["train", "--geometry", "sphere", "--latent-dim", "1"], "it needs an integer >= 2"),
@@ -226,3 +226,17 @@ def test_resume_with_fewer_epochs_is_refused(tmp_path):
     r = CliRunner().invoke(main, [*args, "--epochs", "1", "--resume"])
     assert r.exit_code == 2 and "--epochs 1 is fewer than the 2 epochs already trained" in r.output
     assert (tmp_path / "r" / "manifest.json").read_bytes() == manifest  # still a finished run
+
+
+@pytest.mark.parametrize("args, hint", [
+    (["train", "--preset", "deep-s3"], "did you mean 'deep-s2'"),
+    (["train", "--geometry", "shpere"], "did you mean 'sphere'"),
+    (["train", "--data", "mnist5k"], "did you mean 'mnist-5k'"),
+    (["train", "--transforms", "holdot:classes=3"], "did you mean 'holdout'"),
+    (["train", "--loss", "bec"], "did you mean 'bce'"),
+])
+def test_a_typo_gets_a_did_you_mean_and_the_full_list(args, hint):
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 2, r.output
+    assert hint in r.output and "choose one of" in r.output
+    assert len(r.output.strip().splitlines()) == 1

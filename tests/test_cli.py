@@ -3,6 +3,7 @@
 import dataclasses
 import json
 
+import click
 from click.testing import CliRunner
 
 from latentatlas.cli import main, train
@@ -21,8 +22,10 @@ def test_train_evaluate_plot_end_to_end(tmp_path):
     assert "knn5" in r.output and (out / "manifest.json").is_file()
     r = invoke("evaluate", out)
     assert r.exit_code == 0 and "trustworthiness" in r.output
+    assert r.output.startswith(f"evaluating {out} on 1,000 test images of mnist-5k") and f"wrote {out / 'metrics.json'}" in r.output
     r = invoke("plot", out, "--glyphs")
     assert r.exit_code == 0 and "encoder_map_equirectangular.png" in r.output
+    assert r.output.startswith(f"drawing the figures of {out}")
     assert json.loads((out / "metrics.json").read_text())["epochs"] == 1
 
 
@@ -65,3 +68,12 @@ def test_explore_help_states_the_real_point_limit():
 
     r = CliRunner().invoke(main, ["explore", "--help"])
     assert f"[default: {MAX_POINTS:,}]" in " ".join(r.output.split())
+
+
+def test_every_option_has_help_and_the_command_list_is_not_cut_off():
+    for name, command in main.commands.items():
+        missing = [p.name for p in command.params if isinstance(p, click.Option) and not p.help]
+        assert missing == [], f"{name}: options without help: {missing}"
+    r = CliRunner().invoke(main, ["--help"], terminal_width=80)
+    listed = r.output.split("Commands:")[1].strip().splitlines()
+    assert len(listed) == len(main.commands) and not any(line.rstrip().endswith("...") for line in listed)

@@ -135,12 +135,15 @@ def test_a_run_folder_loads_as_an_estimator(tmp_path, small):
     np.testing.assert_array_equal(est.transform(small.flat("test")[0]), run.latents()["z_test"])
 
 
-def test_readme_example_runs(tmp_path, monkeypatch):
+def test_readme_example_runs(tmp_path, monkeypatch, capsys):
     text = (Path(__file__).parents[1] / "README.md").read_text()
     code = re.search(r"<!-- example -->\n```python\n(.*?)```", text, re.S).group(1)
     assert len(code.strip().splitlines()) <= 12
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md", "exec"), {})
+    for _ in range(2):  # a reader runs it again: it must not trip over its own folder
+        exec(compile(code, "README.md", "exec"), {})
+    said = capsys.readouterr().out.splitlines()
+    assert len(said) == 2 and re.fullmatch(r"1,000 test images on the sphere; reconstruction score -0\.\d{4}", said[1])
 
 
 CLI_RUN = dict(preset="shallow-2d", epochs=2)  # tiny: 3,923 parameters, two epochs of the 1,437 digits

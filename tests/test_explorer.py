@@ -436,3 +436,16 @@ def test_points_can_be_coloured_by_the_neighbourhood_the_map_keeps(browser, runs
     assert page.page.is_visible("#kept-legend") and not page.page.is_visible("#legend")
     assert page.errors == []
     page.close()
+
+
+def test_class_legend_is_in_the_header_above_the_maps(browser, runs):
+    root, _ = runs
+    page = page_of(browser, root, "deep-s2")
+    entries = page.page.locator("#legend span")
+    assert entries.count() == 10 and entries.nth(3).inner_text().strip() == "3"
+    colours = page.page.evaluate("Array.from(document.querySelectorAll('#legend i')).map(i => i.style.background)")
+    assert colours[1] == "rgb(255, 127, 14)"  # tab10's class 1, as on the maps
+    legend = page.page.locator("#legend").bounding_box()
+    first_view = page.page.locator(".view").first.bounding_box()
+    assert legend["y"] + legend["height"] <= first_view["y"] and page.page.is_visible("#legend")
+    page.close()

@@ -27,6 +27,13 @@ def test_parameter_counts_match_the_tutorial(preset, count):
     assert count_parameters(build(preset)) == count
 
 
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("n_features", [784, 64])
+def test_closed_form_parameter_counts_match_torch(preset, n_features):
+    # `latentatlas presets` counts without building the network (no torch import): torch's count is the oracle.
+    assert PRESETS[preset].n_params(n_features) == count_parameters(build(preset, n_features))
+
+
 @pytest.mark.parametrize("atlas, tutorial", [("atlas-2d", "deep-2d"), ("atlas-s2", "deep-s2")])
 def test_atlas_presets_are_the_tutorial_networks_with_the_neighbour_term(atlas, tutorial):
     a, t = RunConfig(preset=atlas).resolved(), RunConfig(preset=tutorial).resolved()
@@ -70,7 +77,7 @@ def test_any_widths_and_input_size():
 
 
 @pytest.mark.parametrize("kw,match", [
-    (dict(preset="deep-9d"), "unknown preset 'deep-9d': choose one of shallow-2d"),
+    (dict(preset="resnet"), "unknown preset 'resnet': choose one of shallow-2d"),
     (dict(preset="deep-2d", geometry="sphere", latent_dim=1), "latent_dim=1 is not possible for the sphere"),
     (dict(preset=None), "no preset given"),
     (dict(lr=0.0), "lr=0.0 is out of range"),

@@ -90,3 +90,24 @@ def test_resume_with_more_epochs_records_them(tmp_path):
     assert r.exit_code == 0 and "resumed from epoch 1" in r.output, r.output
     assert json.loads((tmp_path / "r" / "config.json").read_text())["epochs"] == 2  # what the weights are
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["epochs"] == 2
+
+
+def test_resume_names_the_settings_that_differ_and_a_finished_run_says_so(tmp_path):
+    from click.testing import CliRunner
+
+    from latentatlas.cli import main
+
+    from latentatlas.presets import PRESETS
+
+    args = ["train", "--preset", "deep-2d", "--data", "digits", "--out", str(tmp_path / "r"), "--epochs", "1"]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0 and "device cpu, precision" in first.output and "evaluating on 360" in first.output
+    assert "drawing the figures into" in first.output
+    assert f"n_params         {PRESETS['deep-2d'].n_params(64):,}\n" in first.output  # 58,501: as everywhere
+    manifest = (tmp_path / "r" / "manifest.json").read_bytes()
+    r = CliRunner().invoke(main, [*args, "--resume"])
+    assert r.exit_code == 0 and "had already finished its 1 epoch: nothing to resume" in r.output, r.output
+    assert "training" not in r.output and (tmp_path / "r" / "manifest.json").read_bytes() == manifest
+    r = CliRunner().invoke(main, [*args, "--resume", "--lr", "0.01", "--batch-size", "64"])
+    assert r.exit_code == 2
+    assert "--batch-size 128 there, 64 now; --lr 0.001 there, 0.01 now (only --epochs may change)" in r.output

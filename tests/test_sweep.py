@@ -123,6 +123,7 @@ def test_another_spec_on_the_same_sweep_is_refused(tmp_path, monkeypatch):
     Path("s.toml").write_text(TINY)
     r = CliRunner().invoke(main, ["sweep", "s.toml", "--out", "sw"])
     assert r.exit_code == 0, r.output
+    assert "continuing" not in r.output  # a new sweep
     assert json.loads(Path("sw/spec.json").read_text())["fixed"] == {"data": "digits", "epochs": 1}
     Path("s.toml").write_text(TINY.replace("epochs = 1", "epochs = 3"))
     r = CliRunner().invoke(main, ["sweep", "s.toml", "--out", "sw"])
@@ -137,6 +138,7 @@ def test_another_spec_on_the_same_sweep_is_refused(tmp_path, monkeypatch):
     Path("s.toml").write_text('[fixed]\nepochs = 1\ndata = "digits"\n[search]\nseed = [ 0 ]\n')
     r = CliRunner().invoke(main, ["sweep", "s.toml", "--out", "sw"])
     assert r.exit_code == 0 and "best: trial 0" in r.output and len(list(Path("sw/trials").iterdir())) == 1
+    assert "continuing the sweep: 1 of 1 trials already done, none left to run" in r.output
 
 
 def test_sampled_trials_differ_across_workers_and_reruns(tmp_path, monkeypatch):

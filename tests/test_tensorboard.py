@@ -16,6 +16,7 @@ def test_train_logs_to_tensorboard(tmp_path):
     r = CliRunner().invoke(main, ["train", "--preset", "deep-s2", "--data", "mnist-5k", "--epochs", "2",
                                   "--out", str(tmp_path / "run"), "--tensorboard", str(logdir)])
     assert r.exit_code == 0, r.output
+    assert f"TensorBoard logs: {logdir} (view them: tensorboard --logdir {logdir})" in r.output
     events = EventAccumulator(str(logdir), size_guidance={"images": 0}).Reload()
     assert [e.step for e in events.Scalars("loss/train")] == [1, 2]
     assert len(events.Scalars("loss/test")) == 2

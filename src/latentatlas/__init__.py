@@ -2,6 +2,14 @@
 
 __version__ = "0.1.0"
 
-from .estimator import Autoencoder  # noqa: E402
-
 __all__ = ["Autoencoder", "__version__"]
+
+
+def __getattr__(name: str):
+    # Lazily (PEP 562): `latentatlas --help` and `latentatlas presets` must not pay for importing torch and
+    # scikit-learn, which the estimator needs.
+    if name == "Autoencoder":
+        from .estimator import Autoencoder
+
+        return Autoencoder
+    raise AttributeError(f"module 'latentatlas' has no attribute {name!r}")

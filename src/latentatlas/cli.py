@@ -98,7 +98,7 @@ def main(debug):
     """latentatlas: autoencoders with a chosen latent geometry (plane, sphere)."""
 
 
-@main.command()
+@main.command(short_help="Train a model into a run folder, evaluate it, draw it.")
 @settings_options
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder [default: runs/<preset>-<data>].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
@@ -110,16 +110,23 @@ def main(debug):
 def train(out, overwrite, resume, tensorboard, recipe, **params):
     """Train a model into a run folder, evaluate it and draw its figures."""
     from .config import RunConfig
+
+    cfg = RunConfig(**_with_recipe(recipe, params)).resolved()  # a wrong preset is refused before torch is imported
     from .runs import train_run
 
-    cfg = RunConfig(**_with_recipe(recipe, params))
     if out is None:
         out = Path("runs") / f"{params['preset'] or 'custom'}-{Path(params['data']).name}"
-    run = train_run(cfg, out, overwrite=overwrite, resume=resume, tensorboard=tensorboard)
-    if run.resumed_from_epoch:
+    run = train_run(cfg, out, overwrite=overwrite, resume=resume, tensorboard=tensorboard, echo=click.echo)
+    if run.finished:
+        n = run.resumed_from_epoch
+        click.echo(f"{run.path} had already finished its {n} epoch{'s' * (n != 1)}: nothing to resume "
+                   "(give a larger --epochs to train it further)")
+    elif run.resumed_from_epoch:
         click.echo(f"resumed from epoch {run.resumed_from_epoch}")
     _echo_metrics(run.metrics)
     click.echo(f"run folder: {run.path}")
+    if tensorboard is not None and not run.finished:
+        click.echo(f"TensorBoard logs: {tensorboard} (view them: tensorboard --logdir {tensorboard})")
 
 
 @main.command()
@@ -129,7 +136,8 @@ def evaluate(run):
     """Recompute a run's latents and metrics from its saved weights."""
     from .runs import evaluate_run
 
-    _echo_metrics(evaluate_run(run))
+    _echo_metrics(evaluate_run(run, echo=click.echo))
+    click.echo(f"wrote {run / 'metrics.json'} and {run / 'latents.npz'}")
 
 
 @main.command()
@@ -140,7 +148,7 @@ def plot(run, glyphs):
     """Redraw a run's figures without retraining."""
     from .runs import redraw_run
 
-    for path in redraw_run(run, glyphs=glyphs):
+    for path in redraw_run(run, glyphs=glyphs, echo=click.echo):
         click.echo(str(path))
 
 
@@ -159,9 +167,10 @@ def export(run, onnx, out):
         click.echo(str(path))
 
 
-@main.command()
+@main.command(short_help="Write one self-contained HTML report of one or more runs.")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("report.html"), show_default=True)
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("report.html"), show_default=True,
+              help="The HTML file to write.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT even if it is not a page latentatlas wrote.")
 @_friendly_errors
 def report(runs, out, overwrite):
@@ -172,7 +181,7 @@ def report(runs, out, overwrite):
     click.echo(f"wrote {write_report(runs, check_page_out(out, overwrite))}")
 
 
-@main.command()
+@main.command(short_help="Write a run's live explorer page: it decodes under the mouse.")
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="The page to write [default: explorer.html in the current folder].")
@@ -212,7 +221,7 @@ def _corruption_options(fn):
     return fn
 
 
-@main.command()
+@main.command(short_help="Sweep runs over noise, occlusion, rotation; score novelty.")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_corruption_options
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seeds the corruptions.")
@@ -242,13 +251,10 @@ def probe(runs, seed, out, **levels):
 @main.command()
 def presets():
     """List the architecture presets with their parameter counts."""
-    from .config import RunConfig
-    from .model import AutoencoderNet, count_parameters
-    from .nets import PRESETS
+    from .presets import PRESETS
 
     for name, p in PRESETS.items():
-        n = count_parameters(AutoencoderNet.from_config(RunConfig(preset=name).resolved(), 784))
-        click.echo(f"{name:15s} {n:>10,}  {p.geometry:9s}  {p.description}")
+        click.echo(f"{name:15s} {p.n_params():>10,}  {p.geometry:9s}  {p.description}")
 
 
 @main.command()
@@ -260,10 +266,11 @@ def datasets():
         click.echo(f"{name:14s} {'offline' if offline else 'download':9s} {description}")
 
 
-@main.command()
+@main.command(short_help="The tutorial in one go: train, evaluate, compare, report.")
 @setting_option("data")
 @setting_option("epochs")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True,
+              help="Folder of the demo's runs and report; a rerun replaces its runs.")
 @_friendly_errors
 def demo(data, epochs, out):
     """The tutorial in one go: deep-2d, deep-3d, deep-s2 and the atlas maps; evaluate, draw, compare, report."""
@@ -280,7 +287,7 @@ def demo(data, epochs, out):
     click.echo(f"explore a run live: latentatlas explore {out / runs[-1].path.name} --out explorer.html")
 
 
-@main.command()
+@main.command(short_help="Time the trainer against the tutorial's plain training loop.")
 @click.option("--preset", "presets_", multiple=True, default=("deep-2d", "deep-s2"), show_default=True,
               help="Preset(s) to benchmark; repeat the option for several.")
 @setting_option("data", default="fashion-mnist")
@@ -332,14 +339,15 @@ def bench(presets_, data, epochs, batch_size, device, precision, json_path, to_q
                                                                "machine")}, "jobs": jobs})
 
 
-@main.command()
+@main.command(short_help="Compare models over seeds (mean ± s.d.), with baselines.")
 @click.argument("runs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--presets", default="deep-2d,deep-3d,deep-3d-narrow,deep-s2", show_default=True,
               help="Comma-separated presets to train and compare (ignored when RUNS are given).")
 @click.option("--seeds", type=int, default=3, show_default=True, help="Seeds 0 .. N-1 of each preset.")
 @setting_option("data")
 @setting_option("epochs")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/compare"), show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/compare"), show_default=True,
+              help="Folder of the trained runs (one per preset and seed) and of compare.csv, .json, encoder_maps.png.")
 @click.option("--baselines", default="pca", show_default=True,
               help="Comma-separated baselines fitted on the training images and scored like the models: pca (2 and 3 "
                    "components), umap, tsne (these two need pip install \"latentatlas[maps]\"); '' for none.")
@@ -367,9 +375,10 @@ def compare(runs, presets, seeds, data, epochs, out, baselines, pca, recipe, sta
         click.echo(f"wrote {path}")
 
 
-@main.command()
+@main.command(short_help="Run or continue a sweep described by a TOML SPEC.")
 @click.argument("spec", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/sweep"), show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/sweep"), show_default=True,
+              help="Folder of the sweep: trials/, study.db, spec.json, trials.json.")
 @click.option("--storage", default=None, help="Optuna storage URL [default: sqlite in OUT]; postgresql://... to share.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Local worker processes.")
 @_friendly_errors
@@ -382,5 +391,8 @@ def sweep(spec, out, storage, workers):
 
 
 def _echo_metrics(metrics: dict) -> None:
-    for k, v in metrics.items():
-        click.echo(f"{k:16s} {v:.4f}" if isinstance(v, float) else f"{k:16s} {v}")
+    from .metrics import METRIC
+
+    for k, v in metrics.items():  # as the metrics table formats each (692,264 parameters), as everywhere else
+        shown = METRIC[k].format(v) if k in METRIC and isinstance(v, (int, float)) else f"{v:.4f}" if isinstance(v, float) else v
+        click.echo(f"{k:16s} {shown}")

@@ -13,7 +13,7 @@ import math
 import typing
 from dataclasses import dataclass, field
 
-from .errors import LatentAtlasError
+from .errors import LatentAtlasError, unknown_name
 
 
 def setting(default, help: str, *, low=None, above=None, high=None, estimator: str | None = "same"):
@@ -65,7 +65,7 @@ class RunConfig:
 
     def resolved(self) -> RunConfig:
         """Fill architecture fields from the preset and check every value; raise LatentAtlasError if one is wrong."""
-        from .nets import get_preset
+        from .presets import get_preset
 
         cfg = self
         if cfg.preset is not None:
@@ -173,7 +173,7 @@ def _check_range(f: dataclasses.Field, value) -> None:
 
 def _check_choice(name: str, value, choices) -> None:
     if not isinstance(value, str) or value not in choices:
-        raise LatentAtlasError(f"unknown {name} {value!r}: choose one of {', '.join(choices)}")
+        raise unknown_name(name, value, choices)
 
 
 def _check_int(name: str, value, low: int, high: int | None = None) -> None:

@@ -40,3 +40,14 @@ def _as_flag(m: re.Match) -> str:
         return flag
     value = ast.literal_eval(m.group(2))
     return flag if value is True else f"{flag} {value}"
+
+
+def unknown_name(kind: str, name, choices, *, more: str = "", several: bool = False) -> LatentAtlasError:
+    """The one refusal of a name not in a registry: the closest valid names first (a typo's fix), then all of them;
+    ``more`` adds what else is allowed ("or give an .npz file"); ``several``: a list of them may be given."""
+    import difflib  # here: the command line's start-up does not pay for it
+
+    choices = [str(c) for c in choices]
+    close = difflib.get_close_matches(str(name), choices, n=2, cutoff=0.6) if isinstance(name, str) else []
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    return LatentAtlasError(f"unknown {kind} {str(name)!r}: {hint}choose one {'or more ' if several else ''}of {', '.join(choices)}{more}")

@@ -21,7 +21,7 @@ from .data import check_pixels
 from .errors import LatentAtlasError, option
 from .losses import metric_name
 from .metrics import decode, encode, reconstruction_errors
-from .runs import (CONFIG, HISTORY, IN_MEMORY, WEIGHTS, build_trainer, is_run_folder, load_run, not_a_run_folder,
+from .runs import (CONFIG, HISTORY, IN_MEMORY, LATENTS, WEIGHTS, build_trainer, is_run_folder, load_run, not_a_run_folder,
                    resolve_runtime, write_manifest)
 from .train import pick_device
 from .weights import save_weights
@@ -97,6 +97,8 @@ __SETTINGS__
         self.config_ = cfg
         self.history_ = trainer.history
         self._n_features_out = self.model_.geometry.dim
+        self.embedding_ = encode(self.model_, X)  # as scikit-learn's manifold learners keep theirs
+        self._fit_labels = _labels_or_none(y, len(X))  # only to colour the notebook's thumbnail
         return self
 
     def transform(self, X) -> np.ndarray:
@@ -187,7 +189,53 @@ __SETTINGS__
         if "feature_names_in" in run.config.extra:
             est.feature_names_in_ = np.asarray(run.config.extra["feature_names_in"], dtype=object)
         est._n_features_out = run.model.geometry.dim
+        est._fit_labels = None
+        if (run.path / LATENTS).is_file():
+            lat = run.latents()  # a CLI run folder: its training latents, as fit would have kept them
+            est.embedding_, est._fit_labels = lat["z_train"], lat["y_train"]
         return est
+
+    def explore(self, X, y=None, max_points: int | None = None):
+        """The live explorer of ``X`` (samples as in ``transform``, coloured by the labels ``y`` if given), shown
+        inline in a notebook; ``.save(path)`` writes the page. Returns a ``latentatlas.viz.notebook.ExplorerView``."""
+        from .data import Dataset
+        from .runs import Run
+        from .viz.explorer import MAX_POINTS, explorer_html
+        from .viz.notebook import ExplorerView
+
+        check_is_fitted(self)
+        images = self._validate(X, reset=False)
+        shape = np.shape(_to_numpy(X))[1:]
+        labels = _labels_or_none(y, len(images))
+        if y is not None and labels is None:
+            raise LatentAtlasError(f"y: give one integer label per sample ({len(images)}), or none")
+        labels = np.zeros(len(images), np.int64) if labels is None else labels
+        images = images.reshape(len(images), *shape) if len(shape) == 2 else images
+        data = Dataset("X", images, labels, images, labels)
+        run = Run(Path(type(self).__name__), self.config_, self.model_, self.history_, {})
+        page = explorer_html(run, data, MAX_POINTS if max_points is None else max_points,
+                             latents={"z_test": encode(self.model_, images), "y_test": labels})
+        return ExplorerView(page)
+
+    def _html_repr(self):
+        """In a notebook, a fitted estimator shows its settings, training and encoder map; an unfitted one,
+        scikit-learn's diagram."""
+        if not hasattr(self, "model_"):
+            return super()._html_repr()
+        from .model import count_parameters
+        from .viz.notebook import summary_html, thumbnail
+
+        cfg = self.config_
+        settings = {"preset": cfg.preset or "custom", "layers": "-".join(map(str, cfg.hidden_sizes)),
+                    "geometry": f"{cfg.geometry}, latent_dim {cfg.latent_dim}", "epochs": cfg.epochs,
+                    "random_state": cfg.seed, "device": cfg.device, "precision": cfg.precision}
+        last = self.history_[-1] if self.history_ else {}
+        metrics = {"n_params": count_parameters(self.model_), "final train loss": last.get("train_loss"),
+                   "train_seconds": sum(r.get("seconds", 0.0) for r in self.history_)}
+        embedding = getattr(self, "embedding_", None)
+        png = None if embedding is None else thumbnail(self.model_.geometry, embedding, self._fit_labels)
+        return summary_html(f"Autoencoder (fitted on {self.n_features_in_:,} features)", "latentatlas.Autoencoder",
+                            settings, metrics, png)
 
     def _validate(self, X, reset: bool) -> np.ndarray:
         """Check X and bring it to what the network takes: uint8, or float32 in [0, 1] (after min-max scaling)."""
@@ -308,6 +356,16 @@ def _to_numpy(X):
     if isinstance(X, torch.Tensor):
         return X.detach().cpu().numpy()
     return X
+
+
+def _labels_or_none(y, n: int):
+    """``y`` as an (n,) integer array where it is one (labels to colour points by), else None."""
+    if y is None:
+        return None
+    y = np.asarray(_to_numpy(y))
+    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer) or (n and y.min() < 0):
+        return None
+    return y
 
 
 def _params_from_config(cfg: RunConfig) -> dict:

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ._io import atomic_write
 from .errors import LatentAtlasError
-from .train import quiet
+from .train import quiet, tqdm  # the one choice of progress bar (train.py)
 
 FORMAT = 1  # bump when a change alters the graphs computed, so old cache files are no longer read
 # Measured on one core, 784 pixels: exact costs ~4 ns a pair (60,000 images: 15 s; 100,000: 42 s), approximate

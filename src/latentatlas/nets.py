@@ -8,41 +8,10 @@ last Linear (logits); the model applies the sigmoid, so the BCE loss can use the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from torch import nn
 
-from .errors import LatentAtlasError
-
-
-@dataclass(frozen=True)
-class Preset:
-    hidden_sizes: tuple[int, ...]  # encoder widths; the decoder mirrors them
-    latent_dim: int
-    geometry: str
-    description: str
-    ne_weight: float = 0.0  # the neighbour-embedding term's weight (the atlas presets': maps that keep neighbours)
-
-
-PRESETS: dict[str, Preset] = {
-    "shallow-2d": Preset((), 2, "euclidean", "784-2-784, one Linear each way"),
-    "deep-2d": Preset((392, 64), 2, "euclidean", "784-392-64-2-64-392-784"),
-    "deep-3d": Preset((392, 96), 3, "euclidean", "784-392-96-3-96-392-784"),
-    # Width-matched to deep-2d: the control that separates "3-D latent" from "wider network".
-    "deep-3d-narrow": Preset((392, 64), 3, "euclidean", "784-392-64-3-64-392-784, width-matched to deep-2d"),
-    "deep-s2": Preset((392, 96), 3, "sphere", "deep-3d with the bottleneck projected onto S2"),
-    "thick-s2": Preset((1568, 392, 96), 3, "sphere", "784-1568-392-96-3-S2-96-392-1568-784"),
-    # The tutorial's networks with the neighbour-embedding term on (docs/maps-research.md).
-    "atlas-2d": Preset((392, 64), 2, "euclidean", "deep-2d with the neighbour-embedding term", ne_weight=1.0),
-    "atlas-s2": Preset((392, 96), 3, "sphere", "deep-s2 with the neighbour-embedding term", ne_weight=1.0),
-}
-
-
-def get_preset(name: str) -> Preset:
-    try:
-        return PRESETS[name]
-    except (KeyError, TypeError):
-        raise LatentAtlasError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}") from None
+from .presets import PRESETS, Preset, get_preset  # noqa: F401  (their home before presets.py)
 
 
 def mlp(sizes: Sequence[int], *, activate_last: bool) -> nn.Sequential:

@@ -37,7 +37,7 @@ from .data import Dataset, data_reference
 from .errors import LatentAtlasError, option
 from .losses import build_objective
 from .metrics import encode, evaluate
-from .model import AutoencoderNet
+from .model import AutoencoderNet, count_parameters
 from .train import Adam, Callback, Trainer, pick_device, pick_precision
 from .weights import load_weights, save_weights
 
@@ -58,6 +58,7 @@ class Run:
     history: list[dict]
     metrics: dict
     resumed_from_epoch: int = 0  # > 0 when train_run continued a killed run from its checkpoint
+    finished: bool = False  # train_run was asked to resume a run that had already trained all its epochs
 
     def latents(self) -> dict[str, np.ndarray]:
         if (self.path / MANIFEST).is_file():  # a finished run; while training, the manifest is not written yet
@@ -75,6 +76,37 @@ class Run:
             raise LatentAtlasError(f"{self.path}: this model was fitted on in-memory arrays (Autoencoder.save), so "
                                    "there is no data set to read back: use it from Python (Autoencoder.load)")
         return self.config.data_spec.load()
+
+    # In a notebook (viz/notebook.py): the run as a card, its figures, its explorer inline.
+    def _repr_html_(self) -> str:
+        from .viz.notebook import summary_html, thumbnail
+
+        lat = self.latents()
+        cfg = self.config
+        settings = {"preset": cfg.preset or "custom", "layers": "-".join(map(str, cfg.hidden_sizes or ())),
+                    "geometry": f"{cfg.geometry}, latent_dim {cfg.latent_dim}", "data": cfg.data,
+                    "epochs": len(self.history), "seed": cfg.seed, "device": cfg.device, "precision": cfg.precision}
+        return summary_html(self.path.name, str(self.path), settings, self.metrics,
+                            thumbnail(self.model.geometry, lat["z_test"], lat["y_test"]))
+
+    def figures(self, glyphs: bool = False) -> dict:
+        """Every figure of the run as a matplotlib figure, by name (``loss_curves``, ``encoder_map_plane``, ...)."""
+        import matplotlib.pyplot as plt
+
+        from .viz.plots import run_figures
+
+        figs = run_figures(self, self.dataset(), glyphs=glyphs)
+        for fig in figs.values():
+            plt.close(fig)  # shown where the caller displays it, not again at the end of a notebook cell
+        return figs
+
+    def explore(self, max_points: int | None = None):
+        """The live explorer of the run, shown inline in a notebook (``.save(path)`` writes the page)."""
+        from .viz.explorer import explorer_html
+        from .viz.notebook import ExplorerView
+
+        limit = {} if max_points is None else {"max_points": max_points}
+        return ExplorerView(explorer_html(self, self.dataset(), **limit))
 
 
 def resolve_runtime(cfg: RunConfig) -> RunConfig:
@@ -101,8 +133,12 @@ def build_trainer(cfg: RunConfig, x_train, callbacks=(), progress: bool | None =
 
 def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resume: bool = False,
               progress: bool | None = None, dataset: Dataset | None = None, plot: bool = True,
-              callbacks=(), tensorboard: str | Path | None = None) -> Run:
+              callbacks=(), tensorboard: str | Path | None = None, echo=None) -> Run:
     """Train ``cfg`` into the run folder ``out``, evaluate it, draw its figures and return the loaded run.
+
+    ``echo`` (``print``, say) gets a line as each step starts: what is trained where (device, precision), the
+    evaluation, the figures. Resuming a run that has finished all its epochs trains nothing: the run is returned
+    with ``finished`` set.
 
     Everything that can be checked is checked before anything is written: a bad config, unknown data or an
     existing folder (without ``overwrite`` or ``resume``) raise ``LatentAtlasError`` and leave the disk untouched.
@@ -111,6 +147,7 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
     it is written: a second process writing into it is refused.
     """
     out = Path(out)
+    user_precision = cfg.precision
     cfg = resolve_runtime(cfg)
     dataset = cfg.data_spec.load() if dataset is None else dataset
     if tensorboard is not None:
@@ -120,7 +157,13 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
     trainer = build_trainer(cfg, dataset.flat("train")[0], [checkpoint, *callbacks], progress)
     if out.is_dir():
         check_free(out)  # a run being written is refused as that, whatever it holds so far
-    _folder_mode(out, cfg, overwrite=overwrite, resume=resume)  # refuse now, before making the folder
+    if _folder_mode(out, cfg, overwrite=overwrite, resume=resume) == "finished":  # refuse now, before making the folder
+        return _finished(out, cfg)
+    say = echo or (lambda line: None)
+    requested = cfg.precision if cfg.precision == user_precision else f"{cfg.precision} (auto)"
+    say(f"training {cfg.preset or 'custom'} ({count_parameters(trainer.model):,} parameters) on {dataset.name}: "
+        f"{len(dataset.y_train):,} images, {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}, device {cfg.device}, "
+        f"precision {requested}")
     if tensorboard is not None:
         from .viz.tensorboard import TensorBoardCallback
 
@@ -135,10 +178,12 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
         raise
     with lock, contextlib.ExitStack() as held:
         mode = _folder_mode(out, cfg, overwrite=overwrite, resume=resume)  # again: another writer may have finished
+        if mode == "finished":
+            return _finished(out, cfg)
         if mode != "replace":
             start_state = _resume_state(out) if mode == "resume" else None
             try:
-                return _train_into(out, cfg, trainer, checkpoint, dataset, plot, start_state)
+                return _train_into(out, cfg, trainer, checkpoint, dataset, plot, start_state, say)
             except BaseException:
                 if made and not _has_checkpoint(out):
                     shutil.rmtree(out, ignore_errors=True)  # not one complete epoch to resume from: leave no half folder
@@ -147,15 +192,22 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
 
         def write(folder: Path) -> None:
             held.enter_context(FolderLock(folder))  # the new run is locked before it takes the old one's place
-            runs.append(_train_into(folder, cfg, trainer, checkpoint, dataset, plot, None))
+            runs.append(_train_into(folder, cfg, trainer, checkpoint, dataset, plot, None, say))
 
         atomic_write_folder(out, write)
         runs[0].path = out
         return runs[0]
 
 
+def _finished(out: Path, cfg: RunConfig) -> Run:
+    """A resumed run that has trained all its epochs: nothing to do but load it."""
+    run = load_run(out, device=cfg.device)
+    run.resumed_from_epoch, run.finished = cfg.epochs, True
+    return run
+
+
 def _train_into(folder: Path, cfg: RunConfig, trainer: Trainer, checkpoint: CheckpointCallback, dataset: Dataset,
-                plot: bool, start_state: dict | None) -> Run:
+                plot: bool, start_state: dict | None, say) -> Run:
     checkpoint.folder = folder
     model = trainer.model
     start_epoch = 0
@@ -168,7 +220,7 @@ def _train_into(folder: Path, cfg: RunConfig, trainer: Trainer, checkpoint: Chec
     trainer.fit(dataset.flat("train")[0], dataset.flat("test")[0], start_epoch=start_epoch)
     seconds = sum(r["seconds"] for r in trainer.history) if start_epoch else time.perf_counter() - t0
     return _finish_run(Run(folder, cfg, model, trainer.history, {}, resumed_from_epoch=start_epoch), dataset,
-                       seconds, plot)
+                       seconds, plot, say)
 
 
 def train_stacked(cfgs: list[RunConfig], outs: list[str | Path], *, dataset: Dataset, progress: bool | None = None,
@@ -207,7 +259,8 @@ def train_stacked(cfgs: list[RunConfig], outs: list[str | Path], *, dataset: Dat
             for m, (out, cfg, member) in enumerate(zip(outs, cfgs, members)):
                 state = member_trainer_state(stacked, m)
                 member.model.load_state_dict(state["model"])
-                runs.append(_finish_run(Run(out, cfg, member.model, state["history"], {}), dataset, seconds, plot))
+                runs.append(_finish_run(Run(out, cfg, member.model, state["history"], {}), dataset, seconds, plot,
+                                            lambda line: None))
             return runs
         except BaseException:
             for out, new in zip(outs, made):
@@ -216,14 +269,16 @@ def train_stacked(cfgs: list[RunConfig], outs: list[str | Path], *, dataset: Dat
             raise
 
 
-def _finish_run(run: Run, dataset: Dataset, seconds: float, plot: bool) -> Run:
+def _finish_run(run: Run, dataset: Dataset, seconds: float, plot: bool, say) -> Run:
     """Write a trained run's weights, history, evaluation, figures and, last, its manifest."""
     save_weights(run.path / WEIGHTS, run.model.state_dict())
     atomic_write_json(run.path / HISTORY, run.history)
+    say(f"evaluating on {len(dataset.y_test):,} test images ...")
     _write_evaluation(run, dataset, train_seconds=seconds)
     if plot:
         from .viz.plots import plot_run
 
+        say(f"drawing the figures into {run.path / 'figures'} ...")
         plot_run(run, dataset)
     write_manifest(run.path)
     return run
@@ -264,24 +319,30 @@ def _load_run(path: str | Path, device: str, verify: tuple[str, ...]) -> Run:
     return Run(path, cfg, model, history, metrics)
 
 
-def evaluate_run(path: str | Path, dataset: Dataset | None = None) -> dict:
-    """Recompute a run's latents and metrics from its saved weights; returns the metrics."""
+def evaluate_run(path: str | Path, dataset: Dataset | None = None, echo=None) -> dict:
+    """Recompute a run's latents and metrics from its saved weights; returns the metrics. ``echo`` gets a line
+    once the run and its data are read (so a refusal stays the only line)."""
     check_free(Path(path))  # a run being written: say so, rather than that it did not finish
     run = _load_run(path, "cpu", verify=(CONFIG, WEIGHTS, HISTORY))  # metrics and latents are recomputed here
     dataset = run.dataset() if dataset is None else dataset
+    if echo is not None:
+        echo(f"evaluating {run.path} on {len(dataset.y_test):,} test images of {dataset.name} ...")
     with FolderLock(run.path):
         metrics = _write_evaluation(run, dataset, train_seconds=run.metrics.get("train_seconds"))
         write_manifest(run.path)
     return metrics
 
 
-def redraw_run(path: str | Path, glyphs: bool = False) -> list[Path]:
-    """Draw a finished run's figures again (``latentatlas plot``); returns the files written."""
+def redraw_run(path: str | Path, glyphs: bool = False, echo=None) -> list[Path]:
+    """Draw a finished run's figures again (``latentatlas plot``); returns the files written. ``echo`` gets a line
+    once the run and its data are read (so a refusal stays the only line)."""
     from .viz.plots import plot_run
 
     check_free(Path(path))
     run = load_run(path)
     dataset = run.dataset()
+    if echo is not None:
+        echo(f"drawing the figures of {path} ...")
     with FolderLock(run.path):
         written = plot_run(run, dataset, glyphs=glyphs)
         write_manifest(run.path)
@@ -403,7 +464,8 @@ def write_manifest(folder: Path) -> None:
 
 
 def _folder_mode(out: Path, cfg: RunConfig, *, overwrite: bool, resume: bool) -> str:
-    """What training into ``out`` will do: "fresh", "resume" or "replace"; refuses (writing nothing) where it may not.
+    """What training into ``out`` will do: "fresh", "resume", "finished" (resumed with no epoch left) or "replace";
+    refuses (writing nothing) where it may not.
 
     ``resume`` continues from the last complete epoch, or starts afresh where nothing was saved yet, so a killed
     job can always be restarted with the same command.
@@ -416,12 +478,17 @@ def _folder_mode(out: Path, cfg: RunConfig, *, overwrite: bool, resume: bool) ->
         saved = read_config(out)
         saved = dataclasses.replace(saved, data=data_reference(saved.data))
         if dataclasses.replace(saved, epochs=cfg.epochs) != cfg:
-            raise LatentAtlasError(f"{out}: {option('resume', True)} needs the same settings as the saved "
-                                   f"config.json (only {option('epochs')} may change)")
+            differ = [f"{option(f.name)} {getattr(saved, f.name)!r} there, {getattr(cfg, f.name)!r} now"
+                      for f in dataclasses.fields(cfg) if f.compare and f.name != "epochs"
+                      and getattr(saved, f.name) != getattr(cfg, f.name)]
+            raise LatentAtlasError(f"{out}: {option('resume', True)} needs the settings the run was started with, "
+                                   f"but {'; '.join(differ)} (only {option('epochs')} may change)")
         state = load_checkpoint(out)
         if state is not None and len(state["history"]) > cfg.epochs:
             raise LatentAtlasError(f"{out}: {option('epochs', cfg.epochs)} is fewer than the {len(state['history'])} "
                                    f"epochs already trained; {option('resume', True)} only adds epochs")
+        if state is not None and len(state["history"]) == cfg.epochs and (out / MANIFEST).is_file():
+            return "finished"
         return "resume"
     if not out.exists() or not any(p.name != LOCK for p in out.iterdir()):
         return "fresh"

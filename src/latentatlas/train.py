@@ -25,7 +25,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+try:  # tqdm.auto draws a widget in a notebook; without ipywidgets it warns there and falls back to text anyway
+    import ipywidgets  # noqa: F401
+    from tqdm.auto import tqdm
+except ImportError:
+    from tqdm import tqdm
 
 from .errors import LatentAtlasError, option
 from .losses import Batch

@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 
 from .._io import atomic_write_bytes
-from ..errors import LatentAtlasError
+from ..errors import LatentAtlasError, unknown_name
 from .dataset import Dataset
 from .readers import (_IDX_DTYPES, IMAGE_SUFFIXES, _find_idx_files, load_idx_folder, load_image_folder, load_npy_folder, load_npz,
                       parse_idx)
@@ -223,7 +223,8 @@ def check_source(name_or_path: str) -> None:
 
 
 def _unknown(name_or_path) -> LatentAtlasError:
-    return LatentAtlasError(f"unknown data set {str(name_or_path)!r}: choose one of {', '.join(SOURCES)}, or give an .npz file or a folder (IDX files, .npy arrays or images)")
+    return unknown_name("data set", str(name_or_path), SOURCES,
+                        more=", or give an .npz file or a folder (IDX files, .npy arrays or images)")
 
 
 def load_dataset(name_or_path: str | os.PathLike, image_size: int | None = None) -> Dataset:

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..errors import LatentAtlasError
+from ..errors import LatentAtlasError, unknown_name
 from .corruptions import CORRUPTIONS, corrupt_images
 from .dataset import Dataset
 
@@ -137,7 +137,7 @@ def parse_transform(text: str) -> Transform:
     name, *pairs = text.strip().split(":")
     cls = TRANSFORMS.get(name)
     if cls is None:
-        raise LatentAtlasError(f"unknown transform {name!r}: choose one of {', '.join(TRANSFORMS)}")
+        raise unknown_name("transform", name, TRANSFORMS)
     params = {}
     for pair in pairs:
         key, eq, value = pair.partition("=")

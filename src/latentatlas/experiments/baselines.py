@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..data import Dataset
-from ..errors import LatentAtlasError
+from ..errors import LatentAtlasError, unknown_name
 from ..geometries import get_geometry
 from ..metrics import embedding_metrics, encode, evaluate
 from ..model import Output
@@ -116,7 +116,7 @@ def resolve_baselines(baselines: str | Sequence[str], pca: bool | None = None) -
         names.insert(0, "pca")
     for name in names:
         if name not in BASELINES:
-            raise LatentAtlasError(f"unknown baseline {name!r}: choose one or more of {', '.join(BASELINES)}")
+            raise unknown_name("baseline", name, BASELINES, several=True)
         if names.count(name) > 1:
             raise LatentAtlasError(f"baseline {name!r} given twice: give each baseline once")
         for module in {b.module for b in BASELINES[name] if b.module}:

@@ -203,35 +203,54 @@ def write_outputs(results: dict, out: str | Path) -> list[Path]:
 
 
 def encoder_maps_figure(runs: list[Run], out: str | Path) -> Path:
-    """Each run's encoder map side by side: its first chart (maps of the same chart share their axes), or a 3-D
-    scatter where the geometry has no chart (R^3)."""
+    """Each run's encoder map side by side, with one class legend: its first chart (maps of the same chart share
+    their axes), or where the geometry has no chart (R^3) its first two principal axes, labelled as such. Each
+    panel names its run's seed: the table averages over seeds, the figure shows one."""
     import matplotlib.pyplot as plt
     import torch
 
-    from ..viz.plots import png_bytes, shared_map_limits
-    from ..viz.style import class_colour
+    from ..viz.plots import mpl_text, pca_map, png_bytes, shared_map_limits
+    from ..viz.style import class_colour, class_name
 
-    fig = plt.figure(figsize=(4.2 * max(1, len(runs)), 4))
+    cols = max(1, len(runs)) if len(runs) <= 4 else 3
+    rows = -(-len(runs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.3 * cols + 1.4, 4.2 * rows), layout="constrained", squeeze=False)
     limits = shared_map_limits((r.model.geometry, r.latents()["z_test"]) for r in runs)
-    for i, run in enumerate(runs):
+    classes, labels = None, set()
+    for ax, run in zip(axes.flat, runs):
         lat = run.latents()
-        colours = [class_colour(v) for v in lat["y_test"]]
+        labels.update(int(v) for v in np.unique(lat["y_test"]))
+        name = f"{run.config.preset or run.path.name}, seed {run.config.seed}"
         charts = run.model.geometry.charts()
         if charts:
             chart = charts[0]
-            ax = fig.add_subplot(1, len(runs), i + 1)
             uv = chart.to_map(torch.as_tensor(lat["z_test"])).numpy()
-            ax.scatter(uv[:, 0], uv[:, 1], s=2, c=colours, linewidths=0, alpha=0.7)
-            ax.set(title=f"{run.config.preset} ({chart.name})", xlabel=chart.labels[0], ylabel=chart.labels[1])
+            ax.scatter(uv[:, 0], uv[:, 1], s=4, c=[class_colour(v) for v in lat["y_test"]], linewidths=0, alpha=0.8)
             (x0, x1), (y0, y1) = limits[chart.name]
-            ax.set(xlim=(x0, x1), ylim=(y1, y0) if chart.y_down else (y0, y1))
+            ax.set(title=f"{name}\n{chart.name} chart", xlabel=chart.labels[0], ylabel=chart.labels[1],
+                   xlim=(x0, x1), ylim=(y1, y0) if chart.y_down else (y0, y1))
         elif (embedding := run.model.geometry.embedding_3d()) is not None:
-            ax = fig.add_subplot(1, len(runs), i + 1, projection="3d")
-            p = embedding.to_3d(torch.as_tensor(lat["z_test"])).numpy()
-            ax.scatter(p[:, 0], p[:, 1], p[:, 2], s=1, c=colours, linewidths=0, alpha=0.6)
-            x, y, z = embedding.axis_labels
-            ax.set(title=f"{run.config.preset} (3-D)", xlabel=x, ylabel=y, zlabel=z)
-    fig.tight_layout()
+            pca_map(embedding.to_3d(torch.as_tensor(lat["z_test"])).numpy(), lat["y_test"], ax=ax)
+            for c in ax.collections:
+                c.set_sizes([4])
+            ax.set_title(f"{name}\nfirst two principal axes of the 3-D latents")
+        else:
+            ax.set_axis_off()
+            ax.set_title(f"{name}\n(no map of a {run.model.geometry.dim}-D latent space)")
+        ax.title.set_fontsize(9)
+        ax.xaxis.label.set_fontsize(8)
+        ax.yaxis.label.set_fontsize(8)
+    for ax in list(axes.flat)[len(runs):]:
+        ax.set_axis_off()
+    if runs:
+        try:
+            classes = runs[0].dataset().classes
+        except LatentAtlasError:  # in-memory data: the labels' numbers stand for the classes
+            classes = None
+    handles = [plt.Line2D([], [], ls="", marker="o", ms=6, color=class_colour(k),
+                          label=mpl_text(class_name(classes, k))) for k in sorted(labels)]
+    fig.legend(handles=handles, loc="outside right center", title="class", fontsize=8, frameon=False)
+    fig.suptitle("Encoder maps of the test set (one seed of each model)", fontsize=11)
     return atomic_write_bytes(Path(out) / "encoder_maps.png", png_bytes(fig, dpi=100))
 
 

@@ -65,12 +65,15 @@ def sweep(spec_path: str | Path, out: str | Path, storage: str | None = None, wo
     made = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)  # to remove on failure
     out.mkdir(parents=True, exist_ok=True)
     try:
-        _open_study(storage, spec)
+        done = _open_study(storage, spec)
     except BaseException:
         if made is not None:
             shutil.rmtree(made, ignore_errors=True)
         raise
     atomic_write_json(out / SPEC_FILE, spec.to_json())
+    if done:  # a rerun continues: say so before the first new trial (or the table, when none is left)
+        echo(f"continuing the sweep: {done:,} of {spec.n_trials:,} trials already done"
+             + (", none left to run" if done >= spec.n_trials else ""))
     args = (spec, str(out), storage, echo)
     if workers <= 1:
         _worker(*args)
@@ -142,8 +145,9 @@ def results(storage: str) -> list[dict]:
             for t in sorted(study.trials, key=lambda t: t.number)]
 
 
-def _open_study(storage: str, spec: Spec) -> None:
-    """Create the study (or join it, if its spec is this one) and enqueue every grid point."""
+def _open_study(storage: str, spec: Spec) -> int:
+    """Create the study (or join it, if its spec is this one) and enqueue every grid point; returns how many
+    trials are already complete."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -158,6 +162,7 @@ def _open_study(storage: str, spec: Spec) -> None:
     if not spec.sampled:
         for combo in itertools.product(*spec.grid.values()):
             study.enqueue_trial(dict(zip(spec.grid, combo)), skip_if_exists=True)
+    return sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False))
 
 
 def _refuse_other_spec(spec: Spec, recorded, problem: str, advice: str) -> None:

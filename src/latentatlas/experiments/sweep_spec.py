@@ -17,7 +17,7 @@ import typing
 from pathlib import Path
 
 from ..config import SETTINGS, RunConfig, setting_type
-from ..errors import LatentAtlasError
+from ..errors import LatentAtlasError, unknown_name
 
 # Every grid point is checked now and queued as a trial before the first runs: past this, a grid is a mistake (a
 # range written as a list?) that would spend minutes queueing before it failed or began.
@@ -89,7 +89,7 @@ def read_spec(path: str | Path) -> Spec:
     fields = {f.name for f in SETTINGS}
     for key in [*search, *fixed]:
         if key not in fields:
-            raise LatentAtlasError(f"{path}: unknown setting {key!r}: valid settings are {', '.join(sorted(fields))}")
+            raise LatentAtlasError(f"{path}: {unknown_name('setting', key, sorted(fields))}")
     grid = {k: v for k, v in search.items() if isinstance(v, list)}
     sampled = {k: v for k, v in search.items() if isinstance(v, dict)}
     for k, v in search.items():

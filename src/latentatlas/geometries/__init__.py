@@ -6,7 +6,7 @@ battery (tests/test_geometries.py) then covers it.
 
 from __future__ import annotations
 
-from ..errors import LatentAtlasError
+from ..errors import unknown_name
 from .base import Chart, Embedding3D, Geometry, PointMass, Posterior
 from .euclidean import Euclidean
 from .sphere import Sphere
@@ -22,7 +22,7 @@ def get_geometry(name: str, latent_dim: int) -> Geometry:
     try:
         cls = GEOMETRIES[name]
     except (KeyError, TypeError):
-        raise LatentAtlasError(f"unknown geometry {name!r}: choose one of {', '.join(GEOMETRIES)}") from None
+        raise unknown_name("geometry", name, GEOMETRIES) from None
     return cls(latent_dim)
 
 

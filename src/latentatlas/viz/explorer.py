@@ -44,9 +44,10 @@ def write_explorer(run: str | Path | Run, out: str | Path, dataset=None, max_poi
     return atomic_write_text(out, explorer_html(run, run.dataset() if dataset is None else dataset, max_points))
 
 
-def explorer_html(run: Run, dataset, max_points: int = MAX_POINTS) -> str:
-    """The page as a string: the template with the run's data embedded as JSON."""
-    data = explorer_data(run, dataset, max_points)
+def explorer_html(run: Run, dataset, max_points: int = MAX_POINTS, latents: dict | None = None) -> str:
+    """The page as a string: the template with the run's data embedded as JSON; ``latents`` (``z_test`` and
+    ``y_test`` of ``dataset``'s test set) instead of the run folder's, for a model that has no folder."""
+    data = explorer_data(run, dataset, max_points, latents)
     # Each chart's inverse is code, so it goes into a script, not the JSON (the page's policy forbids eval).
     inverses = ",\n".join(f"{json.dumps(c.name)}: {c.js_from_map}" for c in _charts(run.model.geometry))
     embedding = run.model.geometry.embedding_3d()
@@ -60,7 +61,7 @@ def explorer_html(run: Run, dataset, max_points: int = MAX_POINTS) -> str:
     return re.sub("|".join(re.escape(k) for k in replacements), lambda m: replacements[m.group(0)], page)
 
 
-def explorer_data(run: Run, dataset, max_points: int = MAX_POINTS) -> dict:
+def explorer_data(run: Run, dataset, max_points: int = MAX_POINTS, latents: dict | None = None) -> dict:
     """Everything the page needs, as JSON-ready values (arrays as base64 little-endian bytes)."""
     if not isinstance(max_points, int) or max_points < 1:
         raise LatentAtlasError(f"max_points={max_points!r} is out of range: it must be an integer >= 1")
@@ -70,7 +71,7 @@ def explorer_data(run: Run, dataset, max_points: int = MAX_POINTS) -> dict:
     if not charts and embedding is None:
         raise LatentAtlasError(f"{run.path}: the explorer draws 2-D charts or 3-D latents; this run's latent space "
                                f"({geometry.name}, {geometry.dim}-D) has neither")
-    lat = run.latents()
+    lat = run.latents() if latents is None else latents
     z, y = lat["z_test"].astype(np.float32), lat["y_test"]
     x_test, y_data = dataset.flat("test")
     if len(x_test) != len(z) or not np.array_equal(y_data, y):

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import io
 import math
+import sys
 from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")  # files only; never needs a display
+if "ipykernel" not in sys.modules:  # in a notebook the kernel's inline backend shows the figures returned here
+    matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -27,29 +29,39 @@ from .style import class_colour, class_name, plain_label  # noqa: E402
 def plot_run(run, dataset, glyphs: bool = False) -> list[Path]:
     """Draw every figure of ``run`` into ``run.path / "figures"``; returns the files written."""
     folder = no_links_below(run.path, run.path / "figures")
-    lat = run.latents()
-    model = run.model
-    shape = image_shape(dataset, model.n_features)
-    written = [
-        _save(loss_curves(run.history), folder / "loss_curves.png"),
-        _save(parameter_figure(model, title=run.config.preset or "custom"), folder / "parameters.png"),
-    ]
-    if shape is not None:
-        x_test, y_test = dataset.flat("test")
-        written.append(_save(reconstructions(model, x_test, y_test, shape), folder / "reconstructions.png"))
-    for chart in model.geometry.charts():
-        written.append(_save(encoder_map(chart, lat["z_test"], lat["y_test"], glyphs=glyphs, classes=dataset.classes),
-                             folder / f"encoder_map_{chart.name}.png"))
-        if shape is not None:
-            written.append(_save(decoder_grid(model, chart, shape, z_data=lat["z_test"]),
-                                 folder / f"decoder_grid_{chart.name}.png"))
-    embedding = model.geometry.embedding_3d()
+    written = [_save(fig, folder / f"{name}.png") for name, fig in run_figures(run, dataset, glyphs=glyphs).items()]
+    embedding = run.model.geometry.embedding_3d()
     if embedding is not None:
+        lat = run.latents()
         points = embedding.to_3d(torch.as_tensor(lat["z_test"])).numpy()
-        written.append(_save(scatter_3d(points, lat["y_test"], embedding), folder / "latent_3d.png"))
         page = globe_html(points, lat["y_test"], embedding, dataset.classes)
         written.append(atomic_write_text(folder / "latent_3d.html", page))
     return written
+
+
+def run_figures(run, dataset, glyphs: bool = False) -> dict:
+    """Every figure of ``run`` as matplotlib figures, by file name without ".png" (``encoder_map_plane``, ...):
+    what ``plot_run`` writes, or what a notebook shows (``Run.figures()``)."""
+    lat = run.latents()
+    model = run.model
+    shape = image_shape(dataset, model.n_features)
+    figs = {"loss_curves": loss_curves(run.history),
+            "parameters": parameter_figure(model, title=run.config.preset or "custom")}
+    if shape is not None:
+        x_test, y_test = dataset.flat("test")
+        figs["reconstructions"] = reconstructions(model, x_test, y_test, shape)
+    for chart in model.geometry.charts():
+        figs[f"encoder_map_{chart.name}"] = encoder_map(chart, lat["z_test"], lat["y_test"], glyphs=glyphs,
+                                                        classes=dataset.classes)
+        if shape is not None:
+            figs[f"decoder_grid_{chart.name}"] = decoder_grid(model, chart, shape, z_data=lat["z_test"])
+    embedding = model.geometry.embedding_3d()
+    if embedding is not None:
+        points = embedding.to_3d(torch.as_tensor(lat["z_test"])).numpy()
+        if not model.geometry.charts():  # no chart to map it on: its first two principal axes, named as such
+            figs["encoder_map_pca"] = pca_map(points, lat["y_test"], classes=dataset.classes, glyphs=glyphs)
+        figs["latent_3d"] = scatter_3d(points, lat["y_test"], embedding, classes=dataset.classes)
+    return figs
 
 
 def image_shape(dataset, n_features: int) -> tuple[int, int] | None:
@@ -62,7 +74,7 @@ def image_shape(dataset, n_features: int) -> tuple[int, int] | None:
 
 
 def loss_curves(history: list[dict]):
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = plt.subplots(figsize=(5, 3.5), layout="constrained")  # constrained: no label cut off at the edge
     epochs = [r["epoch"] for r in history]
     ax.plot(epochs, [r["train_loss"] for r in history], "o-", label="train (mean over the epoch's batches)")
     if history and "test_loss" in history[0]:
@@ -76,6 +88,8 @@ def loss_curves(history: list[dict]):
     ax.set(xlabel="epoch", ylabel="loss per pixel", title="Loss")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    if epochs and len(epochs) < 12:
+        ax.set_xticks(epochs)  # whole epochs, not 0.5 steps
     return fig
 
 
@@ -105,40 +119,79 @@ def encoder_map(chart: Chart, z: np.ndarray, y: np.ndarray, glyphs: bool = False
     ``limits`` ((xmin, xmax), (ymin, ymax)) puts several maps on the same scale (see :func:`map_limits`).
     """
     uv = chart.to_map(torch.as_tensor(z)).numpy()
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    if glyphs:
-        for (u, v), label in zip(uv, y):
-            ax.text(u, v, str(label), color=class_colour(label), fontsize=7, ha="center", va="center", alpha=0.8)
-    else:
-        for label in np.unique(y):
-            m = y == label
-            name = class_name(classes, label)
-            ax.scatter(uv[m, 0], uv[m, 1], s=3, color=class_colour(label), label=mpl_text(name), alpha=0.7,
-                       linewidths=0)
-        ax.legend(markerscale=4, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     (x0, x1), (y0, y1) = map_limits(chart, uv) if limits is None else limits
+    fig, ax = plt.subplots(figsize=_map_size(chart, (x1 - x0) / (y1 - y0)), layout="constrained")
+    _draw_classes(ax, uv, y, classes, glyphs)
     ax.set(xlim=(x0, x1), ylim=(y1, y0) if chart.y_down else (y0, y1))
     if chart.extent is not None:
         ax.set_aspect("equal", adjustable="box")  # a bounded chart's units mean the same across and up
-    ax.set(xlabel=chart.labels[0], ylabel=chart.labels[1], title=f"Encoder map ({chart.name}, {len(z)} test points)")
-    fig.tight_layout()
+    ax.set(xlabel=chart.labels[0], ylabel=chart.labels[1], title=f"Encoder map ({chart.name}, {len(z):,} test points)")
     return fig
+
+
+def pca_map(points: np.ndarray, y: np.ndarray, classes=None, glyphs: bool = False, ax=None):
+    """Latent points (N, 3) projected onto their first two principal axes: a flat map of a 3-D latent space
+    that has no chart of its own, labelled as a projection (with the share of the variance each axis holds)."""
+    uv, share = principal_axes(points)
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 5.2), layout="constrained")
+    _draw_classes(ax, uv, y, classes, glyphs, legend=fig is not None)
+    ax.set_aspect("equal", adjustable="datalim")  # a projection: the same units across and up
+    ax.set(xlabel=f"principal axis 1 ({share[0]:.0%} of variance)", ylabel=f"principal axis 2 ({share[1]:.0%})",
+           title=f"Encoder map (3-D latents, first two principal axes, {len(points):,} test points)")
+    return fig
+
+
+def principal_axes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 2) coordinates of centred ``points`` on their first two principal axes, and the share of the variance
+    on each; the sign of each axis is fixed (its largest loading positive) so that reruns draw the same map."""
+    x = np.asarray(points, np.float64)
+    x = x - x.mean(0)
+    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    vt = vt * np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(1)])[:, None]
+    total = float((s**2).sum()) or 1.0
+    return x @ vt[:2].T, s[:2] ** 2 / total
+
+
+def _map_size(chart: Chart, aspect: float) -> tuple[float, float]:
+    """The figure size of a map: a bounded chart drawn to scale gets a figure of its own shape (the sphere's
+    (phi, theta) chart is twice as wide as tall), so no white band is left above and below it."""
+    if chart.extent is None:
+        return (6.5, 5.5)
+    width = 7.5 if aspect > 1.5 else 6.5
+    return (width, max(3.2, (width - 1.6) / aspect + 1.0))  # about 1.6 in for the legend and labels, 1 in for titles
+
+
+def _draw_classes(ax, uv: np.ndarray, y: np.ndarray, classes, glyphs: bool, legend: bool = True) -> None:
+    """Points coloured by class with a legend beside the axes, or each point drawn as its label (``glyphs``),
+    clipped to the axes like the dots."""
+    if glyphs:
+        for (u, v), label in zip(uv, y):
+            ax.text(u, v, str(label), color=class_colour(label), fontsize=7, ha="center", va="center", alpha=0.8,
+                    clip_on=True)
+        return
+    for label in np.unique(y):
+        m = y == label
+        ax.scatter(uv[m, 0], uv[m, 1], s=4, color=class_colour(label), label=mpl_text(class_name(classes, label)),
+                   alpha=0.75, linewidths=0)
+    if legend:
+        ax.legend(markerscale=3, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
 
 
 def preservation_map(chart: Chart, z: np.ndarray, kept: np.ndarray, limits=None):
     """Test points on the chart coloured by the share of their input-space neighbours the map keeps (0 to 1)."""
     uv = chart.to_map(torch.as_tensor(z)).numpy()
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    (x0, x1), (y0, y1) = map_limits(chart, uv) if limits is None else limits
+    fig, ax = plt.subplots(figsize=_map_size(chart, (x1 - x0) / (y1 - y0)), layout="constrained")
     order = np.argsort(-kept)  # the worst kept on top, where they can be seen
     dots = ax.scatter(uv[order, 0], uv[order, 1], c=kept[order], cmap="viridis", vmin=0, vmax=1, s=4, linewidths=0)
-    fig.colorbar(dots, ax=ax, label="share of 5 nearest neighbours kept")
-    (x0, x1), (y0, y1) = map_limits(chart, uv) if limits is None else limits
+    fig.colorbar(dots, ax=ax, label="share of 5 nearest neighbours kept", shrink=0.8)
     ax.set(xlim=(x0, x1), ylim=(y1, y0) if chart.y_down else (y0, y1))
     if chart.extent is not None:
         ax.set_aspect("equal", adjustable="box")
     ax.set(xlabel=chart.labels[0], ylabel=chart.labels[1],
            title=f"Neighbourhood kept ({chart.name}, mean {kept.mean():.2f})")
-    fig.tight_layout()
     return fig
 
 
@@ -212,24 +265,47 @@ def decoder_grid(model: AutoencoderNet, chart: Chart, shape, n: int = 16, z_data
     images = np.full((len(uv), int(np.prod(shape))), np.nan, np.float32)
     images[inside] = decode(model, chart.from_map(torch.as_tensor(uv[inside])).numpy())
     mosaic = images.reshape(rows, cols, *shape).transpose(0, 2, 1, 3).reshape(rows * shape[0], cols * shape[1])
-    fig, ax = plt.subplots(figsize=(0.42 * cols + 1.2, 0.42 * rows + 1.0))
+    fig, ax = plt.subplots(figsize=(0.42 * cols + 1.2, 0.42 * rows + 1.0), layout="constrained")
     cmap = plt.get_cmap("gray").with_extremes(bad="0.85")
     extent = (u0, u1, v1, v0) if chart.y_down else (u0, u1, v0, v1)  # imshow: (left, right, bottom, top)
     ax.imshow(np.ma.masked_invalid(mosaic), cmap=cmap, vmin=0, vmax=1, aspect="auto", extent=extent)
     ax.set(xlabel=chart.labels[0], ylabel=chart.labels[1], title=f"Decoder grid ({chart.name}, {rows} x {cols})")
-    fig.tight_layout()
     return fig
 
 
-def scatter_3d(points: np.ndarray, y: np.ndarray, embedding: Embedding3D):
-    """The test latents at their places in the geometry's 3-D picture (``embedding.to_3d``)."""
-    fig = plt.figure(figsize=(6, 6))
-    ax = fig.add_subplot(projection="3d")
-    ax.scatter(points[:, 0], points[:, 1], points[:, 2], c=[class_colour(v) for v in y], s=2, alpha=0.6,
-               linewidths=0)
+def scatter_3d(points: np.ndarray, y: np.ndarray, embedding: Embedding3D, classes=None, ax=None):
+    """The test latents at their places in the geometry's 3-D picture (``embedding.to_3d``): opaque dots large
+    enough to see, the surface's wireframe behind them where the space is a surface, a class legend."""
+    fig = None
+    if ax is None:
+        fig = plt.figure(figsize=(7.5, 6.2), layout="constrained")
+        ax = fig.add_subplot(projection="3d")
+    for line in embedding.wireframe:  # the sphere's graticule: where on the surface the points are
+        w = np.asarray(line)
+        ax.plot(w[:, 0], w[:, 1], w[:, 2], color="0.6", lw=0.5, alpha=0.6)
+    # On a surface, the points on its far side are drawn faint and small, so the near side reads as in front.
+    elev, azim = np.radians(ax.elev), np.radians(ax.azim)
+    toward_viewer = np.array([np.cos(elev) * np.cos(azim), np.cos(elev) * np.sin(azim), np.sin(elev)])
+    near = points @ toward_viewer >= 0 if embedding.is_surface else np.ones(len(points), bool)
+    for label in np.unique(y):
+        m = y == label
+        name = mpl_text(class_name(classes, label))
+        ax.scatter(*points[m & ~near].T, color=class_colour(label), s=3, alpha=0.2, linewidths=0, depthshade=False)
+        ax.scatter(*points[m & near].T, color=class_colour(label), s=8, alpha=1.0, linewidths=0, depthshade=False,
+                   label=name)
+    if embedding.radius is not None:
+        r = 1.05 * embedding.radius
+        ax.set(xlim=(-r, r), ylim=(-r, r), zlim=(-r, r))
+    if embedding.is_surface:  # the surface is the reference: the box's grid only clutters it
+        ax.grid(False)
+        for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+            axis.set_pane_color((1, 1, 1, 0))
+    ax.set_aspect("equal")  # a unit is a unit on every axis, or the picture misleads about distances
     x, yl, zl = embedding.axis_labels
-    ax.set(xlabel=x, ylabel=yl, zlabel=zl, title="3-D latents (test set)")
-    fig.tight_layout()
+    far = "; far side faint" if embedding.is_surface else ""
+    ax.set(xlabel=x, ylabel=yl, zlabel=zl, title=f"{embedding.title}: the test set ({len(points):,} points{far})")
+    if fig is not None:
+        ax.legend(markerscale=2, fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     return fig
 
 
@@ -249,13 +325,19 @@ def globe_figure(points: np.ndarray, y: np.ndarray, embedding: Embedding3D, clas
         fig.add_trace(go.Surface(x=sx, y=sy, z=sz, opacity=0.25, showscale=False, hoverinfo="skip",
                                  colorscale=[[0, "rgb(225,225,232)"], [1, "rgb(225,225,232)"]],
                                  name=embedding.title))
+    for line in embedding.wireframe:  # the graticule: parallels and meridians, so the sphere reads as a globe
+        w = np.asarray(line)
+        fig.add_trace(go.Scatter3d(x=w[:, 0], y=w[:, 1], z=w[:, 2], mode="lines", showlegend=False,
+                                   hoverinfo="skip", line=dict(color="rgb(160,160,170)", width=1)))
     for label in np.unique(y):
         m = y == label
         fig.add_trace(go.Scatter3d(x=points[m, 0], y=points[m, 1], z=points[m, 2], mode="markers",
-                                   name=class_name(classes, label), marker=dict(size=2, color=class_colour(label))))
+                                   name=class_name(classes, label),
+                                   marker=dict(size=3.5, color=class_colour(label), opacity=1.0)))
     x, yl, zl = (plain_label(a) for a in embedding.axis_labels)
     fig.update_layout(scene=dict(aspectmode="data", xaxis_title=x, yaxis_title=yl, zaxis_title=zl),
-                      margin=dict(l=0, r=0, t=30, b=0), title="Test latents", legend=dict(itemsizing="constant"))
+                      margin=dict(l=0, r=0, t=30, b=0), title="Test latents",
+                      legend=dict(itemsizing="constant", title="class", font=dict(size=13)))
     return fig
 
 
