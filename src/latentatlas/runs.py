@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from ._io import atomic_write_bytes, atomic_write_folder, atomic_write_json, check_writable
+from ._io import atomic_write_bytes, atomic_write_folder, atomic_write_json, check_writable, no_links_below
 from ._lock import LOCK, FolderLock, check_free, is_lock_file
 from .config import RunConfig
 from .data import Dataset, data_reference
@@ -159,11 +159,6 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
         check_free(out)  # a run being written is refused as that, whatever it holds so far
     if _folder_mode(out, cfg, overwrite=overwrite, resume=resume) == "finished":  # refuse now, before making the folder
         return _finished(out, cfg)
-    say = echo or (lambda line: None)
-    requested = cfg.precision if cfg.precision == user_precision else f"{cfg.precision} (auto)"
-    say(f"training {cfg.preset or 'custom'} ({count_parameters(trainer.model):,} parameters) on {dataset.name}: "
-        f"{len(dataset.y_train):,} images, {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}, device {cfg.device}, "
-        f"precision {requested}")
     if tensorboard is not None:
         from .viz.tensorboard import TensorBoardCallback
 
@@ -180,6 +175,11 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
         mode = _folder_mode(out, cfg, overwrite=overwrite, resume=resume)  # again: another writer may have finished
         if mode == "finished":
             return _finished(out, cfg)
+        say = echo or (lambda line: None)  # from here on, what fails is a step of the run, not a refusal
+        requested = cfg.precision if cfg.precision == user_precision else f"{cfg.precision} (auto)"
+        say(f"training {cfg.preset or 'custom'} ({count_parameters(trainer.model):,} parameters) on {dataset.name}: "
+            f"{len(dataset.y_train):,} images, {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}, device {cfg.device}, "
+            f"precision {requested}")
         if mode != "replace":
             start_state = _resume_state(out) if mode == "resume" else None
             try:
@@ -325,9 +325,9 @@ def evaluate_run(path: str | Path, dataset: Dataset | None = None, echo=None) ->
     check_free(Path(path))  # a run being written: say so, rather than that it did not finish
     run = _load_run(path, "cpu", verify=(CONFIG, WEIGHTS, HISTORY))  # metrics and latents are recomputed here
     dataset = run.dataset() if dataset is None else dataset
-    if echo is not None:
-        echo(f"evaluating {run.path} on {len(dataset.y_test):,} test images of {dataset.name} ...")
     with FolderLock(run.path):
+        if echo is not None:  # once the lock is held: every refusal comes before it
+            echo(f"evaluating {run.path} on {len(dataset.y_test):,} test images of {dataset.name} ...")
         metrics = _write_evaluation(run, dataset, train_seconds=run.metrics.get("train_seconds"))
         write_manifest(run.path)
     return metrics
@@ -341,6 +341,7 @@ def redraw_run(path: str | Path, glyphs: bool = False, echo=None) -> list[Path]:
     check_free(Path(path))
     run = load_run(path)
     dataset = run.dataset()
+    no_links_below(run.path, run.path / "figures")  # refused before the line saying it will draw
     if echo is not None:
         echo(f"drawing the figures of {path} ...")
     with FolderLock(run.path):
