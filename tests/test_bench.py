@@ -8,6 +8,7 @@ from latentatlas.experiments.bench import reference_fit
 from latentatlas.cli import main
 from latentatlas.config import RunConfig
 from latentatlas.model import AutoencoderNet
+from latentatlas.schedules import RECIPES
 
 FIGURES = {"seconds", "samples_per_second", "bce_test", "knn5", "peak_rss_mb", "rss_increase_mb"}
 
@@ -49,3 +50,24 @@ def test_reference_loop_reports_each_epoch(small):
     history = reference_fit(model, small.flat("train")[0], small.flat("test")[0], epochs=2, batch_size=256, lr=1e-3,
                             seed=0, device="cpu", on_epoch=seen.append)
     assert seen == history and [r["epoch"] for r in seen] == [1, 2]
+
+
+def test_to_quality_targets_the_loops_own_final_values(tmp_path):
+    out = tmp_path / "q.json"
+    r = CliRunner().invoke(main, ["bench", "--to-quality", "--preset", "shallow-2d", "--data", "digits", "--epochs",
+                                  "2", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    q = json.loads(out.read_text())["jobs"]["shallow-2d"]
+    ref, ours = q["reference"], q["latentatlas"]
+    assert [e["epoch"] for e in ref["epochs"]] == [1, 2]
+    assert q["target"]["bce_test"] == ref["epochs"][-1]["bce_test"] + 0.002
+    assert q["target"]["knn5"] == ref["epochs"][-1]["knn5"] - 0.01
+    assert ref["seconds_to_target"] is not None  # the loop meets its own final values by its last epoch at least
+    assert ref["total_seconds"] == sum(e["seconds"] for e in ref["epochs"])
+    assert q["job"]["recipe_settings"] == RECIPES["fast"].settings()
+    if ours["seconds_to_target"] is not None:  # stopped at the first epoch on target
+        assert ours["epochs"][-1]["epoch"] == ours["epochs_to_target"]
+        assert q["time_share"] == ours["seconds_to_target"] / ref["total_seconds"]
+    else:
+        assert len(ours["epochs"]) == RECIPES["fast"].epochs and q["time_share"] is None
+    assert "tutorial loop, 2 epochs" in r.output and "latentatlas --recipe fast" in r.output

@@ -30,7 +30,7 @@ def test_train_evaluate_plot_end_to_end(tmp_path):
 
 
 def test_train_flags_are_the_config_names():
-    flags = {p.name for p in train.params} - {"out", "overwrite", "resume", "tensorboard"}
+    flags = {p.name for p in train.params} - {"out", "overwrite", "resume", "tensorboard", "recipe"}
     assert flags == {f.name for f in dataclasses.fields(RunConfig)} - {"extra"}
 
 

@@ -134,7 +134,7 @@ def test_a_run_folder_logs_every_component(small, tmp_path):
 # ---- one table of settings ------------------------------------------------------------------------------------
 
 def test_cli_options_and_estimator_parameters_are_the_settings_table():
-    options = {p.name: p for p in train.params if p.name not in ("out", "overwrite", "resume", "tensorboard")}
+    options = {p.name: p for p in train.params if p.name not in ("out", "overwrite", "resume", "tensorboard", "recipe")}
     assert list(options) == [f.name for f in SETTINGS]  # same names, same order
     for f in SETTINGS:
         assert options[f.name].help == f.metadata["help"]

@@ -63,6 +63,27 @@ def setting_option(name: str, **overrides):
     return click.option("--" + name.replace("_", "-"), name, **kw)
 
 
+def recipe_option(fn):
+    """``--recipe``: a named set of training settings (epochs, batch size, learning rate, schedule)."""
+    from .schedules import RECIPES
+
+    return click.option("--recipe", default="tutorial", show_default=True,
+                        help=f"Training recipe, one of {', '.join(RECIPES)}: fills epochs, batch size, lr and "
+                             "lr_schedule where they are not given (fast: the tutorial loop's quality in 6 epochs, not 10).")(fn)
+
+
+def _with_recipe(recipe: str, params: dict) -> dict:
+    """``params`` with the recipe's settings wherever the command line left them at their defaults."""
+    from click.core import ParameterSource
+
+    from .schedules import get_recipe
+
+    ctx = click.get_current_context()
+    filled = {k: v for k, v in get_recipe(recipe).settings().items()
+              if k in params and ctx.get_parameter_source(k) in (ParameterSource.DEFAULT, None)}
+    return {**params, **filled}
+
+
 def settings_options(fn):
     """Every setting of the table as an option of ``fn``, in the table's order."""
     for f in reversed(SETTINGS):
@@ -84,12 +105,13 @@ def main(debug):
 @click.option("--resume", is_flag=True, help="Continue a killed run from its last complete epoch.")
 @click.option("--tensorboard", type=click.Path(path_type=Path), default=None,
               help="Log losses, decoder grids and latents (Embedding Projector) to this TensorBoard folder.")
+@recipe_option
 @_friendly_errors
-def train(out, overwrite, resume, tensorboard, **params):
+def train(out, overwrite, resume, tensorboard, recipe, **params):
     """Train a model into a run folder, evaluate it and draw its figures."""
     from .config import RunConfig
 
-    cfg = RunConfig(**params).resolved()  # a wrong preset is refused before torch is imported
+    cfg = RunConfig(**_with_recipe(recipe, params)).resolved()  # a wrong preset is refused before torch is imported
     from .runs import train_run
 
     if out is None:
@@ -275,26 +297,42 @@ def demo(data, epochs, out):
 @setting_option("precision")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Write the figures here; top-level speedup/reference/latentatlas are the first preset's.")
+@click.option("--to-quality", is_flag=True,
+              help="Time until test BCE and 5-NN reach the tutorial loop's final values: the loop (--epochs) against "
+                   "latentatlas trained by --recipe.")
+@click.option("--recipe", default="fast", show_default=True, help="With --to-quality: latentatlas's recipe.")
 @_friendly_errors
-def bench(presets_, data, epochs, batch_size, device, precision, json_path):
+def bench(presets_, data, epochs, batch_size, device, precision, json_path, to_quality, recipe):
     """Time latentatlas's trainer against the tutorial's plain loop on the same job."""
     from ._io import atomic_write_json, check_writable
-    from .experiments.bench import benchmark, format_result
+    from .experiments.bench import benchmark, format_result, format_to_quality
+    from .experiments.bench import to_quality as time_to_quality
     from .config import RunConfig
     from .data import load_dataset
     from .runs import resolve_runtime
+    from .schedules import get_recipe
 
     for preset in presets_:  # every setting checked before the first minute of training
         resolve_runtime(RunConfig(preset=preset, epochs=epochs, batch_size=batch_size, device=device,
                                   precision=precision))
+        if to_quality:
+            resolve_runtime(RunConfig(preset=preset, device=device, precision=precision, **get_recipe(recipe).settings()))
     if json_path is not None:
         check_writable(json_path)
     dataset = load_dataset(data)
     jobs = {}
     for preset in presets_:
+        if to_quality:
+            jobs[preset] = time_to_quality(preset, dataset, recipe=recipe, epochs=epochs, batch_size=batch_size,
+                                           device=device, precision=precision)
+            click.echo(format_to_quality(jobs[preset]))
+            continue
         jobs[preset] = benchmark(preset, dataset, epochs=epochs, batch_size=batch_size, device=device,
                                  precision=precision)
         click.echo(format_result(jobs[preset]))
+    if json_path is not None and to_quality:
+        atomic_write_json(json_path, {"jobs": jobs})
+        return
     if json_path is not None:
         first = jobs[presets_[0]]
         atomic_write_json(json_path, {**{k: first[k] for k in ("speedup", "reference", "latentatlas", "job",
@@ -314,8 +352,12 @@ def bench(presets_, data, epochs, batch_size, device, precision, json_path):
               help="Comma-separated baselines fitted on the training images and scored like the models: pca (2 and 3 "
                    "components), umap, tsne (these two need pip install \"latentatlas[maps]\"); '' for none.")
 @click.option("--pca/--no-pca", default=None, help="Deprecated: --no-pca is --baselines without pca.")
+@recipe_option
+@click.option("--stack/--no-stack", default=None,
+              help="Train each preset's seeds together, stacked, each into its own run folder [default: where it "
+                   "measured faster (latentatlas.stack.STACK_PAYS)].")
 @_friendly_errors
-def compare(runs, presets, seeds, data, epochs, out, baselines, pca):
+def compare(runs, presets, seeds, data, epochs, out, baselines, pca, recipe, stack):
     """Mean +- s.d. over seeds for several models (or existing RUNS), with baselines under the same protocol; RUNS
     that differ in more than the seed are separate rows, and baselines are fitted per data set."""
     from .experiments.compare import compare as run_compare
@@ -326,8 +368,8 @@ def compare(runs, presets, seeds, data, epochs, out, baselines, pca):
         results, first = compare_runs(runs, baselines=baselines, echo=click.echo, pca=pca)
     else:
         names = [p.strip() for p in presets.split(",") if p.strip()]
-        results, first = run_compare(names, seeds=seeds, data=data, out=out, epochs=epochs, baselines=baselines,
-                                     echo=click.echo, pca=pca)
+        results, first = run_compare(names, seeds=seeds, data=data, out=out, baselines=baselines, echo=click.echo,
+                                     pca=pca, recipe=recipe, stack=stack, **_with_recipe(recipe, {"epochs": epochs}))
     click.echo("\n" + format_table(summary(results)) + "\n")
     for path in [*write_outputs(results, out), encoder_maps_figure(first, out)]:
         click.echo(f"wrote {path}")

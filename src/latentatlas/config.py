@@ -50,7 +50,9 @@ class RunConfig:
                                     "training input, the target kept clean; 0: off.", low=0)
     epochs: int = setting(10, "Passes over the training set.", low=1)
     batch_size: int = setting(128, "Samples per step.", low=1)
-    lr: float = setting(1e-3, "Adam's learning rate (the tutorial's 1e-3).", above=0, high=1)
+    lr: float = setting(1e-3, "Adam's learning rate (the tutorial's 1e-3); a schedule's peak.", above=0, high=1)
+    lr_schedule: str = setting("constant", "The learning rate over the run: constant (the tutorial's), one-cycle, or "
+                                           "cosine (with warm-up); see latentatlas.schedules.SCHEDULES.")
     seed: int = setting(0, "Seeds weights and shuffling: same seed, same machine, identical weights.", low=0,
                         high=2**63 - 1, estimator="random_state")  # torch takes a signed 64-bit seed
     data: str = setting("mnist-5k", "Data set name or path (see `latentatlas datasets`); mnist-5k works offline.",
@@ -95,11 +97,13 @@ class RunConfig:
         from .geometries import GEOMETRIES, get_geometry
         from .losses import KINDS
         from .nets import ACTIVATIONS
+        from .schedules import get_schedule
 
         _check_choice("geometry", self.geometry, GEOMETRIES)
         _check_choice("loss", self.loss, KINDS)
         _check_choice("activation", self.activation, ACTIVATIONS)
         _check_choice("precision", self.precision, ("auto", "fp32", "bf16"))
+        get_schedule(self.lr_schedule)
         for f in SETTINGS:
             if f.metadata["range"] != (None, None, None):
                 _check_range(f, getattr(self, f.name))

@@ -127,7 +127,7 @@ def build_trainer(cfg: RunConfig, x_train, callbacks=(), progress: bool | None =
     model = AutoencoderNet.from_config(cfg, int(np.prod(x_train.shape[1:])))
     objective = build_objective(cfg, model.geometry, x_train)
     return Trainer(model, objective.loss_fn(), epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed,
-                   device=cfg.device, precision=cfg.precision, optimizer_factory=Adam(cfg.lr),
+                   device=cfg.device, precision=cfg.precision, optimizer_factory=Adam(cfg.lr, cfg.lr_schedule),
                    batch_sampler=objective.batch_sampler(cfg.batch_size), callbacks=callbacks, progress=progress)
 
 
@@ -220,18 +220,68 @@ def _train_into(folder: Path, cfg: RunConfig, trainer: Trainer, checkpoint: Chec
     t0 = time.perf_counter()
     trainer.fit(dataset.flat("train")[0], dataset.flat("test")[0], start_epoch=start_epoch)
     seconds = sum(r["seconds"] for r in trainer.history) if start_epoch else time.perf_counter() - t0
+    return _finish_run(Run(folder, cfg, model, trainer.history, {}, resumed_from_epoch=start_epoch), dataset,
+                       seconds, plot, say)
 
-    save_weights(folder / WEIGHTS, model.state_dict())
-    atomic_write_json(folder / HISTORY, trainer.history)
-    run = Run(folder, cfg, model, trainer.history, {}, resumed_from_epoch=start_epoch)
+
+def train_stacked(cfgs: list[RunConfig], outs: list[str | Path], *, dataset: Dataset, progress: bool | None = None,
+                  plot: bool = True) -> list[Run]:
+    """Train runs that differ only in the seed together, stacked (``latentatlas.stack``), each into its own run
+    folder, written and locked as :func:`train_run` writes and locks one; each folder must be new or empty.
+
+    Raises ``stack.NotStackable`` (a LatentAtlasError) before anything is written where stacking does not apply
+    (``stack.why_not_stack``); a folder that would not be trained fresh is refused as :func:`train_run` refuses it.
+    """
+    from .stack import NotStackable, member_trainer_state, stack_trainers, why_not_stack
+
+    cfgs, outs = [resolve_runtime(c) for c in cfgs], [Path(o) for o in outs]
+    x_train = dataset.flat("train")[0]
+    members = [build_trainer(cfg, x_train, progress=False) for cfg in cfgs]
+    reason = why_not_stack(members, cfgs)
+    if reason is not None:
+        raise NotStackable(reason)
+    for out, cfg in zip(outs, cfgs):
+        if out.is_dir():
+            check_free(out)
+        _folder_mode(out, cfg, overwrite=False, resume=False)  # "fresh", or a refusal; nothing written yet
+    made = [not out.exists() for out in outs]
+    with contextlib.ExitStack() as held:
+        try:
+            for out, cfg in zip(outs, cfgs):
+                out.mkdir(parents=True, exist_ok=True)
+                held.enter_context(FolderLock(out))
+                _folder_mode(out, cfg, overwrite=False, resume=False)  # again: another writer may have been first
+                atomic_write_json(out / CONFIG, cfg.to_dict())
+            stacked = stack_trainers(members, callbacks=[_StackedCheckpoints(outs)], progress=progress)
+            t0 = time.perf_counter()
+            stacked.fit(x_train, dataset.flat("test")[0])
+            seconds = (time.perf_counter() - t0) / len(cfgs)  # each member's share of the stack's time
+            runs = []
+            for m, (out, cfg, member) in enumerate(zip(outs, cfgs, members)):
+                state = member_trainer_state(stacked, m)
+                member.model.load_state_dict(state["model"])
+                runs.append(_finish_run(Run(out, cfg, member.model, state["history"], {}), dataset, seconds, plot,
+                                            lambda line: None))
+            return runs
+        except BaseException:
+            for out, new in zip(outs, made):
+                if new and out.exists() and not _has_checkpoint(out):
+                    shutil.rmtree(out, ignore_errors=True)  # not one complete epoch to resume from: no half folder
+            raise
+
+
+def _finish_run(run: Run, dataset: Dataset, seconds: float, plot: bool, say) -> Run:
+    """Write a trained run's weights, history, evaluation, figures and, last, its manifest."""
+    save_weights(run.path / WEIGHTS, run.model.state_dict())
+    atomic_write_json(run.path / HISTORY, run.history)
     say(f"evaluating on {len(dataset.y_test):,} test images ...")
     _write_evaluation(run, dataset, train_seconds=seconds)
     if plot:
         from .viz.plots import plot_run
 
-        say(f"drawing the figures into {folder / 'figures'} ...")
+        say(f"drawing the figures into {run.path / 'figures'} ...")
         plot_run(run, dataset)
-    write_manifest(folder)
+    write_manifest(run.path)
     return run
 
 
@@ -308,10 +358,28 @@ class CheckpointCallback(Callback):
         self.folder = Path(folder)
 
     def on_epoch_end(self, trainer: Trainer, record: dict) -> None:
-        tensors, meta = _flatten_state(trainer.state_dict())
-        save_weights(self.folder / CKPT_TENSORS, tensors)
-        meta["tensors_sha256"] = _sha256(self.folder / CKPT_TENSORS)
-        atomic_write_json(self.folder / CKPT_STATE, meta)
+        save_checkpoint(self.folder, trainer.state_dict())
+
+
+class _StackedCheckpoints(Callback):
+    """Each stacked member's checkpoint in its own folder, as its own run writes it (so each resumes alone)."""
+
+    def __init__(self, folders: list[Path]):
+        self.folders = folders
+
+    def on_epoch_end(self, trainer: Trainer, record: dict) -> None:
+        from .stack import member_trainer_state
+
+        for m, folder in enumerate(self.folders):
+            save_checkpoint(folder, member_trainer_state(trainer, m))
+
+
+def save_checkpoint(folder: Path, state: dict) -> None:
+    """A trainer state into ``folder``: the tensors, then the JSON that names their hash (written last)."""
+    tensors, meta = _flatten_state(state)
+    save_weights(folder / CKPT_TENSORS, tensors)
+    meta["tensors_sha256"] = _sha256(folder / CKPT_TENSORS)
+    atomic_write_json(folder / CKPT_STATE, meta)
 
 
 def load_checkpoint(folder: Path) -> dict | None:

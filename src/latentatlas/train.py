@@ -33,6 +33,7 @@ except ImportError:
 
 from .errors import LatentAtlasError, option
 from .losses import Batch
+from .schedules import get_schedule
 
 LossFn = Callable[[nn.Module, Batch], "Tensor | tuple[Tensor, dict[str, Tensor]]"]
 
@@ -43,25 +44,33 @@ class NonFiniteLossError(LatentAtlasError):
 
 @dataclass(frozen=True)
 class Adam:
-    """The default optimizer factory: Adam at a constant learning rate, as the tutorial trains.
+    """The default optimizer factory: Adam, at a constant learning rate as the tutorial trains, or under a named
+    schedule of :data:`latentatlas.schedules.SCHEDULES` whose peak is ``lr``.
 
     A factory is called with the parameters and the number of steps the run will take, and returns the optimizer
     and a learning-rate scheduler stepped after every step (or None).
     """
 
     lr: float = 1e-3
+    schedule: str = "constant"
 
     def __call__(self, params, total_steps: int):
         params = list(params)
-        return torch.optim.Adam(params, lr=self.lr, **_fast_adam_kwargs(params[0].device)), None
+        optimizer = torch.optim.Adam(params, lr=self.lr, **_fast_adam_kwargs(params[0].device))
+        if self.schedule == "constant":
+            return optimizer, None  # no scheduler at all: runs stay byte-identical to those made before schedules
+        factor = get_schedule(self.schedule)
+        # A closure, not a lambda attribute: LambdaLR then keeps only numbers in its state (JSON in checkpoints).
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: factor(step, total_steps))
 
 
 @dataclass(frozen=True)
 class Shuffle:
     """The default batches: each epoch a permutation of the samples, cut into batches of ``batch_size``.
 
-    A batch sampler is called with the number of samples and the epoch's generator and returns the epoch's index
-    batches; ``n_batches(n)`` says how many it will return.
+    A batch sampler is called with the number of samples, the epoch's generator and the epoch (0-based; for a
+    sampler that draws from seeds of its own, as stacked members do) and returns the epoch's index batches, each
+    (B,) or, for stacked members, (M, B); ``n_batches(n)`` says how many it will return.
     """
 
     batch_size: int
@@ -69,7 +78,7 @@ class Shuffle:
     def n_batches(self, n: int) -> int:
         return math.ceil(n / self.batch_size)
 
-    def __call__(self, n: int, generator: torch.Generator) -> list[Tensor]:
+    def __call__(self, n: int, generator: torch.Generator, epoch: int = 0) -> list[Tensor]:
         return list(torch.randperm(n, generator=generator).split(self.batch_size))
 
 
@@ -126,13 +135,14 @@ class Trainer:
                    dynamic_ncols=True, leave=False)
         for epoch in range(start_epoch, self.epochs):
             t0 = time.perf_counter()
-            batches = [b.to(self.device) for b in self.batch_sampler(n, seed_epoch(self.seed, epoch))]
+            batches = [b.to(self.device) for b in self.batch_sampler(n, seed_epoch(self.seed, epoch), epoch)]
             self.model.train()
             sums, names = None, []
             first_bad = torch.full((), -1, device=self.device, dtype=torch.long)
             done = 0
             for b, index in enumerate(batches):
-                xb = to_unit_float(x_train.index_select(0, index))
+                # (B, D), or (M, B, D) for an (M, B) batch of stacked members
+                xb = to_unit_float(x_train.index_select(0, index.flatten()).unflatten(0, index.shape))
                 batch = Batch(xb if self.draw is None else self.draw(xb), index, epoch)
                 with self._autocast():
                     loss, parts = _loss_and_parts(self.loss_fn(self.model, batch))

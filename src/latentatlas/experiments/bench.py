@@ -158,3 +158,118 @@ def format_result(r: dict) -> str:
     head = (f"{job['preset']} on {job['data']} ({job['n_train']:,} images), {job['epochs']} epochs, batch "
             f"{job['batch_size']}, {job['device']}, {job['precision']}: speed-up {r['speedup']:.2f}x")
     return head + "\n" + "\n".join(f"  {a:20s} {b:>12s} {c:>12s}" for a, b, c in rows)
+
+
+# ---- time to quality ---------------------------------------------------------------------------------------------
+
+BCE_MARGIN = 0.002  # the tutorial loop's seed spread on Fashion-MNIST (issue 15): a recipe within it is as good
+KNN_MARGIN = 0.01
+
+
+def to_quality(preset: str, dataset, recipe: str = "fast", epochs: int = 10, batch_size: int = 128, seed: int = 0,
+               device: str = "auto", precision: str = "auto", progress: bool | None = None,
+               bce_margin: float = BCE_MARGIN, knn_margin: float = KNN_MARGIN) -> dict:
+    """Wall time until test BCE and 5-NN first reach the tutorial loop's own final values, for that loop and for
+    latentatlas trained by ``recipe``, side by side in this process.
+
+    The loop trains ``epochs`` epochs of ``batch_size`` as the tutorial does; its final test BCE and 5-NN, loosened by the margins
+    (its seed spread), are the target. Both sides are evaluated after every epoch with the clock stopped, so each
+    side's time is its training alone (the loop's per-epoch full-set losses included, as the tutorial has them);
+    latentatlas stops at the first epoch that meets the target.
+    """
+    from ..schedules import get_recipe
+
+    cfg = resolve_runtime(RunConfig(preset=preset, seed=seed, device=device, precision=precision, data=dataset.name,
+                                    **get_recipe(recipe).settings()))
+    tutorial = resolve_runtime(RunConfig(preset=preset, seed=seed, device=device, precision=precision,
+                                         data=dataset.name, epochs=epochs, batch_size=batch_size))
+    (x_train, y_train), (x_test, y_test) = dataset.flat("train"), dataset.flat("test")
+    total = epochs + cfg.epochs
+    bar = tqdm(total=total, unit="epoch", desc=f"{preset}: reference", disable=quiet(progress), leave=False,
+               dynamic_ncols=True, mininterval=0)
+
+    def scores(model) -> dict:
+        z_train, z_test = encode(model, x_train), encode(model, x_test)
+        out = {"bce_test": reconstruction_errors(model, x_test)["bce_test"],
+               "knn5": knn_accuracy(z_train, y_train, z_test, y_test, 5)}
+        model.train()
+        return out
+
+    torch.manual_seed(seed)
+    model = AutoencoderNet.from_config(tutorial, dataset.n_features)
+    reference: list[dict] = []
+
+    def on_reference_epoch(record: dict) -> None:
+        reference.append({"epoch": record["epoch"], "seconds": record["seconds"], **scores(model)})
+        bar.update()
+
+    reference_fit(model, x_train, x_test, epochs, tutorial.batch_size, tutorial.lr, seed, tutorial.device,
+                  on_epoch=on_reference_epoch)
+    target = {"bce_test": reference[-1]["bce_test"] + bce_margin, "knn5": reference[-1]["knn5"] - knn_margin}
+    bar.set_description(f"{preset}: latentatlas ({recipe})")
+    ours = _ToQuality(scores, target, bar)
+    trainer = build_trainer(cfg, x_train, callbacks=[ours], progress=False)
+    trainer.fit(x_train, x_test)
+    bar.close()
+    sides = {"reference": _reached(reference, target), "latentatlas": _reached(ours.epochs, target)}
+    sides["reference"]["total_seconds"] = sum(r["seconds"] for r in reference)
+    reached = sides["latentatlas"]["seconds_to_target"]
+    return {
+        **sides,
+        "target": target,
+        "time_share": None if reached is None else reached / sides["reference"]["total_seconds"],
+        "job": {"preset": preset, "data": dataset.name, "n_train": len(x_train), "reference_epochs": epochs,
+                "recipe": recipe, "recipe_settings": get_recipe(recipe).settings(), "device": cfg.device,
+                "precision": cfg.precision, "bce_margin": bce_margin, "knn_margin": knn_margin},
+        "machine": _machine(cfg.device),
+    }
+
+
+class _ToQuality(Callback):
+    """Scores the model after each epoch (the trainer's clock has stopped) and stops at the first on target."""
+
+    def __init__(self, scores, target: dict, bar):
+        self.scores, self.target, self.bar, self.epochs = scores, target, bar, []
+
+    def on_epoch_end(self, trainer, record: dict) -> None:
+        self.epochs.append({"epoch": record["epoch"], "seconds": record["seconds"], **self.scores(trainer.model)})
+        self.bar.update()
+        if _on_target(self.epochs[-1], self.target):
+            trainer.stop_training = True
+
+
+def _on_target(record: dict, target: dict) -> bool:
+    return record["bce_test"] <= target["bce_test"] and record["knn5"] >= target["knn5"]
+
+
+def _reached(epochs: list[dict], target: dict) -> dict:
+    """The first epoch on target and the training seconds up to its end (None: never), and every epoch's scores."""
+    elapsed = 0.0
+    for r in epochs:
+        elapsed += r["seconds"]
+        if _on_target(r, target):
+            return {"epochs_to_target": r["epoch"], "seconds_to_target": elapsed, "at_target": r, "epochs": epochs}
+    return {"epochs_to_target": None, "seconds_to_target": None, "at_target": epochs[-1], "epochs": epochs}
+
+
+def _machine(device: str) -> dict:
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "load": os.getloadavg(),
+            "gpu": torch.cuda.get_device_name() if device.startswith("cuda") else None}
+
+
+def format_to_quality(r: dict) -> str:
+    job, t = r["job"], r["target"]
+    lines = [f"{job['preset']} on {job['data']} ({job['n_train']:,} images), {job['device']}, {job['precision']}: "
+             f"target test BCE <= {t['bce_test']:.4f}, 5-NN >= {t['knn5']:.4f} (the loop's final values "
+             f"+{job['bce_margin']} / -{job['knn_margin']})"]
+    for side, name in (("reference", f"tutorial loop, {job['reference_epochs']} epochs"),
+                       ("latentatlas", f"latentatlas --recipe {job['recipe']}")):
+        s = r[side]
+        at = s["at_target"]
+        when = ("not reached" if s["seconds_to_target"] is None else
+                f"reached at epoch {s['epochs_to_target']} in {s['seconds_to_target']:.2f} s")
+        lines.append(f"  {name:34s} {when:34s} BCE {at['bce_test']:.4f}  5-NN {at['knn5']:.4f}")
+    lines.append(f"  the loop's whole run: {r['reference']['total_seconds']:.2f} s; latentatlas to target: "
+                 + ("never" if r["time_share"] is None else f"{r['time_share']:.2f} of it"))
+    return "\n".join(lines)

@@ -23,7 +23,10 @@ from ..data import Dataset
 from ..errors import LatentAtlasError, option
 from ..metrics import METRICS as ALL_METRICS
 from ..nets import PRESETS
-from ..runs import CONFIG, MANIFEST, Run, is_run_folder, load_run, not_a_run_folder, read_config, resolve_runtime, train_run
+from ..runs import (CONFIG, MANIFEST, Run, is_run_folder, load_run, not_a_run_folder, read_config, resolve_runtime,
+                    train_run, train_stacked)
+from ..schedules import get_recipe
+from ..stack import NotStackable, stack_pays
 from .baselines import BASELINES, baseline_metrics, fit_baseline, resolve_baselines
 
 COLUMNS = tuple(m for m in ALL_METRICS if m.compared)
@@ -34,8 +37,9 @@ ARCHITECTURE = ("preset", "hidden_sizes", "geometry", "latent_dim")  # what a pr
 
 
 def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out: str | Path = "runs/compare",
-            epochs: int = 10, baselines: str | Sequence[str] = ("pca",), progress: bool | None = None, echo=print, *,
-            pca: bool | None = None) -> tuple[dict, list[Run]]:
+            epochs: int | None = None, baselines: str | Sequence[str] = ("pca",), progress: bool | None = None,
+            echo=print, *, pca: bool | None = None, recipe: str = "tutorial",
+            stack: bool | None = None) -> tuple[dict, list[Run]]:
     """Train what is missing under ``out/<preset>/seed<k>``; returns ({model: {metric: [values]}}, seed-0 runs).
 
     Every setting and every run folder already in ``out`` is checked before anything is trained. A folder is reused
@@ -46,6 +50,12 @@ def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out
     ``baselines`` are names of :data:`BASELINES` (a list, or one comma-separated string), checked before anything
     is trained (their libraries too), then fitted on the training images: once, or once per seed 0 .. seeds-1 for a
     stochastic one. ``pca`` is the deprecated switch of 0.1.0: False removes "pca" from ``baselines``, True adds it.
+
+    ``recipe`` (:data:`latentatlas.schedules.RECIPES`) says how each model trains; ``epochs``, if given, overrides
+    its number of epochs. The new seeds of a preset train stacked (``latentatlas.stack``: together, each into its own
+    run folder) where ``stack`` is True, or where it is None and stacking measured faster on this device and
+    precision (``stack.stack_pays``); where stacking does not apply (a neighbour term, say), they train separately
+    and a line says why.
     """
     baselines = resolve_baselines(baselines, pca)
     presets = list(presets)
@@ -56,19 +66,25 @@ def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out
         raise LatentAtlasError(f"preset {twice[0]!r} given twice: give each preset once")
     if not isinstance(seeds, int) or seeds < 1:
         raise LatentAtlasError(f"seeds={seeds!r} is out of range: it must be an integer >= 1")
+    settings = get_recipe(recipe).settings()
+    if epochs is not None:
+        settings["epochs"] = epochs
     out = Path(out)
     jobs = []
     for preset in presets:
         for seed in range(seeds):
-            cfg = resolve_runtime(RunConfig(preset=preset, data=data, epochs=epochs, seed=seed))
+            cfg = resolve_runtime(RunConfig(preset=preset, data=data, seed=seed, **settings))
             folder = out / preset / f"seed{seed}"
             _check_folder(folder, cfg)
             jobs.append((cfg, folder))
     dataset = jobs[0][0].data_spec.load()
     results: dict[str, dict[str, list]] = {}
     first_runs = []
+    stacked = _train_stacked(jobs, dataset, stack, progress, echo)
     for cfg, folder in jobs:
-        if (folder / MANIFEST).is_file():
+        if folder in stacked:
+            run = stacked[folder]
+        elif (folder / MANIFEST).is_file():
             run = load_run(folder)
         else:
             echo(f"training {cfg.preset}, seed {cfg.seed} ...")
@@ -78,6 +94,25 @@ def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out
             first_runs.append(run)
     _fit_baselines(results, baselines, dataset, range(seeds), "", echo)
     return results, first_runs
+
+
+def _train_stacked(jobs, dataset: Dataset, stack: bool | None, progress, echo) -> dict[Path, Run]:
+    """Train each preset's new seeds stacked where ``stack`` asks for it; {folder: run} of those trained."""
+    done: dict[Path, Run] = {}
+    if stack is False:
+        return done
+    for preset in dict.fromkeys(cfg.preset for cfg, _ in jobs):
+        fresh = [(cfg, f) for cfg, f in jobs if cfg.preset == preset and not (f.exists() and any(f.iterdir()))]
+        if len(fresh) < 2 or (stack is None and not stack_pays(fresh[0][0])):
+            continue
+        try:
+            echo(f"training {preset}, seeds {', '.join(str(cfg.seed) for cfg, _ in fresh)} stacked ...")
+            runs = train_stacked([c for c, _ in fresh], [f for _, f in fresh], dataset=dataset, progress=progress)
+        except NotStackable as e:
+            echo(f"training {preset} separately: {e.reason}")
+            continue
+        done.update({f: run for (_, f), run in zip(fresh, runs)})
+    return done
 
 
 def compare_runs(paths, baselines: str | Sequence[str] = ("pca",), echo=print, *,

@@ -89,7 +89,7 @@ class NeighbourBatches:
     def n_batches(self, n: int) -> int:
         return math.ceil(n / self.batch_size)
 
-    def __call__(self, n: int, generator: torch.Generator) -> list[Tensor]:
+    def __call__(self, n: int, generator: torch.Generator, epoch: int = 0) -> list[Tensor]:
         per = self.batch_size // self.group  # seeds per batch
         needed = self.n_batches(n) * per
         seeds = torch.cat([torch.randperm(n, generator=generator) for _ in range(math.ceil(needed / n))])[:needed]
