@@ -7,7 +7,8 @@ import math
 import torch
 from torch import Tensor
 
-from .base import Chart, Embedding3D, Geometry, Posterior
+from .base import Posterior
+from .euclidean import Euclidean
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -39,12 +40,11 @@ class DiagonalGaussian(Posterior):
         return -0.5 * ((z - self.mu).square() * (-self.logvar).exp() + self.logvar + _LOG_2PI).sum(-1)
 
 
-class Gaussian(Geometry):
-    """The encoder gives a mean and a log-variance per dimension; the decoder sees a sample (its mean in eval mode)."""
+class Gaussian(Euclidean):
+    """R^d as the plane is (its chart and 3-D view), but the encoder gives a mean and a log-variance per dimension;
+    the decoder sees a sample (its mean in eval mode)."""
 
     name = "gaussian"
-    min_dim = 1
-    test_dims = (1, 2, 3, 5)
     variational = True
 
     @property
@@ -60,15 +60,6 @@ class Gaussian(Geometry):
 
     def prior_log_prob(self, z: Tensor) -> Tensor:
         return -0.5 * (z.square() + _LOG_2PI).sum(-1)
-
-    def charts(self) -> tuple[Chart, ...]:
-        if self.dim != 2:
-            return ()
-        identity = lambda t: t  # noqa: E731 - the plane is its own chart
-        return (Chart("plane", ("$z_1$", "$z_2$"), identity, identity, extent=None, js_from_map="(u, v) => [u, v]"),)
-
-    def embedding_3d(self) -> Embedding3D | None:
-        return Embedding3D("3-D latents", lambda z: z) if self.dim == 3 else None
 
     def traversal(self, n: int) -> tuple[Tensor, list[str]]:
         """(dim, n, dim) points along each axis through the prior's mean, from -3 to 3 prior s.d."""
