@@ -1,24 +1,13 @@
 """Run folders: train a model into ``runs/<name>/`` and load, evaluate or re-plot it later without retraining.
 
-A run folder holds::
-
-    config.json          the fully resolved RunConfig
-    checkpoint.*         the last complete epoch (weights + optimizer), written atomically each epoch
-    model.safetensors    the final weights (never a pickle)
-    history.json         per-epoch train/test loss, each term of the objective, and seconds
-    metrics.json         evaluation (see latentatlas.metrics)
-    latents.npz          train and test latents with labels
-    figures/             PNG figures (and an HTML globe for sphere runs)
-    manifest.json        written last: every file with its size and SHA-256; a folder without it is unfinished
+What a run folder holds and how it is proven intact (its files, manifest and checkpoint) is ``run_folder.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import io
-import json
 import re
 import shutil
 import time
@@ -29,22 +18,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__
 from ._io import atomic_write_bytes, atomic_write_folder, atomic_write_json, check_writable, no_links_below
-from ._lock import LOCK, FolderLock, check_free, is_lock_file
+from ._lock import LOCK, FolderLock, check_free
 from .config import RunConfig
 from .data import Dataset, data_reference
 from .errors import LatentAtlasError, option
 from .losses import build_objective
 from .metrics import encode, evaluate
 from .model import AutoencoderNet, count_parameters
+from .run_folder import (CKPT_STATE, CONFIG, HISTORY, LATENTS, MANIFEST, METRICS, WEIGHTS, has_checkpoint,
+                         is_run_folder, load_checkpoint, not_a_run_folder, read_config, read_json, save_checkpoint,
+                         verify_files, write_manifest)
 from .train import Adam, Callback, Trainer, pick_device, pick_precision
 from .weights import load_weights, save_weights
 
-CONFIG, WEIGHTS, HISTORY, METRICS, LATENTS, MANIFEST = (
-    "config.json", "model.safetensors", "history.json", "metrics.json", "latents.npz", "manifest.json",
-)
-CKPT_TENSORS, CKPT_STATE = "checkpoint.safetensors", "checkpoint.json"
 IN_MEMORY = "array"  # the ``data`` of a model fitted on arrays in Python: nothing on disk to reload
 
 
@@ -186,7 +173,7 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
             try:
                 return _train_into(out, cfg, trainer, checkpoint, dataset, plot, start_state, say)
             except BaseException:
-                if made and not _has_checkpoint(out):
+                if made and not has_checkpoint(out):
                     shutil.rmtree(out, ignore_errors=True)  # not one complete epoch to resume from: leave no half folder
                 raise
         runs = []
@@ -265,7 +252,7 @@ def train_stacked(cfgs: list[RunConfig], outs: list[str | Path], *, dataset: Dat
             return runs
         except BaseException:
             for out, new in zip(outs, made):
-                if new and out.exists() and not _has_checkpoint(out):
+                if new and out.exists() and not has_checkpoint(out):
                     shutil.rmtree(out, ignore_errors=True)  # not one complete epoch to resume from: no half folder
             raise
 
@@ -311,8 +298,8 @@ def _load_run(path: str | Path, device: str, verify: tuple[str, ...]) -> Run:
     except RuntimeError as e:
         raise LatentAtlasError(f"{path / WEIGHTS}: weights do not match config.json ({str(e).splitlines()[0]})") from None
     model.to(device).eval()
-    metrics = _read_json(path / METRICS) if (path / METRICS).is_file() else {}
-    history = _read_json(path / HISTORY)
+    metrics = read_json(path / METRICS) if (path / METRICS).is_file() else {}
+    history = read_json(path / HISTORY)
     if not isinstance(metrics, dict):
         raise LatentAtlasError(f"{path / METRICS}: not a latentatlas metrics file (a JSON object is expected)")
     if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
@@ -372,97 +359,6 @@ class _StackedCheckpoints(Callback):
 
         for m, folder in enumerate(self.folders):
             save_checkpoint(folder, member_trainer_state(trainer, m))
-
-
-def save_checkpoint(folder: Path, state: dict) -> None:
-    """A trainer state into ``folder``: the tensors, then the JSON that names their hash (written last)."""
-    tensors, meta = _flatten_state(state)
-    save_weights(folder / CKPT_TENSORS, tensors)
-    meta["tensors_sha256"] = _sha256(folder / CKPT_TENSORS)
-    atomic_write_json(folder / CKPT_STATE, meta)
-
-
-def load_checkpoint(folder: Path) -> dict | None:
-    """The last complete epoch's trainer state, or None if the folder has no consistent checkpoint."""
-    if not (folder / CKPT_STATE).is_file() or not (folder / CKPT_TENSORS).is_file():
-        return None
-    meta = _read_json(folder / CKPT_STATE)
-    if meta.get("tensors_sha256") != _sha256(folder / CKPT_TENSORS):
-        return None  # a crash between the two writes: the tensors are one epoch ahead of the JSON
-    return _unflatten_state(load_weights(folder / CKPT_TENSORS), meta)
-
-
-def _has_checkpoint(folder: Path) -> bool:
-    try:
-        return load_checkpoint(folder) is not None
-    except LatentAtlasError:
-        return False
-
-
-def not_a_run_folder(path: Path, doing: str | None = None) -> LatentAtlasError:
-    """The one refusal of a path that is not a run folder; ``doing`` says what was refused ("replace")."""
-    if doing is None:
-        return LatentAtlasError(f"{path}: not a run folder (no {CONFIG})")
-    return LatentAtlasError(f"{path} exists and is not a run folder: refusing to {doing} it")
-
-
-def is_run_folder(path: Path) -> bool:
-    """A folder latentatlas wrote, and so one it may replace whole: a run, finished or not, or a model saved by
-    ``Autoencoder.save``. Its manifest (or, while unfinished, its lock file) says so; a ``config.json`` alone
-    proves nothing, as any project may hold one."""
-    return _is_manifest(path / MANIFEST) or is_lock_file(path / LOCK)
-
-
-def _is_manifest(path: Path) -> bool:
-    try:
-        if path.is_symlink() or not path.is_file():
-            return False
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(manifest, dict) and "latentatlas" in manifest and isinstance(manifest.get("files"), dict)
-
-
-def read_config(folder: Path) -> RunConfig:
-    """The config a run folder was trained with, as saved (not resolved again)."""
-    d = _read_json(folder / CONFIG)
-    if not isinstance(d, dict):
-        raise LatentAtlasError(f"{folder / CONFIG}: not a run config (a JSON object of settings is expected)")
-    try:
-        cfg = RunConfig.from_dict(d)
-        data_reference(cfg.data)  # a path or a name: a number or a list here would fail far from the cause
-    except LatentAtlasError as e:
-        raise LatentAtlasError(f"{folder / CONFIG}: {e}") from None
-    except (TypeError, ValueError, AttributeError) as e:
-        raise LatentAtlasError(f"{folder / CONFIG}: not a valid run config ({e})") from None
-    return cfg
-
-
-def verify_files(folder: Path, names) -> None:
-    """Check each named file that the manifest lists against its recorded size and SHA-256.
-
-    A file changed since the run was written (a flipped bit, a truncation, an edit) is refused in one line rather
-    than trusted. A file the manifest does not list is not checked: older runs and files added later stay usable.
-    """
-    manifest = _read_json(folder / MANIFEST)
-    files = manifest.get("files") if isinstance(manifest, dict) else None
-    if not isinstance(files, dict):
-        raise LatentAtlasError(f"{folder / MANIFEST}: not a latentatlas manifest (no file list)")
-    for name in names:
-        entry = files.get(name)
-        if entry is None:
-            continue
-        path = folder / name
-        if not path.is_file():
-            raise LatentAtlasError(f"{path}: missing, though {MANIFEST} lists it")
-        if not isinstance(entry, dict) or entry.get("bytes") != path.stat().st_size or entry.get("sha256") != _sha256(path):
-            raise LatentAtlasError(f"{path}: changed since the run was written (size or SHA-256 differs from {MANIFEST})")
-
-
-def write_manifest(folder: Path) -> None:
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST and not p.name.startswith("."))
-    entries = {str(p.relative_to(folder)): {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files}
-    atomic_write_json(folder / MANIFEST, {"latentatlas": __version__, "files": entries})
 
 
 def _folder_mode(out: Path, cfg: RunConfig, *, overwrite: bool, resume: bool) -> str:
@@ -530,35 +426,6 @@ def _write_evaluation(run: Run, dataset: Dataset, train_seconds: float | None) -
     return metrics
 
 
-def _flatten_state(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split a trainer state into safetensors-ready tensors and JSON-ready metadata."""
-    tensors = {f"model.{k}": v for k, v in state["model"].items()}
-    opt = state["optimizer"]
-    scalars: dict[str, dict] = {}
-    for pid, pstate in opt["state"].items():
-        for k, v in pstate.items():
-            if torch.is_tensor(v) and v.ndim > 0:
-                tensors[f"optim.{pid}.{k}"] = v
-            else:
-                scalars.setdefault(str(pid), {})[k] = float(v)
-    return tensors, {"history": state["history"], "param_groups": opt["param_groups"], "optim_scalars": scalars,
-                     "scheduler": state.get("scheduler")}
-
-
-def _unflatten_state(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
-    model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    opt_state: dict[int, dict] = {}
-    for k, v in tensors.items():
-        if k.startswith("optim."):
-            _, pid, name = k.split(".", 2)
-            opt_state.setdefault(int(pid), {})[name] = v
-    for pid, scal in meta["optim_scalars"].items():
-        for name, value in scal.items():
-            opt_state.setdefault(int(pid), {})[name] = torch.tensor(value, dtype=torch.float32)
-    return {"model": model, "optimizer": {"state": opt_state, "param_groups": meta["param_groups"]},
-            "scheduler": meta.get("scheduler"), "history": meta["history"]}
-
-
 def _n_features(state: dict[str, torch.Tensor], path: Path) -> int:
     """The input size, read from the decoder's last bias."""
     biases = [k for k in state if re.fullmatch(r"decoder\.\d+\.bias", k) and state[k].ndim == 1]
@@ -566,17 +433,3 @@ def _n_features(state: dict[str, torch.Tensor], path: Path) -> int:
         raise LatentAtlasError(f"{path}: not the weights of a latentatlas model (no decoder biases)")
     return int(state[max(biases, key=lambda k: int(k.split(".")[1]))].shape[0])
 
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LatentAtlasError(f"{path}: unreadable JSON ({e})") from None
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
