@@ -94,6 +94,9 @@ def test_why_not_stack_names_the_reason(small):
     assert "own batches" in why_not_stack(_members([atlas, dataclasses.replace(atlas, seed=1)], x),
                                           [resolve_runtime(atlas)] * 2)
     assert "only one" in why_not_stack(_members([base], x), [resolve_runtime(base)])
+    binarised = [build_trainer(resolve_runtime(c), x, progress=False, draw=torch.bernoulli)
+                 for c in (base, dataclasses.replace(base, seed=1))]
+    assert "binarisation" in why_not_stack(binarised, [resolve_runtime(base)] * 2)
 
 
 def test_stacked_runs_are_ordinary_run_folders(small, tmp_path):

@@ -104,18 +104,20 @@ def resolve_runtime(cfg: RunConfig) -> RunConfig:
                                precision=pick_precision(cfg.precision, device))
 
 
-def build_trainer(cfg: RunConfig, x_train, callbacks=(), progress: bool | None = None) -> Trainer:
+def build_trainer(cfg: RunConfig, x_train, callbacks=(), progress: bool | None = None, draw=None) -> Trainer:
     """The one training code path shared by the CLI, run folders and the estimator; ``cfg`` from resolve_runtime.
 
     ``x_train`` (N, n_features) is the training set the trainer will be given: terms of the objective that need it
-    (a neighbour graph) are built from it, and they may draw the batches too.
+    (a neighbour graph) are built from it, and they may draw the batches too. ``draw`` is the data set's
+    ``draw_train`` (dynamic binarisation), applied to every training batch.
     """
     torch.manual_seed(cfg.seed)
     model = AutoencoderNet.from_config(cfg, int(np.prod(x_train.shape[1:])))
     objective = build_objective(cfg, model.geometry, x_train)
     return Trainer(model, objective.loss_fn(), epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed,
                    device=cfg.device, precision=cfg.precision, optimizer_factory=Adam(cfg.lr, cfg.lr_schedule),
-                   batch_sampler=objective.batch_sampler(cfg.batch_size), callbacks=callbacks, progress=progress)
+                   batch_sampler=objective.batch_sampler(cfg.batch_size), callbacks=callbacks, progress=progress,
+                   draw=draw)
 
 
 def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resume: bool = False,
@@ -141,8 +143,7 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
         check_writable(tensorboard, folder=True)
     # The trainer first: terms that refuse the data (a neighbour graph's k) do so before the folder is touched.
     checkpoint = CheckpointCallback(out)
-    trainer = build_trainer(cfg, dataset.flat("train")[0], [checkpoint, *callbacks], progress)
-    trainer.draw = dataset.draw_train
+    trainer = build_trainer(cfg, dataset.flat("train")[0], [checkpoint, *callbacks], progress, dataset.draw_train)
     if out.is_dir():
         check_free(out)  # a run being written is refused as that, whatever it holds so far
     if _folder_mode(out, cfg, overwrite=overwrite, resume=resume) == "finished":  # refuse now, before making the folder
@@ -223,7 +224,7 @@ def train_stacked(cfgs: list[RunConfig], outs: list[str | Path], *, dataset: Dat
 
     cfgs, outs = [resolve_runtime(c) for c in cfgs], [Path(o) for o in outs]
     x_train = dataset.flat("train")[0]
-    members = [build_trainer(cfg, x_train, progress=False) for cfg in cfgs]
+    members = [build_trainer(cfg, x_train, progress=False, draw=dataset.draw_train) for cfg in cfgs]
     reason = why_not_stack(members, cfgs)
     if reason is not None:
         raise NotStackable(reason)

@@ -23,7 +23,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from .errors import LatentAtlasError
 from .losses import Batch
-from .train import Shuffle, Trainer, seed_epoch
+from .train import Shuffle, Trainer, _loss_and_parts, seed_epoch
 
 
 class NotStackable(LatentAtlasError):
@@ -101,10 +101,6 @@ def stacked_loss(loss_fn):
     return loss
 
 
-def _loss_and_parts(result):
-    return result if isinstance(result, tuple) else (result, {})
-
-
 @dataclass(frozen=True)
 class StackedShuffle:
     """Each member's batches as a run of its seed draws them alone: that seed's permutation of the epoch, cut into
@@ -134,6 +130,8 @@ def why_not_stack(trainers: Sequence[Trainer], configs: Sequence) -> str | None:
         return "the objective draws its own batches (a neighbour term)"
     if any(getattr(getattr(t.model, "geometry", None), "variational", False) for t in trainers):
         return "a variational geometry draws samples"
+    if any(t.draw is not None for t in trainers):
+        return "the training images are drawn anew each batch (binarisation)"
     shapes = {tuple((n, tuple(p.shape)) for n, p in t.model.named_parameters()) for t in trainers}
     if len(shapes) > 1:
         return "the models differ in shape"
