@@ -101,6 +101,8 @@ CASES = {
     "unknown data set": (lambda t, r: ["train", "--data", "imagenet"], "unknown data set 'imagenet': choose one of mnist-5k"),
     "sphere of dimension 1": (lambda t, r: ["train", "--geometry", "sphere", "--latent-dim", "1"], "it needs an integer >= 2"),
     "negative learning rate": (lambda t, r: ["train", "--lr", "-1"], "lr=-1.0 is out of range"),
+    "no epochs left after the initialisations": (lambda t, r: ["train", "--n-init", "3", "--init-epochs", "10"],
+                                                 "init_epochs=10 leaves no epochs after choosing among n_init=3"),
     "zero epochs": (lambda t, r: ["train", "--epochs", "0"], "epochs=0 is out of range"),
     "zero batch size": (lambda t, r: ["train", "--batch-size", "0"], "batch_size=0 is out of range"),
     "unknown device": (lambda t, r: ["train", "--device", "tpu"], "unknown device 'tpu'"),

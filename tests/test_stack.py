@@ -97,6 +97,9 @@ def test_why_not_stack_names_the_reason(small):
     binarised = [build_trainer(resolve_runtime(c), x, progress=False, draw=torch.bernoulli)
                  for c in (base, dataclasses.replace(base, seed=1))]
     assert "binarisation" in why_not_stack(binarised, [resolve_runtime(base)] * 2)
+    restarts = dataclasses.replace(base, n_init=2, epochs=2, init_epochs=1)
+    assert "initialisations" in why_not_stack(_members([restarts, dataclasses.replace(restarts, seed=1)], x),
+                                              [resolve_runtime(restarts)] * 2)
 
 
 def test_stacked_runs_are_ordinary_run_folders(small, tmp_path):

@@ -159,3 +159,33 @@ def test_no_host_sync_per_batch(small, monkeypatch, n_train):
     t = make_trainer(epochs=2, batch_size=32)
     t.fit(small.flat("train")[0][:n_train], small.flat("test")[0][:64])
     assert len(calls) <= 3 * 2  # train losses, the non-finite check and the test losses, per epoch: 8 or 32 batches alike
+
+
+def test_n_init_keeps_the_lowest_training_loss_and_goes_on_as_that_run_would(small):
+    """Oracles: each initialisation trains as a run of its own seed alone (weights and data order), and the run
+    then continues from the kept one exactly as a resumed run would."""
+    import dataclasses
+
+    from latentatlas.runs import build_trainer, resolve_runtime
+
+    x = small.flat("train")[0][:400]
+    cfg = resolve_runtime(RunConfig(preset="deep-2d", epochs=3, n_init=3, init_epochs=1, precision="fp32", device="cpu"))
+    chosen = build_trainer(cfg, x, progress=False)
+    chosen.fit(x)
+    record = chosen.history[0]["n_init"]
+    assert record["seeds"][0] == cfg.seed and len(set(record["seeds"])) == 3
+    alone = []
+    for seed, loss in zip(record["seeds"], record["train_losses"]):
+        t = build_trainer(dataclasses.replace(cfg, seed=seed, epochs=1, n_init=1), x, progress=False)
+        t.fit(x)
+        assert t.history[0]["train_loss"] == loss
+        alone.append(t)
+    assert len(set(record["train_losses"])) == 3 and record["kept"] == min(range(3), key=record["train_losses"].__getitem__)
+    kept = alone[record["kept"]]
+    resumed = build_trainer(dataclasses.replace(cfg, n_init=1), x, progress=False)
+    resumed.load_state_dict({"model": kept.model.state_dict(), "optimizer": kept.optimizer.state_dict(),
+                             "scheduler": None, "history": kept.history})
+    resumed.fit(x, start_epoch=1)
+    for k, v in weights(resumed).items():
+        assert torch.equal(v, weights(chosen)[k]), k
+    assert [r["epoch"] for r in chosen.history] == [1, 2, 3]

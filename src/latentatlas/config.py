@@ -48,6 +48,9 @@ class RunConfig:
                                       "input, the target kept clean; 0: off.", low=0)
     train_occlude: int = setting(0, "Denoising: a square of this side (pixels) blanked at a random place in every "
                                     "training input, the target kept clean; 0: off.", low=0)
+    n_init: int = setting(1, "Initialisations to try: each trains init_epochs epochs and the one with the lowest "
+                             "training loss goes on (a torus that folds shows it early); 1: just the seed's.", low=1)
+    init_epochs: int = setting(10, "Epochs each of n_init initialisations trains before one is kept.", low=1)
     epochs: int = setting(10, "Passes over the training set.", low=1)
     batch_size: int = setting(128, "Samples per step.", low=1)
     lr: float = setting(1e-3, "Adam's learning rate (the tutorial's 1e-3); a schedule's peak.", above=0, high=1)
@@ -110,6 +113,9 @@ class RunConfig:
         for text in self.transforms:
             parse_transform(text)
         get_geometry(self.geometry, self.latent_dim)  # the geometry rejects a dimension it cannot take
+        if self.n_init > 1 and self.init_epochs >= self.epochs:
+            raise LatentAtlasError(f"init_epochs={self.init_epochs} leaves no epochs after choosing among n_init="
+                                   f"{self.n_init} initialisations: make it smaller than epochs={self.epochs}")
 
     @property
     def data_spec(self):

@@ -29,7 +29,7 @@ from .model import AutoencoderNet, count_parameters
 from .run_folder import (CKPT_STATE, CONFIG, HISTORY, LATENTS, MANIFEST, METRICS, WEIGHTS, has_checkpoint,
                          is_run_folder, load_checkpoint, not_a_run_folder, read_config, read_json, save_checkpoint,
                          verify_files, write_manifest)
-from .train import Adam, Callback, Trainer, pick_device, pick_precision
+from .train import Adam, Callback, Trainer, initialisation_seed, pick_device, pick_precision
 from .weights import load_weights, save_weights
 
 IN_MEMORY = "array"  # the ``data`` of a model fitted on arrays in Python: nothing on disk to reload
@@ -111,13 +111,18 @@ def build_trainer(cfg: RunConfig, x_train, callbacks=(), progress: bool | None =
     (a neighbour graph) are built from it, and they may draw the batches too. ``draw`` is the data set's
     ``draw_train`` (dynamic binarisation), applied to every training batch.
     """
-    torch.manual_seed(cfg.seed)
-    model = AutoencoderNet.from_config(cfg, int(np.prod(x_train.shape[1:])))
+    n_features = int(np.prod(x_train.shape[1:]))
+
+    def initialisation(i: int) -> AutoencoderNet:
+        torch.manual_seed(initialisation_seed(cfg.seed, i))
+        return AutoencoderNet.from_config(cfg, n_features)
+
+    model = initialisation(0)
     objective = build_objective(cfg, model.geometry, x_train)
     return Trainer(model, objective.loss_fn(), epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed,
                    device=cfg.device, precision=cfg.precision, optimizer_factory=Adam(cfg.lr, cfg.lr_schedule),
                    batch_sampler=objective.batch_sampler(cfg.batch_size), callbacks=callbacks, progress=progress,
-                   draw=draw)
+                   draw=draw, n_init=cfg.n_init, init_epochs=cfg.init_epochs, model_factory=initialisation)
 
 
 def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resume: bool = False,
@@ -169,6 +174,8 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
         say(f"training {cfg.preset or 'custom'} ({count_parameters(trainer.model):,} parameters) on {dataset.name}: "
             f"{len(dataset.y_train):,} images, {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}, device {cfg.device}, "
             f"precision {requested}")
+        if cfg.n_init > 1 and mode != "resume":
+            say(f"  first {cfg.n_init} initialisations, {cfg.init_epochs} epochs each; the lowest training loss goes on")
         if mode != "replace":
             start_state = _resume_state(out) if mode == "resume" else None
             try:

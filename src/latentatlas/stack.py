@@ -130,6 +130,8 @@ def why_not_stack(trainers: Sequence[Trainer], configs: Sequence) -> str | None:
         return "the objective draws its own batches (a neighbour term)"
     if any(getattr(getattr(t.model, "geometry", None), "variational", False) for t in trainers):
         return "a variational geometry draws samples"
+    if configs[0].n_init > 1:
+        return "each run chooses among its own initialisations (n_init)"
     if any(t.draw is not None for t in trainers):
         return "the training images are drawn anew each batch (binarisation)"
     shapes = {tuple((n, tuple(p.shape)) for n, p in t.model.named_parameters()) for t in trainers}
