@@ -50,7 +50,8 @@ class RunConfig:
                                     "training input, the target kept clean; 0: off.", low=0)
     n_init: int = setting(1, "Initialisations to try: each trains init_epochs epochs and the one with the lowest "
                              "training loss goes on (a torus that folds shows it early); 1: just the seed's.", low=1)
-    init_epochs: int = setting(10, "Epochs each of n_init initialisations trains before one is kept.", low=1)
+    init_epochs: int = setting(10, "Epochs each of n_init initialisations trains before one is kept (past "
+                                   "kl_warmup for a variational run).", low=1)
     epochs: int = setting(10, "Passes over the training set.", low=1)
     batch_size: int = setting(128, "Samples per step.", low=1)
     lr: float = setting(1e-3, "Adam's learning rate (the tutorial's 1e-3); a schedule's peak.", above=0, high=1)
