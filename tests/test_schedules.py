@@ -59,8 +59,28 @@ def test_every_schedule_starts_and_ends_below_its_peak():
 def test_the_tutorial_recipe_is_the_settings_defaults():
     defaults = {f.name: f.default for f in SETTINGS}
     assert {k: defaults[k] for k in RECIPES["tutorial"].settings()} == RECIPES["tutorial"].settings()
-    for recipe in RECIPES.values():  # every recipe is a valid configuration
+    for recipe in RECIPES.values():  # every recipe is a valid configuration, for every preset it names too
         RunConfig(preset="deep-2d", **recipe.settings()).resolved()
+        for preset in recipe.presets:
+            RunConfig(preset=preset, **recipe.settings(preset)).resolved()
+
+
+def test_a_recipe_may_differ_for_a_preset_and_the_cli_and_compare_follow_it(tmp_path):
+    from latentatlas.experiments.compare import compare
+
+    fast = RECIPES["fast"]
+    assert fast.settings("thick-s2") == {**fast.settings(), "epochs": 3, "batch_size": 256}
+    assert fast.settings("deep-2d") == fast.settings()
+    out = tmp_path / "r"
+    r = CliRunner().invoke(main, ["train", "--preset", "thick-s2", "--data", "digits", "--recipe", "fast",
+                                  "--batch-size", "512", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["epochs"], cfg["batch_size"], cfg["lr"]) == (3, 512, fast.lr)  # what was given wins
+    results, runs = compare(["thick-s2", "shallow-2d"], seeds=1, data="digits", out=tmp_path / "c", baselines="",
+                            recipe="fast", echo=lambda line: None, progress=False)
+    assert {r.config.preset: (r.config.epochs, r.config.batch_size) for r in runs} == {
+        "thick-s2": (3, 256), "shallow-2d": (6, 128)}
 
 
 @pytest.mark.parametrize("call,message", [

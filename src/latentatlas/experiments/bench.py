@@ -180,7 +180,7 @@ def to_quality(preset: str, dataset, recipe: str = "fast", epochs: int = 10, bat
     from ..schedules import get_recipe
 
     cfg = resolve_runtime(RunConfig(preset=preset, seed=seed, device=device, precision=precision, data=dataset.name,
-                                    **get_recipe(recipe).settings()))
+                                    **get_recipe(recipe).settings(preset)))
     tutorial = resolve_runtime(RunConfig(preset=preset, seed=seed, device=device, precision=precision,
                                          data=dataset.name, epochs=epochs, batch_size=batch_size))
     (x_train, y_train), (x_test, y_test) = dataset.flat("train"), dataset.flat("test")
@@ -219,7 +219,7 @@ def to_quality(preset: str, dataset, recipe: str = "fast", epochs: int = 10, bat
         "target": target,
         "time_share": None if reached is None else reached / sides["reference"]["total_seconds"],
         "job": {"preset": preset, "data": dataset.name, "n_train": len(x_train), "reference_epochs": epochs,
-                "recipe": recipe, "recipe_settings": get_recipe(recipe).settings(), "device": cfg.device,
+                "recipe": recipe, "recipe_settings": get_recipe(recipe).settings(preset), "device": cfg.device,
                 "precision": cfg.precision, "bce_margin": bce_margin, "knn_margin": knn_margin},
         "machine": _machine(cfg.device),
     }

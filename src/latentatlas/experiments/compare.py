@@ -66,12 +66,13 @@ def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out
         raise LatentAtlasError(f"preset {twice[0]!r} given twice: give each preset once")
     if not isinstance(seeds, int) or seeds < 1:
         raise LatentAtlasError(f"seeds={seeds!r} is out of range: it must be an integer >= 1")
-    settings = get_recipe(recipe).settings()
-    if epochs is not None:
-        settings["epochs"] = epochs
+    get_recipe(recipe)
     out = Path(out)
     jobs = []
     for preset in presets:
+        settings = get_recipe(recipe).settings(preset)
+        if epochs is not None:
+            settings["epochs"] = epochs
         for seed in range(seeds):
             cfg = resolve_runtime(RunConfig(preset=preset, data=data, seed=seed, **settings))
             folder = out / preset / f"seed{seed}"
