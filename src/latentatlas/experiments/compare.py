@@ -39,7 +39,7 @@ ARCHITECTURE = ("preset", "hidden_sizes", "geometry", "latent_dim")  # what a pr
 def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out: str | Path = "runs/compare",
             epochs: int | None = None, baselines: str | Sequence[str] = ("pca",), progress: bool | None = None,
             echo=print, *, pca: bool | None = None, recipe: str = "tutorial",
-            stack: bool | None = None) -> tuple[dict, list[Run]]:
+            stack: bool | None = None, workers: int = 1) -> tuple[dict, list[Run]]:
     """Train what is missing under ``out/<preset>/seed<k>``; returns ({model: {metric: [values]}}, seed-0 runs).
 
     Every setting and every run folder already in ``out`` is checked before anything is trained. A folder is reused
@@ -55,7 +55,8 @@ def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out
     its number of epochs. The new seeds of a preset train stacked (``latentatlas.stack``: together, each into its own
     run folder) where ``stack`` is True, or where it is None and stacking measured faster on this device and
     precision (``stack.stack_pays``); where stacking does not apply (a neighbour term, say), they train separately
-    and a line says why.
+    and a line says why. With ``workers`` > 1 the runs trained separately train side by side in that many
+    processes, each with an equal share of this process's torch threads.
     """
     baselines = resolve_baselines(baselines, pca)
     presets = list(presets)
@@ -66,6 +67,8 @@ def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out
         raise LatentAtlasError(f"preset {twice[0]!r} given twice: give each preset once")
     if not isinstance(seeds, int) or seeds < 1:
         raise LatentAtlasError(f"seeds={seeds!r} is out of range: it must be an integer >= 1")
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise LatentAtlasError(f"workers={workers!r} is out of range: it must be an integer >= 1")
     get_recipe(recipe)
     out = Path(out)
     jobs = []
@@ -82,6 +85,9 @@ def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out
     results: dict[str, dict[str, list]] = {}
     first_runs = []
     stacked = _train_stacked(jobs, dataset, stack, progress, echo)
+    pending = [(cfg, f) for cfg, f in jobs if f not in stacked and not (f / MANIFEST).is_file()]
+    if workers > 1 and len(pending) > 1:
+        _train_in_workers(pending, workers, echo)
     for cfg, folder in jobs:
         if folder in stacked:
             run = stacked[folder]
@@ -114,6 +120,44 @@ def _train_stacked(jobs, dataset: Dataset, stack: bool | None, progress, echo) -
             continue
         done.update({f: run for (_, f), run in zip(fresh, runs)})
     return done
+
+
+def _train_in_workers(jobs, workers: int, echo) -> None:
+    """Train each (config, folder) of ``jobs`` in one of ``workers`` processes into its run folder (loaded afterwards
+    as any other). Each process gets an equal share of this process's torch threads: the tutorial's small networks
+    use one thread nearly as well as two, so on 2 cores two runs side by side did 1.26x the steps of one run on
+    both (BENCHMARKS.md)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    import torch
+
+    workers = min(workers, len(jobs))
+    threads = max(1, torch.get_num_threads() // workers)
+    echo(f"training {len(jobs)} runs in {workers} processes of {threads} thread{'s' * (threads != 1)} each ...")
+    # spawn: forking after torch has started its threads is unsafe
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=torch.set_num_threads,
+                             initargs=(threads,)) as pool:
+        futures = {pool.submit(_train_job, cfg.to_dict(), str(folder)): cfg for cfg, folder in jobs}
+        try:
+            for future in as_completed(futures):
+                future.result()  # a worker's LatentAtlasError arrives here as itself
+                echo(f"  trained {futures[future].preset}, seed {futures[future].seed}")
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+_WORKER_DATA: dict = {}  # a worker process's data sets, loaded once per spec
+
+
+def _train_job(config: dict, folder: str) -> None:
+    cfg = RunConfig.from_dict(config)
+    spec = cfg.data_spec
+    if spec not in _WORKER_DATA:
+        _WORKER_DATA[spec] = spec.load()
+    train_run(cfg, folder, resume=True, dataset=_WORKER_DATA[spec], progress=False, plot=True)
 
 
 def compare_runs(paths, baselines: str | Sequence[str] = ("pca",), echo=print, *,
