@@ -27,6 +27,7 @@ from ..runs import (CONFIG, MANIFEST, Run, is_run_folder, load_run, not_a_run_fo
                     train_run, train_stacked)
 from ..schedules import get_recipe
 from ..stack import NotStackable, stack_pays
+from ..train import Callback, quiet
 from .baselines import BASELINES, baseline_metrics, fit_baseline, resolve_baselines
 
 COLUMNS = tuple(m for m in ALL_METRICS if m.compared)
@@ -87,7 +88,7 @@ def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out
     stacked = _train_stacked(jobs, dataset, stack, progress, echo)
     pending = [(cfg, f) for cfg, f in jobs if f not in stacked and not (f / MANIFEST).is_file()]
     if workers > 1 and len(pending) > 1:
-        _train_in_workers(pending, workers, echo)
+        _train_in_workers(pending, workers, echo, progress)
     for cfg, folder in jobs:
         if folder in stacked:
             run = stacked[folder]
@@ -122,42 +123,67 @@ def _train_stacked(jobs, dataset: Dataset, stack: bool | None, progress, echo) -
     return done
 
 
-def _train_in_workers(jobs, workers: int, echo) -> None:
+def _train_in_workers(jobs, workers: int, echo, progress: bool | None = None) -> None:
     """Train each (config, folder) of ``jobs`` in one of ``workers`` processes into its run folder (loaded afterwards
-    as any other). Each process gets an equal share of this process's torch threads: the tutorial's small networks
-    use one thread nearly as well as two, so on 2 cores two runs side by side did 1.26x the steps of one run on
-    both (BENCHMARKS.md)."""
+    as any other), with one progress bar over all their epochs. Each process gets an equal share of this process's
+    torch threads: the tutorial's small networks use one thread nearly as well as two, so on 2 cores two runs side
+    by side did 1.26x the steps of one run on both (BENCHMARKS.md)."""
     import multiprocessing as mp
+    import threading
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     import torch
+    from tqdm.auto import tqdm
 
     workers = min(workers, len(jobs))
     threads = max(1, torch.get_num_threads() // workers)
     echo(f"training {len(jobs)} runs in {workers} processes of {threads} thread{'s' * (threads != 1)} each ...")
-    # spawn: forking after torch has started its threads is unsafe
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=torch.set_num_threads,
-                             initargs=(threads,)) as pool:
-        futures = {pool.submit(_train_job, cfg.to_dict(), str(folder)): cfg for cfg, folder in jobs}
-        try:
-            for future in as_completed(futures):
-                future.result()  # a worker's LatentAtlasError arrives here as itself
-                echo(f"  trained {futures[future].preset}, seed {futures[future].seed}")
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+    ctx = mp.get_context("spawn")  # forking after torch has started its threads is unsafe
+    ticks = ctx.Queue()  # a worker puts 1 per finished epoch, None when this process says stop
+    bar = tqdm(total=sum(cfg.epochs for cfg, _ in jobs), unit="epoch", disable=quiet(progress), leave=False,
+               dynamic_ncols=True)
+    counter = threading.Thread(target=lambda: [bar.update(1) for _ in iter(ticks.get, None)], daemon=True)
+    counter.start()
+    try:
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(threads, ticks)) as pool:
+            futures = {pool.submit(_train_job, cfg.to_dict(), str(folder)): cfg for cfg, folder in jobs}
+            try:
+                for future in as_completed(futures):
+                    future.result()  # a worker's LatentAtlasError arrives here as itself
+                    echo(f"  trained {futures[future].preset}, seed {futures[future].seed}")
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    finally:
+        ticks.put(None)
+        counter.join(timeout=5)
+        bar.close()
 
 
-_WORKER_DATA: dict = {}  # a worker process's data sets, loaded once per spec
+_WORKER: dict = {}  # in a worker process: the progress queue and the data sets, loaded once per spec
+
+
+def _init_worker(threads: int, ticks) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    _WORKER["ticks"] = ticks
+
+
+class _Tick(Callback):
+    """Tells the parent process each finished epoch."""
+
+    def on_epoch_end(self, trainer, record):
+        _WORKER["ticks"].put(1)
 
 
 def _train_job(config: dict, folder: str) -> None:
     cfg = RunConfig.from_dict(config)
     spec = cfg.data_spec
-    if spec not in _WORKER_DATA:
-        _WORKER_DATA[spec] = spec.load()
-    train_run(cfg, folder, resume=True, dataset=_WORKER_DATA[spec], progress=False, plot=True)
+    if spec not in _WORKER:
+        _WORKER[spec] = spec.load()
+    train_run(cfg, folder, resume=True, dataset=_WORKER[spec], progress=False, callbacks=[_Tick()])
 
 
 def compare_runs(paths, baselines: str | Sequence[str] = ("pca",), echo=print, *,
