@@ -150,8 +150,11 @@ def test_cli_serve_prints_the_url_serves_and_stops_on_ctrl_c(runs, tmp_path):
 
     root, _ = runs
     env = {**os.environ, "BROWSER": "true"}  # "open a browser" runs true(1): nothing appears, nothing blocks
+    # SIGINT as a terminal delivers it, even where this test runs in the background (where a shell ignores SIGINT,
+    # its children inherit that, and Python then installs no KeyboardInterrupt handler)
     proc = subprocess.Popen([sys.executable, "-m", "latentatlas", "explore", str(root / "deep-2d"), "--out",
-                             str(tmp_path / "e.html"), "--serve"], stdout=subprocess.PIPE, text=True, env=env)
+                             str(tmp_path / "e.html"), "--serve"], stdout=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         lines = [proc.stdout.readline(), proc.stdout.readline()]
         port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", lines[1]).group(1))

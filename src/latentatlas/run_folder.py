@@ -7,7 +7,8 @@ A run folder holds::
     config.json          the fully resolved RunConfig
     checkpoint.*         the last complete epoch (weights + optimizer), written atomically each epoch
     model.safetensors    the final weights (never a pickle)
-    history.json         per-epoch train/test loss, each term of the objective, and seconds
+    history.json         per-epoch train/test loss, each term of the objective, and seconds (and, where a run chose
+                         among initialisations, their seeds and losses under "n_init")
     metrics.json         evaluation (see latentatlas.metrics)
     latents.npz          train and test latents with labels
     figures/             PNG figures (and an HTML globe for sphere runs)
