@@ -1,0 +1,149 @@
+"""Commands on one run (train it, evaluate, plot, export, report, explore it) and the catalogues (presets, data
+sets)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .options import friendly_errors, recipe_option, settings_options, with_recipe
+
+
+@click.command(short_help="Train a model into a run folder, evaluate it, draw it.")
+@settings_options
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder [default: runs/<preset>-<data>].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
+@click.option("--resume", is_flag=True, help="Continue a killed run from its last complete epoch.")
+@click.option("--tensorboard", type=click.Path(path_type=Path), default=None,
+              help="Log losses, decoder grids and latents (Embedding Projector) to this TensorBoard folder.")
+@recipe_option
+@friendly_errors
+def train(out, overwrite, resume, tensorboard, recipe, **params):
+    """Train a model into a run folder, evaluate it and draw its figures."""
+    from ..config import RunConfig
+
+    cfg = RunConfig(**with_recipe(recipe, params)).resolved()  # a wrong preset is refused before torch is imported
+    from ..runs import train_run
+
+    if out is None:
+        out = Path("runs") / f"{params['preset'] or 'custom'}-{Path(params['data']).name}"
+    run = train_run(cfg, out, overwrite=overwrite, resume=resume, tensorboard=tensorboard, echo=click.echo)
+    if run.finished:
+        n = run.resumed_from_epoch
+        click.echo(f"{run.path} had already finished its {n} epoch{'s' * (n != 1)}: nothing to resume "
+                   "(give a larger --epochs to train it further)")
+    elif run.resumed_from_epoch:
+        click.echo(f"resumed from epoch {run.resumed_from_epoch}")
+    _echo_metrics(run.metrics)
+    click.echo(f"run folder: {run.path}")
+    if tensorboard is not None and not run.finished:
+        click.echo(f"TensorBoard logs: {tensorboard} (view them: tensorboard --logdir {tensorboard})")
+
+
+@click.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@friendly_errors
+def evaluate(run):
+    """Recompute a run's latents and metrics from its saved weights."""
+    from ..runs import evaluate_run
+
+    _echo_metrics(evaluate_run(run, echo=click.echo))
+    click.echo(f"wrote {run / 'metrics.json'} and {run / 'latents.npz'}")
+
+
+@click.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--glyphs", is_flag=True, help="Draw encoder-map points as their class labels (the tutorial's style).")
+@friendly_errors
+def plot(run, glyphs):
+    """Redraw a run's figures without retraining."""
+    from ..runs import redraw_run
+
+    for path in redraw_run(run, glyphs=glyphs, echo=click.echo):
+        click.echo(str(path))
+
+
+@click.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--onnx", is_flag=True, help="Write encoder.onnx and decoder.onnx (needs the onnx extra).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder for the files [default: RUN].")
+@friendly_errors
+def export(run, onnx, out):
+    """Export a run's networks for use outside PyTorch."""
+    if not onnx:
+        raise click.UsageError("choose a format: --onnx")
+    from ..export import export_onnx
+
+    for path in export_onnx(run, out):
+        click.echo(str(path))
+
+
+@click.command(short_help="Write one self-contained HTML report of one or more runs.")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("report.html"), show_default=True,
+              help="The HTML file to write.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT even if it is not a page latentatlas wrote.")
+@friendly_errors
+def report(runs, out, overwrite):
+    """Write one self-contained HTML report (offline, mailable) of one or more runs."""
+    from .._io import check_page_out
+    from ..viz.report import write_report
+
+    click.echo(f"wrote {write_report(runs, check_page_out(out, overwrite))}")
+
+
+@click.command(short_help="Write a run's live explorer page: it decodes under the mouse.")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="The page to write [default: explorer.html in the current folder].")
+@click.option("--serve", is_flag=True, help="Also serve the page on 127.0.0.1 and open a browser; Ctrl-C stops.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="With --serve; 0 picks a free one.")
+@click.option("--max-points", type=click.IntRange(min=1), default=None,
+              help="Test points drawn; larger test sets show a fixed random subset [default: 20,000].")
+@click.option("--overwrite", is_flag=True, help="Replace OUT even if it is not a page latentatlas wrote.")
+@friendly_errors
+def explore(run, out, serve, port, max_points, overwrite):
+    """Write the live explorer of a run: hover anywhere on its latent maps to see the decoded image."""
+    from .._io import check_page_out
+    from ..viz.explorer import open_in_browser, page_server, write_explorer
+
+    limit = {} if max_points is None else {"max_points": max_points}
+    page = write_explorer(run, check_page_out(Path("explorer.html") if out is None else out, overwrite), **limit)
+    click.echo(f"wrote {page} (open it in a browser; it works offline)")
+    if serve:
+        server = page_server(page, port)
+        click.echo(f"serving it at {server.url} (Ctrl-C stops)")
+        open_in_browser(server.url)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+
+
+@click.command()
+def presets():
+    """List the architecture presets with their parameter counts."""
+    from ..presets import PRESETS
+
+    for name, p in PRESETS.items():
+        click.echo(f"{name:15s} {p.n_params():>10,}  {p.geometry:15s}  {p.description}")
+
+
+@click.command()
+def datasets():
+    """List the data sets and whether each is available offline."""
+    from ..data import available_datasets
+
+    for name, offline, description in available_datasets():
+        click.echo(f"{name:14s} {'offline' if offline else 'download':9s} {description}")
+
+
+def _echo_metrics(metrics: dict) -> None:
+    from ..metrics import METRIC
+
+    for k, v in metrics.items():  # as the metrics table formats each (692,264 parameters), as everywhere else
+        shown = METRIC[k].format(v) if k in METRIC and isinstance(v, (int, float)) else f"{v:.4f}" if isinstance(v, float) else v
+        click.echo(f"{k:16s} {shown}")
