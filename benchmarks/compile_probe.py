@@ -17,7 +17,7 @@ import torch
 
 from latentatlas.config import RunConfig
 from latentatlas.data import load_dataset
-from latentatlas.runs import build_trainer, resolve_runtime
+from latentatlas.run_training import build_trainer, resolve_runtime
 from latentatlas.train import Callback
 
 

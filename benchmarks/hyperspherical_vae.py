@@ -24,7 +24,9 @@ import numpy as np
 from latentatlas._io import atomic_write_json, atomic_write_text
 from latentatlas.config import RunConfig
 from latentatlas.likelihood import IWAE_K, likelihoods
-from latentatlas.runs import MANIFEST, load_run, train_run
+from latentatlas.run_folder import MANIFEST
+from latentatlas.run_training import train_run
+from latentatlas.runs import load_run
 
 KINDS = (("svae", "power spherical"), ("vae", "Gaussian"))
 

@@ -16,7 +16,7 @@ import numpy as np
 from latentatlas.experiments.bench import peak_rss
 from latentatlas.config import RunConfig
 from latentatlas.data import load_dataset
-from latentatlas.runs import build_trainer, resolve_runtime
+from latentatlas.run_training import build_trainer, resolve_runtime
 
 N = 1_000_000
 

@@ -26,7 +26,9 @@ from latentatlas.config import RunConfig
 from latentatlas.data import load_dataset
 from latentatlas.geometries import get_geometry
 from latentatlas.metrics import circular_correlation
-from latentatlas.runs import MANIFEST, load_run, train_run
+from latentatlas.run_folder import MANIFEST
+from latentatlas.run_training import train_run
+from latentatlas.runs import load_run
 
 SOURCES = {"grid-cells": 2, "head-direction": 1}  # circles of the true state
 MODELS = ("vtorus", "torus", "euclidean", "gaussian")

@@ -25,7 +25,9 @@ from latentatlas.config import RunConfig
 from latentatlas.data import load_dataset, parse_transform
 from latentatlas.data.corruptions import CORRUPTIONS
 from latentatlas.experiments.probe import parse_levels, probe_run
-from latentatlas.runs import load_run, read_config, resolve_runtime, train_run
+from latentatlas.run_folder import read_config
+from latentatlas.run_training import resolve_runtime, train_run
+from latentatlas.runs import load_run
 
 MODELS = {  # name: settings
     "deep-2d": {"preset": "deep-2d"},

@@ -15,7 +15,7 @@ import torch
 
 from latentatlas.config import RunConfig
 from latentatlas.data import load_dataset
-from latentatlas.runs import build_trainer, resolve_runtime
+from latentatlas.run_training import build_trainer, resolve_runtime
 from latentatlas.stack import stack_trainers
 
 

@@ -22,7 +22,8 @@ from latentatlas.experiments.baselines import (BASELINES, Baseline, baseline_met
 from latentatlas.experiments.compare import METRICS, compare, compare_runs, format_table, summary, write_outputs
 from latentatlas.metrics import ALWAYS
 from latentatlas.metrics import trust_subset
-from latentatlas.runs import load_run, train_run
+from latentatlas.run_training import train_run
+from latentatlas.runs import load_run
 
 maps = pytest.mark.skipif(find_spec("umap") is None or find_spec("openTSNE") is None,
                           reason="the maps extra is not installed (pip install latentatlas[maps])")

@@ -11,7 +11,8 @@ from latentatlas.config import RunConfig
 from latentatlas.data import DataSpec, load_dataset, parse_transform
 from latentatlas.data.corruptions import corrupt_images, training_corruption
 from latentatlas.errors import LatentAtlasError
-from latentatlas.runs import evaluate_run, load_run, train_run
+from latentatlas.run_training import train_run
+from latentatlas.runs import evaluate_run, load_run
 
 
 def rotate(x, degrees):

@@ -23,7 +23,8 @@ from latentatlas.cli import main
 from latentatlas.config import RunConfig
 from latentatlas.data import load_dataset
 from latentatlas.errors import LatentAtlasError
-from latentatlas.runs import load_run, train_run
+from latentatlas.run_training import train_run
+from latentatlas.runs import load_run
 from latentatlas.weights import load_weights
 
 TINY = dict(preset=None, hidden_sizes=(8,), geometry="euclidean", latent_dim=2, epochs=2, batch_size=16,

@@ -19,7 +19,9 @@ from latentatlas.config import RunConfig
 from latentatlas.errors import LatentAtlasError
 from latentatlas.viz.explorer import decoder_layers, explorer_data, page_server, write_explorer
 from latentatlas.metrics import decode
-from latentatlas.runs import load_run, train_run, write_manifest
+from latentatlas.run_folder import write_manifest
+from latentatlas.run_training import train_run
+from latentatlas.runs import load_run
 
 
 @pytest.fixture(scope="module")

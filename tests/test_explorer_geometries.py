@@ -11,7 +11,7 @@ from browser import WatchedPage
 from latentatlas.config import RunConfig
 from latentatlas.geometries import GEOMETRIES, get_geometry
 from latentatlas.metrics import decode
-from latentatlas.runs import train_run
+from latentatlas.run_training import train_run
 from latentatlas.viz.explorer import write_explorer
 
 

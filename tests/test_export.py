@@ -7,7 +7,8 @@ from click.testing import CliRunner
 from latentatlas.cli import main
 from latentatlas.config import RunConfig
 from latentatlas.metrics import decode, encode
-from latentatlas.runs import load_run, train_run
+from latentatlas.run_training import train_run
+from latentatlas.runs import load_run
 
 ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (pip install latentatlas[onnx])")
 

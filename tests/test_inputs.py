@@ -7,7 +7,7 @@ from PIL import Image
 from latentatlas.config import RunConfig
 from latentatlas.data import load_dataset
 from latentatlas.errors import LatentAtlasError
-from latentatlas.runs import train_run
+from latentatlas.run_training import train_run
 
 
 def make_images(folder, classes=("a", "b"), n=5, size=(12, 10), mode="RGB"):

@@ -12,7 +12,7 @@ from latentatlas.geometries import get_geometry
 from latentatlas.losses import Batch
 from latentatlas.losses.neighbours import NeighbourBatches, NeighbourEmbedding, symmetrised
 from latentatlas.metrics import encode, knn_accuracy
-from latentatlas.runs import build_trainer, resolve_runtime
+from latentatlas.run_training import build_trainer, resolve_runtime
 
 
 @pytest.fixture(autouse=True)
@@ -109,7 +109,7 @@ def test_bad_settings_are_refused_in_one_line(tmp_path, args, message):
 
 
 def test_a_run_with_the_term_resumes_exactly(tmp_path, small):
-    from latentatlas.runs import train_run
+    from latentatlas.run_training import train_run
 
     data = Dataset("s", small.x_train[:400], small.y_train[:400], small.x_test[:100], small.y_test[:100])
     cfg = RunConfig(preset="shallow-2d", ne_weight=1.0, ne_k=5, epochs=2)

@@ -64,7 +64,7 @@ def test_circular_correlation_allows_rotation_reflection_and_relabelling_only():
 
 def test_a_ring_latent_is_scored_on_head_direction(tmp_path):
     from latentatlas.config import RunConfig
-    from latentatlas.runs import train_run
+    from latentatlas.run_training import train_run
 
     run = train_run(RunConfig(preset=None, hidden_sizes=(32,), geometry="torus", latent_dim=1, data="head-direction",
                               epochs=1), tmp_path / "r", progress=False, plot=False)
@@ -79,7 +79,7 @@ def test_a_ring_latent_is_scored_on_head_direction(tmp_path):
 def test_the_variational_torus_recovers_the_true_angles(tmp_path, name, circles):
     """The issue's bar: circular correlation >= 0.95 for the ring and the torus (benchmarks/neural_manifolds.py)."""
     from latentatlas.config import RunConfig
-    from latentatlas.runs import train_run
+    from latentatlas.run_training import train_run
 
     run = train_run(RunConfig(preset=None, hidden_sizes=(128, 64), geometry="vtorus", latent_dim=circles, data=name,
                               epochs=60, kl_warmup=10), tmp_path / "r", progress=False, plot=False)
@@ -113,7 +113,7 @@ def test_binarize_needs_its_seed():
 def test_training_on_binarised_data_sees_binary_batches(tmp_path):
     """The trainer hands the objective freshly drawn binary images, different in each epoch."""
     from latentatlas.config import RunConfig
-    from latentatlas.runs import train_run
+    from latentatlas.run_training import train_run
 
     seen = []
     import latentatlas.losses.base as base

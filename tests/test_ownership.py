@@ -39,7 +39,8 @@ from latentatlas._lock import LOCK, FolderLock
 from latentatlas.cli import main
 from latentatlas.config import RunConfig
 from latentatlas.errors import LatentAtlasError
-from latentatlas.runs import train_run, verify_files, write_manifest
+from latentatlas.run_folder import verify_files, write_manifest
+from latentatlas.run_training import train_run
 from latentatlas.train import Callback, NonFiniteLossError
 
 SRC = str(Path(latentatlas.__file__).parents[1])
@@ -518,7 +519,7 @@ HOLDER = """
 import sys, time
 from pathlib import Path
 from latentatlas.config import RunConfig
-from latentatlas.runs import train_run
+from latentatlas.run_training import train_run
 from latentatlas.train import Callback
 
 class WaitForGo(Callback):  # holds the run open after its first epoch until the test says go

@@ -4,7 +4,7 @@ import pytest
 
 from latentatlas.config import RunConfig
 from latentatlas.data import SOURCES
-from latentatlas.runs import train_run
+from latentatlas.run_training import train_run
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,8 @@ from latentatlas.cli import main
 from latentatlas.errors import LatentAtlasError
 from latentatlas.viz.plots import shared_map_limits
 from latentatlas.viz.report import SECTIONS, write_report
-from latentatlas.runs import load_run, write_manifest
+from latentatlas.run_folder import write_manifest
+from latentatlas.runs import load_run
 
 
 @pytest.fixture(scope="module")

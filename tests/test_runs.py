@@ -9,7 +9,8 @@ import torch
 from latentatlas.config import RunConfig
 from latentatlas.errors import LatentAtlasError
 from latentatlas.metrics import encode
-from latentatlas.runs import evaluate_run, load_run, train_run
+from latentatlas.run_training import train_run
+from latentatlas.runs import evaluate_run, load_run
 
 RUN_FILES = ["config.json", "model.safetensors", "history.json", "metrics.json", "latents.npz", "manifest.json",
              "checkpoint.safetensors", "checkpoint.json"]
@@ -117,7 +118,7 @@ def test_unfinished_run_is_not_loaded_as_valid(sphere_run, tmp_path):
 
 
 def test_non_finite_loss_keeps_the_last_good_checkpoint(tmp_path, small, monkeypatch):
-    import latentatlas.runs as runs
+    import latentatlas.run_training as runs
 
     good = runs.build_objective
     calls = {"n": 0}

@@ -20,7 +20,9 @@ from latentatlas.geometries import GEOMETRIES, Geometry, Posterior
 from latentatlas.losses import Batch, Objective, Term, build_objective
 from latentatlas.metrics import METRIC, METRICS, evaluate
 from latentatlas.model import AutoencoderNet
-from latentatlas.runs import CheckpointCallback, load_checkpoint, load_run, train_run
+from latentatlas.run_folder import load_checkpoint
+from latentatlas.run_training import CheckpointCallback, train_run
+from latentatlas.runs import load_run
 from latentatlas.train import Callback, Trainer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "v0.1.0"

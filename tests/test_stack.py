@@ -9,14 +9,9 @@ import torch
 from latentatlas.config import RunConfig
 from latentatlas.errors import LatentAtlasError
 from latentatlas.losses import Batch
-from latentatlas.runs import (
-    CKPT_STATE,
-    build_trainer,
-    load_run,
-    resolve_runtime,
-    train_run,
-    train_stacked,
-)
+from latentatlas.run_folder import CKPT_STATE
+from latentatlas.run_training import build_trainer, resolve_runtime, train_run, train_stacked
+from latentatlas.runs import load_run
 from latentatlas.stack import (
     StackedShuffle,
     member_trainer_state,

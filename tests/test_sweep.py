@@ -164,7 +164,7 @@ def test_each_finished_trial_prints_a_line_and_optuna_warns_nothing(tmp_path, mo
     def boom(*args, **kwargs):
         raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr("latentatlas.runs.train_run", boom)
+    monkeypatch.setattr("latentatlas.run_training.train_run", boom)
     (tmp_path / "s.toml").write_text(TINY.replace("seed = [0]", "seed = [0, 1, 2]"))
     with pytest.raises(RuntimeError):
         sweep(tmp_path / "s.toml", tmp_path / "other", echo=lines.append)

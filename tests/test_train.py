@@ -166,7 +166,7 @@ def test_n_init_keeps_the_lowest_training_loss_and_goes_on_as_that_run_would(sma
     then continues from the kept one exactly as a resumed run would."""
     import dataclasses
 
-    from latentatlas.runs import build_trainer, resolve_runtime
+    from latentatlas.run_training import build_trainer, resolve_runtime
 
     x = small.flat("train")[0][:400]
     cfg = resolve_runtime(RunConfig(preset="deep-2d", epochs=3, n_init=3, init_epochs=1, precision="fp32", device="cpu"))

@@ -177,7 +177,7 @@ def binary_model():
     """A small VAE trained briefly on binarised mnist-5k, and test images, for the likelihood checks."""
     from latentatlas.config import RunConfig
     from latentatlas.data import DataSpec
-    from latentatlas.runs import build_trainer, resolve_runtime
+    from latentatlas.run_training import build_trainer, resolve_runtime
 
     ds = DataSpec("mnist-5k", None, ("binarize:seed=0",)).load()
     cfg = resolve_runtime(RunConfig(preset=None, hidden_sizes=(64,), geometry="power-spherical", latent_dim=3,
@@ -223,7 +223,7 @@ def test_iwae_chunks_do_not_change_the_estimate(binary_model, monkeypatch):
 
 def test_a_variational_run_reports_its_likelihoods(tmp_path, small):
     from latentatlas.config import RunConfig
-    from latentatlas.runs import train_run
+    from latentatlas.run_training import train_run
 
     run = train_run(RunConfig(preset="vae-2d", epochs=1, iwae_k=20), tmp_path / "r", progress=False, dataset=small,
                     plot=False)
@@ -246,7 +246,7 @@ def _drawable_dim(name):
 @pytest.mark.parametrize("name", list(GEOMETRIES))
 def test_generative_figures_where_the_geometry_offers_them(tmp_path, small, name):
     from latentatlas.config import RunConfig
-    from latentatlas.runs import train_run
+    from latentatlas.run_training import train_run
 
     d = _drawable_dim(name)
     run = train_run(RunConfig(preset=None, hidden_sizes=(32,), geometry=name, latent_dim=d, epochs=1, iwae_k=5),

@@ -21,8 +21,9 @@ from .data import check_pixels
 from .errors import LatentAtlasError, option
 from .losses import metric_name
 from .metrics import decode, encode, reconstruction_errors
-from .runs import (CONFIG, HISTORY, IN_MEMORY, LATENTS, WEIGHTS, build_trainer, is_run_folder, load_run, not_a_run_folder,
-                   resolve_runtime, write_manifest)
+from .run_folder import CONFIG, HISTORY, LATENTS, WEIGHTS, is_run_folder, not_a_run_folder, write_manifest
+from .run_training import build_trainer, resolve_runtime
+from .runs import IN_MEMORY, load_run
 from .train import pick_device
 from .weights import save_weights
 

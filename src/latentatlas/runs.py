@@ -1,16 +1,14 @@
-"""Run folders: train a model into ``runs/<name>/`` and load, evaluate or re-plot it later without retraining.
+"""A finished run as an object: :class:`Run` (its settings, model, history and metrics; its latents, data, figures
+and explorer), and what is done with one later without retraining: load it, evaluate it again, draw it again.
 
-What a run folder holds and how it is proven intact (its files, manifest and checkpoint) is ``run_folder.py``.
+Training a run into its folder is ``run_training.py``; what the folder holds and how it is proven intact (its files,
+manifest and checkpoint) is ``run_folder.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import io
 import re
-import shutil
-import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,19 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._io import atomic_write_bytes, atomic_write_folder, atomic_write_json, check_writable, no_links_below
-from ._lock import LOCK, FolderLock, check_free
+from ._io import atomic_write_bytes, atomic_write_json, no_links_below
+from ._lock import FolderLock, check_free
 from .config import RunConfig
-from .data import Dataset, data_reference
+from .data import Dataset
 from .errors import LatentAtlasError, option
-from .losses import build_objective
 from .metrics import encode, evaluate
-from .model import AutoencoderNet, count_parameters
-from .run_folder import (CKPT_STATE, CONFIG, HISTORY, LATENTS, MANIFEST, METRICS, WEIGHTS, has_checkpoint,
-                         is_run_folder, load_checkpoint, not_a_run_folder, read_config, read_json, save_checkpoint,
+from .model import AutoencoderNet
+from .run_folder import (CONFIG, HISTORY, LATENTS, MANIFEST, METRICS, WEIGHTS, not_a_run_folder, read_config, read_json,
                          verify_files, write_manifest)
-from .train import Adam, Callback, Trainer, initialisation_seed, pick_device, pick_precision
-from .weights import load_weights, save_weights
+from .weights import load_weights
 
 IN_MEMORY = "array"  # the ``data`` of a model fitted on arrays in Python: nothing on disk to reload
 
@@ -96,190 +91,6 @@ class Run:
         return ExplorerView(explorer_html(self, self.dataset(), **limit))
 
 
-def resolve_runtime(cfg: RunConfig) -> RunConfig:
-    """A resolved config with ``device`` and ``precision`` fixed for this machine ("auto" decided)."""
-    cfg = cfg.resolved()
-    device = pick_device(cfg.device)
-    return dataclasses.replace(cfg, data=data_reference(cfg.data), device=device,
-                               precision=pick_precision(cfg.precision, device))
-
-
-def build_trainer(cfg: RunConfig, x_train, callbacks=(), progress: bool | None = None, draw=None) -> Trainer:
-    """The one training code path shared by the CLI, run folders and the estimator; ``cfg`` from resolve_runtime.
-
-    ``x_train`` (N, n_features) is the training set the trainer will be given: terms of the objective that need it
-    (a neighbour graph) are built from it, and they may draw the batches too. ``draw`` is the data set's
-    ``draw_train`` (dynamic binarisation), applied to every training batch.
-    """
-    n_features = int(np.prod(x_train.shape[1:]))
-
-    def initialisation(i: int) -> AutoencoderNet:
-        torch.manual_seed(initialisation_seed(cfg.seed, i))
-        return AutoencoderNet.from_config(cfg, n_features)
-
-    model = initialisation(0)
-    objective = build_objective(cfg, model.geometry, x_train)
-    return Trainer(model, objective.loss_fn(), epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed,
-                   device=cfg.device, precision=cfg.precision, optimizer_factory=Adam(cfg.lr, cfg.lr_schedule),
-                   batch_sampler=objective.batch_sampler(cfg.batch_size), callbacks=callbacks, progress=progress,
-                   draw=draw, n_init=cfg.n_init, init_epochs=cfg.init_epochs, model_factory=initialisation)
-
-
-def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resume: bool = False,
-              progress: bool | None = None, dataset: Dataset | None = None, plot: bool = True,
-              callbacks=(), tensorboard: str | Path | None = None, echo=None) -> Run:
-    """Train ``cfg`` into the run folder ``out``, evaluate it, draw its figures and return the loaded run.
-
-    ``echo`` (``print``, say) gets a line as each step starts: what is trained where (device, precision), the
-    evaluation, the figures. Resuming a run that has finished all its epochs trains nothing: the run is returned
-    with ``finished`` set.
-
-    Everything that can be checked is checked before anything is written: a bad config, unknown data or an
-    existing folder (without ``overwrite`` or ``resume``) raise ``LatentAtlasError`` and leave the disk untouched.
-    Only a folder latentatlas wrote is ever replaced (``overwrite``), and the new run is trained beside it and takes
-    its place at the end, so an interrupted or failed run leaves the old one as it was. The folder is locked while
-    it is written: a second process writing into it is refused.
-    """
-    out = Path(out)
-    user_precision = cfg.precision
-    cfg = resolve_runtime(cfg)
-    dataset = cfg.data_spec.load() if dataset is None else dataset
-    if tensorboard is not None:
-        check_writable(tensorboard, folder=True)
-    # The trainer first: terms that refuse the data (a neighbour graph's k) do so before the folder is touched.
-    checkpoint = CheckpointCallback(out)
-    trainer = build_trainer(cfg, dataset.flat("train")[0], [checkpoint, *callbacks], progress, dataset.draw_train)
-    if out.is_dir():
-        check_free(out)  # a run being written is refused as that, whatever it holds so far
-    if _folder_mode(out, cfg, overwrite=overwrite, resume=resume) == "finished":  # refuse now, before making the folder
-        return _finished(out, cfg)
-    if tensorboard is not None:
-        from .viz.tensorboard import TensorBoardCallback
-
-        trainer.callbacks = [*trainer.callbacks, TensorBoardCallback(tensorboard, dataset)]
-    made = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        lock = FolderLock(out).acquire()
-    except BaseException:
-        if made and not any(out.iterdir()):
-            out.rmdir()
-        raise
-    with lock, contextlib.ExitStack() as held:
-        mode = _folder_mode(out, cfg, overwrite=overwrite, resume=resume)  # again: another writer may have finished
-        if mode == "finished":
-            return _finished(out, cfg)
-        say = echo or (lambda line: None)  # from here on, what fails is a step of the run, not a refusal
-        requested = cfg.precision if cfg.precision == user_precision else f"{cfg.precision} (auto)"
-        say(f"training {cfg.preset or 'custom'} ({count_parameters(trainer.model):,} parameters) on {dataset.name}: "
-            f"{len(dataset.y_train):,} images, {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}, device {cfg.device}, "
-            f"precision {requested}")
-        if cfg.n_init > 1 and mode != "resume":
-            say(f"  first {cfg.n_init} initialisations, {cfg.init_epochs} epochs each; the lowest training loss goes on")
-        if mode != "replace":
-            start_state = _resume_state(out) if mode == "resume" else None
-            try:
-                return _train_into(out, cfg, trainer, checkpoint, dataset, plot, start_state, say)
-            except BaseException:
-                if made and not has_checkpoint(out):
-                    shutil.rmtree(out, ignore_errors=True)  # not one complete epoch to resume from: leave no half folder
-                raise
-        runs = []
-
-        def write(folder: Path) -> None:
-            held.enter_context(FolderLock(folder))  # the new run is locked before it takes the old one's place
-            runs.append(_train_into(folder, cfg, trainer, checkpoint, dataset, plot, None, say))
-
-        atomic_write_folder(out, write)
-        runs[0].path = out
-        return runs[0]
-
-
-def _finished(out: Path, cfg: RunConfig) -> Run:
-    """A resumed run that has trained all its epochs: nothing to do but load it."""
-    run = load_run(out, device=cfg.device)
-    run.resumed_from_epoch, run.finished = cfg.epochs, True
-    return run
-
-
-def _train_into(folder: Path, cfg: RunConfig, trainer: Trainer, checkpoint: CheckpointCallback, dataset: Dataset,
-                plot: bool, start_state: dict | None, say) -> Run:
-    checkpoint.folder = folder
-    model = trainer.model
-    start_epoch = 0
-    if start_state is not None:
-        trainer.load_state_dict(start_state)
-        start_epoch = len(trainer.history)
-    atomic_write_json(folder / CONFIG, cfg.to_dict())  # on resume too: it may have raised the number of epochs
-
-    t0 = time.perf_counter()
-    trainer.fit(dataset.flat("train")[0], dataset.flat("test")[0], start_epoch=start_epoch)
-    seconds = sum(r["seconds"] for r in trainer.history) if start_epoch else time.perf_counter() - t0
-    return _finish_run(Run(folder, cfg, model, trainer.history, {}, resumed_from_epoch=start_epoch), dataset,
-                       seconds, plot, say)
-
-
-def train_stacked(cfgs: list[RunConfig], outs: list[str | Path], *, dataset: Dataset, progress: bool | None = None,
-                  plot: bool = True) -> list[Run]:
-    """Train runs that differ only in the seed together, stacked (``latentatlas.stack``), each into its own run
-    folder, written and locked as :func:`train_run` writes and locks one; each folder must be new or empty.
-
-    Raises ``stack.NotStackable`` (a LatentAtlasError) before anything is written where stacking does not apply
-    (``stack.why_not_stack``); a folder that would not be trained fresh is refused as :func:`train_run` refuses it.
-    """
-    from .stack import NotStackable, member_trainer_state, stack_trainers, why_not_stack
-
-    cfgs, outs = [resolve_runtime(c) for c in cfgs], [Path(o) for o in outs]
-    x_train = dataset.flat("train")[0]
-    members = [build_trainer(cfg, x_train, progress=False, draw=dataset.draw_train) for cfg in cfgs]
-    reason = why_not_stack(members, cfgs)
-    if reason is not None:
-        raise NotStackable(reason)
-    for out, cfg in zip(outs, cfgs):
-        if out.is_dir():
-            check_free(out)
-        _folder_mode(out, cfg, overwrite=False, resume=False)  # "fresh", or a refusal; nothing written yet
-    made = [not out.exists() for out in outs]
-    with contextlib.ExitStack() as held:
-        try:
-            for out, cfg in zip(outs, cfgs):
-                out.mkdir(parents=True, exist_ok=True)
-                held.enter_context(FolderLock(out))
-                _folder_mode(out, cfg, overwrite=False, resume=False)  # again: another writer may have been first
-                atomic_write_json(out / CONFIG, cfg.to_dict())
-            stacked = stack_trainers(members, callbacks=[_StackedCheckpoints(outs)], progress=progress)
-            t0 = time.perf_counter()
-            stacked.fit(x_train, dataset.flat("test")[0])
-            seconds = (time.perf_counter() - t0) / len(cfgs)  # each member's share of the stack's time
-            runs = []
-            for m, (out, cfg, member) in enumerate(zip(outs, cfgs, members)):
-                state = member_trainer_state(stacked, m)
-                member.model.load_state_dict(state["model"])
-                runs.append(_finish_run(Run(out, cfg, member.model, state["history"], {}), dataset, seconds, plot,
-                                            lambda line: None))
-            return runs
-        except BaseException:
-            for out, new in zip(outs, made):
-                if new and out.exists() and not has_checkpoint(out):
-                    shutil.rmtree(out, ignore_errors=True)  # not one complete epoch to resume from: no half folder
-            raise
-
-
-def _finish_run(run: Run, dataset: Dataset, seconds: float, plot: bool, say) -> Run:
-    """Write a trained run's weights, history, evaluation, figures and, last, its manifest."""
-    save_weights(run.path / WEIGHTS, run.model.state_dict())
-    atomic_write_json(run.path / HISTORY, run.history)
-    say(f"evaluating on {len(dataset.y_test):,} test images ...")
-    _write_evaluation(run, dataset, train_seconds=seconds)
-    if plot:
-        from .viz.plots import plot_run
-
-        say(f"drawing the figures into {run.path / 'figures'} ...")
-        plot_run(run, dataset)
-    write_manifest(run.path)
-    return run
-
-
 def load_run(path: str | Path, device: str = "cpu") -> Run:
     """Load a finished run folder (config, weights, history, metrics) without retraining.
 
@@ -324,7 +135,7 @@ def evaluate_run(path: str | Path, dataset: Dataset | None = None, echo=None) ->
     with FolderLock(run.path):
         if echo is not None:  # once the lock is held: every refusal comes before it
             echo(f"evaluating {run.path} on {len(dataset.y_test):,} test images of {dataset.name} ...")
-        metrics = _write_evaluation(run, dataset, train_seconds=run.metrics.get("train_seconds"))
+        metrics = write_evaluation(run, dataset, train_seconds=run.metrics.get("train_seconds"))
         write_manifest(run.path)
     return metrics
 
@@ -346,81 +157,9 @@ def redraw_run(path: str | Path, glyphs: bool = False, echo=None) -> list[Path]:
     return written
 
 
-class CheckpointCallback(Callback):
-    """Saves weights + optimizer state after every epoch; JSON written last names the tensor file's hash."""
-
-    def __init__(self, folder: Path):
-        self.folder = Path(folder)
-
-    def on_epoch_end(self, trainer: Trainer, record: dict) -> None:
-        save_checkpoint(self.folder, trainer.state_dict())
-
-
-class _StackedCheckpoints(Callback):
-    """Each stacked member's checkpoint in its own folder, as its own run writes it (so each resumes alone)."""
-
-    def __init__(self, folders: list[Path]):
-        self.folders = folders
-
-    def on_epoch_end(self, trainer: Trainer, record: dict) -> None:
-        from .stack import member_trainer_state
-
-        for m, folder in enumerate(self.folders):
-            save_checkpoint(folder, member_trainer_state(trainer, m))
-
-
-def _folder_mode(out: Path, cfg: RunConfig, *, overwrite: bool, resume: bool) -> str:
-    """What training into ``out`` will do: "fresh", "resume", "finished" (resumed with no epoch left) or "replace";
-    refuses (writing nothing) where it may not.
-
-    ``resume`` continues from the last complete epoch, or starts afresh where nothing was saved yet, so a killed
-    job can always be restarted with the same command.
-    """
-    if out.exists() and not out.is_dir():
-        raise LatentAtlasError(f"{out} is a file, not a run folder: choose another {option('out')}")
-    if resume and (out / CONFIG).is_file():
-        if not (is_run_folder(out) or (out / CKPT_STATE).is_file()):
-            raise not_a_run_folder(out, "resume")
-        saved = read_config(out)
-        saved = dataclasses.replace(saved, data=data_reference(saved.data))
-        if dataclasses.replace(saved, epochs=cfg.epochs) != cfg:
-            differ = [f"{option(f.name)} {getattr(saved, f.name)!r} there, {getattr(cfg, f.name)!r} now"
-                      for f in dataclasses.fields(cfg) if f.compare and f.name != "epochs"
-                      and getattr(saved, f.name) != getattr(cfg, f.name)]
-            raise LatentAtlasError(f"{out}: {option('resume', True)} needs the settings the run was started with, "
-                                   f"but {'; '.join(differ)} (only {option('epochs')} may change)")
-        state = load_checkpoint(out)
-        if state is not None and len(state["history"]) > cfg.epochs:
-            raise LatentAtlasError(f"{out}: {option('epochs', cfg.epochs)} is fewer than the {len(state['history'])} "
-                                   f"epochs already trained; {option('resume', True)} only adds epochs")
-        if state is not None and len(state["history"]) == cfg.epochs and (out / MANIFEST).is_file():
-            return "finished"
-        return "resume"
-    if not out.exists() or not any(p.name != LOCK for p in out.iterdir()):
-        return "fresh"
-    if not is_run_folder(out):  # a folder that merely holds a config.json may be someone's project
-        raise not_a_run_folder(out, "overwrite" if overwrite else "use")
-    if not overwrite:
-        unfinished = "" if (out / MANIFEST).is_file() else f" (it did not finish: {option('resume', True)} continues it)"
-        raise LatentAtlasError(f"{out} already exists{unfinished}: choose another {option('out')}, or pass "
-                               f"{option('overwrite', True)} to replace it")
-    return "replace"
-
-
-# The temp files of our own atomic writes (tempfile's 8 random characters): the only hidden files cleared on resume.
-_OUR_TMP = re.compile(r"\.[^/]+\.[a-z0-9_]{8}\.tmp")
-
-
-def _resume_state(out: Path) -> dict | None:
-    """Under the folder's lock: clear what a kill interrupted and return the checkpoint to continue from."""
-    for tmp in out.iterdir():
-        if _OUR_TMP.fullmatch(tmp.name) and tmp.is_file() and not tmp.is_symlink():
-            tmp.unlink()  # a write that a kill interrupted; the file it was replacing is intact
-    (out / MANIFEST).unlink(missing_ok=True)
-    return load_checkpoint(out)
-
-
-def _write_evaluation(run: Run, dataset: Dataset, train_seconds: float | None) -> dict:
+def write_evaluation(run: Run, dataset: Dataset, train_seconds: float | None) -> dict:
+    """Encode the run's train and test images, score them (``metrics.evaluate``) and write ``latents.npz`` and
+    ``metrics.json``; returns the metrics, also set on ``run``."""
     x_train, y_train = dataset.flat("train")
     x_test, y_test = dataset.flat("test")
     z_train, z_test = encode(run.model, x_train), encode(run.model, x_test)
@@ -440,4 +179,3 @@ def _n_features(state: dict[str, torch.Tensor], path: Path) -> int:
     if not biases:
         raise LatentAtlasError(f"{path}: not the weights of a latentatlas model (no decoder biases)")
     return int(state[max(biases, key=lambda k: int(k.split(".")[1]))].shape[0])
-

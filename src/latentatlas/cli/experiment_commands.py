@@ -89,7 +89,7 @@ def bench(presets_, data, epochs, batch_size, device, precision, json_path, to_q
     from ..experiments.bench import to_quality as time_to_quality
     from ..config import RunConfig
     from ..data import load_dataset
-    from ..runs import resolve_runtime
+    from ..run_training import resolve_runtime
     from ..schedules import get_recipe
 
     for preset in presets_:  # every setting checked before the first minute of training

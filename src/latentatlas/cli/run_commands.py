@@ -24,7 +24,7 @@ def train(out, overwrite, resume, tensorboard, recipe, **params):
     from ..config import RunConfig
 
     cfg = RunConfig(**with_recipe(recipe, params)).resolved()  # a wrong preset is refused before torch is imported
-    from ..runs import train_run
+    from ..run_training import train_run
 
     if out is None:
         out = Path("runs") / f"{params['preset'] or 'custom'}-{Path(params['data']).name}"

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from ..config import RunConfig
 from ..metrics import encode, knn_accuracy, reconstruction_errors
 from ..model import AutoencoderNet
-from ..runs import build_trainer, resolve_runtime
+from ..run_training import build_trainer, resolve_runtime
 from ..train import Callback, quiet
 
 

@@ -23,8 +23,9 @@ from ..data import Dataset
 from ..errors import LatentAtlasError, option
 from ..metrics import METRICS as ALL_METRICS
 from ..nets import PRESETS
-from ..runs import (CONFIG, MANIFEST, Run, is_run_folder, load_run, not_a_run_folder, read_config, resolve_runtime,
-                    train_run, train_stacked)
+from ..run_folder import CONFIG, MANIFEST, is_run_folder, not_a_run_folder, read_config
+from ..run_training import resolve_runtime, train_run, train_stacked
+from ..runs import Run, load_run
 from ..schedules import get_recipe
 from ..stack import NotStackable, stack_pays
 from ..train import Callback, quiet

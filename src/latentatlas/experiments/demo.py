@@ -10,7 +10,8 @@ from .._table import text_table
 from ..config import RunConfig
 from ..data import load_dataset
 from ..metrics import METRIC
-from ..runs import Run, train_run
+from ..run_training import train_run
+from ..runs import Run
 
 DEMO_PRESETS = ("deep-2d", "deep-3d", "deep-s2", "atlas-2d", "atlas-s2")
 TABLE = ("n_params", "bce_test", "knn5", "train_seconds")  # the metrics shown, as the metrics table prints them

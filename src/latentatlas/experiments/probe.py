@@ -26,7 +26,8 @@ from ..data.corruptions import CORRUPTIONS, get_corruption
 from ..data.spec import held_out
 from ..errors import LatentAtlasError
 from ..losses import bce
-from ..runs import Run, write_manifest
+from ..run_folder import write_manifest
+from ..runs import Run
 from ..train import as_tensor, to_unit_float
 
 PROBE = "probe.json"

@@ -176,7 +176,7 @@ def _worker(spec: Spec, out: str, storage: str, echo=print) -> None:
     import optuna
     from optuna.trial import TrialState
 
-    from ..runs import train_run
+    from ..run_training import train_run
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name="latentatlas", storage=_storage(storage), sampler=_sampler())

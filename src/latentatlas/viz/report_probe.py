@@ -7,7 +7,8 @@ import html
 import json
 from pathlib import Path
 
-from ..runs import Run, verify_files
+from ..run_folder import verify_files
+from ..runs import Run
 
 
 def probe_comparison(runs: list[Run]) -> str:
