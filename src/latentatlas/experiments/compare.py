@@ -71,7 +71,6 @@ def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out
         raise LatentAtlasError(f"seeds={seeds!r} is out of range: it must be an integer >= 1")
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise LatentAtlasError(f"workers={workers!r} is out of range: it must be an integer >= 1")
-    get_recipe(recipe)
     out = Path(out)
     jobs = []
     for preset in presets:
