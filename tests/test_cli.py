@@ -62,6 +62,18 @@ def test_demo_prints_the_comparison_table(demo):
     assert "latentatlas explore" in output
 
 
+def test_the_demo_gives_the_atlas_runs_the_steps_their_term_needs_unless_told_the_epochs():
+    from latentatlas.config import RunConfig
+    from latentatlas.experiments.demo import demo_epochs
+    from latentatlas.losses.neighbours import NEIGHBOUR_STEPS
+
+    atlas, plain = RunConfig(preset="atlas-2d").resolved(), RunConfig(preset="deep-2d").resolved()
+    assert demo_epochs(plain, 4000) == 10  # the tutorial's
+    assert demo_epochs(atlas, 4000) == 63  # 32 batches of 128 an epoch: 63 x 32 = 2,016 >= 2,000 steps
+    assert (demo_epochs(atlas, 4000) - 1) * 32 < NEIGHBOUR_STEPS
+    assert demo_epochs(atlas, 60_000) == 10  # 469 batches an epoch: the tutorial's 10 already give 4,690 steps
+
+
 
 def test_explore_help_states_the_real_point_limit():
     from latentatlas.viz.explorer import MAX_POINTS

@@ -3,34 +3,50 @@ neighbour-embedding term (atlas-2d, atlas-s2); evaluate, draw every figure, comp
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from pathlib import Path
 
 from .._io import check_writable
 from .._table import text_table
 from ..config import RunConfig
 from ..data import load_dataset
+from ..losses.neighbours import NEIGHBOUR_STEPS
 from ..metrics import METRIC
 from ..run_training import train_run
 from ..runs import Run
 
 DEMO_PRESETS = ("deep-2d", "deep-3d", "deep-s2", "atlas-2d", "atlas-s2")
-TABLE = ("n_params", "bce_test", "knn5", "train_seconds")  # the metrics shown, as the metrics table prints them
+TABLE = ("epochs", "n_params", "bce_test", "knn5", "train_seconds")  # the metrics shown, as its table prints them
 
 
-def run_demo(out: str | Path = "runs/demo", data: str = "mnist-5k", epochs: int = 10, seed: int = 0,
+def run_demo(out: str | Path = "runs/demo", data: str = "mnist-5k", epochs: int | None = None, seed: int = 0,
              progress: bool | None = None, echo=print) -> list[Run]:
-    """Train the demo presets into ``out/<preset>``; earlier demo runs there are replaced."""
+    """Train the demo presets into ``out/<preset>``; earlier demo runs there are replaced. ``epochs``: every
+    preset's; None: the tutorial's 10, and for the presets with the neighbour term as many as make up
+    ``NEIGHBOUR_STEPS`` steps on this data."""
     out = Path(out)
-    configs = [RunConfig(preset=preset, data=data, epochs=epochs, seed=seed) for preset in DEMO_PRESETS]
-    for cfg in configs:  # every setting and the folder checked before anything is said or trained
-        cfg.resolved()
+    configs = [RunConfig(preset=preset, data=data, seed=seed, **({} if epochs is None else {"epochs": epochs}))
+               for preset in DEMO_PRESETS]
+    configs = [cfg.resolved() for cfg in configs]  # every setting checked before anything is said or trained
     check_writable(out / "report.html")
     dataset = load_dataset(data)
+    if epochs is None:
+        configs = [replace(cfg, epochs=demo_epochs(cfg, len(dataset.y_train))) for cfg in configs]
     runs = []
     for cfg in configs:
-        echo(f"training {cfg.preset} on {dataset.name} ({len(dataset.y_train):,} images, {epochs} epochs) ...")
+        echo(f"training {cfg.preset} on {dataset.name} ({len(dataset.y_train):,} images, {cfg.epochs} epochs) ...")
         runs.append(train_run(cfg, out / cfg.preset, overwrite=True, progress=progress, dataset=dataset))
     return runs
+
+
+def demo_epochs(cfg: RunConfig, n_train: int) -> int:
+    """``cfg``'s epochs, raised for a run with the neighbour term to the epochs that give it ``NEIGHBOUR_STEPS``
+    steps: the term needs steps, not passes (docs/maps-research.md), so a small data set takes more epochs, as
+    UMAP gives small data sets more epochs too."""
+    if not cfg.ne_weight:
+        return cfg.epochs
+    return max(cfg.epochs, math.ceil(NEIGHBOUR_STEPS / math.ceil(n_train / cfg.batch_size)))
 
 
 def comparison_table(runs: list[Run]) -> str:
