@@ -19,7 +19,8 @@ from latentatlas.data import load_dataset
 from latentatlas.errors import LatentAtlasError
 from latentatlas.experiments.baselines import (BASELINES, Baseline, baseline_metrics, fit_baseline, pca_metrics,
                                                resolve_baselines)
-from latentatlas.experiments.compare import METRICS, compare, compare_runs, format_table, summary, write_outputs
+from latentatlas.experiments.compare import (METRICS, compare, compare_runs, encoder_maps_figure, format_table, summary,
+                                             write_outputs)
 from latentatlas.metrics import ALWAYS
 from latentatlas.metrics import trust_subset
 from latentatlas.run_training import train_run
@@ -212,13 +213,23 @@ def test_stochastic_baselines_are_fitted_once_per_seed(compared, monkeypatch):
     monkeypatch.setitem(BASELINES, "random", (Baseline("random-2", random_projection, seeded=True),))
     out, _ = compared
     said = []
-    results, _ = compare_runs([out / "deep-2d" / "seed0", out / "deep-2d" / "seed1"], baselines="random,pca",
-                              echo=said.append)
+    results, runs, maps = compare_runs([out / "deep-2d" / "seed0", out / "deep-2d" / "seed1"],
+                                       baselines="random,pca", echo=said.append)
     assert list(results) == ["deep-2d", "random-2", "pca-2", "pca-3"]
     assert len(results["random-2"]["knn5"]) == 2 and len(results["pca-2"]["knn5"]) == 1  # PCA is exact: one fit
     assert results["random-2"]["knn5"][0] != results["random-2"]["knn5"][1]  # seeds 0 and 1 differ
     assert said[0] == "fitting random-2 (seed 0) on 4,000 images ..." and said[1].endswith(" s")
     assert "fitting random-2 (seed 1) on 4,000 images ..." in said and "fitting pca-3 on 4,000 images ..." in said
+    # The 2-D baselines' maps for the figure: the first seed's fit, the test images placed as the fit placed them.
+    assert [(m.name, m.seed) for m in maps] == [("random-2", 0), ("pca-2", None)]
+    dataset = runs[0].dataset()
+    (x_train, _), (x_test, y_test) = dataset.flat("train"), dataset.flat("test")
+    assert x_test.dtype == np.uint8  # mnist-5k's pixels: the baselines see them in [0, 1]
+    expected = random_projection(x_train / np.float32(255), x_test / np.float32(255), 0)[1]
+    np.testing.assert_allclose(maps[0].z_test, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(maps[0].y_test, y_test)
+    figure = encoder_maps_figure(runs, out / "with_maps", maps)
+    assert figure.stat().st_size > encoder_maps_figure(runs, out / "without_maps").stat().st_size
 
 
 def test_unknown_or_missing_baselines_are_refused_before_training(tmp_path, monkeypatch):
@@ -257,13 +268,14 @@ def test_runs_trained_in_worker_processes_equal_runs_trained_here(tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        here, _ = compare(["shallow-2d"], out=tmp_path / "here", **kw)
+        here, _, _ = compare(["shallow-2d"], out=tmp_path / "here", **kw)
     finally:
         torch.set_num_threads(threads)
     lines = []
     torch.set_num_threads(2)  # two workers of one thread each
     try:
-        there, _ = compare(["shallow-2d"], out=tmp_path / "there", workers=2, **{**kw, "echo": lines.append})
+        there, _, _ = compare(["shallow-2d"], out=tmp_path / "there", workers=2,
+                              **{**kw, "echo": lines.append})
     finally:
         torch.set_num_threads(threads)
     assert lines[0] == "training 2 runs in 2 processes of 1 thread each ..."

@@ -11,7 +11,6 @@ from click.testing import CliRunner
 from browser import WatchedPage
 from latentatlas.cli import main
 from latentatlas.errors import LatentAtlasError
-from latentatlas.viz.plots import shared_map_limits
 from latentatlas.viz.report import SECTIONS, write_report
 from latentatlas.run_folder import write_manifest
 from latentatlas.runs import load_run
@@ -57,21 +56,35 @@ def test_it_is_self_contained(report):
     assert text.count("* plotly.js v") == 1  # the library itself, inlined once for both globes
 
 
-def test_maps_of_several_runs_share_their_scale(report):
+def test_each_map_has_its_own_scale(report):
+    """compare's figure: a plane map twenty times larger than another, and a baseline's map a hundred times smaller,
+    each fill their own panel (a shared scale shrank the small ones to a dot); the sphere's chart spans the sphere."""
+    import numpy as np
+
+    from latentatlas.experiments.baselines import BaselineMap
+    from latentatlas.experiments.compare import encoder_maps
+
     _, runs = report
-    twice = [runs[0], runs[0]]  # the plane run twice, one copy scaled up: the shared limits must hold both
-    scaled = dataclasses.replace(runs[0], path=runs[0].path)
-    scaled.latents = lambda: {**runs[0].latents(), "z_test": 3 * runs[0].latents()["z_test"] + 5}
-    twice[1] = scaled
-    limits = shared_map_limits((r.model.geometry, r.latents()["z_test"]) for r in twice)["plane"]
-    for run in twice:
-        z = run.latents()["z_test"]
-        for axis in (0, 1):
-            assert limits[axis][0] < z[:, axis].min() and z[:, axis].max() < limits[axis][1]
-    everything = shared_map_limits((r.model.geometry, r.latents()["z_test"]) for r in runs)
-    assert set(everything) == {"plane", "equirectangular", "equal-area"}
-    sphere_charts = {c.name: c for c in runs[2].model.geometry.charts()}
-    assert everything["equirectangular"] == sphere_charts["equirectangular"].extent  # the whole sphere, always
+    plane, sphere = runs[0], runs[2]
+    assert (plane.config.geometry, sphere.config.geometry) == ("euclidean", "sphere")
+    lat = plane.latents()
+    scaled = dataclasses.replace(plane, path=plane.path)
+    scaled.latents = lambda: {**lat, "z_test": 20 * lat["z_test"] + 5}
+    small = BaselineMap("umap-2", 0, 0.01 * lat["z_test"][:, ::-1], lat["y_test"], decodes=False)
+    fig = encoder_maps([plane, scaled, sphere], [small])
+    fig.canvas.draw()  # the baseline's equal aspect settles its limits when drawn
+    for ax, z in zip(fig.axes, [lat["z_test"], 20 * lat["z_test"] + 5, None, small.z_test]):
+        if z is None:
+            chart = sphere.model.geometry.charts()[0]
+            (x0, x1), (y0, y1) = chart.extent
+            assert ax.get_xlim() == (x0, x1) and sorted(ax.get_ylim()) == [y0, y1]
+            continue
+        spans = np.ptp(z, axis=0)
+        shown = [ax.get_xlim(), ax.get_ylim()]
+        for axis, (lo, hi) in enumerate(shown):
+            assert lo < z[:, axis].min() and z[:, axis].max() < hi
+        assert min((hi - lo) / span for (lo, hi), span in zip(shown, spans)) < 1.2  # filled, not a dot
+    assert "baseline, no decoder" in fig.axes[3].get_title()
 
 
 def test_bad_run_writes_nothing(tmp_path, report):

@@ -77,7 +77,7 @@ def test_a_recipe_may_differ_for_a_preset_and_the_cli_and_compare_follow_it(tmp_
     assert r.exit_code == 0, r.output
     cfg = json.loads((out / "config.json").read_text())
     assert (cfg["epochs"], cfg["batch_size"], cfg["lr"]) == (3, 512, fast.lr)  # what was given wins
-    results, runs = compare(["thick-s2", "shallow-2d"], seeds=1, data="digits", out=tmp_path / "c", baselines="",
+    results, runs, _ = compare(["thick-s2", "shallow-2d"], seeds=1, data="digits", out=tmp_path / "c", baselines="",
                             recipe="fast", echo=lambda line: None, progress=False)
     assert {r.config.preset: (r.config.epochs, r.config.batch_size) for r in runs} == {
         "thick-s2": (3, 256), "shallow-2d": (6, 128)}

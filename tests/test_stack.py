@@ -126,15 +126,15 @@ def test_compare_stacks_seeds_and_falls_back_where_it_cannot(tmp_path):
     from latentatlas.experiments.compare import compare
 
     lines = []
-    results, _ = compare(["deep-2d", "atlas-2d"], seeds=2, data="digits", out=tmp_path / "s", epochs=1,
+    results, _, _ = compare(["deep-2d", "atlas-2d"], seeds=2, data="digits", out=tmp_path / "s", epochs=1,
                          baselines="", echo=lines.append, stack=True)
     assert "training deep-2d, seeds 0, 1 stacked ..." in lines
     assert "training atlas-2d separately: the objective draws its own batches (a neighbour term)" in lines
-    separate, _ = compare(["deep-2d"], seeds=2, data="digits", out=tmp_path / "n", epochs=1, baselines="",
+    separate, _, _ = compare(["deep-2d"], seeds=2, data="digits", out=tmp_path / "n", epochs=1, baselines="",
                           echo=lines.append, stack=False)
     assert results["deep-2d"]["bce_test"] == pytest.approx(separate["deep-2d"]["bce_test"], rel=2e-3)
     assert results["deep-2d"]["knn5"] == pytest.approx(separate["deep-2d"]["knn5"], abs=0.02)
-    again, _ = compare(["deep-2d"], seeds=3, data="digits", out=tmp_path / "s", epochs=1, baselines="",
+    again, _, _ = compare(["deep-2d"], seeds=3, data="digits", out=tmp_path / "s", epochs=1, baselines="",
                        echo=lines.append, stack=True)  # two finished runs reused, one new seed: nothing to stack
     assert lines[-1] == "training deep-2d, seed 2 ..." and again["deep-2d"]["bce_test"][:2] == results["deep-2d"]["bce_test"]
 

@@ -150,14 +150,14 @@ def compare(runs, presets, seeds, data, epochs, out, baselines, pca, recipe, sta
     if pca is not None:
         click.echo(f"note: --{'' if pca else 'no-'}pca is deprecated: use --baselines", err=True)
     if runs:
-        results, first = compare_runs(runs, baselines=baselines, echo=click.echo, pca=pca)
+        results, first, maps = compare_runs(runs, baselines=baselines, echo=click.echo, pca=pca)
     else:
         names = [p.strip() for p in presets.split(",") if p.strip()]
-        results, first = run_compare(names, seeds=seeds, data=data, out=out, baselines=baselines, echo=click.echo,
-                                     pca=pca, recipe=recipe, stack=stack, epochs=given("epochs", epochs),
-                                     workers=workers)
+        results, first, maps = run_compare(names, seeds=seeds, data=data, out=out, baselines=baselines,
+                                           echo=click.echo, pca=pca, recipe=recipe, stack=stack,
+                                           epochs=given("epochs", epochs), workers=workers)
     click.echo("\n" + format_table(summary(results)) + "\n")
-    for path in [*write_outputs(results, out), encoder_maps_figure(first, out)]:
+    for path in [*write_outputs(results, out), encoder_maps_figure(first, out, maps)]:
         click.echo(f"wrote {path}")
 
 

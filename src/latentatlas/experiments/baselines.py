@@ -107,6 +107,17 @@ class Fitted:
     seconds: float  # fit + transform of the training and the test images
 
 
+@dataclasses.dataclass(frozen=True)
+class BaselineMap:
+    """A 2-D baseline's map of the test images (its first seed's), drawn beside the models' maps by compare."""
+
+    name: str  # its row in the table
+    seed: int | None  # None: an exact method, fitted once
+    z_test: np.ndarray  # (N_test, 2)
+    y_test: np.ndarray  # (N_test,)
+    decodes: bool  # it has a decoder (PCA's is linear); UMAP and t-SNE have none
+
+
 def resolve_baselines(baselines: str | Sequence[str], pca: bool | None = None) -> list[str]:
     """Check baseline names (a list, or one comma-separated string) and that their libraries are installed.
 

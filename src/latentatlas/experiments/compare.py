@@ -12,6 +12,7 @@ import dataclasses
 import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from ..runs import Run, load_run
 from ..schedules import get_recipe
 from ..stack import NotStackable, stack_pays
 from ..train import Callback, quiet
-from .baselines import BASELINES, baseline_metrics, fit_baseline, resolve_baselines
+from .baselines import BASELINES, BaselineMap, baseline_metrics, fit_baseline, resolve_baselines
 
 COLUMNS = tuple(m for m in ALL_METRICS if m.compared)
 METRICS = tuple(m.key for m in COLUMNS)
@@ -38,11 +39,17 @@ SETTINGS = tuple(f.name for f in CONFIG_SETTINGS if f.name != "seed")  # what te
 ARCHITECTURE = ("preset", "hidden_sizes", "geometry", "latent_dim")  # what a preset's name already says
 
 
+class Comparison(NamedTuple):
+    results: dict  # {model: {metric: [one value per seed]}}, models and baselines
+    runs: list[Run]  # one run of each model (its lowest seed), for the maps
+    maps: list[BaselineMap]  # the 2-D baselines' maps (their first seed), drawn beside the runs'
+
+
 def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out: str | Path = "runs/compare",
             epochs: int | None = None, baselines: str | Sequence[str] = ("pca",), progress: bool | None = None,
             echo=print, *, pca: bool | None = None, recipe: str = "tutorial",
-            stack: bool | None = None, workers: int = 1) -> tuple[dict, list[Run]]:
-    """Train what is missing under ``out/<preset>/seed<k>``; returns ({model: {metric: [values]}}, seed-0 runs).
+            stack: bool | None = None, workers: int = 1) -> Comparison:
+    """Train what is missing under ``out/<preset>/seed<k>``; returns the :class:`Comparison`.
 
     Every setting and every run folder already in ``out`` is checked before anything is trained. A folder is reused
     only if its config.json equals the config this call would train, every setting included (a finished run is
@@ -100,8 +107,8 @@ def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out
         _collect(results, cfg.preset, run.metrics)
         if cfg.seed == 0:
             first_runs.append(run)
-    _fit_baselines(results, baselines, dataset, range(seeds), "", echo)
-    return results, first_runs
+    maps = _fit_baselines(results, baselines, dataset, range(seeds), "", echo)
+    return Comparison(results, first_runs, maps)
 
 
 def _train_stacked(jobs, dataset: Dataset, stack: bool | None, progress, echo) -> dict[Path, Run]:
@@ -187,7 +194,7 @@ def _train_job(config: dict, folder: str) -> None:
 
 
 def compare_runs(paths, baselines: str | Sequence[str] = ("pca",), echo=print, *,
-                 pca: bool | None = None) -> tuple[dict, list[Run]]:
+                 pca: bool | None = None) -> Comparison:
     """Summarise existing run folders; runs whose configs differ only in the seed are grouped as seeds of one model.
 
     Runs that differ in any other setting (data, epochs, ...) are separate models, labelled by their preset plus the
@@ -205,6 +212,7 @@ def compare_runs(paths, baselines: str | Sequence[str] = ("pca",), echo=print, *
             raise LatentAtlasError(f"{same[0].path} and {run.path} have the same settings and seed: give each run once")
         group.append(run)
     results: dict[str, dict[str, list]] = {}
+    maps: list[BaselineMap] = []
     bases = [g[0].config.preset or g[0].path.name for g in groups.values()]
     for label, group in zip(_labels(bases, list(groups)), groups.values()):
         for run in group:
@@ -218,13 +226,17 @@ def compare_runs(paths, baselines: str | Sequence[str] = ("pca",), echo=print, *
                 "" if spec.image_size is None else f" image_size={spec.image_size}") + "".join(
                 f" {t}" for t in spec.transforms)
             seeds = sorted({r.config.seed for r in on_spec})
-            _fit_baselines(results, baselines, on_spec[0].dataset(), seeds, suffix, echo)
-    return results, runs
+            maps += _fit_baselines(results, baselines, on_spec[0].dataset(), seeds, suffix, echo)
+    return Comparison(results, runs, maps)
 
 
-def _fit_baselines(results: dict, names: list[str], dataset: Dataset, seeds, suffix: str, echo) -> None:
-    """Each baseline's rows: fitted once, or once per seed when it is stochastic; a line before and after each fit."""
+def _fit_baselines(results: dict, names: list[str], dataset: Dataset, seeds, suffix: str,
+                   echo) -> list[BaselineMap]:
+    """Each baseline's rows: fitted once, or once per seed when it is stochastic; a line before and after each fit.
+    Returns the first fit's map of each 2-D baseline."""
     n = len(dataset.flat("train")[0])
+    y_test = dataset.flat("test")[1]
+    maps = []
     for baseline in (b for name in names for b in BASELINES[name]):
         for seed in seeds if baseline.seeded else [0]:
             what = f"{baseline.name}{suffix}" + (f" (seed {seed})" if baseline.seeded else "")
@@ -232,6 +244,10 @@ def _fit_baselines(results: dict, names: list[str], dataset: Dataset, seeds, suf
             fitted = fit_baseline(baseline, dataset, seed)
             echo(f"fitted {what} in {fitted.seconds:.1f} s")
             _collect(results, f"{baseline.name}{suffix}", baseline_metrics(fitted, dataset))
+            if fitted.z_test.shape[1] == 2 and not any(m.name == f"{baseline.name}{suffix}" for m in maps):
+                maps.append(BaselineMap(f"{baseline.name}{suffix}", seed if baseline.seeded else None,
+                                        fitted.z_test, np.asarray(y_test), decodes=fitted.model is not None))
+    return maps
 
 
 def summary(results: dict) -> list[dict]:
@@ -273,20 +289,29 @@ def write_outputs(results: dict, out: str | Path) -> list[Path]:
             atomic_write_text(out / "compare.csv", buf.getvalue())]
 
 
-def encoder_maps_figure(runs: list[Run], out: str | Path) -> Path:
-    """Each run's encoder map side by side, with one class legend: its first chart (maps of the same chart share
-    their axes), or where the geometry has no chart (R^3) its first two principal axes, labelled as such. Each
-    panel names its run's seed: the table averages over seeds, the figure shows one."""
+def encoder_maps_figure(runs: list[Run], out: str | Path, maps: Sequence[BaselineMap] = ()) -> Path:
+    """``out/encoder_maps.png``: :func:`encoder_maps` of ``runs`` and ``maps``."""
+    from ..viz.plots import png_bytes
+
+    return atomic_write_bytes(Path(out) / "encoder_maps.png", png_bytes(encoder_maps(runs, maps), dpi=100))
+
+
+def encoder_maps(runs: list[Run], maps: Sequence[BaselineMap] = ()):
+    """Each run's encoder map side by side, with one class legend: its first chart, or where the geometry has no
+    chart (R^3) its first two principal axes, labelled as such; then each 2-D baseline's map of the same test images
+    (``maps``: PCA, UMAP, t-SNE). Each panel names its seed (the table averages over seeds, the figure shows one)
+    and has its own scale: a plane's scale is arbitrary (the decoder takes any), and on a shared one a small map
+    would shrink to a dot beside an atlas map. A bounded chart spans its whole extent."""
     import matplotlib.pyplot as plt
     import torch
 
-    from ..viz.plots import mpl_text, pca_map, png_bytes, shared_map_limits
+    from ..viz.plots import map_limits, mpl_text, pca_map
     from ..viz.style import class_colour, class_name
 
-    cols = max(1, len(runs)) if len(runs) <= 4 else 3
-    rows = -(-len(runs) // cols)
+    panels = len(runs) + len(maps)
+    cols = max(1, panels) if panels <= 4 else 3
+    rows = -(-panels // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.3 * cols + 1.4, 4.2 * rows), layout="constrained", squeeze=False)
-    limits = shared_map_limits((r.model.geometry, r.latents()["z_test"]) for r in runs)
     classes, labels = None, set()
     for ax, run in zip(axes.flat, runs):
         lat = run.latents()
@@ -297,7 +322,7 @@ def encoder_maps_figure(runs: list[Run], out: str | Path) -> Path:
             chart = charts[0]
             uv = chart.to_map(torch.as_tensor(lat["z_test"])).numpy()
             ax.scatter(uv[:, 0], uv[:, 1], s=4, c=[class_colour(v) for v in lat["y_test"]], linewidths=0, alpha=0.8)
-            (x0, x1), (y0, y1) = limits[chart.name]
+            (x0, x1), (y0, y1) = map_limits(chart, uv)
             ax.set(title=f"{name}\n{chart.name} chart", xlabel=chart.labels[0], ylabel=chart.labels[1],
                    xlim=(x0, x1), ylim=(y1, y0) if chart.y_down else (y0, y1))
         elif (embedding := run.model.geometry.embedding_3d()) is not None:
@@ -308,10 +333,19 @@ def encoder_maps_figure(runs: list[Run], out: str | Path) -> Path:
         else:
             ax.set_axis_off()
             ax.set_title(f"{name}\n(no map of a {run.model.geometry.dim}-D latent space)")
+    for ax, m in zip(list(axes.flat)[len(runs):], maps):
+        labels.update(int(v) for v in np.unique(m.y_test))
+        ax.scatter(m.z_test[:, 0], m.z_test[:, 1], s=4, c=[class_colour(v) for v in m.y_test], linewidths=0,
+                   alpha=0.8)
+        ax.set_aspect("equal", adjustable="datalim")
+        seed = "" if m.seed is None else f", seed {m.seed}"
+        ax.set_title(f"{m.name}{seed}\n" + ("baseline with a decoder" if m.decodes else "baseline, no decoder"))
+    for ax in list(axes.flat)[:panels]:
         ax.title.set_fontsize(9)
         ax.xaxis.label.set_fontsize(8)
         ax.yaxis.label.set_fontsize(8)
-    for ax in list(axes.flat)[len(runs):]:
+        ax.tick_params(labelsize=8)
+    for ax in list(axes.flat)[panels:]:
         ax.set_axis_off()
     if runs:
         try:
@@ -322,7 +356,7 @@ def encoder_maps_figure(runs: list[Run], out: str | Path) -> Path:
                           label=mpl_text(class_name(classes, k))) for k in sorted(labels)]
     fig.legend(handles=handles, loc="outside right center", title="class", fontsize=8, frameon=False)
     fig.suptitle("Encoder maps of the test set (one seed of each model)", fontsize=11)
-    return atomic_write_bytes(Path(out) / "encoder_maps.png", png_bytes(fig, dpi=100))
+    return fig
 
 
 def _collect(results: dict, model: str, metrics: dict) -> None:

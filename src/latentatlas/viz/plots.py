@@ -115,13 +115,11 @@ def reconstructions(model: AutoencoderNet, x, y, shape, n: int = 10):
     return fig
 
 
-def encoder_map(chart: Chart, z: np.ndarray, y: np.ndarray, glyphs: bool = False, classes=None, limits=None):
-    """Every test point at its chart coordinates, coloured by class; ``glyphs`` draws each as its label.
-
-    ``limits`` ((xmin, xmax), (ymin, ymax)) puts several maps on the same scale (see :func:`map_limits`).
-    """
+def encoder_map(chart: Chart, z: np.ndarray, y: np.ndarray, glyphs: bool = False, classes=None):
+    """Every test point at its chart coordinates, coloured by class; ``glyphs`` draws each as its label. The axes
+    span the chart's extent, or for an unbounded chart the points' own range (:func:`map_limits`)."""
     uv = chart.to_map(torch.as_tensor(z)).numpy()
-    (x0, x1), (y0, y1) = map_limits(chart, uv) if limits is None else limits
+    (x0, x1), (y0, y1) = map_limits(chart, uv)
     fig, ax = plt.subplots(figsize=_map_size(chart, (x1 - x0) / (y1 - y0)), layout="constrained")
     _draw_classes(ax, uv, y, classes, glyphs)
     ax.set(xlim=(x0, x1), ylim=(y1, y0) if chart.y_down else (y0, y1))
@@ -181,10 +179,10 @@ def _draw_classes(ax, uv: np.ndarray, y: np.ndarray, classes, glyphs: bool, lege
         ax.legend(markerscale=3, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
 
 
-def preservation_map(chart: Chart, z: np.ndarray, kept: np.ndarray, limits=None):
+def preservation_map(chart: Chart, z: np.ndarray, kept: np.ndarray):
     """Test points on the chart coloured by the share of their input-space neighbours the map keeps (0 to 1)."""
     uv = chart.to_map(torch.as_tensor(z)).numpy()
-    (x0, x1), (y0, y1) = map_limits(chart, uv) if limits is None else limits
+    (x0, x1), (y0, y1) = map_limits(chart, uv)
     fig, ax = plt.subplots(figsize=_map_size(chart, (x1 - x0) / (y1 - y0)), layout="constrained")
     order = np.argsort(-kept)  # the worst kept on top, where they can be seen
     dots = ax.scatter(uv[order, 0], uv[order, 1], c=kept[order], cmap="viridis", vmin=0, vmax=1, s=4, linewidths=0)
@@ -215,20 +213,6 @@ def _min_span(lo, hi):
 def _widened(lo: float, hi: float) -> tuple[float, float]:
     pad = max(0.0, float(_min_span(lo, hi)) - (hi - lo) / 2)
     return lo - pad, hi + pad
-
-
-def shared_map_limits(latents) -> dict[str, tuple]:
-    """Per chart name, axis limits that hold every point set of ``latents`` ((geometry, z) pairs), so maps of
-    several runs share their scales."""
-    limits: dict[str, tuple] = {}
-    for geometry, z in latents:
-        for chart in geometry.charts():
-            (x0, x1), (y0, y1) = map_limits(chart, chart.to_map(torch.as_tensor(z)).numpy())
-            if chart.name in limits:
-                (a0, a1), (b0, b1) = limits[chart.name]
-                x0, x1, y0, y1 = min(x0, a0), max(x1, a1), min(y0, b0), max(y1, b1)
-            limits[chart.name] = ((x0, x1), (y0, y1))
-    return limits
 
 
 def mpl_text(text: str) -> str:

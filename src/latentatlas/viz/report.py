@@ -56,12 +56,12 @@ def report_html(runs: list[Run]) -> str:
         key = run.config.data_spec
         if key not in datasets:
             datasets[key] = run.dataset()
-    from .plots import encoder_map, png_bytes, shared_map_limits
+    from .plots import encoder_map, png_bytes
 
     lats = [r.latents() for r in runs]
-    limits = shared_map_limits((r.model.geometry, lat["z_test"]) for r, lat in zip(runs, lats))
-    # Each encoder map is drawn once, on the shared scale, and shown in the comparison and in its run's section.
-    maps = [{c.name: png_bytes(encoder_map(c, lat["z_test"], lat["y_test"], limits=limits[c.name],
+    # Each encoder map is drawn once, on its own scale (a plane's is arbitrary: on a shared one a small map would
+    # shrink to a dot beside an atlas map), and shown in the comparison and in its run's section.
+    maps = [{c.name: png_bytes(encoder_map(c, lat["z_test"], lat["y_test"],
                                            classes=datasets[r.config.data_spec].classes))
              for c in r.model.geometry.charts()} for r, lat in zip(runs, lats)]
     ids = _unique_ids(runs)
@@ -96,7 +96,8 @@ def _comparison(runs: list[Run], ids: list[str], maps: list[dict[str, bytes]]) -
     rows_of_maps = []
     for name in dict.fromkeys(name for pngs in maps for name in pngs):  # chart names, in order of appearance
         figs = [_figure(pngs[name], f"{run.path.name}, {name} chart") for run, pngs in zip(runs, maps) if name in pngs]
-        rows_of_maps.append(f"<h3>Encoder maps on the same scale: {name} chart</h3><div class='row'>{''.join(figs)}</div>")
+        rows_of_maps.append(f"<h3>Encoder maps, each on its own scale: {name} chart</h3>"
+                            f"<div class='row'>{''.join(figs)}</div>")
     rows_of_maps.append(probe_comparison(runs))
     return (f"<section id='comparison'><h2>Comparison</h2><table>{head}{rows}</table>{diff}"
             f"{''.join(rows_of_maps)}</section>")
