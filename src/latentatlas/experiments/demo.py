@@ -50,6 +50,6 @@ def demo_epochs(cfg: RunConfig, n_train: int) -> int:
 
 
 def comparison_table(runs: list[Run]) -> str:
-    """A plain-text table: parameters, test BCE, 5-NN accuracy and training seconds per run."""
+    """A plain-text table: epochs, parameters, test BCE, 5-NN accuracy and training seconds per run."""
     rows = [[r.path.name, *(METRIC[k].format(r.metrics.get(k)) for k in TABLE)] for r in runs]
     return text_table(["run", *(METRIC[k].header for k in TABLE)], rows)
