@@ -62,17 +62,37 @@ def test_demo_prints_the_comparison_table(demo):
     assert "latentatlas explore" in output
 
 
-def test_the_demo_gives_the_atlas_runs_the_steps_their_term_needs_unless_told_the_epochs():
+def test_runs_with_the_neighbour_term_get_the_steps_it_needs_unless_told_the_epochs(monkeypatch, tmp_path):
+    import latentatlas.experiments.compare as compare_module
+    import latentatlas.run_training as run_training
     from latentatlas.config import RunConfig
-    from latentatlas.experiments.demo import demo_epochs
     from latentatlas.losses.neighbours import NEIGHBOUR_STEPS
+    from latentatlas.run_training import neighbour_epochs
 
     atlas, plain = RunConfig(preset="atlas-2d").resolved(), RunConfig(preset="deep-2d").resolved()
-    assert demo_epochs(plain, 4000) == 10  # the tutorial's
-    assert demo_epochs(atlas, 4000) == 63  # 32 batches of 128 an epoch: 63 x 32 = 2,016 >= 2,000 steps
-    assert (demo_epochs(atlas, 4000) - 1) * 32 < NEIGHBOUR_STEPS
-    assert demo_epochs(atlas, 60_000) == 10  # 469 batches an epoch: the tutorial's 10 already give 4,690 steps
+    assert neighbour_epochs(plain, 4000) == 10  # the tutorial's
+    assert neighbour_epochs(atlas, 4000) == 63  # 32 batches of 128 an epoch: 63 x 32 = 2,016 >= 2,000 steps
+    assert (neighbour_epochs(atlas, 4000) - 1) * 32 < NEIGHBOUR_STEPS
+    assert neighbour_epochs(atlas, 60_000) == 10  # 469 batches an epoch: the tutorial's 10 already give 4,690 steps
 
+    class Asked(Exception):  # stops each command at its first training, with the settings it would train
+        pass
+
+    def asked(cfg, *args, **kwargs):
+        raise Asked(cfg)
+
+    monkeypatch.setattr(run_training, "train_run", asked)
+    monkeypatch.setattr(compare_module, "train_run", asked)
+    cases = [(["train", "--preset", "atlas-2d"], 63),  # mnist-5k: 4,000 training images, 32 batches an epoch
+             (["train", "--preset", "atlas-2d", "--epochs", "4"], 4),
+             (["train", "--preset", "deep-2d"], 10),
+             (["compare", "--presets", "atlas-2d", "--seeds", "1", "--baselines", ""], 63),
+             (["compare", "--presets", "atlas-2d", "--seeds", "1", "--epochs", "4"], 4)]
+    for command, epochs in cases:
+        r = CliRunner().invoke(main, [*command, "--out", str(tmp_path / "out")])
+        assert isinstance(r.exception, Asked), r.output
+        assert r.exception.args[0].epochs == epochs, command
+    assert not (tmp_path / "out").exists()
 
 
 def test_explore_help_states_the_real_point_limit():

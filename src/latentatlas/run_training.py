@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import re
 import shutil
 import time
@@ -25,6 +26,7 @@ from .config import RunConfig
 from .data import Dataset, data_reference
 from .errors import LatentAtlasError, option
 from .losses import build_objective
+from .losses.neighbours import NEIGHBOUR_STEPS
 from .model import AutoencoderNet, count_parameters
 from .run_folder import (CKPT_STATE, CONFIG, HISTORY, MANIFEST, WEIGHTS, has_checkpoint, is_run_folder,
                          load_checkpoint, not_a_run_folder, read_config, save_checkpoint, write_manifest)
@@ -39,6 +41,16 @@ def resolve_runtime(cfg: RunConfig) -> RunConfig:
     device = pick_device(cfg.device)
     return dataclasses.replace(cfg, data=data_reference(cfg.data), device=device,
                                precision=pick_precision(cfg.precision, device))
+
+
+def neighbour_epochs(cfg: RunConfig, n_train: int) -> int:
+    """``cfg``'s epochs, raised for a run with the neighbour term to the epochs that give it ``NEIGHBOUR_STEPS``
+    steps on ``n_train`` samples: the term needs steps, not passes (docs/maps-research.md), so a small data set
+    takes more epochs (63 on mnist-5k), as UMAP gives small data sets more epochs too. The commands apply it where
+    ``--epochs`` is not given."""
+    if not cfg.ne_weight:
+        return cfg.epochs
+    return max(cfg.epochs, math.ceil(NEIGHBOUR_STEPS / math.ceil(n_train / cfg.batch_size)))
 
 
 def build_trainer(cfg: RunConfig, x_train, callbacks=(), progress: bool | None = None, draw=None) -> Trainer:

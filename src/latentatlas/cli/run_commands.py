@@ -3,11 +3,12 @@ sets)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
 
-from .options import friendly_errors, recipe_option, settings_options, with_recipe
+from .options import friendly_errors, given, recipe_option, settings_options, with_recipe
 
 
 @click.command(short_help="Train a model into a run folder, evaluate it, draw it.")
@@ -24,11 +25,16 @@ def train(out, overwrite, resume, tensorboard, recipe, **params):
     from ..config import RunConfig
 
     cfg = RunConfig(**with_recipe(recipe, params)).resolved()  # a wrong preset is refused before torch is imported
-    from ..run_training import train_run
+    from ..run_training import neighbour_epochs, train_run
 
+    dataset = None
+    if cfg.ne_weight and given("epochs", params["epochs"]) is None:  # the term's steps, where no epochs are given
+        dataset = cfg.data_spec.load()
+        cfg = dataclasses.replace(cfg, epochs=neighbour_epochs(cfg, len(dataset.y_train)))
     if out is None:
         out = Path("runs") / f"{params['preset'] or 'custom'}-{Path(params['data']).name}"
-    run = train_run(cfg, out, overwrite=overwrite, resume=resume, tensorboard=tensorboard, echo=click.echo)
+    run = train_run(cfg, out, overwrite=overwrite, resume=resume, tensorboard=tensorboard, echo=click.echo,
+                    dataset=dataset)
     if run.finished:
         n = run.resumed_from_epoch
         click.echo(f"{run.path} had already finished its {n} epoch{'s' * (n != 1)}: nothing to resume "

@@ -25,7 +25,7 @@ from ..errors import LatentAtlasError, option
 from ..metrics import METRICS as ALL_METRICS
 from ..nets import PRESETS
 from ..run_folder import CONFIG, MANIFEST, is_run_folder, not_a_run_folder, read_config
-from ..run_training import resolve_runtime, train_run, train_stacked
+from ..run_training import neighbour_epochs, resolve_runtime, train_run, train_stacked
 from ..runs import Run, load_run
 from ..schedules import get_recipe
 from ..stack import NotStackable, stack_pays
@@ -61,7 +61,9 @@ def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out
     stochastic one. ``pca`` is the deprecated switch of 0.1.0: False removes "pca" from ``baselines``, True adds it.
 
     ``recipe`` (:data:`latentatlas.schedules.RECIPES`) says how each model trains; ``epochs``, if given, overrides
-    its number of epochs. The new seeds of a preset train stacked (``latentatlas.stack``: together, each into its own
+    its number of epochs, and if not, a model with the neighbour term trains the epochs its term needs
+    (:func:`latentatlas.run_training.neighbour_epochs`). The new seeds of a preset train stacked
+    (``latentatlas.stack``: together, each into its own
     run folder) where ``stack`` is True, or where it is None and stacking measured faster on this device and
     precision (``stack.stack_pays``); where stacking does not apply (a neighbour term, say), they train separately
     and a line says why. With ``workers`` > 1 the runs trained separately train side by side in that many
@@ -79,17 +81,20 @@ def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise LatentAtlasError(f"workers={workers!r} is out of range: it must be an integer >= 1")
     out = Path(out)
-    jobs = []
+    jobs, dataset = [], None
     for preset in presets:
         settings = get_recipe(recipe).settings(preset)
         if epochs is not None:
             settings["epochs"] = epochs
         for seed in range(seeds):
             cfg = resolve_runtime(RunConfig(preset=preset, data=data, seed=seed, **settings))
+            if epochs is None and cfg.ne_weight:  # the neighbour term's steps (run_training.neighbour_epochs)
+                dataset = dataset or cfg.data_spec.load()
+                cfg = dataclasses.replace(cfg, epochs=neighbour_epochs(cfg, len(dataset.y_train)))
             folder = out / preset / f"seed{seed}"
             _check_folder(folder, cfg)
             jobs.append((cfg, folder))
-    dataset = jobs[0][0].data_spec.load()
+    dataset = dataset or jobs[0][0].data_spec.load()
     results: dict[str, dict[str, list]] = {}
     first_runs = []
     stacked = _train_stacked(jobs, dataset, stack, progress, echo)

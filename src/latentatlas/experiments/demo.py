@@ -3,7 +3,6 @@ neighbour-embedding term (atlas-2d, atlas-s2); evaluate, draw every figure, comp
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,9 +10,8 @@ from .._io import check_writable
 from .._table import text_table
 from ..config import RunConfig
 from ..data import load_dataset
-from ..losses.neighbours import NEIGHBOUR_STEPS
 from ..metrics import METRIC
-from ..run_training import train_run
+from ..run_training import neighbour_epochs, train_run
 from ..runs import Run
 
 DEMO_PRESETS = ("deep-2d", "deep-3d", "deep-s2", "atlas-2d", "atlas-s2")
@@ -24,7 +22,7 @@ def run_demo(out: str | Path = "runs/demo", data: str = "mnist-5k", epochs: int 
              progress: bool | None = None, echo=print) -> list[Run]:
     """Train the demo presets into ``out/<preset>``; earlier demo runs there are replaced. ``epochs``: every
     preset's; None: the tutorial's 10, and for the presets with the neighbour term as many as make up
-    ``NEIGHBOUR_STEPS`` steps on this data."""
+    ``NEIGHBOUR_STEPS`` steps on this data (:func:`latentatlas.run_training.neighbour_epochs`)."""
     out = Path(out)
     configs = [RunConfig(preset=preset, data=data, seed=seed, **({} if epochs is None else {"epochs": epochs}))
                for preset in DEMO_PRESETS]
@@ -32,21 +30,12 @@ def run_demo(out: str | Path = "runs/demo", data: str = "mnist-5k", epochs: int 
     check_writable(out / "report.html")
     dataset = load_dataset(data)
     if epochs is None:
-        configs = [replace(cfg, epochs=demo_epochs(cfg, len(dataset.y_train))) for cfg in configs]
+        configs = [replace(cfg, epochs=neighbour_epochs(cfg, len(dataset.y_train))) for cfg in configs]
     runs = []
     for cfg in configs:
         echo(f"training {cfg.preset} on {dataset.name} ({len(dataset.y_train):,} images, {cfg.epochs} epochs) ...")
         runs.append(train_run(cfg, out / cfg.preset, overwrite=True, progress=progress, dataset=dataset))
     return runs
-
-
-def demo_epochs(cfg: RunConfig, n_train: int) -> int:
-    """``cfg``'s epochs, raised for a run with the neighbour term to the epochs that give it ``NEIGHBOUR_STEPS``
-    steps: the term needs steps, not passes (docs/maps-research.md), so a small data set takes more epochs, as
-    UMAP gives small data sets more epochs too."""
-    if not cfg.ne_weight:
-        return cfg.epochs
-    return max(cfg.epochs, math.ceil(NEIGHBOUR_STEPS / math.ceil(n_train / cfg.batch_size)))
 
 
 def comparison_table(runs: list[Run]) -> str:
