@@ -19,8 +19,8 @@ from latentatlas.data import load_dataset
 from latentatlas.errors import LatentAtlasError
 from latentatlas.experiments.baselines import (BASELINES, Baseline, baseline_metrics, fit_baseline, pca_metrics,
                                                resolve_baselines)
-from latentatlas.experiments.compare import (METRICS, compare, compare_runs, encoder_maps_figure, format_table, summary,
-                                             write_outputs)
+from latentatlas.experiments.compare import compare, compare_runs
+from latentatlas.experiments.compare_outputs import METRICS, encoder_maps_figure, format_table, summary, write_outputs
 from latentatlas.metrics import ALWAYS
 from latentatlas.metrics import trust_subset
 from latentatlas.run_training import train_run

@@ -62,7 +62,7 @@ def test_each_map_has_its_own_scale(report):
     import numpy as np
 
     from latentatlas.experiments.baselines import BaselineMap
-    from latentatlas.experiments.compare import encoder_maps
+    from latentatlas.experiments.compare_outputs import encoder_maps
 
     _, runs = report
     plane, sphere = runs[0], runs[2]

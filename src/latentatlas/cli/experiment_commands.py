@@ -146,7 +146,8 @@ def compare(runs, presets, seeds, data, epochs, out, baselines, pca, recipe, sta
     """Mean +- s.d. over seeds for several models (or existing RUNS), with baselines under the same protocol; RUNS
     that differ in more than the seed are separate rows, and baselines are fitted per data set."""
     from ..experiments.compare import compare as run_compare
-    from ..experiments.compare import compare_runs, encoder_maps_figure, format_table, summary, write_outputs
+    from ..experiments.compare import compare_runs
+    from ..experiments.compare_outputs import encoder_maps_figure, format_table, summary, write_outputs
     if pca is not None:
         click.echo(f"note: --{'' if pca else 'no-'}pca is deprecated: use --baselines", err=True)
     if runs:

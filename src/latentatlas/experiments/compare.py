@@ -1,4 +1,6 @@
 """Honest comparisons: several models x several seeds, mean and spread, with baselines (PCA, UMAP, t-SNE).
+This module trains or loads the runs and fits the baselines; ``compare_outputs`` turns the results into the table,
+compare.csv / .json and the maps figure.
 
 Every model and every baseline is evaluated by the same protocol (latentatlas.metrics): test BCE and MSE, k-NN
 accuracy of test latents against train latents, trustworthiness on the fixed test subset. A baseline is fitted on
@@ -7,22 +9,17 @@ the training images and places the test images into its fitted space, as a model
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from .._io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from .._table import text_table
 from ..config import SETTINGS as CONFIG_SETTINGS
 from ..config import RunConfig
 from ..data import Dataset
 from ..errors import LatentAtlasError, option
-from ..metrics import METRICS as ALL_METRICS
 from ..nets import PRESETS
 from ..run_folder import CONFIG, MANIFEST, is_run_folder, not_a_run_folder, read_config
 from ..run_training import neighbour_epochs, resolve_runtime, train_run, train_stacked
@@ -31,9 +28,8 @@ from ..schedules import get_recipe
 from ..stack import NotStackable, stack_pays
 from ..train import Callback, quiet
 from .baselines import BASELINES, BaselineMap, baseline_metrics, fit_baseline, resolve_baselines
+from .compare_outputs import METRICS
 
-COLUMNS = tuple(m for m in ALL_METRICS if m.compared)
-METRICS = tuple(m.key for m in COLUMNS)
 DEFAULT_PRESETS = ("deep-2d", "deep-3d", "deep-3d-narrow", "deep-s2")
 SETTINGS = tuple(f.name for f in CONFIG_SETTINGS if f.name != "seed")  # what tells two models apart
 ARCHITECTURE = ("preset", "hidden_sizes", "geometry", "latent_dim")  # what a preset's name already says
@@ -253,115 +249,6 @@ def _fit_baselines(results: dict, names: list[str], dataset: Dataset, seeds, suf
                 maps.append(BaselineMap(f"{baseline.name}{suffix}", seed if baseline.seeded else None,
                                         fitted.z_test, np.asarray(y_test), decodes=fitted.model is not None))
     return maps
-
-
-def summary(results: dict) -> list[dict]:
-    """One row per model: n (seeds) and mean/sd of every metric (sd over seeds, ddof=1; None for one seed)."""
-    rows = []
-    for model, metrics in results.items():
-        row = {"model": model, "n": len(metrics["bce_test"])}
-        for m in METRICS:
-            values = [v for v in metrics[m] if v is not None]
-            row[f"{m}_mean"] = float(np.mean(values)) if values else None
-            row[f"{m}_sd"] = float(np.std(values, ddof=1)) if len(values) > 1 else None  # no spread over one value
-        rows.append(row)
-    return rows
-
-
-def format_table(rows: list[dict]) -> str:
-    """Mean ± s.d. of each metric, as the metrics table formats it; a property (the parameter count) has no spread."""
-    cells = []
-    for r in rows:
-        line = [r["model"], str(r["n"])]
-        for m in COLUMNS:
-            mean, sd = r[f"{m.key}_mean"], r[f"{m.key}_sd"]
-            spread = sd is not None and m.better is not None
-            line.append(m.format(mean) + (f" ± {m.format(sd)}" if spread and mean is not None else ""))
-        cells.append(line)
-    return text_table(["model", "n", *(m.header for m in COLUMNS)], cells)
-
-
-def write_outputs(results: dict, out: str | Path) -> list[Path]:
-    """compare.json (every value), compare.csv (the summary) in ``out``; a missing value (the s.d. of one seed, the
-    BCE of a baseline without a decoder) is null in the JSON and an empty cell in the CSV."""
-    out = Path(out)
-    rows = summary(results)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return [atomic_write_json(out / "compare.json", {"summary": rows, "values": results}),
-            atomic_write_text(out / "compare.csv", buf.getvalue())]
-
-
-def encoder_maps_figure(runs: list[Run], out: str | Path, maps: Sequence[BaselineMap] = ()) -> Path:
-    """``out/encoder_maps.png``: :func:`encoder_maps` of ``runs`` and ``maps``."""
-    from ..viz.plots import png_bytes
-
-    return atomic_write_bytes(Path(out) / "encoder_maps.png", png_bytes(encoder_maps(runs, maps), dpi=100))
-
-
-def encoder_maps(runs: list[Run], maps: Sequence[BaselineMap] = ()):
-    """Each run's encoder map side by side, with one class legend: its first chart, or where the geometry has no
-    chart (R^3) its first two principal axes, labelled as such; then each 2-D baseline's map of the same test images
-    (``maps``: PCA, UMAP, t-SNE). Each panel names its seed (the table averages over seeds, the figure shows one)
-    and has its own scale: a plane's scale is arbitrary (the decoder takes any), and on a shared one a small map
-    would shrink to a dot beside an atlas map. A bounded chart spans its whole extent."""
-    import matplotlib.pyplot as plt
-    import torch
-
-    from ..viz.plots import map_limits, mpl_text, pca_map
-    from ..viz.style import class_colour, class_name
-
-    panels = len(runs) + len(maps)
-    cols = max(1, panels) if panels <= 4 else 3
-    rows = -(-panels // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.3 * cols + 1.4, 4.2 * rows), layout="constrained", squeeze=False)
-    classes, labels = None, set()
-    for ax, run in zip(axes.flat, runs):
-        lat = run.latents()
-        labels.update(int(v) for v in np.unique(lat["y_test"]))
-        name = f"{run.config.preset or run.path.name}, seed {run.config.seed}"
-        charts = run.model.geometry.charts()
-        if charts:
-            chart = charts[0]
-            uv = chart.to_map(torch.as_tensor(lat["z_test"])).numpy()
-            ax.scatter(uv[:, 0], uv[:, 1], s=4, c=[class_colour(v) for v in lat["y_test"]], linewidths=0, alpha=0.8)
-            (x0, x1), (y0, y1) = map_limits(chart, uv)
-            ax.set(title=f"{name}\n{chart.name} chart", xlabel=chart.labels[0], ylabel=chart.labels[1],
-                   xlim=(x0, x1), ylim=(y1, y0) if chart.y_down else (y0, y1))
-        elif (embedding := run.model.geometry.embedding_3d()) is not None:
-            pca_map(embedding.to_3d(torch.as_tensor(lat["z_test"])).numpy(), lat["y_test"], ax=ax)
-            for c in ax.collections:
-                c.set_sizes([4])
-            ax.set_title(f"{name}\nfirst two principal axes of the 3-D latents")
-        else:
-            ax.set_axis_off()
-            ax.set_title(f"{name}\n(no map of a {run.model.geometry.dim}-D latent space)")
-    for ax, m in zip(list(axes.flat)[len(runs):], maps):
-        labels.update(int(v) for v in np.unique(m.y_test))
-        ax.scatter(m.z_test[:, 0], m.z_test[:, 1], s=4, c=[class_colour(v) for v in m.y_test], linewidths=0,
-                   alpha=0.8)
-        ax.set_aspect("equal", adjustable="datalim")
-        seed = "" if m.seed is None else f", seed {m.seed}"
-        ax.set_title(f"{m.name}{seed}\n" + ("baseline with a decoder" if m.decodes else "baseline, no decoder"))
-    for ax in list(axes.flat)[:panels]:
-        ax.title.set_fontsize(9)
-        ax.xaxis.label.set_fontsize(8)
-        ax.yaxis.label.set_fontsize(8)
-        ax.tick_params(labelsize=8)
-    for ax in list(axes.flat)[panels:]:
-        ax.set_axis_off()
-    if runs:
-        try:
-            classes = runs[0].dataset().classes
-        except LatentAtlasError:  # in-memory data: the labels' numbers stand for the classes
-            classes = None
-    handles = [plt.Line2D([], [], ls="", marker="o", ms=6, color=class_colour(k),
-                          label=mpl_text(class_name(classes, k))) for k in sorted(labels)]
-    fig.legend(handles=handles, loc="outside right center", title="class", fontsize=8, frameon=False)
-    fig.suptitle("Encoder maps of the test set (one seed of each model)", fontsize=11)
-    return fig
 
 
 def _collect(results: dict, model: str, metrics: dict) -> None:
