@@ -67,13 +67,13 @@ def test_runs_with_the_neighbour_term_get_the_steps_it_needs_unless_told_the_epo
     import latentatlas.run_training as run_training
     from latentatlas.config import RunConfig
     from latentatlas.losses.neighbours import NEIGHBOUR_STEPS
-    from latentatlas.run_training import neighbour_epochs
+    from latentatlas.run_training import neighbour_steps
 
     atlas, plain = RunConfig(preset="atlas-2d").resolved(), RunConfig(preset="deep-2d").resolved()
-    assert neighbour_epochs(plain, 4000) == 10  # the tutorial's
-    assert neighbour_epochs(atlas, 4000) == 63  # 32 batches of 128 an epoch: 63 x 32 = 2,016 >= 2,000 steps
-    assert (neighbour_epochs(atlas, 4000) - 1) * 32 < NEIGHBOUR_STEPS
-    assert neighbour_epochs(atlas, 60_000) == 10  # 469 batches an epoch: the tutorial's 10 already give 4,690 steps
+    assert neighbour_steps(plain, 4000).epochs == 10  # the tutorial's
+    assert neighbour_steps(atlas, 4000).epochs == 63  # 32 batches of 128 an epoch: 63 x 32 = 2,016 >= 2,000 steps
+    assert (neighbour_steps(atlas, 4000).epochs - 1) * 32 < NEIGHBOUR_STEPS
+    assert neighbour_steps(atlas, 60_000).epochs == 10  # 469 batches an epoch: the tutorial's 10 already give 4,690 steps
 
     class Asked(Exception):  # stops each command at its first training, with the settings it would train
         pass

@@ -43,14 +43,15 @@ def resolve_runtime(cfg: RunConfig) -> RunConfig:
                                precision=pick_precision(cfg.precision, device))
 
 
-def neighbour_epochs(cfg: RunConfig, n_train: int) -> int:
-    """``cfg``'s epochs, raised for a run with the neighbour term to the epochs that give it ``NEIGHBOUR_STEPS``
+def neighbour_steps(cfg: RunConfig, n_train: int) -> RunConfig:
+    """``cfg`` with its epochs raised, for a run with the neighbour term, to those that give it ``NEIGHBOUR_STEPS``
     steps on ``n_train`` samples: the term needs steps, not passes (docs/maps-research.md), so a small data set
     takes more epochs (63 on mnist-5k), as UMAP gives small data sets more epochs too. The commands apply it where
     ``--epochs`` is not given."""
     if not cfg.ne_weight:
-        return cfg.epochs
-    return max(cfg.epochs, math.ceil(NEIGHBOUR_STEPS / math.ceil(n_train / cfg.batch_size)))
+        return cfg
+    steps_per_epoch = math.ceil(n_train / cfg.batch_size)
+    return dataclasses.replace(cfg, epochs=max(cfg.epochs, math.ceil(NEIGHBOUR_STEPS / steps_per_epoch)))
 
 
 def build_trainer(cfg: RunConfig, x_train, callbacks=(), progress: bool | None = None, draw=None) -> Trainer:

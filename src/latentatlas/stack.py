@@ -23,7 +23,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from .errors import LatentAtlasError
 from .losses import Batch
-from .train import Shuffle, Trainer, _loss_and_parts, seed_epoch
+from .train import Shuffle, Trainer, loss_and_parts, seed_epoch
 
 
 class NotStackable(LatentAtlasError):
@@ -84,7 +84,7 @@ def stacked_loss(loss_fn):
 
     def member(params, buffers, x, index, epoch, skeleton):
         model = lambda inputs: functional_call(skeleton, (params, buffers), (inputs,))
-        total, parts = _loss_and_parts(loss_fn(model, Batch(x, index, epoch)))
+        total, parts = loss_and_parts(loss_fn(model, Batch(x, index, epoch)))
         return total, parts
 
     def loss(model: Stacked, batch: Batch):

@@ -153,7 +153,7 @@ class Trainer:
                 xb = to_unit_float(x_train.index_select(0, index.flatten()).unflatten(0, index.shape))
                 batch = Batch(xb if self.draw is None else self.draw(xb), index, epoch)
                 with self._autocast():
-                    loss, parts = _loss_and_parts(self.loss_fn(self.model, batch))
+                    loss, parts = loss_and_parts(self.loss_fn(self.model, batch))
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
@@ -241,7 +241,7 @@ class Trainer:
         for i in range(0, x.shape[0], self.eval_batch_size):
             xb = to_unit_float(x[i : i + self.eval_batch_size])
             with self._autocast():
-                loss, parts = _loss_and_parts(self.loss_fn(self.model, Batch(xb, None, epoch)))
+                loss, parts = loss_and_parts(self.loss_fn(self.model, Batch(xb, None, epoch)))
             values = torch.stack([loss, *(v.float() for v in parts.values())]).double() * xb.shape[0]
             if sums is None:
                 sums, names = torch.zeros_like(values), list(parts)
@@ -279,7 +279,8 @@ class Trainer:
         return as_tensor(x).reshape(x.shape[0], -1).to(self.device)
 
 
-def _loss_and_parts(result) -> tuple[Tensor, dict[str, Tensor]]:
+def loss_and_parts(result) -> tuple[Tensor, dict[str, Tensor]]:
+    """A loss function's result as (loss, its named parts): a loss function may return the loss alone."""
     return result if isinstance(result, tuple) else (result, {})
 
 

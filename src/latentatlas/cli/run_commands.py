@@ -3,7 +3,6 @@ sets)."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import click
@@ -25,12 +24,12 @@ def train(out, overwrite, resume, tensorboard, recipe, **params):
     from ..config import RunConfig
 
     cfg = RunConfig(**with_recipe(recipe, params)).resolved()  # a wrong preset is refused before torch is imported
-    from ..run_training import neighbour_epochs, train_run
+    from ..run_training import neighbour_steps, train_run
 
     dataset = None
     if cfg.ne_weight and given("epochs", params["epochs"]) is None:  # the term's steps, where no epochs are given
         dataset = cfg.data_spec.load()
-        cfg = dataclasses.replace(cfg, epochs=neighbour_epochs(cfg, len(dataset.y_train)))
+        cfg = neighbour_steps(cfg, len(dataset.y_train))
     if out is None:
         out = Path("runs") / f"{params['preset'] or 'custom'}-{Path(params['data']).name}"
     run = train_run(cfg, out, overwrite=overwrite, resume=resume, tensorboard=tensorboard, echo=click.echo,

@@ -22,7 +22,7 @@ from ..data import Dataset
 from ..errors import LatentAtlasError, option
 from ..nets import PRESETS
 from ..run_folder import CONFIG, MANIFEST, is_run_folder, not_a_run_folder, read_config
-from ..run_training import neighbour_epochs, resolve_runtime, train_run, train_stacked
+from ..run_training import neighbour_steps, resolve_runtime, train_run, train_stacked
 from ..runs import Run, load_run
 from ..schedules import get_recipe
 from ..stack import NotStackable, stack_pays
@@ -58,7 +58,7 @@ def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out
 
     ``recipe`` (:data:`latentatlas.schedules.RECIPES`) says how each model trains; ``epochs``, if given, overrides
     its number of epochs, and if not, a model with the neighbour term trains the epochs its term needs
-    (:func:`latentatlas.run_training.neighbour_epochs`). The new seeds of a preset train stacked
+    (:func:`latentatlas.run_training.neighbour_steps`). The new seeds of a preset train stacked
     (``latentatlas.stack``: together, each into its own
     run folder) where ``stack`` is True, or where it is None and stacking measured faster on this device and
     precision (``stack.stack_pays``); where stacking does not apply (a neighbour term, say), they train separately
@@ -84,13 +84,13 @@ def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out
             settings["epochs"] = epochs
         for seed in range(seeds):
             cfg = resolve_runtime(RunConfig(preset=preset, data=data, seed=seed, **settings))
-            if epochs is None and cfg.ne_weight:  # the neighbour term's steps (run_training.neighbour_epochs)
-                dataset = dataset or cfg.data_spec.load()
-                cfg = dataclasses.replace(cfg, epochs=neighbour_epochs(cfg, len(dataset.y_train)))
+            if epochs is None and cfg.ne_weight:  # the neighbour term's steps (run_training.neighbour_steps)
+                dataset = cfg.data_spec.load() if dataset is None else dataset
+                cfg = neighbour_steps(cfg, len(dataset.y_train))
             folder = out / preset / f"seed{seed}"
             _check_folder(folder, cfg)
             jobs.append((cfg, folder))
-    dataset = dataset or jobs[0][0].data_spec.load()
+    dataset = jobs[0][0].data_spec.load() if dataset is None else dataset
     results: dict[str, dict[str, list]] = {}
     first_runs = []
     stacked = _train_stacked(jobs, dataset, stack, progress, echo)

@@ -3,7 +3,6 @@ neighbour-embedding term (atlas-2d, atlas-s2); evaluate, draw every figure, comp
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from .._io import check_writable
@@ -11,7 +10,7 @@ from .._table import text_table
 from ..config import RunConfig
 from ..data import load_dataset
 from ..metrics import METRIC
-from ..run_training import neighbour_epochs, train_run
+from ..run_training import neighbour_steps, train_run
 from ..runs import Run
 
 DEMO_PRESETS = ("deep-2d", "deep-3d", "deep-s2", "atlas-2d", "atlas-s2")
@@ -22,7 +21,7 @@ def run_demo(out: str | Path = "runs/demo", data: str = "mnist-5k", epochs: int 
              progress: bool | None = None, echo=print) -> list[Run]:
     """Train the demo presets into ``out/<preset>``; earlier demo runs there are replaced. ``epochs``: every
     preset's; None: the tutorial's 10, and for the presets with the neighbour term as many as make up
-    ``NEIGHBOUR_STEPS`` steps on this data (:func:`latentatlas.run_training.neighbour_epochs`)."""
+    ``NEIGHBOUR_STEPS`` steps on this data (:func:`latentatlas.run_training.neighbour_steps`)."""
     out = Path(out)
     configs = [RunConfig(preset=preset, data=data, seed=seed, **({} if epochs is None else {"epochs": epochs}))
                for preset in DEMO_PRESETS]
@@ -30,7 +29,7 @@ def run_demo(out: str | Path = "runs/demo", data: str = "mnist-5k", epochs: int 
     check_writable(out / "report.html")
     dataset = load_dataset(data)
     if epochs is None:
-        configs = [replace(cfg, epochs=neighbour_epochs(cfg, len(dataset.y_train))) for cfg in configs]
+        configs = [neighbour_steps(cfg, len(dataset.y_train)) for cfg in configs]
     runs = []
     for cfg in configs:
         echo(f"training {cfg.preset} on {dataset.name} ({len(dataset.y_train):,} images, {cfg.epochs} epochs) ...")
