@@ -37,7 +37,7 @@ ARCHITECTURE = ("preset", "hidden_sizes", "geometry", "latent_dim")  # what a pr
 
 class Comparison(NamedTuple):
     results: dict  # {model: {metric: [one value per seed]}}, models and baselines
-    runs: list[Run]  # one run of each model (its lowest seed), for the maps
+    runs: list[Run]  # the runs to draw: compare's seed 0 of each model, compare_runs' every run given
     maps: list[BaselineMap]  # the 2-D baselines' maps (their first seed), drawn beside the runs'
 
 

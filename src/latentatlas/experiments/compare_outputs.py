@@ -92,7 +92,7 @@ def encoder_maps(runs: list[Run], maps: Sequence[BaselineMap] = ()):
         if charts:
             chart = charts[0]
             uv = chart.to_map(torch.as_tensor(lat["z_test"])).numpy()
-            ax.scatter(uv[:, 0], uv[:, 1], s=4, c=[class_colour(v) for v in lat["y_test"]], linewidths=0, alpha=0.8)
+            _dots(ax, uv, lat["y_test"])
             (x0, x1), (y0, y1) = map_limits(chart, uv)
             ax.set(title=f"{name}\n{chart.name} chart", xlabel=chart.labels[0], ylabel=chart.labels[1],
                    xlim=(x0, x1), ylim=(y1, y0) if chart.y_down else (y0, y1))
@@ -106,8 +106,7 @@ def encoder_maps(runs: list[Run], maps: Sequence[BaselineMap] = ()):
             ax.set_title(f"{name}\n(no map of a {run.model.geometry.dim}-D latent space)")
     for ax, m in zip(list(axes.flat)[len(runs):], maps):
         labels.update(int(v) for v in np.unique(m.y_test))
-        ax.scatter(m.z_test[:, 0], m.z_test[:, 1], s=4, c=[class_colour(v) for v in m.y_test], linewidths=0,
-                   alpha=0.8)
+        _dots(ax, m.z_test, m.y_test)
         ax.set_aspect("equal", adjustable="datalim")
         seed = "" if m.seed is None else f", seed {m.seed}"
         ax.set_title(f"{m.name}{seed}\n" + ("baseline with a decoder" if m.decodes else "baseline, no decoder"))
@@ -128,3 +127,10 @@ def encoder_maps(runs: list[Run], maps: Sequence[BaselineMap] = ()):
     fig.legend(handles=handles, loc="outside right center", title="class", fontsize=8, frameon=False)
     fig.suptitle("Encoder maps of the test set (one seed of each model)", fontsize=11)
     return fig
+
+
+def _dots(ax, uv: np.ndarray, y: np.ndarray) -> None:
+    """A map's points, coloured by class (one legend serves every panel)."""
+    from ..viz.style import class_colour
+
+    ax.scatter(uv[:, 0], uv[:, 1], s=4, c=[class_colour(v) for v in y], linewidths=0, alpha=0.8)
