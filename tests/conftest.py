@@ -3,6 +3,20 @@ import pytest
 
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", help="also run the slow quality-threshold training runs")
+    parser.addoption("--cpu", choices=("native", "avx2"), default="native",
+                     help="avx2: cap PyTorch's libraries at AVX2 (latentatlas.hardware.AVX2_ONLY) as on most "
+                          "laptops, so that `auto` trains in fp32 and floats come from other kernels")
+
+
+def pytest_configure(config):
+    if config.getoption("--cpu") == "avx2":
+        import os
+
+        from latentatlas.hardware import AVX2_ONLY
+
+        if "torch" in __import__("sys").modules:  # the caps are read once, when torch's libraries start
+            raise pytest.UsageError("--cpu avx2: torch was imported before the caps could be set")
+        os.environ.update(AVX2_ONLY)  # subprocesses (the CLI tests) inherit them too
 
 
 def pytest_collection_modifyitems(config, items):

@@ -25,6 +25,13 @@ def test_bench_json(tmp_path):
         assert FIGURES <= set(d[side])
         assert 0 < d[side]["bce_test"] < 0.7 and 0 <= d[side]["knn5"] <= 1 and d[side]["peak_rss_mb"] > 50
     assert d["speedup"] == d["reference"]["seconds"] / d["latentatlas"]["seconds"]
+    # the figures say what they were measured on: the CPU, what it may use here, the threads and the precision
+    from latentatlas import hardware
+
+    m = d["machine"]
+    assert m["cpu"] == hardware.cpu_model() and m["threads"] >= 1 and m["precision"] == d["job"]["precision"]
+    assert set(m["instructions"]) <= set(m["instructions_present"]) and m["restricted"] == hardware.restrictions()
+    assert f"measured on {m['cpu']}" in r.output and d["job"]["precision"] in r.output
 
 
 def test_reference_loop_learns(small):

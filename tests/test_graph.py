@@ -29,13 +29,15 @@ def digits_10nn(digits):
     return brute(digits, 10)  # its first columns are the graph for a smaller k
 
 
-@pytest.mark.parametrize("features", [1, 3, 20])  # below 8 features the float64 product path runs
+@pytest.mark.parametrize("features", [1, 3, 20])
 @pytest.mark.parametrize("chunk", [3, 1024])  # 3: many tiles, some ragged
 def test_random_data_equals_brute_force(features, chunk):
     rng = np.random.default_rng(features)
     x = rng.integers(0, 256, (100, features), dtype=np.uint8)
     want = brute(x, 6)
     assert np.array_equal(knn_graph(x, 6, cache_dir=False, chunk=chunk), want)
+    if features >= 8:  # int8 products need 8 features or more
+        assert np.array_equal(knn_graph(x, 6, cache_dir=False, chunk=chunk, products="int8"), want)
     # floats on the 1/255 grid are the same pixels, so the same exact integer distances and ties
     assert np.array_equal(knn_graph(x / np.float32(255), 6, cache_dir=False, chunk=chunk), want)
     off_grid = rng.random((100, features), dtype=np.float32)
@@ -54,6 +56,46 @@ def test_digits_equal_brute_force_and_scikit_learn(digits, digits_10nn):
     flat = digits.reshape(len(digits), -1) / 255.0
     dist, _ = NearestNeighbors(algorithm="brute").fit(flat).kneighbors(n_neighbors=10)
     np.testing.assert_allclose(np.linalg.norm(flat[got] - flat[:, None], axis=-1), dist, atol=1e-9)
+
+
+@pytest.mark.parametrize("products", graph.PRODUCTS)
+@pytest.mark.parametrize("features", [graph.FLOAT32_BLOCK, graph.FLOAT32_BLOCK + 1, 2500])
+def test_each_product_path_is_exact_at_the_extremes_of_its_range(products, features):
+    """Pixels at 0 and 255 make the largest sums of centred levels (1,024 * 128**2 = 2**24 for one float32 block);
+    rows one level apart make near ties; past one block, float32 products are summed over blocks of features."""
+    rng = np.random.default_rng(features)
+    x = np.where(rng.random((60, features)) < 0.5, 0, 255).astype(np.uint8)
+    x[30:] = x[:30]
+    x[30:, rng.integers(0, features, 30)] ^= 1  # each copy one level off its original somewhere
+    x[5] = 0
+    x[6] = 255
+    want = brute(x, 5)
+    assert np.array_equal(knn_graph(x, 5, cache_dir=False, chunk=16, products=products), want)
+
+
+def test_the_fastest_product_path_is_chosen_by_timing_and_the_choice_is_said(monkeypatch, capsys):
+    monkeypatch.setattr(graph, "_TIMED_ABOVE", 0)  # time even this small graph
+    for faster in graph.PRODUCTS:
+        timed = {p: (1e-9 if p == faster else 1e-6) for p in graph.PRODUCTS}
+        monkeypatch.setattr(graph, "_seconds_per_pair", lambda path, d: timed[path])
+        assert graph._plan((1000, 64), True, "auto")[0] == faster
+    x = np.random.default_rng(0).integers(0, 256, (300, 64), dtype=np.uint8)
+    knn_graph(x, 5, cache_dir=False, progress=False)
+    assert capsys.readouterr().err == ""  # progress=False is silent
+    knn_graph(x, 5, cache_dir=False)
+    line = capsys.readouterr().err.splitlines()[0]
+    assert line.startswith(f"neighbour graph: 5 nearest of 300 samples x 64 features (exact, {faster} products)")
+    assert graph._plan((1000, 4), True, "auto")[0] == "float32"  # int8 cannot multiply 4 features
+    with pytest.raises(LatentAtlasError, match="int8 products need 8 to 131,071 features, not 4"):
+        knn_graph(x[:, :4], 5, cache_dir=False, products="int8")
+    with pytest.raises(LatentAtlasError, match="unknown products 'int4': choose auto, int8 or float32"):
+        knn_graph(x, 5, cache_dir=False, products="int4")
+
+
+def test_the_real_timing_runs_and_gives_a_rate():
+    for path in graph.PRODUCTS:
+        seconds = graph._seconds_per_pair(path, 64)
+        assert 0 < seconds < 1e-3  # a pair of 64 features takes nanoseconds, not a millisecond
 
 
 def test_ties_go_to_the_lower_index_whatever_the_tiles():
@@ -171,3 +213,22 @@ def test_bad_input_is_refused_in_one_line(x, k, message):
 def test_unknown_method_is_refused():
     with pytest.raises(LatentAtlasError, match="unknown method 'fast': choose auto, exact or approximate"):
         knn_graph(np.zeros((5, 3), np.uint8), 2, method="fast", cache_dir=False)
+
+
+def test_redirected_train_says_what_the_graph_is_before_it_starts(tmp_path):
+    """Output to a file (no terminal): the graph's one line, with its size and time, comes before any epoch."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LATENTATLAS_DATA": str(tmp_path / "cache")}  # a cold graph cache
+    log = tmp_path / "log"
+    with open(log, "w") as f:
+        subprocess.run([sys.executable, "-m", "latentatlas", "train", "--preset", "atlas-2d", "--data", "digits",
+                        "--epochs", "1", "--out", str(tmp_path / "run")], stdout=f, stderr=subprocess.STDOUT,
+                       env=env, check=True, timeout=300)
+    text = log.read_text()
+    line = next(line for line in text.splitlines() if line.startswith("neighbour graph:"))
+    assert line.startswith("neighbour graph: 15 nearest of 1,437 samples x 64 features (exact, float32 products)")
+    assert "about " in line and "\r" not in text  # no progress bar smeared into the file
+    assert text.index("neighbour graph:") < text.index("training atlas-2d") < text.index("evaluating")

@@ -305,13 +305,23 @@ def test_run_folders_of_0_1_0_still_load_and_evaluate_the_same(name, tmp_path):
     x_test = run.dataset().flat("test")[0]
     from latentatlas.metrics import encode
 
-    np.testing.assert_array_equal(encode(run.model, x_test), stored["z_test"])
+    # The stored latents and metrics were computed on another CPU (an AVX-512 / AMX Xeon): float32 products and
+    # reductions may round differently here (another kernel, another summation order), so values match to float32
+    # rounding, and measures built on ranks of distances may swap a near tie: in the stored trustworthiness
+    # (360 test points) an AVX2 CPU measured 0.6435275 against 0.6435306 stored.
+    np.testing.assert_allclose(encode(run.model, x_test), stored["z_test"], rtol=1e-5, atol=1e-6)
     before = dict(run.metrics)
     from latentatlas.runs import evaluate_run
 
     after = evaluate_run(folder)
-    for key in ("n_params", "bce_test", "mse_test", "knn1", "knn5", "trustworthiness"):
-        assert after[key] == before[key], key
+    n_test = len(x_test)
+    assert after["n_params"] == before["n_params"]  # a count: exact everywhere
+    for key, tolerance in (("bce_test", pytest.approx(before["bce_test"], rel=1e-5)),
+                           ("mse_test", pytest.approx(before["mse_test"], rel=1e-5)),
+                           ("knn1", pytest.approx(before["knn1"], abs=1.01 / n_test)),  # one test point
+                           ("knn5", pytest.approx(before["knn5"], abs=1.01 / n_test)),
+                           ("trustworthiness", pytest.approx(before["trustworthiness"], abs=1e-4))):
+        assert after[key] == tolerance, key
     assert "terms" not in run.history[0]  # an old history: read as it is
 
 

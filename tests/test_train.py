@@ -90,11 +90,11 @@ def test_uint8_and_float_inputs_train_identically(small):
 
 
 def test_precision_resolution(monkeypatch):
-    import latentatlas.train as train
+    from latentatlas import hardware
 
     assert pick_precision("fp32", "cpu") == "fp32" and pick_precision("bf16", "cpu") == "bf16"
     for native, expected in ((True, "bf16"), (False, "fp32")):  # "auto" follows the CPU's bf16 instructions
-        monkeypatch.setattr(train, "_cpu_has_native_bf16", lambda native=native: native)
+        monkeypatch.setattr(hardware, "native_bf16", lambda native=native: native)
         assert pick_precision("auto", "cpu") == expected
 
 
@@ -129,9 +129,9 @@ def test_cuda_asked_for_without_cuda_is_a_clear_error(monkeypatch):
 
 
 def test_cpus_without_native_bf16_train_in_fp32(monkeypatch):
-    import latentatlas.train as train
+    from latentatlas import hardware
 
-    monkeypatch.setattr(train, "_cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(hardware, "native_bf16", lambda: False)
     assert pick_precision("auto", "cpu") == "fp32"
 
 
@@ -142,50 +142,11 @@ def test_cpus_without_native_bf16_train_in_fp32(monkeypatch):
     ("fpu sse4_2 avx2", False),
 ])
 def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, flags, native):
-    import latentatlas.train as train
+    from latentatlas import hardware
 
     (tmp_path / "cpuinfo").write_text(f"processor\t: 0\nmodel name\t: x\nflags\t\t: {flags}\n\n")
-    assert train._cpu_has_native_bf16(str(tmp_path / "cpuinfo")) is native
-    assert train._cpu_has_native_bf16(str(tmp_path / "missing")) is False
-
-
-@pytest.mark.parametrize("n_train", [256, 1024])
-def test_no_host_sync_per_batch(small, monkeypatch, n_train):
-    """On a GPU every .item() waits for the device; the loop may read values once per epoch, never per batch."""
-    calls = []
-    item, tolist = torch.Tensor.item, torch.Tensor.tolist
-    monkeypatch.setattr(torch.Tensor, "item", lambda self: calls.append(1) or item(self))
-    monkeypatch.setattr(torch.Tensor, "tolist", lambda self: calls.append(1) or tolist(self))
-    t = make_trainer(epochs=2, batch_size=32)
-    t.fit(small.flat("train")[0][:n_train], small.flat("test")[0][:64])
-    assert len(calls) <= 3 * 2  # train losses, the non-finite check and the test losses, per epoch: 8 or 32 batches alike
-
-
-def test_n_init_keeps_the_lowest_training_loss_and_goes_on_as_that_run_would(small):
-    """Oracles: each initialisation trains as a run of its own seed alone (weights and data order), and the run
-    then continues from the kept one exactly as a resumed run would."""
-    import dataclasses
-
-    from latentatlas.run_training import build_trainer, resolve_runtime
-
-    x = small.flat("train")[0][:400]
-    cfg = resolve_runtime(RunConfig(preset="deep-2d", epochs=3, n_init=3, init_epochs=1, precision="fp32", device="cpu"))
-    chosen = build_trainer(cfg, x, progress=False)
-    chosen.fit(x)
-    record = chosen.history[0]["n_init"]
-    assert record["seeds"][0] == cfg.seed and len(set(record["seeds"])) == 3
-    alone = []
-    for seed, loss in zip(record["seeds"], record["train_losses"]):
-        t = build_trainer(dataclasses.replace(cfg, seed=seed, epochs=1, n_init=1), x, progress=False)
-        t.fit(x)
-        assert t.history[0]["train_loss"] == loss
-        alone.append(t)
-    assert len(set(record["train_losses"])) == 3 and record["kept"] == min(range(3), key=record["train_losses"].__getitem__)
-    kept = alone[record["kept"]]
-    resumed = build_trainer(dataclasses.replace(cfg, n_init=1), x, progress=False)
-    resumed.load_state_dict({"model": kept.model.state_dict(), "optimizer": kept.optimizer.state_dict(),
-                             "scheduler": None, "history": kept.history})
-    resumed.fit(x, start_epoch=1)
-    for k, v in weights(resumed).items():
-        assert torch.equal(v, weights(chosen)[k]), k
-    assert [r["epoch"] for r in chosen.history] == [1, 2, 3]
+    assert hardware.native_bf16(str(tmp_path / "cpuinfo"), environ={}) is native
+    assert hardware.native_bf16(str(tmp_path / "missing"), environ={}) is False
+    # the AVX2 restriction makes any of these CPUs train as an AVX2 one does: in fp32
+    assert hardware.native_bf16(str(tmp_path / "cpuinfo"), environ=hardware.AVX2_ONLY) is False
+    assert hardware.native_bf16(str(tmp_path / "cpuinfo"), environ={"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}) is False

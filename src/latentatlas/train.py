@@ -32,6 +32,7 @@ try:  # tqdm.auto draws a widget in a notebook; without ipywidgets it warns ther
 except ImportError:
     from tqdm import tqdm
 
+from . import hardware
 from .errors import LatentAtlasError, option
 from .losses import Batch
 from .schedules import get_schedule
@@ -344,27 +345,14 @@ def pick_device(device: str = "auto") -> str:
 
 
 def pick_precision(precision: str, device: str) -> str:
-    """Resolve "auto": bf16 where the device computes it natively (AMX/AVX512-BF16 CPUs, Ampere+ GPUs)."""
+    """Resolve "auto": bf16 where the device computes it natively (AMX/AVX512-BF16 CPUs, Ampere+ GPUs), and on a
+    CPU only where the environment leaves those instructions usable (``hardware.AVX2_ONLY`` gives fp32)."""
     if precision != "auto":
         return precision
     if torch.device(device).type == "cuda":
         # Without including_emulation=False, Volta and Turing say yes too, and run bf16 slower than fp32.
         return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp32"
-    return "bf16" if _cpu_has_native_bf16() else "fp32"
-
-
-def _cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """An x86 CPU with bf16 instructions (AVX512-BF16 or AMX), as Linux reports them; elsewhere False (fp32).
-
-    oneDNN's own check (``torch.ops.mkldnn._is_mkldnn_bf16_supported``) also says yes to plain AVX-512 CPUs, which
-    only emulate bf16; and PyTorch has no public check of the instructions themselves.
-    """
-    try:
-        with open(cpuinfo) as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return False
-    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
+    return "bf16" if hardware.native_bf16() else "fp32"
 
 
 def _fast_adam_kwargs(device: torch.device) -> dict:

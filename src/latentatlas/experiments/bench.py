@@ -6,7 +6,6 @@ Speed is reported as a ratio of two runs in the same process (machines are noisy
 from __future__ import annotations
 
 import os
-import platform
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .. import hardware
 from ..config import RunConfig
 from ..metrics import encode, knn_accuracy, reconstruction_errors
 from ..model import AutoencoderNet
@@ -94,9 +94,7 @@ def benchmark(preset: str, dataset, epochs: int = 10, batch_size: int = 128, see
         **results,
         "job": {"preset": preset, "data": dataset.name, "n_train": len(x_train), "epochs": epochs,
                 "batch_size": batch_size, "device": cfg.device, "precision": cfg.precision},
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "torch": torch.__version__, "threads": torch.get_num_threads(),
-                    "gpu": torch.cuda.get_device_name() if cfg.device.startswith("cuda") else None},
+        "machine": machine(cfg.device, cfg.precision),
     }
 
 
@@ -157,7 +155,7 @@ def format_result(r: dict) -> str:
     job = r["job"]
     head = (f"{job['preset']} on {job['data']} ({job['n_train']:,} images), {job['epochs']} epochs, batch "
             f"{job['batch_size']}, {job['device']}, {job['precision']}: speed-up {r['speedup']:.2f}x")
-    return head + "\n" + "\n".join(f"  {a:20s} {b:>12s} {c:>12s}" for a, b, c in rows)
+    return head + "\n  " + machine_header(r) + "\n" + "\n".join(f"  {a:20s} {b:>12s} {c:>12s}" for a, b, c in rows)
 
 
 # ---- time to quality ---------------------------------------------------------------------------------------------
@@ -221,7 +219,7 @@ def to_quality(preset: str, dataset, recipe: str = "fast", epochs: int = 10, bat
         "job": {"preset": preset, "data": dataset.name, "n_train": len(x_train), "reference_epochs": epochs,
                 "recipe": recipe, "recipe_settings": get_recipe(recipe).settings(preset), "device": cfg.device,
                 "precision": cfg.precision, "bce_margin": bce_margin, "knn_margin": knn_margin},
-        "machine": _machine(cfg.device),
+        "machine": machine(cfg.device, cfg.precision),
     }
 
 
@@ -252,17 +250,27 @@ def _reached(epochs: list[dict], target: dict) -> dict:
     return {"epochs_to_target": None, "seconds_to_target": None, "at_target": epochs[-1], "epochs": epochs}
 
 
-def _machine(device: str) -> dict:
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "load": os.getloadavg(),
+def machine(device: str, precision: str) -> dict:
+    """What the figures were measured on: the CPU, the instructions it may use here, threads, precision, load."""
+    return {**hardware.describe(precision),
             "gpu": torch.cuda.get_device_name() if device.startswith("cuda") else None}
+
+
+def machine_header(r: dict) -> str:
+    """The printed line naming a result's machine (what hardware.header says of the running one)."""
+    m = r["machine"]
+    restricted = " ".join(f"{k}={v}" for k, v in m["restricted"].items())
+    return (f"measured on {m['cpu']} ({', '.join(m['instructions']) or 'no AVX2'}"
+            f"{'; restricted by ' + restricted if restricted else ''}), {m['threads']} threads, "
+            f"{m['precision']}" + (f", GPU {m['gpu']}" if m.get("gpu") else "")
+            + f"; load average {m['load'][0]:.2f}")
 
 
 def format_to_quality(r: dict) -> str:
     job, t = r["job"], r["target"]
     lines = [f"{job['preset']} on {job['data']} ({job['n_train']:,} images), {job['device']}, {job['precision']}: "
              f"target test BCE <= {t['bce_test']:.4f}, 5-NN >= {t['knn5']:.4f} (the loop's final values "
-             f"+{job['bce_margin']} / -{job['knn_margin']})"]
+             f"+{job['bce_margin']} / -{job['knn_margin']})", "  " + machine_header(r)]
     for side, name in (("reference", f"tutorial loop, {job['reference_epochs']} epochs"),
                        ("latentatlas", f"latentatlas --recipe {job['recipe']}")):
         s = r[side]
