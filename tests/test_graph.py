@@ -36,7 +36,7 @@ def test_random_data_equals_brute_force(features, chunk):
     x = rng.integers(0, 256, (100, features), dtype=np.uint8)
     want = brute(x, 6)
     assert np.array_equal(knn_graph(x, 6, cache_dir=False, chunk=chunk), want)
-    if features >= 8:  # int8 products need 8 features or more
+    if features >= 8 and graph._int8_exact(features):  # int8 products need 8 features, and a CPU that sums exactly
         assert np.array_equal(knn_graph(x, 6, cache_dir=False, chunk=chunk, products="int8"), want)
     # floats on the 1/255 grid are the same pixels, so the same exact integer distances and ties
     assert np.array_equal(knn_graph(x / np.float32(255), 6, cache_dir=False, chunk=chunk), want)
@@ -70,11 +70,35 @@ def test_each_product_path_is_exact_at_the_extremes_of_its_range(products, featu
     x[5] = 0
     x[6] = 255
     want = brute(x, 5)
+    if products == "int8" and not graph._int8_exact(features):  # refused where the CPU's int8 kernel saturates
+        with pytest.raises(LatentAtlasError, match="int8 products are not exact on this CPU"):
+            knn_graph(x, 5, cache_dir=False, products=products)
+        return
     assert np.array_equal(knn_graph(x, 5, cache_dir=False, chunk=16, products=products), want)
+
+
+def test_an_int8_kernel_that_saturates_is_caught_and_never_chosen(monkeypatch):
+    """What oneDNN's AVX2 kernel does without VNNI: pairs of products summed in saturating int16."""
+    def saturating(a, bt, out):  # a (R, D) @ bt (D, C)
+        products = a.int()[:, None, :] * bt.T.int()[None]  # (R, C, D)
+        pairs = products.view(len(a), bt.shape[1], -1, 2).sum(-1)  # (R, C, D / 2)
+        out.copy_(pairs.clamp(-2**15, 2**15 - 1).sum(-1))
+
+    import torch
+
+    monkeypatch.setattr(torch, "_int_mm", saturating)
+    graph._int8_exact.cache_clear()
+    try:
+        assert not graph._int8_exact(64)
+        monkeypatch.setattr(graph, "_TIMED_ABOVE", 0)
+        assert graph._plan((1000, 64), True, "auto")[0] == "float32"
+    finally:
+        graph._int8_exact.cache_clear()
 
 
 def test_the_fastest_product_path_is_chosen_by_timing_and_the_choice_is_said(monkeypatch, capsys):
     monkeypatch.setattr(graph, "_TIMED_ABOVE", 0)  # time even this small graph
+    monkeypatch.setattr(graph, "_int8_exact", lambda d: True)
     for faster in graph.PRODUCTS:
         timed = {p: (1e-9 if p == faster else 1e-6) for p in graph.PRODUCTS}
         monkeypatch.setattr(graph, "_seconds_per_pair", lambda path, d: timed[path])

@@ -12,6 +12,7 @@ speed where VNNI or AMX computes it, and about 20x slower where they do not (AVX
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import time
 import warnings
@@ -254,6 +255,22 @@ def _int8_possible(d: int) -> bool:
     return hasattr(torch, "_int_mm") and 8 <= d < 2**31 // 128**2
 
 
+@functools.cache
+def _int8_exact(d: int) -> bool:
+    """Whether this CPU's int8 products are exact at width d, checked once per process against float32's.
+
+    Without VNNI, oneDNN's AVX2 int8 kernel adds pairs of products in saturating 16-bit arithmetic (vpmaddubsw),
+    so levels near the extremes come out wrong (seen under ONEDNN_MAX_CPU_ISA=AVX2): int8 is then never used.
+    """
+    levels = torch.randint(-128, 128, (512, d), dtype=torch.int8, generator=torch.Generator().manual_seed(1))
+    levels[0], levels[1], levels[2, ::2], levels[3, 1::2] = -128, 127, -128, 127  # the largest sums there are
+    got, want = (torch.empty(64, 512, dtype=torch.int64) for _ in range(2))
+    with _full_float32_precision():
+        _Products("int8", d)(levels[:64], levels, out=got)
+        _Products("float32", d)(levels[:64].float(), levels.float(), out=want)
+    return torch.equal(got, want)
+
+
 def _plan(shape: tuple[int, int], grid: bool, products: str) -> tuple[str, float]:
     """The product path for the exact method and an estimate of the whole graph's seconds.
 
@@ -266,8 +283,11 @@ def _plan(shape: tuple[int, int], grid: bool, products: str) -> tuple[str, float
     elif products != "auto":
         if products == "int8" and not _int8_possible(d):
             raise LatentAtlasError(f"int8 products need 8 to 131,071 features, not {d}: use products='float32'")
+        if products == "int8" and not _int8_exact(d):
+            raise LatentAtlasError("int8 products are not exact on this CPU (its int8 kernel saturates without "
+                                   "VNNI): use products='float32'")
         candidates = [products]
-    elif n * n * d > _TIMED_ABOVE and _int8_possible(d):
+    elif n * n * d > _TIMED_ABOVE and _int8_possible(d) and _int8_exact(d):
         candidates = list(PRODUCTS)
     else:
         candidates = ["float32"]
