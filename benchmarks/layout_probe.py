@@ -39,18 +39,20 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=STEPS)
     p.add_argument("--exaggeration", type=float, default=EXAGGERATION)
     p.add_argument("--negatives", type=int, default=NEGATIVES)
-    p.add_argument("--refine-steps", type=int, default=100)
+    p.add_argument("--refine-steps", type=int, nargs="+", default=[100], help="several: one line each")
+    p.add_argument("--refine-exaggeration", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--k", type=int, default=K, help="neighbours of the training graph and of each test image")
     args = p.parse_args()
     torch.set_num_threads(1)
     ds = load_dataset("mnist-5k")
     x_train = ds.x_train.reshape(len(ds.x_train), -1).astype(np.float32) / 255  # (4000, 784)
     x_test = ds.x_test.reshape(len(ds.x_test), -1).astype(np.float32) / 255  # (1000, 784)
     t = time.perf_counter()
-    graph = knn_graph(ds.x_train, K, progress=False)
+    graph = knn_graph(ds.x_train, args.k, progress=False)
     pca = PCA(50, random_state=0).fit(x_train)
     p_train = pca.transform(x_train)
-    test_nbrs = NearestNeighbors(n_neighbors=K).fit(p_train).kneighbors(pca.transform(x_test))[1]  # (1000, K)
+    test_nbrs = NearestNeighbors(n_neighbors=args.k).fit(p_train).kneighbors(pca.transform(x_test))[1]  # (1000, k)
     print(f"graph + PCA-50 test neighbours: {time.perf_counter() - t:.1f} s")
     for name in args.only:
         if name == "opentsne":
@@ -60,8 +62,8 @@ def main() -> None:
             emb = openTSNE.TSNE(n_jobs=1, random_state=args.seed).fit(x_train)
             fit = time.perf_counter() - t
             t = time.perf_counter()
-            test_z = np.asarray(emb.transform(x_test))
-            place = time.perf_counter() - t
+            placed = {"transform": np.asarray(emb.transform(x_test))}
+            place = {"transform": time.perf_counter() - t}
             train_z = np.asarray(emb)
         else:
             geometry = get_geometry(*SPACES[name])
@@ -69,14 +71,17 @@ def main() -> None:
             train_z = layout(graph, geometry, steps=args.steps, seed=args.seed, init=p_train[:, : geometry.dim],
                              exaggeration=args.exaggeration, negatives=args.negatives)
             fit = time.perf_counter() - t
-            t = time.perf_counter()
-            test_z = refine(test_nbrs, train_z, geometry, steps=args.refine_steps, seed=args.seed)
-            place = time.perf_counter() - t
-        knn, trust = scores(train_z, ds.y_train, test_z, ds.y_test, x_test)
-        start = scores(train_z, ds.y_train, train_z[test_nbrs].mean(1), ds.y_test, x_test)[0] if name != "opentsne" else float("nan")
-        print(f"{name:8s} test 5-NN {knn:.3f}  trust {trust:.3f}  (mean-start 5-NN {start:.3f})  "
-              f"layout {fit:.1f} s  place {place:.1f} s", flush=True)
-
+            placed, place = {}, {}
+            for steps in args.refine_steps:
+                t = time.perf_counter()
+                placed[f"refine {steps}"] = refine(test_nbrs, train_z, geometry, steps=steps, seed=args.seed,
+                                                   exaggeration=args.refine_exaggeration)
+                place[f"refine {steps}"] = time.perf_counter() - t
+        train_knn = KNeighborsClassifier(5).fit(train_z, ds.y_train).score(train_z, ds.y_train)  # itself included
+        for how, test_z in placed.items():
+            knn, trust = scores(train_z, ds.y_train, test_z, ds.y_test, x_test)
+            print(f"{name:8s} test 5-NN {knn:.3f}  trust {trust:.3f}  (train 5-NN {train_knn:.3f})  "
+                  f"layout {fit:.1f} s  {how} {place[how]:.1f} s", flush=True)
 
 if __name__ == "__main__":
     main()
