@@ -1,7 +1,7 @@
 """Probe the free layout (latentatlas.layout) on mnist-5k against openTSNE, on one thread.
 
-Lays out the 4,000 training images on the plane and the sphere from their 15-NN pixel graph, places the 1,000 test
-images by refinement (their 15 nearest training images over the first 50 principal components), and prints test
+Lays out the 4,000 training images on the plane and the sphere from their 10-NN pixel graph, places the 1,000 test
+images by refinement (their 10 nearest training images over the first 50 principal components), and prints test
 5-NN accuracy (fit on the training map), trustworthiness (k = 5, test images against their placed positions) and
 wall times. openTSNE (defaults, n_jobs=1) fits and transforms the same images on the plane.
 
@@ -25,7 +25,7 @@ from latentatlas.graph import knn_graph
 from latentatlas.layout import EXAGGERATION, NEGATIVES, STEPS, layout, refine
 
 SPACES = {"plane": ("euclidean", 2), "sphere": ("sphere", 3)}
-K = 15
+K = 10  # 10 beat 15 and 30 on mnist-5k (docs/maps-research.md, "A free layout")
 
 
 def scores(train_z, y_train, test_z, y_test, x_test) -> tuple[float, float]:
