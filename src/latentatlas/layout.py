@@ -68,8 +68,9 @@ def layout(neighbours, geometry, *, steps: int = STEPS, seed: int = 0, init=None
     seed : int
         Draws the initial map (when ``init`` is None) and every step's samples: the same seed gives the same map.
     init : array of shape (N, dim), optional
-        A starting map (say the first principal components), centred and scaled to ``INIT_SPREAD`` kernel lengths
-        before the projection; None draws a Gaussian one from the seed.
+        A starting map (say the first principal components), centred, scaled to ``INIT_SPREAD`` kernel lengths and
+        set beside the unit point of the last axis before the projection (on the sphere a small cap); None draws
+        a Gaussian one from the seed.
     exaggeration : float
         The factor on the attraction during the first ``exaggeration_steps`` (default a third of ``steps``).
     points_per_step, negatives : int
@@ -86,7 +87,7 @@ def layout(neighbours, geometry, *, steps: int = STEPS, seed: int = 0, init=None
     --------
     >>> from latentatlas.geometries import get_geometry
     >>> from latentatlas.graph import knn_graph
-    >>> coords = layout(knn_graph(x, 15), get_geometry("sphere", 3), seed=0)  # doctest: +SKIP
+    >>> coords = layout(knn_graph(x, 10), get_geometry("sphere", 3), seed=0)  # doctest: +SKIP
     """
     nbrs = _check_neighbours(neighbours, None, "neighbours")
     n, dim = len(nbrs), geometry.dim
