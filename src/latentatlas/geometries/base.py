@@ -185,8 +185,17 @@ class Geometry(nn.Module):
     def log_similarity(self, z: Tensor) -> Tensor:
         """(B, dim) -> (B, B) log q between every two points, for a neighbour-embedding term; ``d`` is the distance
         between the points as the decoder sees them (on the sphere the chord, a function of the angle)."""
-        d2 = (z.square().sum(-1, keepdim=True) + z.square().sum(-1) - 2 * z @ z.T).clamp(min=0)  # (B, B)
+        return self.log_similarity_between(z, z)
+
+    def log_similarity_between(self, a: Tensor, b: Tensor) -> Tensor:
+        """(A, dim), (B, dim) -> (A, B) log q between each point of ``a`` and each of ``b``: the same kernel as
+        :meth:`log_similarity`, for a layout that scores points against a sample of others (or a frozen map)."""
+        d2 = (a.square().sum(-1, keepdim=True) + b.square().sum(-1) - 2 * a @ b.T).clamp(min=0)  # (A, B)
         return -torch.log1p(self.kernel_scale * d2)
+
+    def log_similarity_pairs(self, a: Tensor, b: Tensor) -> Tensor:
+        """(B, dim), (B, dim) -> (B,) log q between ``a[i]`` and ``b[i]``, the kernel of :meth:`log_similarity`."""
+        return -torch.log1p(self.kernel_scale * (a - b).square().sum(-1))
 
     def charts(self) -> tuple[Chart, ...]:
         """The 2-D maps of this space that plots can draw; empty when there is none."""
