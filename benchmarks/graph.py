@@ -20,6 +20,7 @@ import torch
 
 from latentatlas import graph, hardware
 from latentatlas.data import load_dataset
+from latentatlas.errors import LatentAtlasError
 
 
 def products_alone(x: np.ndarray, chunk: int = graph.CHUNK) -> float:
@@ -61,7 +62,12 @@ def main() -> None:
     want = None
     for products in ("float32", "int8", "auto"):
         m = args.int8_samples if products == "int8" and args.int8_samples else n
-        seconds, g = timed_graph(x[:m], args.k, products)
+        try:
+            seconds, g = timed_graph(x[:m], args.k, products)
+        except LatentAtlasError as e:  # int8 where this CPU's int8 kernel is not exact
+            print(f"  graph, {products} products: refused: {e}", flush=True)
+            result[f"graph_{products}_seconds"] = None
+            continue
         if m == n:
             want = g if want is None else want
             assert np.array_equal(g, want), f"{products} differs from float32"
