@@ -16,7 +16,7 @@ import torch
 
 from ._io import atomic_write
 from .errors import LatentAtlasError
-from .train import quiet, tqdm  # the one choice of progress bar (train.py)
+from ._tensors import quiet, tqdm  # the one choice of progress bar
 
 FORMAT = 1  # bump when a change alters the graphs computed, so old cache files are no longer read
 # Measured on one core, 784 pixels: exact costs ~4 ns a pair (60,000 images: 15 s; 100,000: 42 s), approximate

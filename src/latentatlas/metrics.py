@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .losses import bce, mse
-from .train import as_tensor, to_unit_float
+from ._tensors import as_tensor, to_unit_float
 
 TRUST_SUBSET = 2000  # trustworthiness is O(n^2): a fixed test subset keeps it cheap and comparable across runs
 TRUST_K = 5

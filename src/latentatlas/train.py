@@ -19,19 +19,14 @@ import contextlib
 import dataclasses
 import math
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import Tensor, nn
-try:  # tqdm.auto draws a widget in a notebook; without ipywidgets it warns there and falls back to text anyway
-    import ipywidgets  # noqa: F401
-    from tqdm.auto import tqdm
-except ImportError:
-    from tqdm import tqdm
 
+from ._tensors import as_tensor, quiet, to_unit_float, tqdm
 from .errors import LatentAtlasError, option
 from .losses import Batch
 from .schedules import get_schedule
@@ -284,20 +279,6 @@ def loss_and_parts(result) -> tuple[Tensor, dict[str, Tensor]]:
     return result if isinstance(result, tuple) else (result, {})
 
 
-def as_tensor(x) -> Tensor:
-    """A tensor view of an array without copying it; read-only arrays are fine because nothing writes to them."""
-    if isinstance(x, Tensor):
-        return x
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.as_tensor(np.asarray(x))
-
-
-def to_unit_float(x: Tensor) -> Tensor:
-    """uint8 0..255 -> float32 0..1; floats pass through as float32."""
-    if x.dtype == torch.uint8:
-        return x.float().mul_(1.0 / 255.0)
-    return x.float()
 
 
 def initialisation_seed(seed: int, i: int) -> int:
@@ -372,8 +353,3 @@ def _fast_adam_kwargs(device: torch.device) -> dict:
     if device.type in ("cpu", "cuda"):
         return {"fused": True}
     return {"foreach": True}
-
-
-def quiet(progress: bool | None) -> bool | None:
-    """tqdm's ``disable`` for a ``progress`` setting: None lets tqdm show a bar only on a terminal."""
-    return None if progress is None else not progress

@@ -24,7 +24,7 @@ from ..errors import LatentAtlasError, unknown_name
 from ..geometries import get_geometry
 from ..metrics import embedding_metrics, encode, evaluate
 from ..model import Output
-from ..train import as_tensor, to_unit_float
+from .._tensors import as_tensor, to_unit_float
 
 PCA_COMPONENTS = (2, 3)
 

@@ -26,7 +26,8 @@ from ..run_training import neighbour_steps, resolve_runtime, train_run, train_st
 from ..runs import Run, load_run
 from ..schedules import get_recipe
 from ..stack import NotStackable, stack_pays
-from ..train import Callback, quiet
+from .._tensors import quiet, tqdm
+from ..train import Callback
 from .baselines import BASELINES, BaselineMap, baseline_metrics, fit_baseline, resolve_baselines
 from .compare_outputs import METRICS
 
@@ -141,8 +142,6 @@ def _train_in_workers(jobs, workers: int, echo, progress: bool | None = None) ->
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     import torch
-    from tqdm.auto import tqdm
-
     workers = min(workers, len(jobs))
     threads = max(1, torch.get_num_threads() // workers)
     echo(f"training {len(jobs)} runs in {workers} processes of {threads} thread{'s' * (threads != 1)} each ...")

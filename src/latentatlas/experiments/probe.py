@@ -28,7 +28,7 @@ from ..errors import LatentAtlasError
 from ..losses import bce
 from ..run_folder import write_manifest
 from ..runs import Run
-from ..train import as_tensor, to_unit_float
+from .._tensors import as_tensor, to_unit_float
 
 PROBE = "probe.json"
 K = 5  # the k of k-NN accuracy, as metrics.json's knn5

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..metrics import decode
-from ..train import as_tensor, to_unit_float
+from .._tensors import as_tensor, to_unit_float
 from .plots import map_limits, plt
 
 
