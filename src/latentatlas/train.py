@@ -93,8 +93,18 @@ class Callback:
         pass
 
 
+def unstackable(default, reason: str):
+    """A trainer setting that seeds trained stacked (latentatlas.stack) cannot honour once it leaves ``default``;
+    ``reason`` says why, in a few words, and stacking then refuses with it (the runs train separately)."""
+    return field(default=default, metadata={"unstackable": reason})
+
+
 @dataclass
 class Trainer:
+    """Trains ``model`` on ``loss_fn``. A new setting is a field here; a setting that stacked seeds cannot share (it
+    acts on each member's parameters as a whole, or on each run's own draws) is declared with :func:`unstackable`.
+    """
+
     model: nn.Module
     loss_fn: LossFn
     epochs: int = 10
@@ -107,10 +117,11 @@ class Trainer:
     eval_batch_size: int = 4096
     callbacks: Sequence[Callback] = ()
     progress: bool | None = None  # None: a bar only when writing to a terminal
-    draw: Callable | None = None  # applied to each training batch in [0, 1] (Dataset.draw_train: binarisation)
+    # applied to each training batch in [0, 1] (Dataset.draw_train: binarisation)
+    draw: Callable | None = unstackable(None, "the training images are drawn anew each batch (binarisation)")
     # Restarts (scikit-learn's n_init): n_init initialisations train init_epochs each and the one with the lowest
     # training loss goes on; ``model_factory(i)`` builds initialisation i >= 1 (``model`` is initialisation 0).
-    n_init: int = 1
+    n_init: int = unstackable(1, "each run chooses among its own initialisations (n_init)")
     init_epochs: int = 10
     model_factory: Callable[[int], nn.Module] | None = None
     history: list[dict] = field(default_factory=list)
