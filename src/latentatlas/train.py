@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from ._tensors import as_tensor, quiet, to_unit_float, tqdm
+from .config import check_restarts
 from .errors import LatentAtlasError, option
 from .losses import Batch
 from .schedules import get_schedule
@@ -214,9 +215,7 @@ class Trainer:
         """
         if self.model_factory is None:
             raise ValueError("n_init > 1 needs a model_factory to build the other initialisations")
-        if not 0 < self.init_epochs < self.epochs:
-            raise LatentAtlasError(f"init_epochs={self.init_epochs} must be between 1 and epochs - 1 = "
-                                   f"{self.epochs - 1} to choose among {self.n_init} initialisations")
+        check_restarts(self.n_init, self.init_epochs, self.epochs)
         candidates = []
         for i in range(self.n_init):
             model = self.model if i == 0 else self.model_factory(i)
