@@ -184,9 +184,15 @@ def _check_range(f: dataclasses.Field, value) -> None:
     ok = _is_number(value) and math.isfinite(value) and (low is None or value >= low) and (
         above is None or value > above) and (high is None or value <= high)
     if not ok:
-        lo = f"({above}" if above is not None else f"[{low}" if low is not None else "(-inf"
-        allowed = f"in {lo}, {high}]" if high is not None else f">= {low}" if low is not None else f"> {above}"
-        raise LatentAtlasError(f"{f.name}={value!r} is out of range: it must be a number {allowed}")
+        raise out_of_range(f, value)
+
+
+def out_of_range(f: dataclasses.Field, value) -> LatentAtlasError:
+    """The refusal of a number setting's value, with the range the settings table gives it."""
+    low, above, high = f.metadata["range"]
+    lo = f"({above}" if above is not None else f"[{low}" if low is not None else "(-inf"
+    allowed = f"in {lo}, {high}]" if high is not None else f">= {low}" if low is not None else f"> {above}"
+    return LatentAtlasError(f"{f.name}={value!r} is out of range: it must be a number {allowed}")
 
 
 def _check_choice(name: str, value, choices) -> None:

@@ -12,6 +12,8 @@ A run folder holds::
     metrics.json         evaluation (see latentatlas.metrics)
     latents.npz          train and test latents with labels
     figures/             PNG figures (and an HTML globe for sphere runs)
+    estimator.json       a model saved by Autoencoder.save: its parameters and feature names
+    scaling.json         ... and its fitted scaling (latentatlas.scaling)
     manifest.json        written last: every file with its size and SHA-256; a folder without it is unfinished
     .latentatlas.lock    held while a command writes the folder (see _lock.py)
 """
@@ -121,6 +123,18 @@ def verify_files(folder: Path, names) -> None:
             raise LatentAtlasError(f"{path}: missing, though {MANIFEST} lists it")
         if not isinstance(entry, dict) or entry.get("bytes") != path.stat().st_size or entry.get("sha256") != _sha256(path):
             raise LatentAtlasError(f"{path}: changed since the run was written (size or SHA-256 differs from {MANIFEST})")
+
+
+def write_model(folder: Path, cfg: RunConfig, model, history: list[dict], files: dict[str, object] | None = None
+                ) -> None:
+    """The trained model's files, as every writer of a folder writes them (``train_run``, ``train_stacked``,
+    ``Autoencoder.save``): ``config.json``, the final weights, ``history.json``, and ``files`` (name -> JSON) of
+    the writer's own, such as the estimator's fitted scaling. The manifest is written last, by the caller."""
+    atomic_write_json(folder / CONFIG, cfg.to_dict())
+    save_weights(folder / WEIGHTS, model.state_dict())
+    atomic_write_json(folder / HISTORY, history)
+    for name, content in (files or {}).items():
+        atomic_write_json(folder / name, content)
 
 
 def write_manifest(folder: Path) -> None:

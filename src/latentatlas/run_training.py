@@ -28,11 +28,11 @@ from .errors import LatentAtlasError, option
 from .losses import build_objective
 from .losses.neighbours import NEIGHBOUR_STEPS
 from .model import AutoencoderNet, count_parameters
-from .run_folder import (CKPT_STATE, CONFIG, HISTORY, MANIFEST, WEIGHTS, has_checkpoint, is_run_folder,
-                         load_checkpoint, not_a_run_folder, read_config, save_checkpoint, write_manifest)
+from .run_folder import (CKPT_STATE, CONFIG, MANIFEST, has_checkpoint, is_run_folder,
+                         load_checkpoint, not_a_run_folder, read_config, save_checkpoint, write_manifest,
+                         write_model)
 from .runs import Run, load_run, write_evaluation
 from .train import Adam, Callback, Trainer, initialisation_seed, pick_device, pick_precision
-from .weights import save_weights
 
 
 def resolve_runtime(cfg: RunConfig) -> RunConfig:
@@ -217,8 +217,7 @@ def train_stacked(cfgs: list[RunConfig], outs: list[str | Path], *, dataset: Dat
 
 def _finish_run(run: Run, dataset: Dataset, seconds: float, plot: bool, say) -> Run:
     """Write a trained run's weights, history, evaluation, figures and, last, its manifest."""
-    save_weights(run.path / WEIGHTS, run.model.state_dict())
-    atomic_write_json(run.path / HISTORY, run.history)
+    write_model(run.path, run.config, run.model, run.history)
     say(f"evaluating on {len(dataset.y_test):,} test images ...")
     write_evaluation(run, dataset, train_seconds=seconds)
     if plot:
