@@ -114,6 +114,20 @@ class RunConfig:
         check_restarts(self.n_init, self.init_epochs, self.epochs)
 
     @property
+    def description(self) -> str:
+        """The architecture in a few words, for a line such as "training <it> ...": the preset's name, with the
+        settings given in place of the preset's ("deep-s2, geometry=torus"), or "custom" without a preset."""
+        from .presets import Preset, get_preset
+
+        if self.preset is None:
+            return "custom"
+        p = get_preset(self.preset)
+        settings = {f.name for f in SETTINGS}
+        changed = [f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(Preset)
+                   if f.name in settings and getattr(self, f.name) not in (None, getattr(p, f.name))]
+        return ", ".join([self.preset, *changed])
+
+    @property
     def data_spec(self):
         """The run's data as a :class:`latentatlas.data.DataSpec`: source, image size and transforms."""
         from .data.spec import DataSpec

@@ -43,15 +43,19 @@ def resolve_runtime(cfg: RunConfig) -> RunConfig:
                                precision=pick_precision(cfg.precision, device))
 
 
-def neighbour_steps(cfg: RunConfig, n_train: int) -> RunConfig:
-    """``cfg`` with its epochs raised, for a run with the neighbour term, to those that give it ``NEIGHBOUR_STEPS``
-    steps on ``n_train`` samples: the term needs steps, not passes (docs/maps-research.md), so a small data set
-    takes more epochs (63 on mnist-5k), as UMAP gives small data sets more epochs too. The commands apply it where
-    ``--epochs`` is not given."""
-    if not cfg.ne_weight:
-        return cfg
-    steps_per_epoch = math.ceil(n_train / cfg.batch_size)
-    return dataclasses.replace(cfg, epochs=max(cfg.epochs, math.ceil(NEIGHBOUR_STEPS / steps_per_epoch)))
+def neighbour_steps(cfg: RunConfig, epochs_given: bool, dataset: Dataset | None = None
+                    ) -> tuple[RunConfig, Dataset | None]:
+    """``cfg`` with its epochs raised, for a run with the neighbour term whose epochs were not given, to those that
+    give it ``NEIGHBOUR_STEPS`` steps on the training set: the term needs steps, not passes (docs/maps-research.md),
+    so a small data set takes more epochs (63 on mnist-5k), as UMAP gives small data sets more epochs too.
+
+    Returns the config and ``dataset``, loaded here where the rule needs its size and none was given (so that the
+    caller need not load it twice); train, compare and the demo each apply the rule by this one call."""
+    if epochs_given or not cfg.ne_weight:
+        return cfg, dataset
+    dataset = cfg.data_spec.load() if dataset is None else dataset
+    steps_per_epoch = math.ceil(len(dataset.y_train) / cfg.batch_size)
+    return dataclasses.replace(cfg, epochs=max(cfg.epochs, math.ceil(NEIGHBOUR_STEPS / steps_per_epoch))), dataset
 
 
 def build_trainer(cfg: RunConfig, x_train, callbacks=(), progress: bool | None = None, draw=None) -> Trainer:
@@ -121,7 +125,7 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
             return _finished(out, cfg)
         say = echo or (lambda line: None)  # from here on, what fails is a step of the run, not a refusal
         requested = cfg.precision if cfg.precision == user_precision else f"{cfg.precision} (auto)"
-        say(f"training {cfg.preset or 'custom'} ({count_parameters(trainer.model):,} parameters) on {dataset.name}: "
+        say(f"training {cfg.description} ({count_parameters(trainer.model):,} parameters) on {dataset.name}: "
             f"{len(dataset.y_train):,} images, {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}, device {cfg.device}, "
             f"precision {requested}")
         if cfg.n_init > 1 and mode != "resume":

@@ -26,10 +26,7 @@ def train(out, overwrite, resume, tensorboard, recipe, **params):
     cfg = RunConfig(**with_recipe(recipe, params)).resolved()  # a wrong preset is refused before torch is imported
     from ..run_training import neighbour_steps, train_run
 
-    dataset = None
-    if cfg.ne_weight and given("epochs", params["epochs"]) is None:  # the term's steps, where no epochs are given
-        dataset = cfg.data_spec.load()
-        cfg = neighbour_steps(cfg, len(dataset.y_train))
+    cfg, dataset = neighbour_steps(cfg, epochs_given=given("epochs", params["epochs"]) is not None)
     if out is None:
         out = Path("runs") / f"{params['preset'] or 'custom'}-{Path(params['data']).name}"
     run = train_run(cfg, out, overwrite=overwrite, resume=resume, tensorboard=tensorboard, echo=click.echo,

@@ -85,9 +85,7 @@ def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out
             settings["epochs"] = epochs
         for seed in range(seeds):
             cfg = resolve_runtime(RunConfig(preset=preset, data=data, seed=seed, **settings))
-            if epochs is None and cfg.ne_weight:  # the neighbour term's steps (run_training.neighbour_steps)
-                dataset = cfg.data_spec.load() if dataset is None else dataset
-                cfg = neighbour_steps(cfg, len(dataset.y_train))
+            cfg, dataset = neighbour_steps(cfg, epochs is not None, dataset)
             folder = out / preset / f"seed{seed}"
             _check_folder(folder, cfg)
             jobs.append((cfg, folder))
