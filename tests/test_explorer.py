@@ -17,7 +17,8 @@ from browser import WatchedPage
 from latentatlas.cli import main
 from latentatlas.config import RunConfig
 from latentatlas.errors import LatentAtlasError
-from latentatlas.viz.explorer import decoder_layers, explorer_data, page_server, write_explorer
+from latentatlas.runs import write_explorer
+from latentatlas.viz.explorer import decoder_layers, explorer_data, page_server
 from latentatlas.metrics import decode
 from latentatlas.run_folder import write_manifest
 from latentatlas.run_training import train_run

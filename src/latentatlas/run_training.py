@@ -22,7 +22,7 @@ import torch
 
 from ._io import atomic_write_folder, atomic_write_json, check_writable
 from ._lock import LOCK, FolderLock, check_free
-from .config import RunConfig
+from .config import SETTINGS, RunConfig
 from .data import Dataset, data_reference
 from .errors import LatentAtlasError, option
 from .losses import build_objective
@@ -33,6 +33,9 @@ from .run_folder import (CKPT_STATE, CONFIG, MANIFEST, has_checkpoint, is_run_fo
                          write_model)
 from .runs import Run, load_run, write_evaluation
 from .train import Adam, Callback, Trainer, initialisation_seed, pick_device, pick_precision
+
+
+SETTING_NAMES = frozenset(f.name for f in SETTINGS)
 
 
 def resolve_runtime(cfg: RunConfig) -> RunConfig:
@@ -73,10 +76,12 @@ def build_trainer(cfg: RunConfig, x_train, callbacks=(), progress: bool | None =
 
     model = initialisation(0)
     objective = build_objective(cfg, model.geometry, x_train)
-    return Trainer(model, objective.loss_fn(), epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed,
-                   device=cfg.device, precision=cfg.precision, optimizer_factory=Adam(cfg.lr, cfg.lr_schedule),
+    # Every setting the trainer has a field of (epochs, batch size, seed, device, n_init, ...) goes to it by name: a
+    # new trainer setting is a line in the settings table and a field of Trainer, not a third line here.
+    same = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(Trainer) if f.name in SETTING_NAMES}
+    return Trainer(model, objective.loss_fn(), optimizer_factory=Adam(cfg.lr, cfg.lr_schedule),
                    batch_sampler=objective.batch_sampler(cfg.batch_size), callbacks=callbacks, progress=progress,
-                   draw=draw, n_init=cfg.n_init, init_epochs=cfg.init_epochs, model_factory=initialisation)
+                   draw=draw, model_factory=initialisation, **same)
 
 
 def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resume: bool = False,
@@ -225,7 +230,7 @@ def _finish_run(run: Run, dataset: Dataset, seconds: float, plot: bool, say) -> 
     say(f"evaluating on {len(dataset.y_test):,} test images ...")
     write_evaluation(run, dataset, train_seconds=seconds)
     if plot:
-        from .viz.plots import plot_run
+        from .viz.figures import plot_run
 
         say(f"drawing the figures into {run.path / 'figures'} ...")
         plot_run(run, dataset)

@@ -108,7 +108,8 @@ def report(runs, out, overwrite):
 def explore(run, out, serve, port, max_points, overwrite):
     """Write the live explorer of a run: hover anywhere on its latent maps to see the decoded image."""
     from .._io import check_page_out
-    from ..viz.explorer import open_in_browser, page_server, write_explorer
+    from ..runs import write_explorer
+    from ..viz.explorer import open_in_browser, page_server
 
     limit = {} if max_points is None else {"max_points": max_points}
     page = write_explorer(run, check_page_out(Path("explorer.html") if out is None else out, overwrite), **limit)
