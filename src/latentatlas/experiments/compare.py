@@ -29,7 +29,7 @@ from ..stack import NotStackable, stack_pays
 from .._tensors import quiet, tqdm
 from ..train import Callback
 from .baselines import BASELINES, BaselineMap, baseline_metrics, fit_baseline, resolve_baselines
-from .compare_outputs import METRICS
+from .compare_outputs import compared_keys
 
 DEFAULT_PRESETS = ("deep-2d", "deep-3d", "deep-3d-narrow", "deep-s2")
 SETTINGS = tuple(f.name for f in CONFIG_SETTINGS if f.name != "seed")  # what tells two models apart
@@ -249,8 +249,9 @@ def _fit_baselines(results: dict, names: list[str], dataset: Dataset, seeds, suf
 
 
 def _collect(results: dict, model: str, metrics: dict) -> None:
-    entry = results.setdefault(model, {m: [] for m in METRICS})
-    for m in METRICS:
+    keys = compared_keys()
+    entry = results.setdefault(model, {m: [] for m in keys})
+    for m in keys:
         entry[m].append(metrics.get(m))
 
 
