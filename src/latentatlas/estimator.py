@@ -15,12 +15,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._io import atomic_write_folder
-from ._lock import LOCK, FolderLock
+from ._lock import FolderLock
 from .config import SETTINGS, RunConfig, out_of_range, setting_kind, setting_type
-from .errors import LatentAtlasError, option
+from .errors import LatentAtlasError
 from .losses import metric_name
 from .metrics import decode, encode, reconstruction_errors
-from .run_folder import LATENTS, is_run_folder, not_a_run_folder, read_json, write_manifest, write_model
+from .run_folder import LATENTS, check_replaceable, read_json, write_manifest, write_model
 from .run_training import build_trainer, resolve_runtime
 from .runs import IN_MEMORY, load_run
 from .scaling import SCALING_FILE, SCALINGS, get_scaling, scaling_from_json, scaling_to_json
@@ -146,15 +146,7 @@ __SETTINGS__
         """
         check_is_fitted(self)
         path = Path(path)
-        if path.exists() and not path.is_dir():
-            raise LatentAtlasError(f"{path} is a file, not a folder: choose another path")
-        existing = path.is_dir() and any(p.name != LOCK for p in path.iterdir())
-        if existing:
-            if not is_run_folder(path):  # its manifest says latentatlas wrote it; a config.json alone does not
-                raise not_a_run_folder(path, "replace")
-            if not overwrite:
-                raise LatentAtlasError(f"{path} already exists: choose another path, or pass "
-                                       f"{option('overwrite', True)} to replace it")
+        check_replaceable(path, overwrite, "path", "replace")  # the guard every folder writer goes through
         own = {"params": {k: _json_param(v, self.config_.seed) for k, v in self.get_params().items()}}
         if hasattr(self, "feature_names_in_"):
             own["feature_names_in"] = [str(name) for name in self.feature_names_in_]

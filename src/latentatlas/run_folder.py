@@ -31,7 +31,7 @@ from ._io import atomic_write_json
 from ._lock import LOCK, is_lock_file
 from .config import RunConfig
 from .data import data_reference
-from .errors import LatentAtlasError
+from .errors import LatentAtlasError, option
 from .weights import load_weights, save_weights
 
 CONFIG, WEIGHTS, HISTORY, METRICS, LATENTS, MANIFEST = (
@@ -77,6 +77,24 @@ def is_run_folder(path: Path) -> bool:
     ``Autoencoder.save``. Its manifest (or, while unfinished, its lock file) says so; a ``config.json`` alone
     proves nothing, as any project may hold one."""
     return _is_manifest(path / MANIFEST) or is_lock_file(path / LOCK)
+
+
+def check_replaceable(path: Path, overwrite: bool, name: str, doing: str, unfinished: str = "") -> bool:
+    """The one guard of every writer of a whole folder (a run, a model saved by ``Autoencoder.save``): ``path``
+    must be a new or empty folder, or one latentatlas wrote (``is_run_folder``) and ``overwrite`` given. Returns
+    whether there is a folder to replace. ``name`` is the setting that chose the path and ``doing`` what a folder
+    latentatlas did not write is refused for, both for the message; ``unfinished`` is added where it did not finish."""
+    if path.exists() and not path.is_dir():
+        raise LatentAtlasError(f"{path} is a file, not a run folder: choose another {option(name)}")
+    if not path.exists() or not any(p.name != LOCK for p in path.iterdir()):
+        return False
+    if not is_run_folder(path):  # a folder that merely holds a config.json may be someone's project
+        raise not_a_run_folder(path, doing)
+    if not overwrite:
+        hint = "" if (path / MANIFEST).is_file() else unfinished
+        raise LatentAtlasError(f"{path} already exists{hint}: choose another {option(name)}, or pass "
+                               f"{option('overwrite', True)} to replace it")
+    return True
 
 
 def _is_manifest(path: Path) -> bool:

@@ -21,14 +21,14 @@ import numpy as np
 import torch
 
 from ._io import atomic_write_folder, atomic_write_json, check_writable
-from ._lock import LOCK, FolderLock, check_free
+from ._lock import FolderLock, check_free
 from .config import SETTINGS, RunConfig
 from .data import Dataset, data_reference
 from .errors import LatentAtlasError, option
 from .losses import build_objective
 from .losses.neighbours import NEIGHBOUR_STEPS
 from .model import AutoencoderNet, count_parameters
-from .run_folder import (CKPT_STATE, CONFIG, MANIFEST, has_checkpoint, is_run_folder,
+from .run_folder import (CKPT_STATE, CONFIG, MANIFEST, check_replaceable, has_checkpoint, is_run_folder,
                          load_checkpoint, not_a_run_folder, read_config, save_checkpoint, write_manifest,
                          write_model)
 from .runs import Run, load_run, write_evaluation
@@ -288,15 +288,9 @@ def _folder_mode(out: Path, cfg: RunConfig, *, overwrite: bool, resume: bool) ->
         if state is not None and len(state["history"]) == cfg.epochs and (out / MANIFEST).is_file():
             return "finished"
         return "resume"
-    if not out.exists() or not any(p.name != LOCK for p in out.iterdir()):
-        return "fresh"
-    if not is_run_folder(out):  # a folder that merely holds a config.json may be someone's project
-        raise not_a_run_folder(out, "overwrite" if overwrite else "use")
-    if not overwrite:
-        unfinished = "" if (out / MANIFEST).is_file() else f" (it did not finish: {option('resume', True)} continues it)"
-        raise LatentAtlasError(f"{out} already exists{unfinished}: choose another {option('out')}, or pass "
-                               f"{option('overwrite', True)} to replace it")
-    return "replace"
+    replace = check_replaceable(out, overwrite, "out", "overwrite" if overwrite else "use",
+                                unfinished=f" (it did not finish: {option('resume', True)} continues it)")
+    return "replace" if replace else "fresh"
 
 
 # The temp files of our own atomic writes (tempfile's 8 random characters): the only hidden files cleared on resume.
