@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
+from ._version import __version__
 from ._io import atomic_write_json
 from ._lock import LOCK, is_lock_file
 from .config import RunConfig

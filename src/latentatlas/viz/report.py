@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import __version__
+from .._version import __version__
 from .._io import GENERATOR, atomic_write_text
 from ..metrics import METRIC, METRICS
 from ..model import parameter_table
