@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import types
 
 import click
 from click.testing import CliRunner
@@ -69,11 +70,16 @@ def test_runs_with_the_neighbour_term_get_the_steps_it_needs_unless_told_the_epo
     from latentatlas.losses.neighbours import NEIGHBOUR_STEPS
     from latentatlas.run_training import neighbour_steps
 
+    def epochs(cfg, n_train, given=False):
+        data = types.SimpleNamespace(y_train=range(n_train))  # only its size counts
+        return neighbour_steps(cfg, given, data)[0].epochs
+
     atlas, plain = RunConfig(preset="atlas-2d").resolved(), RunConfig(preset="deep-2d").resolved()
-    assert neighbour_steps(plain, 4000).epochs == 10  # the tutorial's
-    assert neighbour_steps(atlas, 4000).epochs == 63  # 32 batches of 128 an epoch: 63 x 32 = 2,016 >= 2,000 steps
-    assert (neighbour_steps(atlas, 4000).epochs - 1) * 32 < NEIGHBOUR_STEPS
-    assert neighbour_steps(atlas, 60_000).epochs == 10  # 469 batches an epoch: the tutorial's 10 already give 4,690 steps
+    assert epochs(plain, 4000) == 10  # the tutorial's
+    assert epochs(atlas, 4000) == 63  # 32 batches of 128 an epoch: 63 x 32 = 2,016 >= 2,000 steps
+    assert (epochs(atlas, 4000) - 1) * 32 < NEIGHBOUR_STEPS
+    assert epochs(atlas, 60_000) == 10  # 469 batches an epoch: the tutorial's 10 already give 4,690 steps
+    assert epochs(atlas, 4000, given=True) == 10  # epochs given win
 
     class Asked(Exception):  # stops each command at its first training, with the settings it would train
         pass
@@ -109,3 +115,9 @@ def test_every_option_has_help_and_the_command_list_is_not_cut_off():
     r = CliRunner().invoke(main, ["--help"], terminal_width=80)
     listed = r.output.split("Commands:")[1].strip().splitlines()
     assert len(listed) == len(main.commands) and not any(line.rstrip().endswith("...") for line in listed)
+
+
+def test_the_training_line_names_the_settings_given_in_place_of_the_presets():
+    assert RunConfig(preset="deep-s2").resolved().description == "deep-s2"
+    assert RunConfig(preset="deep-s2", geometry="euclidean").resolved().description == "deep-s2, geometry='euclidean'"
+    assert RunConfig(preset=None, hidden_sizes=(8,), geometry="sphere", latent_dim=3).description == "custom"

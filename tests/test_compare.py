@@ -20,11 +20,13 @@ from latentatlas.errors import LatentAtlasError
 from latentatlas.experiments.baselines import (BASELINES, Baseline, baseline_metrics, fit_baseline, pca_metrics,
                                                resolve_baselines)
 from latentatlas.experiments.compare import compare, compare_runs
-from latentatlas.experiments.compare_outputs import METRICS, encoder_maps_figure, format_table, summary, write_outputs
+from latentatlas.experiments.compare_outputs import compared_keys, encoder_maps_figure, format_table, summary, write_outputs
 from latentatlas.metrics import ALWAYS
 from latentatlas.metrics import trust_subset
 from latentatlas.run_training import train_run
 from latentatlas.runs import load_run
+
+METRICS = compared_keys()  # the table's metric keys
 
 maps = pytest.mark.skipif(find_spec("umap") is None or find_spec("openTSNE") is None,
                           reason="the maps extra is not installed (pip install latentatlas[maps])")

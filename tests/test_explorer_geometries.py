@@ -12,7 +12,7 @@ from latentatlas.config import RunConfig
 from latentatlas.geometries import GEOMETRIES, get_geometry
 from latentatlas.metrics import decode
 from latentatlas.run_training import train_run
-from latentatlas.viz.explorer import write_explorer
+from latentatlas.runs import write_explorer
 
 
 def drawable():

@@ -36,11 +36,18 @@ def test_closed_form_parameter_counts_match_torch(preset, n_features):
     assert PRESETS[preset].n_params(n_features) == count_parameters(build(preset, n_features))
 
 
-@pytest.mark.parametrize("name", GEOMETRIES)
-@pytest.mark.parametrize("latent_dim", [2, 3, 5])
-def test_the_torch_free_widths_are_each_geometrys_own(name, latent_dim):
-    geometry = GEOMETRIES[name](latent_dim)
-    assert WIDTHS[name](latent_dim) == (geometry.encoder_features, geometry.dim)
+@pytest.mark.parametrize("name", WIDTHS)
+def test_the_torch_free_widths_are_each_geometrys_own(name):
+    for latent_dim in GEOMETRIES[name].test_dims:  # the dimensions the geometry itself says to try
+        geometry = GEOMETRIES[name](latent_dim)
+        assert WIDTHS[name](latent_dim) == (geometry.encoder_features, geometry.dim)
+
+
+def test_a_preset_counts_a_geometry_without_a_torch_free_width_from_the_geometry_itself(monkeypatch):
+    from latentatlas import presets
+
+    monkeypatch.delitem(presets.WIDTHS, "sphere")
+    assert PRESETS["deep-s2"].n_params() == TUTORIAL_COUNTS["deep-s2"]
 
 
 @pytest.mark.parametrize("atlas, tutorial", [("atlas-2d", "deep-2d"), ("atlas-s2", "deep-s2")])

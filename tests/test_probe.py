@@ -175,7 +175,7 @@ def test_report_section_in_the_browser(browser, probed, tmp_path):
 
 
 def test_the_explorer_draws_unseen_classes_in_their_own_style(browser, probed, tmp_path):
-    from latentatlas.viz.explorer import write_explorer
+    from latentatlas.runs import write_explorer
 
     plain, held, _ = probed
     y = held.latents()["y_test"]

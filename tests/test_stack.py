@@ -97,6 +97,20 @@ def test_why_not_stack_names_the_reason(small):
                                               [resolve_runtime(restarts)] * 2)
 
 
+def test_the_stacked_trainer_keeps_every_setting_of_its_members(small):
+    # Built as a copy of the first member's trainer: a setting added to Trainer later reaches the stack too.
+    from latentatlas.train import Trainer
+
+    x = small.flat("train")[0][:300]
+    base = RunConfig(preset="deep-2d", epochs=3, batch_size=64, lr=2e-3, lr_schedule="cosine", **FP32)
+    members = _members([base, dataclasses.replace(base, seed=1)], x)
+    stacked = stack_trainers(members, progress=False)
+    differ = {"model", "loss_fn", "batch_sampler", "eval_batch_size", "callbacks", "progress", "model_factory"}
+    for f in dataclasses.fields(Trainer):
+        if f.name not in differ:
+            assert getattr(stacked, f.name) == getattr(members[0], f.name), f.name
+
+
 def test_stacked_runs_are_ordinary_run_folders(small, tmp_path):
     cfgs = [RunConfig(preset="deep-2d", epochs=2, seed=s, **FP32) for s in (0, 1)]
     runs = train_stacked(cfgs, [tmp_path / "a", tmp_path / "b"], dataset=small, plot=False, progress=False)

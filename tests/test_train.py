@@ -6,7 +6,8 @@ import torch
 from latentatlas.config import RunConfig
 from latentatlas.model import AutoencoderNet
 from latentatlas.losses import build_objective
-from latentatlas.train import NonFiniteLossError, Trainer, pick_device, pick_precision, to_unit_float
+from latentatlas._tensors import to_unit_float
+from latentatlas.train import NonFiniteLossError, Trainer, pick_device, pick_precision
 
 
 def bce_objective(model):

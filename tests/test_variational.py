@@ -190,7 +190,7 @@ def binary_model():
 
 def test_iwae_is_above_the_elbo_and_tightens_with_k(binary_model):
     from latentatlas.likelihood import likelihoods, log_weights
-    from latentatlas.train import to_unit_float
+    from latentatlas._tensors import to_unit_float
 
     model, x = binary_model
     xb = to_unit_float(torch.as_tensor(x))

@@ -1,6 +1,6 @@
 """latentatlas: autoencoders whose latent space has a chosen geometry (plane, sphere), trained, evaluated and mapped."""
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["Autoencoder", "__version__"]
 

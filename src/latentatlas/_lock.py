@@ -14,7 +14,7 @@ import socket
 import time
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .errors import LatentAtlasError, option
 
 LOCK = ".latentatlas.lock"

@@ -75,23 +75,18 @@ class RunConfig:
 
     def resolved(self) -> RunConfig:
         """Fill architecture fields from the preset and check every value; raise LatentAtlasError if one is wrong."""
-        from .presets import get_preset
+        from .presets import Preset, get_preset
 
-        cfg = self
-        if cfg.preset is not None:
-            p = get_preset(cfg.preset)
-            cfg = dataclasses.replace(
-                cfg,
-                hidden_sizes=p.hidden_sizes if cfg.hidden_sizes is None else cfg.hidden_sizes,
-                geometry=p.geometry if cfg.geometry is None else cfg.geometry,
-                latent_dim=p.latent_dim if cfg.latent_dim is None else cfg.latent_dim,
-                ne_weight=p.ne_weight if cfg.ne_weight is None else cfg.ne_weight,
-                activation=p.activation if cfg.activation is None else cfg.activation,
-            )
+        # The preset fills every setting it has a field of (Preset's fields that are RunConfig's too) that is not
+        # given; without a preset, those with a default in Preset take it. A new preset field needs no line here.
+        shared = [f for f in dataclasses.fields(Preset) if f.name in {s.name for s in SETTINGS}]
+        if self.preset is not None:
+            p = get_preset(self.preset)
+            fill = {f.name: getattr(p, f.name) for f in shared}
         else:
-            cfg = dataclasses.replace(cfg, ne_weight=0.0 if cfg.ne_weight is None else cfg.ne_weight,
-                                      activation="prelu" if cfg.activation is None else cfg.activation)
-        missing = [n for n in ("hidden_sizes", "geometry", "latent_dim") if getattr(cfg, n) is None]
+            fill = {f.name: f.default for f in shared if f.default is not dataclasses.MISSING}
+        cfg = dataclasses.replace(self, **{k: v for k, v in fill.items() if getattr(self, k) is None})
+        missing = [f.name for f in shared if getattr(cfg, f.name) is None]  # what only a preset has no default of
         if missing:
             raise LatentAtlasError(f"no preset given, so {', '.join(missing)} must be set")
         cfg = dataclasses.replace(cfg, hidden_sizes=tuple(cfg.hidden_sizes), transforms=tuple(cfg.transforms))
@@ -116,9 +111,21 @@ class RunConfig:
         for text in self.transforms:
             parse_transform(text)
         get_geometry(self.geometry, self.latent_dim)  # the geometry rejects a dimension it cannot take
-        if self.n_init > 1 and self.init_epochs >= self.epochs:
-            raise LatentAtlasError(f"init_epochs={self.init_epochs} leaves no epochs after choosing among n_init="
-                                   f"{self.n_init} initialisations: make it smaller than epochs={self.epochs}")
+        check_restarts(self.n_init, self.init_epochs, self.epochs)
+
+    @property
+    def description(self) -> str:
+        """The architecture in a few words, for a line such as "training <it> ...": the preset's name, with the
+        settings given in place of the preset's ("deep-s2, geometry=torus"), or "custom" without a preset."""
+        from .presets import Preset, get_preset
+
+        if self.preset is None:
+            return "custom"
+        p = get_preset(self.preset)
+        settings = {f.name for f in SETTINGS}
+        changed = [f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(Preset)
+                   if f.name in settings and getattr(self, f.name) not in (None, getattr(p, f.name))]
+        return ", ".join([self.preset, *changed])
 
     @property
     def data_spec(self):
@@ -166,6 +173,14 @@ def setting_kind(f: dataclasses.Field) -> tuple[type, bool]:
     return kind, False
 
 
+def check_restarts(n_init: int, init_epochs: int, epochs: int) -> None:
+    """The one check of restarts, for a config and for a trainer built without one: with n_init > 1, each
+    initialisation's init_epochs must leave epochs to go on with."""
+    if n_init > 1 and not 0 < init_epochs < epochs:
+        raise LatentAtlasError(f"init_epochs={init_epochs} leaves no epochs after choosing among n_init={n_init} "
+                               f"initialisations: make it between 1 and epochs - 1 = {epochs - 1}")
+
+
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -183,9 +198,15 @@ def _check_range(f: dataclasses.Field, value) -> None:
     ok = _is_number(value) and math.isfinite(value) and (low is None or value >= low) and (
         above is None or value > above) and (high is None or value <= high)
     if not ok:
-        lo = f"({above}" if above is not None else f"[{low}" if low is not None else "(-inf"
-        allowed = f"in {lo}, {high}]" if high is not None else f">= {low}" if low is not None else f"> {above}"
-        raise LatentAtlasError(f"{f.name}={value!r} is out of range: it must be a number {allowed}")
+        raise out_of_range(f, value)
+
+
+def out_of_range(f: dataclasses.Field, value) -> LatentAtlasError:
+    """The refusal of a number setting's value, with the range the settings table gives it."""
+    low, above, high = f.metadata["range"]
+    lo = f"({above}" if above is not None else f"[{low}" if low is not None else "(-inf"
+    allowed = f"in {lo}, {high}]" if high is not None else f">= {low}" if low is not None else f"> {above}"
+    return LatentAtlasError(f"{f.name}={value!r} is out of range: it must be a number {allowed}")
 
 
 def _check_choice(name: str, value, choices) -> None:

@@ -14,18 +14,19 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._io import atomic_write_folder, atomic_write_json
-from ._lock import LOCK, FolderLock
-from .config import SETTINGS, RunConfig, setting_kind, setting_type
-from .data import check_pixels
-from .errors import LatentAtlasError, option
+from ._io import atomic_write_folder
+from ._lock import FolderLock
+from .config import SETTINGS, RunConfig, out_of_range, setting_kind, setting_type
+from .errors import LatentAtlasError
 from .losses import metric_name
 from .metrics import decode, encode, reconstruction_errors
-from .run_folder import CONFIG, HISTORY, LATENTS, WEIGHTS, is_run_folder, not_a_run_folder, write_manifest
+from .run_folder import LATENTS, check_replaceable, read_json, write_manifest, write_model
 from .run_training import build_trainer, resolve_runtime
 from .runs import IN_MEMORY, load_run
+from .scaling import SCALING_FILE, SCALINGS, get_scaling, scaling_from_json, scaling_to_json
 from .train import pick_device
-from .weights import save_weights
+
+ESTIMATOR_FILE = "estimator.json"  # the estimator's parameters and feature names, beside the run's files
 
 
 class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -84,8 +85,7 @@ __SETTINGS__
 
     def fit(self, X, y=None):
         """Train on ``X`` (n_samples, n_features); ``y`` is ignored. Returns self."""
-        if self.scaling not in ("pixels", "minmax"):
-            raise LatentAtlasError(f"unknown scaling {self.scaling!r}: choose one of pixels, minmax")
+        self.scaling_ = get_scaling(self.scaling)
         X = self._validate(X, reset=True)
         cfg = resolve_runtime(RunConfig(data=IN_MEMORY, **{
             f.name: _coerce(f, getattr(self, _ESTIMATOR_NAMES[f.name])) for f in SETTINGS if f.name in _ESTIMATOR_NAMES}))
@@ -114,10 +114,7 @@ __SETTINGS__
         dim = self.model_.geometry.dim
         if Z.shape[1] != dim:
             raise LatentAtlasError(f"inverse_transform takes latent points of dimension {dim}, got {Z.shape[1]} columns")
-        X = decode(self.model_, Z)
-        if self.scaling == "minmax":
-            X = (X * self.data_range_ + self.data_min_).astype(np.float32)
-        return X
+        return self.scaling_.inverse(decode(self.model_, Z))
 
     def score(self, X, y=None) -> float:
         """Negative mean per-pixel reconstruction loss (the training loss): higher is better."""
@@ -128,8 +125,9 @@ __SETTINGS__
     def save(self, path, overwrite: bool = False) -> Path:
         """Write the fitted model into the folder ``path``; ``Autoencoder.load`` reads it back.
 
-        The folder gets ``config.json`` (with the estimator's parameters), ``model.safetensors``, ``history.json``
-        and ``manifest.json``, and nothing else. It is written whole in a hidden temporary folder beside ``path``,
+        The folder gets what a run folder's writer writes (``config.json``, ``model.safetensors``,
+        ``history.json``), the estimator's parameters and feature names (``estimator.json``), its fitted scaling
+        (``scaling.json``) and ``manifest.json``, and nothing else. It is written whole in a hidden temporary folder beside ``path``,
         then renamed into place (the old folder moved aside first, then deleted), so a crash never leaves a mix of
         old and new files at ``path``.
 
@@ -148,25 +146,14 @@ __SETTINGS__
         """
         check_is_fitted(self)
         path = Path(path)
-        if path.exists() and not path.is_dir():
-            raise LatentAtlasError(f"{path} is a file, not a folder: choose another path")
-        existing = path.is_dir() and any(p.name != LOCK for p in path.iterdir())
-        if existing:
-            if not is_run_folder(path):  # its manifest says latentatlas wrote it; a config.json alone does not
-                raise not_a_run_folder(path, "replace")
-            if not overwrite:
-                raise LatentAtlasError(f"{path} already exists: choose another path, or pass "
-                                       f"{option('overwrite', True)} to replace it")
-        extra = {"estimator": {k: _json_param(v, self.config_.seed) for k, v in self.get_params().items()}}
+        check_replaceable(path, overwrite, "path", "replace")  # the guard every folder writer goes through
+        own = {"params": {k: _json_param(v, self.config_.seed) for k, v in self.get_params().items()}}
         if hasattr(self, "feature_names_in_"):
-            extra["feature_names_in"] = [str(name) for name in self.feature_names_in_]
-        if self.scaling == "minmax":
-            extra["minmax"] = {"data_min": self.data_min_.tolist(), "data_range": self.data_range_.tolist()}
+            own["feature_names_in"] = [str(name) for name in self.feature_names_in_]
 
         def write(folder: Path) -> None:
-            atomic_write_json(folder / CONFIG, {**self.config_.to_dict(), "extra": extra})
-            save_weights(folder / WEIGHTS, self.model_.state_dict())
-            atomic_write_json(folder / HISTORY, self.history_)
+            write_model(folder, self.config_, self.model_, self.history_,
+                        {ESTIMATOR_FILE: own, SCALING_FILE: scaling_to_json(self.scaling_)})
             write_manifest(folder)
 
         # One writer at a time: the folder being replaced stays locked until its replacement is in place.
@@ -177,18 +164,21 @@ __SETTINGS__
     def load(cls, path, device: str = "cpu") -> Autoencoder:
         """A fitted estimator from a folder written by ``save`` or from any run folder; never runs pickled code."""
         run = load_run(path, device=pick_device(device))
-        params = run.config.extra.get("estimator") or _params_from_config(run.config)
+        # Saved before 0.2, a folder kept the estimator's own state in config.json's "extra"; now it has files.
+        old = run.config.extra
+        own = read_json(run.path / ESTIMATOR_FILE) if (run.path / ESTIMATOR_FILE).is_file() else {
+            "params": old.get("estimator"), "feature_names_in": old.get("feature_names_in")}
+        params = own["params"] or _params_from_config(run.config)
         params = {k: v for k, v in params.items() if k in cls._get_param_names()}
         if params.get("hidden_sizes") is not None:
             params["hidden_sizes"] = tuple(params["hidden_sizes"])
         est = cls(**params)
-        if "minmax" in run.config.extra:
-            est.data_min_ = np.asarray(run.config.extra["minmax"]["data_min"], np.float64)
-            est.data_range_ = np.asarray(run.config.extra["minmax"]["data_range"], np.float64)
+        est.scaling_ = scaling_from_json(read_json(run.path / SCALING_FILE) if (run.path / SCALING_FILE).is_file()
+                                         else {"name": est.scaling, **old.get("minmax", {})})
         est.model_, est.config_, est.history_ = run.model, run.config, run.history
         est.n_features_in_ = run.model.n_features
-        if "feature_names_in" in run.config.extra:
-            est.feature_names_in_ = np.asarray(run.config.extra["feature_names_in"], dtype=object)
+        if own.get("feature_names_in") is not None:
+            est.feature_names_in_ = np.asarray(own["feature_names_in"], dtype=object)
         est._n_features_out = run.model.geometry.dim
         est._fit_labels = None
         if (run.path / LATENTS).is_file():
@@ -244,26 +234,30 @@ __SETTINGS__
         if getattr(X, "ndim", 2) > 2:  # image stacks (N, H, W) are rows of pixels
             X = X.reshape(len(X), -1)
         given = getattr(X, "dtype", None)
-        keep_uint8 = self.scaling == "pixels" and given == np.uint8
+        keep_uint8 = self.scaling_.keeps_uint8 and given == np.uint8
         X = validate_data(self, X, reset=reset, dtype=None if keep_uint8 else np.float32, ensure_all_finite=True)
-        if self.scaling == "minmax":
-            if reset:
-                lo, hi = X.min(axis=0).astype(np.float64), X.max(axis=0).astype(np.float64)
-                self.data_min_, self.data_range_ = lo, np.where(hi > lo, hi - lo, 1.0)
-            return ((X - self.data_min_) / self.data_range_).astype(np.float32)
-        if not keep_uint8:
-            try:
-                check_pixels(X, "X")
-            except LatentAtlasError:
-                if given is not None and np.issubdtype(given, np.integer):  # 0..255 as int64, say: say so
-                    raise LatentAtlasError(f"X: integer pixels of dtype {given} must be uint8 0..255 (pass "
-                                           "X.astype(np.uint8)) or floats in [0, 1]") from None
-                raise
-        return X
+        if reset:
+            self.scaling_.fit(X)
+        return self.scaling_.transform(X, given)
+
+    @property
+    def data_min_(self) -> np.ndarray:
+        return self._scaling_attribute("data_min_")
+
+    @property
+    def data_range_(self) -> np.ndarray:
+        return self._scaling_attribute("data_range_")
+
+    def _scaling_attribute(self, name: str):
+        """A fitted attribute of the scaling, as the estimator's own (AttributeError where it has none)."""
+        value = getattr(getattr(self, "scaling_", None), name, None)
+        if value is None:
+            raise AttributeError(f"{type(self).__name__} has no {name} (fitted with scaling={self.scaling!r})")
+        return value
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.positive_only = self.scaling == "pixels"
+        tags.input_tags.positive_only = getattr(SCALINGS.get(self.scaling), "positive_only", False)
         tags.transformer_tags.preserves_dtype = ["float32"]  # latents are float32, as the network computes them
         tags.non_deterministic = self.random_state is None
         return tags
@@ -305,7 +299,7 @@ def _coerce(f, value):
     if several:
         return _int_tuple(value)
     if kind is float:
-        return None if value is None else _float(f.name, value)
+        return None if value is None else _float(f, value)
     return _int(value)
 
 
@@ -324,9 +318,9 @@ def _int_tuple(values):
     return tuple(_int(v) for v in values)
 
 
-def _float(name: str, value):
+def _float(f, value):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise LatentAtlasError(f"{name}={value!r} is out of range: it must be a number in (0, 1]")
+        raise out_of_range(f, value)  # the setting's own range, from the settings table
     return float(value)
 
 

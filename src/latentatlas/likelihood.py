@@ -18,7 +18,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .train import as_tensor, to_unit_float
+from ._tensors import as_tensor, to_unit_float
 
 IWAE_K = 500  # as the hyperspherical VAE paper (Davidson et al. 2018) reports log p(x)
 CHUNK = 200_000  # at most this many (sample, image) pairs decoded at once: K * images per chunk, bounds the memory

@@ -6,13 +6,14 @@ direction is better; the demo, compare, the report, the sweep and the explorer a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .losses import bce, mse
-from .train import as_tensor, to_unit_float
+from ._tensors import as_tensor, to_unit_float
 
 TRUST_SUBSET = 2000  # trustworthiness is O(n^2): a fixed test subset keeps it cheap and comparable across runs
 TRUST_K = 5
@@ -27,9 +28,40 @@ class Metric:
     better: str | None = None  # "lower", "higher", or None for a property rather than a measurement
     compared: bool = True  # a column of compare's table (epochs is not: it is a setting)
     only: str | None = None  # None: every run reports it; else which runs do (the others leave it out)
+    # A metric of the map alone: (dataset, z_train, z_test) -> value, computed by embedding_metrics for a model and
+    # for a map without a decoder (UMAP, t-SNE) alike. A new latent-only metric is one entry here with its function.
+    of_map: Callable | None = None
+    of_run: bool = False  # the run's own record (its time, its epochs), not something evaluate measures
 
     def format(self, value) -> str:
         return "-" if value is None else format(value, self.fmt)
+
+
+def _knn(k: int):
+    def knn(dataset, z_train, z_test) -> float:
+        (_, y_train), (_, y_test) = dataset.flat("train"), dataset.flat("test")
+        return knn_accuracy(z_train, y_train, z_test, y_test, k)
+
+    return knn
+
+
+def _trustworthiness(swap: bool):
+    """Trustworthiness on the fixed test subset; with ``swap`` continuity, which is trustworthiness with the roles
+    swapped: map neighbours missing from the input's, not intruders. None (null) when the test set is too small."""
+
+    def trust(dataset, z_train, z_test) -> float | None:
+        from sklearn.manifold import trustworthiness
+
+        x_test = dataset.flat("test")[0]
+        idx = trust_subset(len(x_test))
+        x_sub = to_unit_float(as_tensor(x_test[idx])).numpy()
+        k_trust = min(TRUST_K, (len(idx) - 1) // 2)  # scikit-learn needs k < n / 2
+        if k_trust < 1:
+            return None
+        pair = (z_test[idx], x_sub) if swap else (x_sub, z_test[idx])
+        return float(trustworthiness(*pair, n_neighbors=k_trust))
+
+    return trust
 
 
 VARIATIONAL = "variational runs"
@@ -37,10 +69,11 @@ METRICS: tuple[Metric, ...] = (
     Metric("n_params", "parameters", "parameters", ",.0f"),
     Metric("bce_test", "test BCE", "test BCE", ".4f", "lower"),
     Metric("mse_test", "test MSE", "test MSE", ".4f", "lower"),
-    Metric("knn1", "1-NN", "1-NN accuracy", ".3f", "higher"),
-    Metric("knn5", "5-NN", "5-NN accuracy", ".3f", "higher"),
-    Metric("trustworthiness", "trust", f"trustworthiness (k={TRUST_K})", ".3f", "higher"),
-    Metric("continuity", "cont.", f"continuity (k={TRUST_K})", ".3f", "higher"),
+    Metric("knn1", "1-NN", "1-NN accuracy", ".3f", "higher", of_map=_knn(1)),
+    Metric("knn5", "5-NN", "5-NN accuracy", ".3f", "higher", of_map=_knn(5)),
+    Metric("trustworthiness", "trust", f"trustworthiness (k={TRUST_K})", ".3f", "higher",
+           of_map=_trustworthiness(swap=False)),
+    Metric("continuity", "cont.", f"continuity (k={TRUST_K})", ".3f", "higher", of_map=_trustworthiness(swap=True)),
     # Nats per test image, see latentatlas.likelihood.
     Metric("elbo", "ELBO", "ELBO (nats per test image)", ".2f", "higher", only=VARIATIONAL),
     Metric("elbo_recon", "E log p(x|z)", "the ELBO's expected log-likelihood (nats per test image)", ".2f", "higher",
@@ -50,8 +83,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("iwae_k", "K", "importance samples per image of the IWAE", "d", compared=False, only=VARIATIONAL),
     Metric("circular_corr", "circ. corr.", "circular correlation with the true angles (see circular_correlation)",
            ".3f", "higher", only="data with known angles (head-direction, grid-cells)"),
-    Metric("train_seconds", "train s", "train seconds", ".1f", "lower"),
-    Metric("epochs", "epochs", "epochs", "d", compared=False),
+    Metric("train_seconds", "train s", "train seconds", ".1f", "lower", of_run=True),
+    Metric("epochs", "epochs", "epochs", "d", compared=False, of_run=True),
 )
 METRIC = {m.key: m for m in METRICS}
 ALWAYS = frozenset(m.key for m in METRICS if m.only is None)  # what every run's metrics.json has
@@ -180,23 +213,15 @@ def circular_correlation(angles: np.ndarray, true: np.ndarray) -> float | None:
 
 
 def embedding_metrics(dataset, z_train, z_test) -> dict:
-    """The metrics of a map alone, for anything that places train and test samples (a model, UMAP, t-SNE): k-NN
-    accuracy of test points fit on train points, trustworthiness and continuity on the fixed test subset."""
-    from sklearn.manifold import trustworthiness
+    """The metrics of a map alone (each ``Metric`` of ``METRICS`` with an ``of_map``), for anything that places
+    train and test samples (a model, UMAP, t-SNE): k-NN accuracy of test points fit on train points,
+    trustworthiness and continuity on the fixed test subset."""
+    return {m.key: m.of_map(dataset, z_train, z_test) for m in METRICS if m.of_map is not None}
 
-    (_, y_train), (x_test, y_test) = dataset.flat("train"), dataset.flat("test")
-    idx = trust_subset(len(x_test))
-    x_sub = to_unit_float(as_tensor(x_test[idx])).numpy()
-    k_trust = min(TRUST_K, (len(idx) - 1) // 2)  # scikit-learn needs k < n / 2
-    trust = float(trustworthiness(x_sub, z_test[idx], n_neighbors=k_trust)) if k_trust >= 1 else None
-    # Continuity is trustworthiness with the roles swapped: map neighbours missing from the input's, not intruders.
-    cont = float(trustworthiness(z_test[idx], x_sub, n_neighbors=k_trust)) if k_trust >= 1 else None
-    return {
-        "knn1": knn_accuracy(z_train, y_train, z_test, y_test, 1),
-        "knn5": knn_accuracy(z_train, y_train, z_test, y_test, 5),
-        "trustworthiness": trust,  # None (null) when the test set is too small to define it
-        "continuity": cont,
-    }
+
+def without_decoder() -> dict:
+    """The metrics every run reports that a map without a decoder (UMAP, t-SNE) has no value for: None each."""
+    return {m.key: None for m in METRICS if m.only is None and m.of_map is None and not m.of_run}
 
 
 def neighbourhood_preservation(x, z, k: int = TRUST_K) -> np.ndarray:

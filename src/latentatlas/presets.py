@@ -22,7 +22,7 @@ class Preset:
     def n_params(self, n_features: int = 784) -> int:
         """Trainable parameters for inputs of ``n_features`` pixels, in closed form (checked against torch's count
         of the built network in tests/test_nets.py)."""
-        encoder_out, decoder_in = WIDTHS[self.geometry](self.latent_dim)
+        encoder_out, decoder_in = geometry_widths(self.geometry, self.latent_dim)
         return mlp_parameters(n_features, self.hidden_sizes, encoder_out, decoder_in, self.activation)
 
 
@@ -53,8 +53,9 @@ PRESETS: dict[str, Preset] = {
     **_PAPER,
 }
 
-# Each geometry's (encoder output, decoder input) widths for a latent_dim, so that the counts need no torch: the
-# same numbers as the geometry's ``encoder_features`` and ``dim`` (tests/test_nets.py checks every registered one).
+# The built-in geometries' (encoder output, decoder input) widths for a latent_dim, so that `latentatlas presets`
+# counts without importing torch: a cache of the geometry's own ``encoder_features`` and ``dim``, which stay the
+# source (tests/test_nets.py checks each entry at the geometry's test_dims). A new geometry needs no entry here.
 WIDTHS = {
     "euclidean": lambda d: (d, d),
     "sphere": lambda d: (d, d),
@@ -63,6 +64,16 @@ WIDTHS = {
     "torus": lambda n: (2 * n, 2 * n),  # a unit 2-vector per circle
     "vtorus": lambda n: (3 * n, 2 * n),  # per circle a direction and kappa
 }
+
+
+def geometry_widths(geometry: str, latent_dim: int) -> tuple[int, int]:
+    """(encoder output, decoder input) widths of a geometry: from ``WIDTHS`` without torch, else from the geometry."""
+    if geometry in WIDTHS:
+        return WIDTHS[geometry](latent_dim)
+    from .geometries import get_geometry
+
+    built = get_geometry(geometry, latent_dim)
+    return built.encoder_features, built.dim
 
 
 def get_preset(name: str) -> Preset:

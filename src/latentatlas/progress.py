@@ -17,7 +17,7 @@ def progress(total: int, desc: str, unit: str = "it", show: bool | None = None, 
     """
     if show is None and not _is_terminal(sys.stderr):
         return Lines(total, desc, unit)
-    from .train import tqdm  # the one choice of bar (a notebook widget where ipywidgets is installed)
+    from ._tensors import tqdm  # the one choice of bar (a notebook widget where ipywidgets is installed)
 
     return tqdm(total=total, desc=desc, unit=unit, disable=show is False, leave=leave,
                 dynamic_ncols=True)
@@ -25,7 +25,7 @@ def progress(total: int, desc: str, unit: str = "it", show: bool | None = None, 
 
 def say(line: str) -> None:
     """One line to the user on standard error, wherever it goes (tqdm.write keeps a bar on a terminal intact)."""
-    from .train import tqdm
+    from ._tensors import tqdm
 
     tqdm.write(line, file=sys.stderr)
 

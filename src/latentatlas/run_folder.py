@@ -12,6 +12,8 @@ A run folder holds::
     metrics.json         evaluation (see latentatlas.metrics)
     latents.npz          train and test latents with labels
     figures/             PNG figures (and an HTML globe for sphere runs)
+    estimator.json       a model saved by Autoencoder.save: its parameters and feature names
+    scaling.json         ... and its fitted scaling (latentatlas.scaling)
     manifest.json        written last: every file with its size and SHA-256; a folder without it is unfinished
     .latentatlas.lock    held while a command writes the folder (see _lock.py)
 """
@@ -24,12 +26,12 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
+from ._version import __version__
 from ._io import atomic_write_json
 from ._lock import LOCK, is_lock_file
 from .config import RunConfig
 from .data import data_reference
-from .errors import LatentAtlasError
+from .errors import LatentAtlasError, option
 from .weights import load_weights, save_weights
 
 CONFIG, WEIGHTS, HISTORY, METRICS, LATENTS, MANIFEST = (
@@ -77,6 +79,24 @@ def is_run_folder(path: Path) -> bool:
     return _is_manifest(path / MANIFEST) or is_lock_file(path / LOCK)
 
 
+def check_replaceable(path: Path, overwrite: bool, name: str, doing: str, unfinished: str = "") -> bool:
+    """The one guard of every writer of a whole folder (a run, a model saved by ``Autoencoder.save``): ``path``
+    must be a new or empty folder, or one latentatlas wrote (``is_run_folder``) and ``overwrite`` given. Returns
+    whether there is a folder to replace. ``name`` is the setting that chose the path and ``doing`` what a folder
+    latentatlas did not write is refused for, both for the message; ``unfinished`` is added where it did not finish."""
+    if path.exists() and not path.is_dir():
+        raise LatentAtlasError(f"{path} is a file, not a run folder: choose another {option(name)}")
+    if not path.exists() or not any(p.name != LOCK for p in path.iterdir()):
+        return False
+    if not is_run_folder(path):  # a folder that merely holds a config.json may be someone's project
+        raise not_a_run_folder(path, doing)
+    if not overwrite:
+        hint = "" if (path / MANIFEST).is_file() else unfinished
+        raise LatentAtlasError(f"{path} already exists{hint}: choose another {option(name)}, or pass "
+                               f"{option('overwrite', True)} to replace it")
+    return True
+
+
 def _is_manifest(path: Path) -> bool:
     try:
         if path.is_symlink() or not path.is_file():
@@ -121,6 +141,18 @@ def verify_files(folder: Path, names) -> None:
             raise LatentAtlasError(f"{path}: missing, though {MANIFEST} lists it")
         if not isinstance(entry, dict) or entry.get("bytes") != path.stat().st_size or entry.get("sha256") != _sha256(path):
             raise LatentAtlasError(f"{path}: changed since the run was written (size or SHA-256 differs from {MANIFEST})")
+
+
+def write_model(folder: Path, cfg: RunConfig, model, history: list[dict], files: dict[str, object] | None = None
+                ) -> None:
+    """The trained model's files, as every writer of a folder writes them (``train_run``, ``train_stacked``,
+    ``Autoencoder.save``): ``config.json``, the final weights, ``history.json``, and ``files`` (name -> JSON) of
+    the writer's own, such as the estimator's fitted scaling. The manifest is written last, by the caller."""
+    atomic_write_json(folder / CONFIG, cfg.to_dict())
+    save_weights(folder / WEIGHTS, model.state_dict())
+    atomic_write_json(folder / HISTORY, history)
+    for name, content in (files or {}).items():
+        atomic_write_json(folder / name, content)
 
 
 def write_manifest(folder: Path) -> None:

@@ -21,18 +21,21 @@ import numpy as np
 import torch
 
 from ._io import atomic_write_folder, atomic_write_json, check_writable
-from ._lock import LOCK, FolderLock, check_free
-from .config import RunConfig
+from ._lock import FolderLock, check_free
+from .config import SETTINGS, RunConfig
 from .data import Dataset, data_reference
 from .errors import LatentAtlasError, option
 from .losses import build_objective
 from .losses.neighbours import NEIGHBOUR_STEPS
 from .model import AutoencoderNet, count_parameters
-from .run_folder import (CKPT_STATE, CONFIG, HISTORY, MANIFEST, WEIGHTS, has_checkpoint, is_run_folder,
-                         load_checkpoint, not_a_run_folder, read_config, save_checkpoint, write_manifest)
+from .run_folder import (CKPT_STATE, CONFIG, MANIFEST, check_replaceable, has_checkpoint, is_run_folder,
+                         load_checkpoint, not_a_run_folder, read_config, save_checkpoint, write_manifest,
+                         write_model)
 from .runs import Run, load_run, write_evaluation
 from .train import Adam, Callback, Trainer, initialisation_seed, pick_device, pick_precision
-from .weights import save_weights
+
+
+SETTING_NAMES = frozenset(f.name for f in SETTINGS)
 
 
 def resolve_runtime(cfg: RunConfig) -> RunConfig:
@@ -43,15 +46,19 @@ def resolve_runtime(cfg: RunConfig) -> RunConfig:
                                precision=pick_precision(cfg.precision, device))
 
 
-def neighbour_steps(cfg: RunConfig, n_train: int) -> RunConfig:
-    """``cfg`` with its epochs raised, for a run with the neighbour term, to those that give it ``NEIGHBOUR_STEPS``
-    steps on ``n_train`` samples: the term needs steps, not passes (docs/maps-research.md), so a small data set
-    takes more epochs (63 on mnist-5k), as UMAP gives small data sets more epochs too. The commands apply it where
-    ``--epochs`` is not given."""
-    if not cfg.ne_weight:
-        return cfg
-    steps_per_epoch = math.ceil(n_train / cfg.batch_size)
-    return dataclasses.replace(cfg, epochs=max(cfg.epochs, math.ceil(NEIGHBOUR_STEPS / steps_per_epoch)))
+def neighbour_steps(cfg: RunConfig, epochs_given: bool, dataset: Dataset | None = None
+                    ) -> tuple[RunConfig, Dataset | None]:
+    """``cfg`` with its epochs raised, for a run with the neighbour term whose epochs were not given, to those that
+    give it ``NEIGHBOUR_STEPS`` steps on the training set: the term needs steps, not passes (docs/maps-research.md),
+    so a small data set takes more epochs (63 on mnist-5k), as UMAP gives small data sets more epochs too.
+
+    Returns the config and ``dataset``, loaded here where the rule needs its size and none was given (so that the
+    caller need not load it twice); train, compare and the demo each apply the rule by this one call."""
+    if epochs_given or not cfg.ne_weight:
+        return cfg, dataset
+    dataset = cfg.data_spec.load() if dataset is None else dataset
+    steps_per_epoch = math.ceil(len(dataset.y_train) / cfg.batch_size)
+    return dataclasses.replace(cfg, epochs=max(cfg.epochs, math.ceil(NEIGHBOUR_STEPS / steps_per_epoch))), dataset
 
 
 def build_trainer(cfg: RunConfig, x_train, callbacks=(), progress: bool | None = None, draw=None) -> Trainer:
@@ -69,10 +76,12 @@ def build_trainer(cfg: RunConfig, x_train, callbacks=(), progress: bool | None =
 
     model = initialisation(0)
     objective = build_objective(cfg, model.geometry, x_train)
-    return Trainer(model, objective.loss_fn(), epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed,
-                   device=cfg.device, precision=cfg.precision, optimizer_factory=Adam(cfg.lr, cfg.lr_schedule),
+    # Every setting the trainer has a field of (epochs, batch size, seed, device, n_init, ...) goes to it by name: a
+    # new trainer setting is a line in the settings table and a field of Trainer, not a third line here.
+    same = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(Trainer) if f.name in SETTING_NAMES}
+    return Trainer(model, objective.loss_fn(), optimizer_factory=Adam(cfg.lr, cfg.lr_schedule),
                    batch_sampler=objective.batch_sampler(cfg.batch_size), callbacks=callbacks, progress=progress,
-                   draw=draw, n_init=cfg.n_init, init_epochs=cfg.init_epochs, model_factory=initialisation)
+                   draw=draw, model_factory=initialisation, **same)
 
 
 def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resume: bool = False,
@@ -121,7 +130,7 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
             return _finished(out, cfg)
         say = echo or (lambda line: None)  # from here on, what fails is a step of the run, not a refusal
         requested = cfg.precision if cfg.precision == user_precision else f"{cfg.precision} (auto)"
-        say(f"training {cfg.preset or 'custom'} ({count_parameters(trainer.model):,} parameters) on {dataset.name}: "
+        say(f"training {cfg.description} ({count_parameters(trainer.model):,} parameters) on {dataset.name}: "
             f"{len(dataset.y_train):,} images, {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}, device {cfg.device}, "
             f"precision {requested}")
         if cfg.n_init > 1 and mode != "resume":
@@ -217,12 +226,11 @@ def train_stacked(cfgs: list[RunConfig], outs: list[str | Path], *, dataset: Dat
 
 def _finish_run(run: Run, dataset: Dataset, seconds: float, plot: bool, say) -> Run:
     """Write a trained run's weights, history, evaluation, figures and, last, its manifest."""
-    save_weights(run.path / WEIGHTS, run.model.state_dict())
-    atomic_write_json(run.path / HISTORY, run.history)
+    write_model(run.path, run.config, run.model, run.history)
     say(f"evaluating on {len(dataset.y_test):,} test images ...")
     write_evaluation(run, dataset, train_seconds=seconds)
     if plot:
-        from .viz.plots import plot_run
+        from .viz.figures import plot_run
 
         say(f"drawing the figures into {run.path / 'figures'} ...")
         plot_run(run, dataset)
@@ -280,15 +288,9 @@ def _folder_mode(out: Path, cfg: RunConfig, *, overwrite: bool, resume: bool) ->
         if state is not None and len(state["history"]) == cfg.epochs and (out / MANIFEST).is_file():
             return "finished"
         return "resume"
-    if not out.exists() or not any(p.name != LOCK for p in out.iterdir()):
-        return "fresh"
-    if not is_run_folder(out):  # a folder that merely holds a config.json may be someone's project
-        raise not_a_run_folder(out, "overwrite" if overwrite else "use")
-    if not overwrite:
-        unfinished = "" if (out / MANIFEST).is_file() else f" (it did not finish: {option('resume', True)} continues it)"
-        raise LatentAtlasError(f"{out} already exists{unfinished}: choose another {option('out')}, or pass "
-                               f"{option('overwrite', True)} to replace it")
-    return "replace"
+    replace = check_replaceable(out, overwrite, "out", "overwrite" if overwrite else "use",
+                                unfinished=f" (it did not finish: {option('resume', True)} continues it)")
+    return "replace" if replace else "fresh"
 
 
 # The temp files of our own atomic writes (tempfile's 8 random characters): the only hidden files cleared on resume.

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._io import atomic_write_bytes, atomic_write_json, no_links_below
+from ._io import atomic_write_bytes, atomic_write_json, atomic_write_text, no_links_below
 from ._lock import FolderLock, check_free
 from .config import RunConfig
 from .data import Dataset
@@ -75,7 +75,7 @@ class Run:
         """Every figure of the run as a matplotlib figure, by name (``loss_curves``, ``encoder_map_plane``, ...)."""
         import matplotlib.pyplot as plt
 
-        from .viz.plots import run_figures
+        from .viz.figures import run_figures
 
         figs = run_figures(self, self.dataset(), glyphs=glyphs)
         for fig in figs.values():
@@ -143,7 +143,7 @@ def evaluate_run(path: str | Path, dataset: Dataset | None = None, echo=None) ->
 def redraw_run(path: str | Path, glyphs: bool = False, echo=None) -> list[Path]:
     """Draw a finished run's figures again (``latentatlas plot``); returns the files written. ``echo`` gets a line
     once the run and its data are read (so a refusal stays the only line)."""
-    from .viz.plots import plot_run
+    from .viz.figures import plot_run
 
     check_free(Path(path))
     run = load_run(path)
@@ -155,6 +155,16 @@ def redraw_run(path: str | Path, glyphs: bool = False, echo=None) -> list[Path]:
         written = plot_run(run, dataset, glyphs=glyphs)
         write_manifest(run.path)
     return written
+
+
+def write_explorer(run: str | Path | Run, out: str | Path, dataset=None, max_points: int | None = None) -> Path:
+    """Write the explorer page of ``run`` (a run folder or a loaded :class:`Run`) to ``out``; returns the path."""
+    from .viz.explorer import MAX_POINTS, explorer_html
+
+    run = load_run(run) if not isinstance(run, Run) else run
+    html = explorer_html(run, run.dataset() if dataset is None else dataset,
+                         MAX_POINTS if max_points is None else max_points)
+    return atomic_write_text(out, html)
 
 
 def write_evaluation(run: Run, dataset: Dataset, train_seconds: float | None) -> dict:

@@ -14,6 +14,7 @@ deterministic model; :func:`why_not_stack` says why it does not apply otherwise 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -120,8 +121,6 @@ class StackedShuffle:
 def why_not_stack(trainers: Sequence[Trainer], configs: Sequence) -> str | None:
     """None if these member trainers (of runs whose ``configs`` differ only in the seed) can train stacked, else
     the reason, in a few words, for a message such as "training separately: <reason>"."""
-    import dataclasses
-
     if len(trainers) < 2:
         return "only one model"
     if len({dataclasses.replace(c, seed=0) for c in configs}) > 1:
@@ -130,10 +129,9 @@ def why_not_stack(trainers: Sequence[Trainer], configs: Sequence) -> str | None:
         return "the objective draws its own batches (a neighbour term)"
     if any(getattr(getattr(t.model, "geometry", None), "variational", False) for t in trainers):
         return "a variational geometry draws samples"
-    if configs[0].n_init > 1:
-        return "each run chooses among its own initialisations (n_init)"
-    if any(t.draw is not None for t in trainers):
-        return "the training images are drawn anew each batch (binarisation)"
+    for f in dataclasses.fields(Trainer):  # settings declared unstackable, where any member uses them
+        if "unstackable" in f.metadata and any(getattr(t, f.name) != f.default for t in trainers):
+            return f.metadata["unstackable"]
     shapes = {tuple((n, tuple(p.shape)) for n, p in t.model.named_parameters()) for t in trainers}
     if len(shapes) > 1:
         return "the models differ in shape"
@@ -144,11 +142,11 @@ def stack_trainers(trainers: Sequence[Trainer], callbacks=(), progress: bool | N
     """One trainer that trains the members of ``trainers`` (each built as its own run would build it) together."""
     first = trainers[0]
     sampler = StackedShuffle(tuple(t.seed for t in trainers), first.batch_size)
-    return Trainer(Stacked([t.model for t in trainers]), stacked_loss(first.loss_fn),
-                   epochs=first.epochs, batch_size=first.batch_size, seed=first.seed, device=str(first.device),
-                   precision=first.precision, optimizer_factory=first.optimizer_factory, batch_sampler=sampler,
-                   eval_batch_size=max(1, first.eval_batch_size // len(trainers)), callbacks=callbacks,
-                   progress=progress)
+    # A copy of the first member's trainer, changed where stacking differs: a setting added to Trainer later is
+    # carried over, not silently dropped (why_not_stack has refused the ones stacking cannot honour).
+    return dataclasses.replace(first, model=Stacked([t.model for t in trainers]), loss_fn=stacked_loss(first.loss_fn),
+                               batch_sampler=sampler, eval_batch_size=max(1, first.eval_batch_size // len(trainers)),
+                               callbacks=callbacks, progress=progress, model_factory=None, history=[])
 
 
 def member_history(history: list[dict], m: int, n_members: int) -> list[dict]:

@@ -19,20 +19,16 @@ import contextlib
 import dataclasses
 import math
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import Tensor, nn
-try:  # tqdm.auto draws a widget in a notebook; without ipywidgets it warns there and falls back to text anyway
-    import ipywidgets  # noqa: F401
-    from tqdm.auto import tqdm
-except ImportError:
-    from tqdm import tqdm
 
 from . import hardware
+from ._tensors import as_tensor, quiet, to_unit_float, tqdm
+from .config import check_restarts
 from .errors import LatentAtlasError, option
 from .losses import Batch
 from .schedules import get_schedule
@@ -99,8 +95,18 @@ class Callback:
         pass
 
 
+def unstackable(default, reason: str):
+    """A trainer setting that seeds trained stacked (latentatlas.stack) cannot honour once it leaves ``default``;
+    ``reason`` says why, in a few words, and stacking then refuses with it (the runs train separately)."""
+    return field(default=default, metadata={"unstackable": reason})
+
+
 @dataclass
 class Trainer:
+    """Trains ``model`` on ``loss_fn``. A new setting is a field here; a setting that stacked seeds cannot share (it
+    acts on each member's parameters as a whole, or on each run's own draws) is declared with :func:`unstackable`.
+    """
+
     model: nn.Module
     loss_fn: LossFn
     epochs: int = 10
@@ -113,10 +119,11 @@ class Trainer:
     eval_batch_size: int = 4096
     callbacks: Sequence[Callback] = ()
     progress: bool | None = None  # None: a bar only when writing to a terminal
-    draw: Callable | None = None  # applied to each training batch in [0, 1] (Dataset.draw_train: binarisation)
+    # applied to each training batch in [0, 1] (Dataset.draw_train: binarisation)
+    draw: Callable | None = unstackable(None, "the training images are drawn anew each batch (binarisation)")
     # Restarts (scikit-learn's n_init): n_init initialisations train init_epochs each and the one with the lowest
     # training loss goes on; ``model_factory(i)`` builds initialisation i >= 1 (``model`` is initialisation 0).
-    n_init: int = 1
+    n_init: int = unstackable(1, "each run chooses among its own initialisations (n_init)")
     init_epochs: int = 10
     model_factory: Callable[[int], nn.Module] | None = None
     history: list[dict] = field(default_factory=list)
@@ -209,9 +216,7 @@ class Trainer:
         """
         if self.model_factory is None:
             raise ValueError("n_init > 1 needs a model_factory to build the other initialisations")
-        if not 0 < self.init_epochs < self.epochs:
-            raise LatentAtlasError(f"init_epochs={self.init_epochs} must be between 1 and epochs - 1 = "
-                                   f"{self.epochs - 1} to choose among {self.n_init} initialisations")
+        check_restarts(self.n_init, self.init_epochs, self.epochs)
         candidates = []
         for i in range(self.n_init):
             model = self.model if i == 0 else self.model_factory(i)
@@ -285,20 +290,6 @@ def loss_and_parts(result) -> tuple[Tensor, dict[str, Tensor]]:
     return result if isinstance(result, tuple) else (result, {})
 
 
-def as_tensor(x) -> Tensor:
-    """A tensor view of an array without copying it; read-only arrays are fine because nothing writes to them."""
-    if isinstance(x, Tensor):
-        return x
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.as_tensor(np.asarray(x))
-
-
-def to_unit_float(x: Tensor) -> Tensor:
-    """uint8 0..255 -> float32 0..1; floats pass through as float32."""
-    if x.dtype == torch.uint8:
-        return x.float().mul_(1.0 / 255.0)
-    return x.float()
 
 
 def initialisation_seed(seed: int, i: int) -> int:
@@ -360,8 +351,3 @@ def _fast_adam_kwargs(device: torch.device) -> dict:
     if device.type in ("cpu", "cuda"):
         return {"fused": True}
     return {"foreach": True}
-
-
-def quiet(progress: bool | None) -> bool | None:
-    """tqdm's ``disable`` for a ``progress`` setting: None lets tqdm show a bar only on a terminal."""
-    return None if progress is None else not progress

@@ -26,10 +26,7 @@ def train(out, overwrite, resume, tensorboard, recipe, **params):
     cfg = RunConfig(**with_recipe(recipe, params)).resolved()  # a wrong preset is refused before torch is imported
     from ..run_training import neighbour_steps, train_run
 
-    dataset = None
-    if cfg.ne_weight and given("epochs", params["epochs"]) is None:  # the term's steps, where no epochs are given
-        dataset = cfg.data_spec.load()
-        cfg = neighbour_steps(cfg, len(dataset.y_train))
+    cfg, dataset = neighbour_steps(cfg, epochs_given=given("epochs", params["epochs"]) is not None)
     if out is None:
         out = Path("runs") / f"{params['preset'] or 'custom'}-{Path(params['data']).name}"
     run = train_run(cfg, out, overwrite=overwrite, resume=resume, tensorboard=tensorboard, echo=click.echo,
@@ -111,7 +108,8 @@ def report(runs, out, overwrite):
 def explore(run, out, serve, port, max_points, overwrite):
     """Write the live explorer of a run: hover anywhere on its latent maps to see the decoded image."""
     from .._io import check_page_out
-    from ..viz.explorer import open_in_browser, page_server, write_explorer
+    from ..runs import write_explorer
+    from ..viz.explorer import open_in_browser, page_server
 
     limit = {} if max_points is None else {"max_points": max_points}
     page = write_explorer(run, check_page_out(Path("explorer.html") if out is None else out, overwrite), **limit)

@@ -161,7 +161,7 @@ def corrupt_images(x, name: str, level, image_shape: tuple[int, ...], seed: int 
     memory. Occlusion and rotation need ``image_shape`` (H, W); noise takes any."""
     import torch
 
-    from ..train import as_tensor, to_unit_float
+    from .._tensors import as_tensor, to_unit_float
 
     corruption = get_corruption(name)
     image_shape = tuple(image_shape)

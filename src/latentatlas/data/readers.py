@@ -18,7 +18,7 @@ from .._limits import check_fits
 from ..errors import LatentAtlasError
 from .dataset import Dataset, labels_from
 
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 
 
@@ -55,7 +55,7 @@ _MAX_IDX_HEADER = 4 + 4 * 4
 
 def _idx_header(raw: bytes, name: str) -> tuple[tuple[int, ...], np.dtype, int]:
     """(shape, dtype, header length) of an IDX file's first bytes; refuses anything else."""
-    if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] not in _IDX_DTYPES:
+    if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] not in IDX_DTYPES:
         raise LatentAtlasError(f"{name}: not an IDX file (magic bytes {raw[:4].hex(' ') or 'missing'})")
     ndim = raw[3]
     if not 1 <= ndim <= 4:
@@ -64,7 +64,7 @@ def _idx_header(raw: bytes, name: str) -> tuple[tuple[int, ...], np.dtype, int]:
     if len(raw) < header:
         raise LatentAtlasError(f"{name}: truncated IDX header")
     shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
-    return shape, np.dtype(_IDX_DTYPES[raw[2]]), header
+    return shape, np.dtype(IDX_DTYPES[raw[2]]), header
 
 
 def _check_payload(name: str, shape: tuple[int, ...], dtype: np.dtype, found: int) -> int:
@@ -108,7 +108,7 @@ def _gunzip_idx(raw: bytes, name: str) -> bytes:
     return bytes(out)
 
 
-def _find_idx_files(folder: Path) -> dict[str, Path]:
+def find_idx_files(folder: Path) -> dict[str, Path]:
     """The four MNIST-style files in ``folder``; accepts t10k/test prefixes, - or . separators, optional .gz."""
     if not folder.is_dir():
         raise LatentAtlasError(f"{folder}: not a folder")
@@ -131,7 +131,7 @@ def _find_idx_files(folder: Path) -> dict[str, Path]:
 def load_idx_folder(folder: str | os.PathLike, name: str | None = None, classes=None) -> Dataset:
     """A folder holding MNIST-style IDX files (train/test images and labels)."""
     folder = Path(folder)
-    files = _find_idx_files(folder)
+    files = find_idx_files(folder)
     arrays = {role: read_idx(path) for role, path in files.items()}
     for role, path in files.items():
         want = 3 if role.endswith("images") else 1

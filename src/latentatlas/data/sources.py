@@ -20,7 +20,7 @@ from .._io import atomic_write_bytes
 from ..errors import LatentAtlasError, unknown_name
 from .dataset import Dataset
 from .neural import POPULATIONS
-from .readers import (_IDX_DTYPES, IMAGE_SUFFIXES, _find_idx_files, load_idx_folder, load_image_folder, load_npy_folder, load_npz,
+from .readers import (IDX_DTYPES, IMAGE_SUFFIXES, find_idx_files, load_idx_folder, load_image_folder, load_npy_folder, load_npz,
                       parse_idx)
 
 def cache_dir() -> Path:
@@ -73,7 +73,7 @@ class MNIST:
         for folder in self.folders():
             if folder.is_dir():
                 try:
-                    _find_idx_files(folder)
+                    find_idx_files(folder)
                     return folder
                 except LatentAtlasError:
                     continue
@@ -138,7 +138,7 @@ class MNIST:
 
 def _idx_file_bytes(a: np.ndarray) -> bytes:
     """The IDX file of an array as parse_idx read it (header and big-endian payload), to hash it."""
-    code = {np.dtype(t).newbyteorder("="): c for c, t in _IDX_DTYPES.items()}[a.dtype]
+    code = {np.dtype(t).newbyteorder("="): c for c, t in IDX_DTYPES.items()}[a.dtype]
     big = a.astype(a.dtype.newbyteorder(">"), copy=False)
     return bytes([0, 0, code, a.ndim]) + np.asarray(a.shape, ">u4").tobytes() + big.tobytes()
 

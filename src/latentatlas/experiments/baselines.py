@@ -22,9 +22,9 @@ from torch import nn
 from ..data import Dataset
 from ..errors import LatentAtlasError, unknown_name
 from ..geometries import get_geometry
-from ..metrics import embedding_metrics, encode, evaluate
+from ..metrics import embedding_metrics, encode, evaluate, without_decoder
 from ..model import Output
-from ..train import as_tensor, to_unit_float
+from .._tensors import as_tensor, to_unit_float
 
 PCA_COMPONENTS = (2, 3)
 
@@ -159,8 +159,7 @@ def baseline_metrics(fitted: Fitted, dataset: Dataset) -> dict:
     a decoder ``metrics.embedding_metrics``: its test BCE, MSE and parameter count are None, null in compare.json
     and "-" in the table), with its fit time."""
     if fitted.model is None:
-        row = {"n_params": None, "bce_test": None, "mse_test": None,
-               **embedding_metrics(dataset, fitted.z_train, fitted.z_test)}
+        row = {**without_decoder(), **embedding_metrics(dataset, fitted.z_train, fitted.z_test)}
     else:
         row = evaluate(fitted.model, dataset, fitted.z_train, fitted.z_test)
     return {**row, "train_seconds": fitted.seconds}

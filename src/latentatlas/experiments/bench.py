@@ -15,14 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .. import hardware
 from ..config import RunConfig
 from ..metrics import encode, knn_accuracy, reconstruction_errors
 from ..model import AutoencoderNet
 from ..run_training import build_trainer, resolve_runtime
-from ..train import Callback, quiet
+from .._tensors import quiet, tqdm
+from ..train import Callback
 
 
 def reference_fit(model: AutoencoderNet, x_train, x_test, epochs: int, batch_size: int, lr: float, seed: int,

@@ -26,9 +26,10 @@ from ..run_training import neighbour_steps, resolve_runtime, train_run, train_st
 from ..runs import Run, load_run
 from ..schedules import get_recipe
 from ..stack import NotStackable, stack_pays
-from ..train import Callback, quiet
+from .._tensors import quiet, tqdm
+from ..train import Callback
 from .baselines import BASELINES, BaselineMap, baseline_metrics, fit_baseline, resolve_baselines
-from .compare_outputs import METRICS
+from .compare_outputs import compared_keys
 
 DEFAULT_PRESETS = ("deep-2d", "deep-3d", "deep-3d-narrow", "deep-s2")
 SETTINGS = tuple(f.name for f in CONFIG_SETTINGS if f.name != "seed")  # what tells two models apart
@@ -84,9 +85,7 @@ def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out
             settings["epochs"] = epochs
         for seed in range(seeds):
             cfg = resolve_runtime(RunConfig(preset=preset, data=data, seed=seed, **settings))
-            if epochs is None and cfg.ne_weight:  # the neighbour term's steps (run_training.neighbour_steps)
-                dataset = cfg.data_spec.load() if dataset is None else dataset
-                cfg = neighbour_steps(cfg, len(dataset.y_train))
+            cfg, dataset = neighbour_steps(cfg, epochs is not None, dataset)
             folder = out / preset / f"seed{seed}"
             _check_folder(folder, cfg)
             jobs.append((cfg, folder))
@@ -141,8 +140,6 @@ def _train_in_workers(jobs, workers: int, echo, progress: bool | None = None) ->
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     import torch
-    from tqdm.auto import tqdm
-
     workers = min(workers, len(jobs))
     threads = max(1, torch.get_num_threads() // workers)
     echo(f"training {len(jobs)} runs in {workers} processes of {threads} thread{'s' * (threads != 1)} each ...")
@@ -252,8 +249,9 @@ def _fit_baselines(results: dict, names: list[str], dataset: Dataset, seeds, suf
 
 
 def _collect(results: dict, model: str, metrics: dict) -> None:
-    entry = results.setdefault(model, {m: [] for m in METRICS})
-    for m in METRICS:
+    keys = compared_keys()
+    entry = results.setdefault(model, {m: [] for m in keys})
+    for m in keys:
         entry[m].append(metrics.get(m))
 
 

@@ -13,12 +13,17 @@ import numpy as np
 from .._io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .._table import text_table
 from ..errors import LatentAtlasError
-from ..metrics import METRICS as ALL_METRICS
+from .. import metrics as metrics_table
 from ..runs import Run
 from .baselines import BaselineMap
 
-COLUMNS = tuple(m for m in ALL_METRICS if m.compared)
-METRICS = tuple(m.key for m in COLUMNS)
+def columns() -> tuple:
+    """The metrics compare tabulates, read from ``metrics.METRICS`` when asked (a metric added there is a column)."""
+    return tuple(m for m in metrics_table.METRICS if m.compared)
+
+
+def compared_keys() -> tuple[str, ...]:
+    return tuple(m.key for m in columns())
 
 
 def summary(results: dict) -> list[dict]:
@@ -26,7 +31,7 @@ def summary(results: dict) -> list[dict]:
     rows = []
     for model, metrics in results.items():
         row = {"model": model, "n": len(metrics["bce_test"])}
-        for m in METRICS:
+        for m in compared_keys():
             values = [v for v in metrics[m] if v is not None]
             row[f"{m}_mean"] = float(np.mean(values)) if values else None
             row[f"{m}_sd"] = float(np.std(values, ddof=1)) if len(values) > 1 else None  # no spread over one value
@@ -39,12 +44,12 @@ def format_table(rows: list[dict]) -> str:
     cells = []
     for r in rows:
         line = [r["model"], str(r["n"])]
-        for m in COLUMNS:
+        for m in columns():
             mean, sd = r[f"{m.key}_mean"], r[f"{m.key}_sd"]
             spread = sd is not None and m.better is not None
             line.append(m.format(mean) + (f" ± {m.format(sd)}" if spread and mean is not None else ""))
         cells.append(line)
-    return text_table(["model", "n", *(m.header for m in COLUMNS)], cells)
+    return text_table(["model", "n", *(m.header for m in columns())], cells)
 
 
 def write_outputs(results: dict, out: str | Path) -> list[Path]:

@@ -28,8 +28,7 @@ def run_demo(out: str | Path = "runs/demo", data: str = "mnist-5k", epochs: int 
     configs = [cfg.resolved() for cfg in configs]  # every setting checked before anything is said or trained
     check_writable(out / "report.html")
     dataset = load_dataset(data)
-    if epochs is None:
-        configs = [neighbour_steps(cfg, len(dataset.y_train)) for cfg in configs]
+    configs = [neighbour_steps(cfg, epochs is not None, dataset)[0] for cfg in configs]
     runs = []
     for cfg in configs:
         echo(f"training {cfg.preset} on {dataset.name} ({len(dataset.y_train):,} images, {cfg.epochs} epochs) ...")

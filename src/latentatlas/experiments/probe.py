@@ -28,7 +28,7 @@ from ..errors import LatentAtlasError
 from ..losses import bce
 from ..run_folder import write_manifest
 from ..runs import Run
-from ..train import as_tensor, to_unit_float
+from .._tensors import as_tensor, to_unit_float
 
 PROBE = "probe.json"
 K = 5  # the k of k-NN accuracy, as metrics.json's knn5
@@ -209,29 +209,25 @@ def _image_shape(dataset: Dataset) -> tuple[int, int] | None:
 
 
 def _draw(run, dataset, result, clean, lat, picked, trails, grids, shape) -> list[Path]:
-    from .._io import atomic_write_bytes
     from ..viz import probe_figures as pf
-    from ..viz.plots import png_bytes
-
-    def _save(fig, path: Path) -> Path:
-        return atomic_write_bytes(path, png_bytes(fig))
+    from ..viz.plots import save_png
 
     folder = run.path / "figures"
-    written = [_save(pf.probe_curves([(run.path.name, result)]), folder / "probe_curves.png")] if trails else []
+    written = [save_png(pf.probe_curves([(run.path.name, result)]), folder / "probe_curves.png")] if trails else []
     for name, rows in result["corruptions"].items():
         levels = [r["level"] for r in rows]
         if shape is not None:
-            written.append(_save(pf.corruption_grid(name, levels, grids[name], shape), folder / f"probe_grid_{name}.png"))
+            written.append(save_png(pf.corruption_grid(name, levels, grids[name], shape), folder / f"probe_grid_{name}.png"))
         for chart in run.model.geometry.charts():
-            written.append(_save(pf.trails_map(chart, name, levels, clean["z"][picked["trails"]],
+            written.append(save_png(pf.trails_map(chart, name, levels, clean["z"][picked["trails"]],
                                                np.stack(trails[name]), dataset.y_test[picked["trails"]],
                                                z_all=clean["z"]),
                                  folder / f"probe_trails_{name}_{chart.name}.png"))
     if result["novelty"] is not None:
         unseen = np.array(result["novelty"]["classes"])
-        written.append(_save(pf.roc_figure(result["novelty"]), folder / "probe_novelty_roc.png"))
+        written.append(save_png(pf.roc_figure(result["novelty"]), folder / "probe_novelty_roc.png"))
         for chart in run.model.geometry.charts():
-            written.append(_save(pf.novelty_map(chart, lat["z_test"], lat["y_test"], unseen, dataset.classes),
+            written.append(save_png(pf.novelty_map(chart, lat["z_test"], lat["y_test"], unseen, dataset.classes),
                                  folder / f"probe_novelty_{chart.name}.png"))
     return written
 

@@ -16,18 +16,20 @@ import sys
 import webbrowser
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
-from .._io import atomic_write_text
 from ..data.spec import held_out
 from ..errors import LatentAtlasError
 from ..metrics import METRIC, neighbourhood_preservation
-from ..runs import Run, load_run
 from .plots import image_shape, map_limits
 from .style import TAB10, class_names, plain_label
+
+if TYPE_CHECKING:  # a run is only read here: loading one from its folder is runs.py's (write_explorer)
+    from ..runs import Run
 
 # Shown in the page and enforced by the browser: nothing may be fetched, whatever the page's scripts try.
 CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; "
@@ -36,12 +38,6 @@ CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline
 
 SUMMARY = ("bce_test", "knn5")  # the metrics in the page's header line
 MAX_POINTS = 20_000  # every test point of MNIST-sized sets; larger test sets get a fixed random subset
-
-
-def write_explorer(run: str | Path | Run, out: str | Path, dataset=None, max_points: int = MAX_POINTS) -> Path:
-    """Write the explorer page of ``run`` (a run folder or a loaded :class:`Run`) to ``out``; returns the path."""
-    run = load_run(run) if not isinstance(run, Run) else run
-    return atomic_write_text(out, explorer_html(run, run.dataset() if dataset is None else dataset, max_points))
 
 
 def explorer_html(run: Run, dataset, max_points: int = MAX_POINTS, latents: dict | None = None) -> str:
@@ -53,11 +49,10 @@ def explorer_html(run: Run, dataset, max_points: int = MAX_POINTS, latents: dict
     embedding = run.model.geometry.embedding_3d()
     view3d = "" if embedding is None else f"to3d: {embedding.js_to_3d},\npick: {embedding.js_pick or 'null'}"
     web = resources.files("latentatlas") / "viz" / "web"
-    script = (web / "explorer.js").read_text().replace("/*__VIEWS__*/", (web / "views.js").read_text())  # one closure
     page = (web / "explorer.html").read_text()
     replacements = {"__CSP__": CSP, "__TITLE__": _escape(run.path.name), "/*__STYLE__*/": (web / "explorer.css").read_text(),
                     "/*__DATA__*/null": _script_json(data), "/*__CHARTS__*/": inverses, "/*__VIEW3D__*/": view3d,
-                    "/*__SCRIPT__*/": script}
+                    "/*__VIEWS__*/": (web / "views.js").read_text(), "/*__SCRIPT__*/": (web / "explorer.js").read_text()}
     return re.sub("|".join(re.escape(k) for k in replacements), lambda m: replacements[m.group(0)], page)
 
 

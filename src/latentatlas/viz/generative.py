@@ -1,8 +1,8 @@
 """Figures of a latent space with a prior: images decoded from prior samples, traversals along each latent
 direction (geodesics on the sphere and the torus, axes of the plane), and the posterior's spread on the encoder map.
 
-Each figure asks the geometry what it offers (``sample_prior``, ``traversal``, a posterior ``spread``) and is left
-out where it offers nothing.
+Each figure needs what the geometry offers (``sample_prior``, ``traversal``, a posterior ``spread``); the list of a
+run's figures (``viz.figures``) leaves it out where the geometry offers nothing.
 """
 
 from __future__ import annotations
@@ -12,23 +12,8 @@ import numpy as np
 import torch
 
 from ..metrics import decode
-from ..train import as_tensor, to_unit_float
+from .._tensors import as_tensor, to_unit_float
 from .plots import map_limits, plt
-
-
-def generative_figures(model, z_test: np.ndarray, x_test, shape) -> dict:
-    """Every figure here that the run's geometry allows, by file name without ".png"."""
-    g = model.geometry
-    figs = {}
-    if shape is not None and g.has_prior:
-        figs["prior_samples"] = prior_samples(model, shape)
-    if shape is not None and g.traversal(2) is not None:
-        figs["traversals"] = traversals(model, shape)
-    spread, label = posterior_spread(model, x_test)
-    if spread is not None:
-        for chart in g.charts():
-            figs[f"posterior_spread_{chart.name}"] = spread_map(chart, z_test, spread, label)
-    return figs
 
 
 def prior_samples(model, shape, n: int = 64, seed: int = 0):

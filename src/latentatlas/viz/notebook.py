@@ -51,7 +51,7 @@ def thumbnail(geometry, z: np.ndarray, y: np.ndarray | None, classes=None) -> by
     import matplotlib.pyplot as plt
     import torch
 
-    from .plots import _draw_classes, map_limits, pca_map, png_bytes
+    from .plots import draw_classes, map_limits, pca_map, png_bytes
 
     y = np.zeros(len(z), np.int64) if y is None else np.asarray(y)
     charts = geometry.charts()
@@ -62,7 +62,7 @@ def thumbnail(geometry, z: np.ndarray, y: np.ndarray | None, classes=None) -> by
         (x0, x1), (y0, y1) = map_limits(chart, uv)
         wide = chart.extent is not None and (x1 - x0) > 1.5 * (y1 - y0)
         fig, ax = plt.subplots(figsize=(4.4, 2.6) if wide else (4, 3.4), layout="constrained")
-        _draw_classes(ax, uv, y, classes, glyphs=False)
+        draw_classes(ax, uv, y, classes, glyphs=False)
         ax.set(xlim=(x0, x1), ylim=(y1, y0) if chart.y_down else (y0, y1), title=f"{chart.name} chart")
         ax.set_xlabel(chart.labels[0], fontsize=8)
         ax.set_ylabel(chart.labels[1], fontsize=8)

@@ -1,7 +1,7 @@
 """Figures of a run: loss curves, reconstructions, encoder maps, decoder grids, parameter table, 3-D latents.
 
-Every map is drawn through the charts the geometry offers (``geometry.charts()``), so nothing here knows whether
-the latent space is a plane or a sphere.
+Which figures a run has is decided once, in ``viz.figures``. Every map is drawn through the charts the geometry
+offers (``geometry.charts()``), so nothing here knows whether the latent space is a plane or a sphere.
 """
 
 from __future__ import annotations
@@ -19,51 +19,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from .._io import atomic_write_bytes, atomic_write_text, no_links_below  # noqa: E402
+from .._io import atomic_write_bytes  # noqa: E402
 from ..geometries import Chart, Embedding3D  # noqa: E402
 from ..metrics import decode  # noqa: E402
 from ..model import AutoencoderNet, parameter_table  # noqa: E402
 from .style import class_colour, class_name, plain_label  # noqa: E402
-
-
-def plot_run(run, dataset, glyphs: bool = False) -> list[Path]:
-    """Draw every figure of ``run`` into ``run.path / "figures"``; returns the files written."""
-    folder = no_links_below(run.path, run.path / "figures")
-    written = [_save(fig, folder / f"{name}.png") for name, fig in run_figures(run, dataset, glyphs=glyphs).items()]
-    embedding = run.model.geometry.embedding_3d()
-    if embedding is not None:
-        lat = run.latents()
-        points = embedding.to_3d(torch.as_tensor(lat["z_test"])).numpy()
-        page = globe_html(points, lat["y_test"], embedding, dataset.classes)
-        written.append(atomic_write_text(folder / "latent_3d.html", page))
-    return written
-
-
-def run_figures(run, dataset, glyphs: bool = False) -> dict:
-    """Every figure of ``run`` as matplotlib figures, by file name without ".png" (``encoder_map_plane``, ...):
-    what ``plot_run`` writes, or what a notebook shows (``Run.figures()``)."""
-    lat = run.latents()
-    model = run.model
-    shape = image_shape(dataset, model.n_features)
-    figs = {"loss_curves": loss_curves(run.history),
-            "parameters": parameter_figure(model, title=run.config.preset or "custom")}
-    if shape is not None:
-        x_test, y_test = dataset.flat("test")
-        figs["reconstructions"] = reconstructions(model, x_test, y_test, shape)
-    for chart in model.geometry.charts():
-        figs[f"encoder_map_{chart.name}"] = encoder_map(chart, lat["z_test"], lat["y_test"], glyphs=glyphs,
-                                                        classes=dataset.classes)
-        if shape is not None:
-            figs[f"decoder_grid_{chart.name}"] = decoder_grid(model, chart, shape, z_data=lat["z_test"])
-    embedding = model.geometry.embedding_3d()
-    if embedding is not None:
-        points = embedding.to_3d(torch.as_tensor(lat["z_test"])).numpy()
-        if not model.geometry.charts():  # no chart to map it on: its first two principal axes, named as such
-            figs["encoder_map_pca"] = pca_map(points, lat["y_test"], classes=dataset.classes, glyphs=glyphs)
-        figs["latent_3d"] = scatter_3d(points, lat["y_test"], embedding, classes=dataset.classes)
-    from .generative import generative_figures  # prior samples, traversals, posterior spread: where offered
-
-    return {**figs, **generative_figures(model, lat["z_test"], dataset.flat("test")[0], shape)}
 
 
 def image_shape(dataset, n_features: int) -> tuple[int, int] | None:
@@ -121,7 +81,7 @@ def encoder_map(chart: Chart, z: np.ndarray, y: np.ndarray, glyphs: bool = False
     uv = chart.to_map(torch.as_tensor(z)).numpy()
     (x0, x1), (y0, y1) = map_limits(chart, uv)
     fig, ax = plt.subplots(figsize=_map_size(chart, (x1 - x0) / (y1 - y0)), layout="constrained")
-    _draw_classes(ax, uv, y, classes, glyphs)
+    draw_classes(ax, uv, y, classes, glyphs)
     ax.set(xlim=(x0, x1), ylim=(y1, y0) if chart.y_down else (y0, y1))
     if chart.extent is not None:
         ax.set_aspect("equal", adjustable="box")  # a bounded chart's units mean the same across and up
@@ -136,7 +96,7 @@ def pca_map(points: np.ndarray, y: np.ndarray, classes=None, glyphs: bool = Fals
     fig = None
     if ax is None:
         fig, ax = plt.subplots(figsize=(6.5, 5.2), layout="constrained")
-    _draw_classes(ax, uv, y, classes, glyphs, legend=fig is not None)
+    draw_classes(ax, uv, y, classes, glyphs, legend=fig is not None)
     ax.set_aspect("equal", adjustable="datalim")  # a projection: the same units across and up
     ax.set(xlabel=f"principal axis 1 ({share[0]:.0%} of variance)", ylabel=f"principal axis 2 ({share[1]:.0%})",
            title=f"Encoder map (3-D latents, first two principal axes, {len(points):,} test points)")
@@ -163,7 +123,7 @@ def _map_size(chart: Chart, aspect: float) -> tuple[float, float]:
     return (width, max(3.2, (width - 1.6) / aspect + 1.0))  # about 1.6 in for the legend and labels, 1 in for titles
 
 
-def _draw_classes(ax, uv: np.ndarray, y: np.ndarray, classes, glyphs: bool, legend: bool = True) -> None:
+def draw_classes(ax, uv: np.ndarray, y: np.ndarray, classes, glyphs: bool, legend: bool = True) -> None:
     """Points coloured by class with a legend beside the axes, or each point drawn as its label (``glyphs``),
     clipped to the axes like the dots."""
     if glyphs:
@@ -354,5 +314,6 @@ def png_bytes(fig, dpi: int = 110) -> bytes:
     return buf.getvalue()
 
 
-def _save(fig, path: Path, dpi: int = 110) -> Path:
+def save_png(fig, path: Path, dpi: int = 110) -> Path:
+    """``fig`` written as a PNG to ``path``, atomically."""
     return atomic_write_bytes(path, png_bytes(fig, dpi))

@@ -7,20 +7,21 @@ their scales.
 
 from __future__ import annotations
 
-import base64
 import datetime
 import html
+import itertools
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .. import __version__
+from .._version import __version__
 from .._io import GENERATOR, atomic_write_text
-from ..metrics import METRIC, METRICS, neighbourhood_preservation, trust_subset
+from ..metrics import METRIC, METRICS
 from ..model import parameter_table
 from ..runs import Run, load_run
 from .explorer import CSP
+from .figures import figure_html
 from .report_probe import probe_comparison, probe_section
 
 SECTIONS = ("configuration", "metrics", "loss-curves", "reconstructions", "parameters", "maps")
@@ -56,22 +57,23 @@ def report_html(runs: list[Run]) -> str:
         key = run.config.data_spec
         if key not in datasets:
             datasets[key] = run.dataset()
-    from .plots import encoder_map, png_bytes
+    from .figures import run_figure_list
+    from .plots import png_bytes
 
     lats = [r.latents() for r in runs]
-    # Each encoder map is drawn once, on its own scale (a plane's is arbitrary: on a shared one a small map would
-    # shrink to a dot beside an atlas map), and shown in the comparison and in its run's section.
-    maps = [{c.name: png_bytes(encoder_map(c, lat["z_test"], lat["y_test"],
-                                           classes=datasets[r.config.data_spec].classes))
-             for c in r.model.geometry.charts()} for r, lat in zip(runs, lats)]
+    # Each run's figures, from the one list that `plot` writes too, drawn once: an encoder map on its own scale (a
+    # plane's is arbitrary: on a shared one a small map would shrink to a dot beside an atlas map) is shown in the
+    # comparison and in its run's section.
+    figures = [[(f, png_bytes(f.draw())) for f in run_figure_list(r, datasets[r.config.data_spec]) if f.in_report]
+               for r in runs]
     ids = _unique_ids(runs)
     body = [f"<h1>latentatlas report</h1><p class='meta'>{len(runs)} run(s); written "
             f"{datetime.datetime.now().isoformat(timespec='seconds')} by latentatlas {__version__}</p>",
             "<nav>" + "".join(f"<a href='#{i}'>{html.escape(r.path.name)}</a>" for i, r in zip(ids, runs)) + "</nav>"]
     if len(runs) > 1:
-        body.append(_comparison(runs, ids, maps))
-    for run, rid, lat, pngs in zip(runs, ids, lats, maps):
-        body.append(_run_section(run, rid, datasets[run.config.data_spec], lat, pngs))
+        body.append(_comparison(runs, ids, figures))
+    for run, rid, lat, figs in zip(runs, ids, lats, figures):
+        body.append(_run_section(run, rid, datasets[run.config.data_spec], lat, figs))
     # plotly.js (about 5 MB) only where a 3-D view needs it
     plotly = f"<script>{get_plotlyjs()}</script>" if any(r.model.geometry.embedding_3d() for r in runs) else ""
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>{GENERATOR}"
@@ -81,7 +83,7 @@ def report_html(runs: list[Run]) -> str:
             f"<body>{''.join(body)}</body></html>")
 
 
-def _comparison(runs: list[Run], ids: list[str], maps: list[dict[str, bytes]]) -> str:
+def _comparison(runs: list[Run], ids: list[str], figures: list[list]) -> str:
     shown = [m for m in METRICS if any(m.key in r.metrics for r in runs)]
     head = "<tr><th>run</th>" + "".join(f"<th>{m.label}</th>" for m in shown) + "</tr>"
     rows = "".join(f"<tr><td><a href='#{i}'>{html.escape(r.path.name)}</a></td>"
@@ -94,8 +96,10 @@ def _comparison(runs: list[Run], ids: list[str], maps: list[dict[str, bytes]]) -
                                 + "".join(f"<td>{html.escape(str(c.get(k)))}</td>" for k in differ) + "</tr>"
                                 for r, c in zip(runs, configs)) + "</table>") if differ else ""
     rows_of_maps = []
+    maps = [{f.chart: png for f, png in figs if f.compared} for figs in figures]
     for name in dict.fromkeys(name for pngs in maps for name in pngs):  # chart names, in order of appearance
-        figs = [_figure(pngs[name], f"{run.path.name}, {name} chart") for run, pngs in zip(runs, maps) if name in pngs]
+        figs = [figure_html(pngs[name], f"{run.path.name}, {name} chart") for run, pngs in zip(runs, maps)
+                if name in pngs]
         rows_of_maps.append(f"<h3>Encoder maps, each on its own scale: {name} chart</h3>"
                             f"<div class='row'>{''.join(figs)}</div>")
     rows_of_maps.append(probe_comparison(runs))
@@ -103,12 +107,10 @@ def _comparison(runs: list[Run], ids: list[str], maps: list[dict[str, bytes]]) -
             f"{''.join(rows_of_maps)}</section>")
 
 
-def _run_section(run: Run, rid: str, dataset, lat: dict, map_pngs: dict[str, bytes]) -> str:
-    from .plots import (decoder_grid, globe_figure, image_shape, loss_curves, png_bytes, preservation_map,
-                        reconstructions)
+def _run_section(run: Run, rid: str, dataset, lat: dict, figures: list) -> str:
+    from .plots import globe_figure
 
     model = run.model
-    shape = image_shape(dataset, model.n_features)
     cfg = run.config.to_dict()
     parts = [f"<section class='run' id='{rid}'><h2>{html.escape(run.path.name)}</h2>"
              f"<p class='meta'>{html.escape(str(run.path))}</p>"]
@@ -119,13 +121,11 @@ def _run_section(run: Run, rid: str, dataset, lat: dict, map_pngs: dict[str, byt
                  + "".join(f"<tr><th>{html.escape(METRIC[k].label if k in METRIC else k)}</th>"
                            f"<td class='num'>{_fmt(k, v)}</td></tr>"
                            for k, v in run.metrics.items()) + "</table></section>")
-    parts.append(f"<section id='{rid}-loss-curves'><h3>Loss curves</h3>"
-                 f"{_figure(png_bytes(loss_curves(run.history)), 'train and test loss per epoch')}</section>")
-    if shape is not None:
-        x_test, y_test = dataset.flat("test")
-        fig = reconstructions(model, x_test, y_test, shape)
-        parts.append(f"<section id='{rid}-reconstructions'><h3>Reconstructions</h3>"
-                     f"{_figure(png_bytes(fig), 'one test image per class and its reconstruction')}</section>")
+    shown = {section: [(f, png) for f, png in figures if f.section == section] for section in SECTIONS}
+    for section, title in (("loss-curves", "Loss curves"), ("reconstructions", "Reconstructions")):
+        if shown[section]:
+            parts.append(f"<section id='{rid}-{section}'><h3>{title}</h3>"
+                         + "".join(figure_html(png, f.caption) for f, png in shown[section]) + "</section>")
     rows = parameter_table(model)
     parts.append(f"<section id='{rid}-parameters'><h3>Parameters</h3><table><tr><th>module</th><th>layer</th>"
                  "<th>parameters</th></tr>"
@@ -133,19 +133,9 @@ def _run_section(run: Run, rid: str, dataset, lat: dict, map_pngs: dict[str, byt
                            for n, layer, c in rows)
                  + f"<tr><th></th><th>total</th><th class='num'>{sum(c for *_, c in rows):,}</th></tr></table></section>")
     maps = []
-    if model.geometry.charts():  # what the map keeps of each point's neighbourhood, on the fixed test subset
-        idx = trust_subset(len(lat["z_test"]))
-        kept = neighbourhood_preservation(dataset.flat("test")[0][idx], lat["z_test"][idx])
-    for chart in model.geometry.charts():
-        figs = [_figure(map_pngs[chart.name], f"every test point ({len(lat['z_test']):,}) on the {chart.name} chart")]
-        figs.append(_figure(png_bytes(preservation_map(chart, lat["z_test"][idx], kept)),
-                            f"the share of each point's 5 nearest test images that stay its 5 nearest on the map "
-                            f"({len(idx):,} test points)"))
-        if shape is not None:
-            figs.append(_figure(png_bytes(decoder_grid(model, chart, shape, z_data=lat["z_test"])),
-                                "decoded from a regular grid over the "
-                                + ("whole chart" if chart.extent is not None else "data's 0.5-99.5% range")))
-        maps.append(f"<h3>{chart.name} chart</h3><div class='row'>{''.join(figs)}</div>")
+    for chart, group in itertools.groupby(shown["maps"], key=lambda fp: fp[0].chart):  # a row per chart, in order
+        figs = "".join(figure_html(png, f.caption) for f, png in group)
+        maps.append(f"<h3>{chart} chart</h3><div class='row'>{figs}</div>" if chart else f"<div class='row'>{figs}</div>")
     embedding = model.geometry.embedding_3d()
     if embedding is not None:
         points = embedding.to_3d(torch.as_tensor(lat["z_test"])).numpy()
@@ -158,12 +148,6 @@ def _run_section(run: Run, rid: str, dataset, lat: dict, map_pngs: dict[str, byt
     parts.append(probe_section(run, rid))
     parts.append("</section>")
     return "".join(parts)
-
-
-def _figure(png: bytes, caption: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'><figcaption>" \
-           f"{html.escape(caption)}</figcaption></figure>"
 
 
 def _fmt(key: str, v) -> str:

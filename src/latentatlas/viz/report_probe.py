@@ -15,13 +15,13 @@ def probe_comparison(runs: list[Run]) -> str:
     """Every probed run's curves on one set of axes, for the report's comparison (two probed runs or more)."""
     from .plots import png_bytes
     from .probe_figures import probe_curves
-    from .report import _figure
+    from .figures import figure_html
 
     probed = [(r.path.name, p) for r in runs if (p := _probe(r)) is not None]
     if len(probed) < 2:
         return ""
     return ("<h3>Corrupted inputs (latentatlas probe), every probed run on one axis</h3>"
-            + _figure(png_bytes(probe_curves(probed)), "reconstruction error, 5-NN accuracy and shift on the map "
+            + figure_html(png_bytes(probe_curves(probed)), "reconstruction error, 5-NN accuracy and shift on the map "
                       "per level of each corruption"))
 
 
@@ -39,7 +39,7 @@ def probe_section(run: Run, rid: str) -> str:
     reconstructions, the trails on the map, and novelty detection for classes held out of training."""
     from .plots import png_bytes
     from .probe_figures import probe_curves
-    from .report import _figure
+    from .figures import figure_html
 
     result = _probe(run)
     if result is None:
@@ -57,7 +57,7 @@ def probe_section(run: Run, rid: str) -> str:
     parts.append("</div>")
     figs = []
     if result["corruptions"]:
-        figs.append(_figure(png_bytes(probe_curves([(run.path.name, result)])), "per level of each corruption"))
+        figs.append(figure_html(png_bytes(probe_curves([(run.path.name, result)])), "per level of each corruption"))
     nov = result.get("novelty")
     if nov:
         per = ", ".join(f"{html.escape(c)}: {v:.3f}" for c, v in nov["roc_auc_per_class"].items())
@@ -69,7 +69,7 @@ def probe_section(run: Run, rid: str) -> str:
                      + f"; {nov['unseen']:,} unseen and {nov['seen']:,} seen test images.</p>")
     for name in result.get("figures", ()):
         if Path(name).name != "probe_curves.png":
-            figs.append(_figure((run.path / name).read_bytes(), _probe_caption(Path(name).stem)))
+            figs.append(figure_html((run.path / name).read_bytes(), _probe_caption(Path(name).stem)))
     parts.append(f"<div class='row'>{''.join(figs)}</div></section>")
     return "".join(parts)
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..train import Callback, Trainer, as_tensor, to_unit_float
+from .._tensors import as_tensor, to_unit_float
+from ..train import Callback, Trainer
 from .style import class_name
 
 N_EMBED = 2000  # test points sent to the Embedding Projector, with their thumbnails

@@ -143,8 +143,6 @@
     ctx.strokeRect(x - 2.5, y - 2.5, 5, 5);
   }
 
-  /*__VIEWS__*/
-
   // ---- state and interaction ---------------------------------------------------------------------------
   const state = { z: null, view: null, point: -1, neighbours: [], decodeMs: null, image: null };
   const pins = [];
@@ -303,6 +301,8 @@
     if (UNSEEN.has(k)) s.className = "unseen";
     legend.appendChild(s);
   });
+  const { MapView, GlobeView } = window.LATENTATLAS_VIEWS({
+    N, ORDER, drawDot, f32, fmt, makeStack, niceTicks, pins, state, viewBox });
   if (D.view3d) views.push(new GlobeView(D.view3d));
   for (const chart of D.charts) views.push(new MapView(chart));
   views.forEach(attach);

@@ -1,7 +1,10 @@
 // latentatlas explorer: the views (2-D charts and the rotatable 3-D view) and their drawing helpers.
-// Not a script of its own: viz/explorer.py inserts it into explorer.js's closure where that file says
-// /*__VIEWS__*/, so it uses the page's data (D, N, Y, ORDER, latentOf), the drawing helpers defined before it there,
-// and the interaction state (state, pins) that the views' overlays show.
+// A script of its own, run before explorer.js: it defines one function, which explorer.js calls with what the views
+// use of the page (the number of points and their drawing order, the decoder of embedded arrays, the drawing
+// helpers, and the interaction state and pins that the views' overlays show), each named here; it returns the two
+// kinds of view.
+window.LATENTATLAS_VIEWS = (page) => {
+  const { N, ORDER, drawDot, f32, fmt, makeStack, niceTicks, pins, state, viewBox } = page;
 
   // ---- a 2-D chart of the latent space -----------------------------------------------------------------
   const M = { l: 48, r: 10, t: 8, b: 38 };
@@ -291,3 +294,6 @@
       ctx.stroke();
     }
   }
+
+  return { MapView, GlobeView };
+};
