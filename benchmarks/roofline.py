@@ -22,7 +22,6 @@ import argparse
 import json
 import math
 import re
-import statistics
 import time
 
 import numpy as np
@@ -33,6 +32,7 @@ from latentatlas import hardware
 from latentatlas.config import RunConfig
 from latentatlas.model import AutoencoderNet
 from latentatlas.run_training import build_trainer, resolve_runtime
+from step_probe import median_us  # benchmarks/ is on the path when this file is run
 
 # Operator names (self time) by kind of work; anything else is "other operators".
 KINDS = {
@@ -42,17 +42,6 @@ KINDS = {
     "loss": r"binary_cross_entropy|mse_loss|log_sigmoid|softplus|logsumexp|kl",
     "data": r"index_select|_to_copy|^aten::to$|copy_|randperm|^aten::mul_$",
 }
-
-
-def median_us(fn, n: int = 200, warmup: int = 20) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e6
 
 
 def products_floor(model: nn.Module, batch: int, dtype: torch.dtype) -> tuple[float, float]:
