@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from latentatlas import hardware
 from latentatlas.config import RunConfig
 from latentatlas.data import load_dataset
 from latentatlas.experiments.baselines import BASELINES, fit_baseline
@@ -20,6 +21,7 @@ from latentatlas.run_training import train_run
 
 
 def main() -> None:
+    print(hardware.header(), flush=True)  # what these figures were measured on
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="fashion-mnist")
     p.add_argument("--epochs", type=int, default=20)

@@ -15,6 +15,7 @@ import time
 
 import torch
 
+from latentatlas import hardware
 from latentatlas.config import RunConfig
 from latentatlas.data import load_dataset
 from latentatlas.run_training import build_trainer, resolve_runtime
@@ -42,6 +43,7 @@ def run(cfg, x, compiled: bool) -> tuple[float, float]:
 
 
 def main():
+    print(hardware.header(), flush=True)  # what these figures were measured on
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--steps", type=int, default=200)

@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from browser import WatchedPage, launch_chromium  # noqa: E402
 
+from latentatlas import hardware
 from latentatlas.viz.explorer import write_explorer  # noqa: E402
 
 TIMING = """() => {
@@ -70,6 +71,7 @@ def screenshot(browser, page_path: Path, out: Path) -> None:
 
 
 def main() -> None:
+    print(hardware.header(), flush=True)  # what these figures were measured on
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--screenshot", type=Path, default=None, help="Save a screenshot of the first run's page.")
@@ -77,7 +79,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, launch_chromium() as browser:
         for k, run in enumerate(args.runs):
             page_path = Path(tmp) / f"page{k}.html"
-            print(json.dumps(measure(browser, run, page_path)))
+            print(json.dumps({**measure(browser, run, page_path), "machine": hardware.describe()}))
             if k == 0 and args.screenshot is not None:
                 screenshot(browser, page_path, args.screenshot)
                 print(f"wrote {args.screenshot}")

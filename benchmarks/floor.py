@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from latentatlas import hardware
 from latentatlas.experiments.bench import reference_fit
 from latentatlas.config import RunConfig
 from latentatlas.model import AutoencoderNet
@@ -42,6 +43,7 @@ def products_us(layer: nn.Linear, batch: int) -> dict[str, float]:
 
 
 def main() -> None:
+    print(hardware.header(), flush=True)  # what these figures were measured on
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="deep-2d")
     ap.add_argument("--epochs", type=int, default=10)

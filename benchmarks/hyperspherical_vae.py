@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from latentatlas import hardware
 from latentatlas._io import atomic_write_json, atomic_write_text
 from latentatlas.config import RunConfig
 from latentatlas.likelihood import IWAE_K, likelihoods
@@ -32,6 +33,7 @@ KINDS = (("svae", "power spherical"), ("vae", "Gaussian"))
 
 
 def main() -> None:
+    print(hardware.header(), flush=True)  # what these figures were measured on
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="fashion-mnist")
     ap.add_argument("--epochs", type=int, default=10)
@@ -91,7 +93,7 @@ def write_table(results: dict, dims: list[int], args) -> None:
             lines.append(f"| {d} | {cell(s, 'log_px_iwae') if s else '-'} | {cell(g, 'log_px_iwae') if g else '-'} | "
                          f"{cell(s, 'elbo') if s else '-'} | {cell(g, 'elbo') if g else '-'} | {len(s)}/{len(g)} |")
     atomic_write_text(args.out / "hvae_table.md", "\n".join(lines) + "\n")
-    atomic_write_json(args.out / "hvae.json", results)
+    atomic_write_json(args.out / "hvae.json", {**results, "machine": hardware.describe()})
     print("\n".join(lines), flush=True)
 
 

@@ -19,6 +19,7 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import trustworthiness
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
+from latentatlas import hardware
 from latentatlas.data import load_dataset
 from latentatlas.geometries import get_geometry
 from latentatlas.graph import knn_graph
@@ -34,6 +35,7 @@ def scores(train_z, y_train, test_z, y_test, x_test) -> tuple[float, float]:
 
 
 def main() -> None:
+    print(hardware.header(), flush=True)  # what these figures were measured on
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", nargs="+", default=["plane", "sphere", "opentsne"])
     p.add_argument("--steps", type=int, default=STEPS)

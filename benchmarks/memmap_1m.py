@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from latentatlas import hardware
 from latentatlas.experiments.bench import peak_rss
 from latentatlas.config import RunConfig
 from latentatlas.data import load_dataset
@@ -59,6 +60,7 @@ def one_epoch(x, label: str) -> dict:
 
 
 if __name__ == "__main__":
+    print(hardware.header(), flush=True)  # what these figures were measured on
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/latentatlas-1m")
     make_folder(folder)
     mapped = load_dataset(str(folder)).x_train

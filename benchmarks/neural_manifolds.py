@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from latentatlas import hardware
 from latentatlas._io import atomic_write_json, atomic_write_text
 from latentatlas.config import RunConfig
 from latentatlas.data import load_dataset
@@ -35,6 +36,7 @@ MODELS = ("vtorus", "torus", "euclidean", "gaussian")
 
 
 def main() -> None:
+    print(hardware.header(), flush=True)  # what these figures were measured on
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--seeds", type=int, default=3)
@@ -78,7 +80,7 @@ def write(table, args) -> None:
             sd = f" ± {v.std(ddof=1):.3f}" if len(v) > 1 else ""
             lines.append(f"| {source} | {name} | {v.mean():.3f}{sd} | {', '.join(f'{x:.3f}' for x in v)} |")
     atomic_write_text(args.out / "neural_table.md", "\n".join(lines) + "\n")
-    atomic_write_json(args.out / "neural.json", table)
+    atomic_write_json(args.out / "neural.json", {**table, "machine": hardware.describe()})
     print("\n".join(lines), flush=True)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from latentatlas import hardware
 from latentatlas._io import atomic_write_json, atomic_write_text
 from latentatlas.config import RunConfig
 from latentatlas.data import load_dataset, parse_transform
@@ -52,6 +53,7 @@ def run_or_reuse(cfg: RunConfig, folder: Path, dataset, echo) -> object:
 
 
 def main():
+    print(hardware.header(), flush=True)  # what these figures were measured on
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path("runs/probe-table"))
     ap.add_argument("--data", default="fashion-mnist,mnist-5k")
@@ -91,6 +93,7 @@ def main():
             echo(f"  novelty ROC AUC mean {entry[model]['novelty_mean']:.3f}, worst {aucs[worst]:.3f} (class {worst})")
             atomic_write_json(args.out / "table.json", table)
     table["seconds"] = time.perf_counter() - t_start
+    table["machine"] = hardware.describe()
     atomic_write_json(args.out / "table.json", table)
     atomic_write_text(args.out / "table.md", markdown(table, classes))
     echo(markdown(table, classes))

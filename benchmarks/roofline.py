@@ -34,12 +34,12 @@ from latentatlas.model import AutoencoderNet
 from latentatlas.run_training import build_trainer, resolve_runtime
 from step_probe import median_us  # benchmarks/ is on the path when this file is run
 
-# Operator names (self time) by kind of work; anything else is "other operators".
+# Operator names (self time) by kind of work, the first match winning; anything else is "other operators".
 KINDS = {
     "products": r"^aten::(mm|addmm|bmm|matmul|linear|_int_mm)$|^mkldnn",
     "optimizer": r"adam|Optimizer|_foreach",
+    "loss": r"binary_cross_entropy|mse_loss|log_sigmoid|softplus|logsumexp|kl",  # before "sigmoid" matches
     "activations": r"prelu|relu|sigmoid|tanh|gelu|silu",
-    "loss": r"binary_cross_entropy|mse_loss|log_sigmoid|softplus|logsumexp|kl",
     "data": r"index_select|_to_copy|^aten::to$|copy_|randperm|^aten::mul_$",
 }
 

@@ -9,6 +9,7 @@ step (after 50 warm-up steps) of one model, of the stack, and their ratio per mo
 in bf16 autocast and fp32, 3 repeats.
 """
 
+from latentatlas import hardware
 import argparse
 import statistics
 import time
@@ -73,6 +74,7 @@ def median_step(net: nn.Module, shape, bf16: bool, steps: int = 300) -> float:
 
 
 def main() -> None:
+    print(hardware.header(), flush=True)  # what these figures were measured on
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--members", type=int, default=4)

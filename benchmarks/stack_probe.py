@@ -13,6 +13,7 @@ import time
 
 import torch
 
+from latentatlas import hardware
 from latentatlas.config import RunConfig
 from latentatlas.data import load_dataset
 from latentatlas.run_training import build_trainer, resolve_runtime
@@ -20,6 +21,7 @@ from latentatlas.stack import stack_trainers
 
 
 def main():
+    print(hardware.header(), flush=True)  # what these figures were measured on
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="deep-2d")
     ap.add_argument("--members", type=int, default=4)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from latentatlas import hardware
 from latentatlas.config import RunConfig
 from latentatlas.model import AutoencoderNet
 
@@ -103,6 +104,7 @@ def adam_us(m: nn.Module, n: int = 500) -> tuple[float, float]:
 
 
 if __name__ == "__main__":
+    print(hardware.header(), flush=True)  # what these figures were measured on
     variants = {"fp32": (lambda: model(), False), "bf16 autocast": (lambda: model(), True),
                 "bf16 products, every Linear": (lambda: model("all"), False),
                 "bf16 products, the two big Linears": (lambda: model("big"), False)}

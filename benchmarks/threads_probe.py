@@ -14,11 +14,13 @@ import time
 import torch
 import torch.nn.functional as F
 
+from latentatlas import hardware
 from latentatlas.config import RunConfig
 from latentatlas.model import AutoencoderNet
 
 
 def main() -> None:
+    print(hardware.header(), flush=True)  # what these figures were measured on
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=20.0)

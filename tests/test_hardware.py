@@ -92,3 +92,17 @@ def test_the_restricted_run_is_restricted():
 
     assert torch.backends.cpu.get_cpu_capability() in ("AVX2", "DEFAULT")
     assert pick_precision("auto", "cpu") == "fp32"  # as on an AVX2-only CPU
+
+
+def test_every_benchmark_script_names_the_machine():
+    """Each script in benchmarks/ prints the header (and its JSON records hardware.describe or bench's machine)."""
+    from pathlib import Path
+
+    folder = Path(__file__).parent.parent / "benchmarks"
+    scripts = [p for p in folder.glob("*.py") if "__main__" in p.read_text()]
+    assert len(scripts) >= 10
+    silent = [p.name for p in scripts if "hardware.header(" not in p.read_text()]
+    assert not silent, f"benchmarks that do not say what they ran on: {silent}"
+    writers = [p for p in scripts if "json" in p.read_text()]
+    unrecorded = [p.name for p in writers if "hardware.describe(" not in p.read_text()]
+    assert not unrecorded, f"benchmarks whose JSON does not record the machine: {unrecorded}"

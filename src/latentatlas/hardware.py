@@ -70,9 +70,12 @@ def restrictions(environ=None) -> dict[str, str]:
     return {name: environ[name] for name in AVX2_ONLY if environ.get(name)}
 
 
-def describe(precision: str | None = None) -> dict:
-    """The machine as a benchmark's JSON records it."""
+def describe(precision: str = "auto") -> dict:
+    """The machine as a benchmark's JSON records it; ``precision`` "auto" is recorded as what it resolves to here."""
     import torch
+
+    if precision == "auto":
+        precision = "bf16" if native_bf16() else "fp32"
 
     f = features()
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
@@ -82,7 +85,7 @@ def describe(precision: str | None = None) -> dict:
             "precision": precision, "torch": torch.__version__, "load": list(os.getloadavg())}
 
 
-def header(precision: str | None = None) -> str:
+def header(precision: str = "auto") -> str:
     """One line naming the CPU, what it may use here, the threads and the precision, for a benchmark's output."""
     d = describe(precision)
     used = ", ".join(d["instructions"]) or "none of AVX2 / AVX-512 / VNNI / bf16 / AMX"
@@ -91,7 +94,7 @@ def header(precision: str | None = None) -> str:
     if present:
         caps += f" (present but unused: {', '.join(sorted(present))})"
     load = ", ".join(f"{v:.2f}" for v in d["load"])
-    prec = f", {precision}" if precision else ""
+    prec = f", {d['precision']}"
     return (f"{d['cpu']}: {used}{caps}; ATen {d['aten_capability']}; {d['threads']} threads{prec}; "
             f"torch {d['torch']}; load average {load}")
 
