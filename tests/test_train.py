@@ -151,3 +151,40 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, flags, native):
     # the AVX2 restriction makes any of these CPUs train as an AVX2 one does: in fp32
     assert hardware.native_bf16(str(tmp_path / "cpuinfo"), environ=hardware.AVX2_ONLY) is False
     assert hardware.native_bf16(str(tmp_path / "cpuinfo"), environ={"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}) is False
+
+
+def test_off_a_terminal_training_talks_in_lines(tmp_path):
+    """Output to a file (a batch job, nohup, `make demo > log`): a line per epoch, rate-limited by
+    LATENTATLAS_PROGRESS_EVERY (0 here: every epoch), with the epoch, the loss, the time spent and left."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    log = tmp_path / "log"
+    with open(log, "w") as f:
+        subprocess.run([sys.executable, "-m", "latentatlas", "train", "--preset", "deep-2d", "--data", "digits",
+                        "--epochs", "3", "--out", str(tmp_path / "run")], stdout=f, stderr=subprocess.STDOUT,
+                       env={**os.environ, "LATENTATLAS_PROGRESS_EVERY": "0"}, check=True, timeout=300)
+    text = log.read_text()
+    lines = [line for line in text.splitlines() if line.startswith("training: ")]
+    epochs = {re.search(r"epoch (\d+), train_loss \d\.\d{4}", line).group(1) for line in lines if "epoch" in line}
+    assert epochs == {"1", "2", "3"}
+    assert all(re.search(r", \d+ s, about \d+ s left$", line) for line in lines)
+    assert "\r" not in text  # no bar smeared into the file
+
+
+def test_progress_lines_are_rate_limited(capsys):
+    from latentatlas.progress import Lines
+
+    lines = Lines(100, "training", unit="batches", every=3600)
+    for _ in range(100):
+        lines.update()
+    lines.set_postfix(epoch=1)
+    assert capsys.readouterr().err == ""  # nothing within the hour
+    lines = Lines(4, "training", unit="batches", every=0)
+    lines.update(2)
+    lines.set_postfix(epoch=1, train_loss="0.5000")
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("training: 2 / 4 batches, ") and err[-1].startswith(
+        "training: 2 / 4 batches, epoch 1, train_loss 0.5000, ")

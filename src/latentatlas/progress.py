@@ -4,10 +4,21 @@ spent and the time left, where a bar would be either invisible or a smear of car
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
-LINE_EVERY = 10.0  # seconds between lines off a terminal: signs of life in a log without flooding it
+LINE_EVERY = 5.0  # seconds between lines off a terminal: signs of life in a log without flooding it
+
+
+def line_every() -> float:
+    """Seconds between progress lines off a terminal: ``LATENTATLAS_PROGRESS_EVERY`` (0: a line at every update
+    and epoch), else LINE_EVERY."""
+    value = os.environ.get("LATENTATLAS_PROGRESS_EVERY", "")
+    try:
+        return max(0.0, float(value)) if value else LINE_EVERY
+    except ValueError:
+        return LINE_EVERY
 
 
 def progress(total: int, desc: str, unit: str = "it", show: bool | None = None, leave: bool = False):
@@ -31,26 +42,34 @@ def say(line: str) -> None:
 
 
 class Lines:
-    """tqdm's interface, writing ``desc: done / total unit, elapsed, left`` at most every LINE_EVERY seconds."""
+    """tqdm's interface (update, set_postfix, close), writing ``desc: done / total unit, postfix, elapsed, left``
+    at most every ``every`` seconds (``line_every()``): on an update, or when the postfix changes (an epoch ends)."""
 
-    def __init__(self, total: int, desc: str, unit: str = "it", every: float = LINE_EVERY, file=None):
-        self.total, self.desc, self.unit, self.every = total, desc, unit, every
+    def __init__(self, total: int, desc: str, unit: str = "it", every: float | None = None, file=None):
+        self.total, self.desc, self.unit = total, desc, unit
+        self.every = line_every() if every is None else every
         self.file = file if file is not None else sys.stderr
         self.n = 0
+        self.postfix: dict = {}
         self.start = self.last = time.perf_counter()
 
     def update(self, n: int = 1) -> None:
         self.n += n
-        now = time.perf_counter()
-        if now - self.last >= self.every and self.n < self.total:
-            self.last = now
-            self._line(now)
+        self._maybe_line()
 
-    def _line(self, now: float) -> None:
-        elapsed = now - self.start
-        left = elapsed / self.n * (self.total - self.n) if self.n else float("nan")
-        print(f"{self.desc}: {self.n:,} / {self.total:,} {self.unit}, {elapsed:.0f} s, about {left:.0f} s left",
-              file=self.file, flush=True)
+    def set_postfix(self, ordered_dict=None, refresh: bool = True, **values) -> None:
+        self.postfix = {**(ordered_dict or {}), **values}
+        self._maybe_line()
+
+    def _maybe_line(self) -> None:
+        now = time.perf_counter()
+        if now - self.last >= self.every and 0 < self.n:
+            self.last = now
+            elapsed = now - self.start
+            left = elapsed / self.n * (self.total - self.n)
+            values = "".join(f", {k} {v}" for k, v in self.postfix.items())
+            print(f"{self.desc}: {self.n:,} / {self.total:,} {self.unit}{values}, {elapsed:.0f} s, "
+                  f"about {left:.0f} s left", file=self.file, flush=True)
 
     def close(self) -> None:
         pass

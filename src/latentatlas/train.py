@@ -27,10 +27,11 @@ import torch
 from torch import Tensor, nn
 
 from . import hardware
-from ._tensors import as_tensor, quiet, to_unit_float, tqdm
+from ._tensors import as_tensor, to_unit_float
 from .config import check_restarts
 from .errors import LatentAtlasError, option
 from .losses import Batch
+from .progress import progress
 from .schedules import get_schedule
 
 LossFn = Callable[[nn.Module, Batch], "Tensor | tuple[Tensor, dict[str, Tensor]]"]
@@ -118,7 +119,7 @@ class Trainer:
     batch_sampler: Callable | None = None  # None: Shuffle(batch_size)
     eval_batch_size: int = 4096
     callbacks: Sequence[Callback] = ()
-    progress: bool | None = None  # None: a bar only when writing to a terminal
+    progress: bool | None = None  # None: a bar on a terminal, lines elsewhere (progress.progress); False: silent
     # applied to each training batch in [0, 1] (Dataset.draw_train: binarisation)
     draw: Callable | None = unstackable(None, "the training images are drawn anew each batch (binarisation)")
     # Restarts (scikit-learn's n_init): n_init initialisations train init_epochs each and the one with the lowest
@@ -147,8 +148,8 @@ class Trainer:
             start_epoch = self._keep_best_initialisation(x_train)
         self._build_optimizer(self.epochs * n_batches)
         self.stop_training = False
-        bar = tqdm(total=(self.epochs - start_epoch) * n_batches, disable=quiet(self.progress), unit="batch",
-                   dynamic_ncols=True, leave=False)
+        # A bar on a terminal; elsewhere (a file, a pipe, a notebook) a line per epoch, every few seconds at most.
+        bar = progress((self.epochs - start_epoch) * n_batches, "training", unit="batches", show=self.progress)
         for epoch in range(start_epoch, self.epochs):
             t0 = time.perf_counter()
             batches = [b.to(self.device) for b in self.batch_sampler(n, seed_epoch(self.seed, epoch), epoch)]
