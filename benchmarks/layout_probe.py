@@ -57,7 +57,10 @@ def spread_points(name: str, train_z: np.ndarray, n: int = 20) -> np.ndarray:
 
 
 def diameter(z: np.ndarray) -> float:
-    """The largest distance between two points of the map (chord on the sphere)."""
+    """The largest distance between two points of the map (chord on the sphere): between vertices of its hull."""
+    from scipy.spatial import ConvexHull
+
+    z = z[ConvexHull(z).vertices]
     return max(np.linalg.norm(z[i:i + 500, None] - z[None], axis=2).max() for i in range(0, len(z), 500))
 
 
@@ -131,8 +134,9 @@ def main() -> None:
     p.add_argument("--atlas", action="store_true", help="also the decoder, the encoder and the round trip")
     p.add_argument("--decoder-epochs", type=int, default=EPOCHS)
     p.add_argument("--encoder-epochs", type=int, default=EPOCHS)
-    p.add_argument("--baseline", type=Path, default=Path("/tmp/bm/demo-native/deep-2d/metrics.json"),
-                   help="a deep-2d run's metrics.json on the same data: its mse_test is the line to beat")
+    p.add_argument("--baselines", type=Path, nargs="*",
+                   default=[Path("/tmp/bm/demo-native") / r for r in ("deep-2d", "deep-s2", "atlas-2d", "atlas-s2")],
+                   help="run folders whose test MSE and 5-NN to print beside (those trained on --data)")
     args = p.parse_args()
     torch.set_num_threads(1)
     ds = load_dataset(args.data)
@@ -144,8 +148,11 @@ def main() -> None:
     p_train = pca.transform(x_train)
     test_nbrs = NearestNeighbors(n_neighbors=args.k).fit(p_train).kneighbors(pca.transform(x_test))[1]  # (1000, k)
     print(f"graph + PCA-50 test neighbours: {time.perf_counter() - t:.1f} s")
-    if args.atlas and args.baseline.exists():
-        print(f"deep-2d test MSE {json.loads(args.baseline.read_text())['mse_test']:.4f} ({args.baseline})")
+    for run in args.baselines if args.atlas else ():
+        if (run / "metrics.json").exists() and json.loads((run / "config.json").read_text())["data"] == args.data:
+            m, c = (json.loads((run / f).read_text()) for f in ("metrics.json", "config.json"))
+            print(f"baseline {c['preset']} ({c['epochs']} epochs): test MSE {m['mse_test']:.4f}  "
+                  f"test 5-NN {m['knn5']:.3f}  trust {m['trustworthiness']:.3f}  ({run})")
     for name in args.only:
         if name == "opentsne":
             import openTSNE
