@@ -34,7 +34,7 @@ from latentatlas.data import load_dataset
 from latentatlas.geometries import get_geometry
 from latentatlas.graph import knn_graph
 from latentatlas.atlas_map import EPOCHS, fit_decoder, fit_encoder
-from latentatlas.layout import EXAGGERATION, NEGATIVES, STEPS, layout, refine
+from latentatlas.layout import EXAGGERATION, NEGATIVES, POINTS_PER_STEP, STEPS, layout, refine
 
 SPACES = {"plane": ("euclidean", 2), "sphere": ("sphere", 3)}
 K = 10  # 10 beat 15 and 30 on mnist-5k (docs/maps-research.md, "A free layout")
@@ -126,6 +126,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=STEPS)
     p.add_argument("--exaggeration", type=float, default=EXAGGERATION)
     p.add_argument("--negatives", type=int, default=NEGATIVES)
+    p.add_argument("--points-per-step", type=int, default=POINTS_PER_STEP)
     p.add_argument("--refine-steps", type=int, nargs="+", default=[100], help="several: one line each")
     p.add_argument("--refine-exaggeration", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
@@ -168,7 +169,8 @@ def main() -> None:
             geometry = get_geometry(*SPACES[name])
             t = time.perf_counter()
             train_z = layout(graph, geometry, steps=args.steps, seed=args.seed, init=p_train[:, : geometry.dim],
-                             exaggeration=args.exaggeration, negatives=args.negatives)
+                             exaggeration=args.exaggeration, negatives=args.negatives,
+                             points_per_step=args.points_per_step)
             fit = time.perf_counter() - t
             placed, place = {}, {}
             for steps in args.refine_steps:
