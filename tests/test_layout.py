@@ -110,3 +110,79 @@ def test_bad_input_is_refused_in_one_line():
         with pytest.raises(LatentAtlasError) as err:
             call()
         assert "\n" not in str(err.value)
+
+
+# The decoder and the encoder attached to a map (latentatlas.atlas_map).
+
+def two_image_clusters(n_per: int = 40, seed: int = 0):
+    """Two clusters of 16-pixel images in [0, 1] around two different mean images, and map coordinates that keep
+    them apart (one cluster around (-5, 0), the other around (5, 0))."""
+    rng = np.random.default_rng(seed)
+    means = np.stack([np.r_[np.full(8, 0.9), np.full(8, 0.1)], np.r_[np.full(8, 0.1), np.full(8, 0.9)]])
+    y = np.repeat([0, 1], n_per)
+    x = np.clip(means[y] + rng.normal(scale=0.05, size=(2 * n_per, 16)), 0, 1).astype(np.float32)
+    coords = (np.c_[np.where(y == 0, -5.0, 5.0), np.zeros(2 * n_per)] + rng.normal(size=(2 * n_per, 2)))
+    return x, coords.astype(np.float32), y, means.astype(np.float32)
+
+
+def test_decoder_reconstructs_each_cluster_from_its_coordinates():
+    from latentatlas.atlas_map import fit_decoder
+
+    torch.set_num_threads(1)
+    x, coords, y, means = two_image_clusters()
+    decoder = fit_decoder(coords, x, get_geometry("euclidean", 2), epochs=30, seed=0, hidden=(32, 8))
+    with torch.no_grad():
+        out = torch.sigmoid(decoder(torch.from_numpy(coords))).numpy()  # (80, 16)
+    own = ((out - means[y]) ** 2).mean(1)
+    other = ((out - means[1 - y]) ** 2).mean(1)
+    assert (own < other).all()
+
+
+@pytest.mark.parametrize("space", SPACES, ids=[s[0] for s in SPACES])
+def test_encoder_maps_training_points_near_their_coordinates(space):
+    from latentatlas.atlas_map import fit_encoder
+
+    torch.set_num_threads(1)
+    geometry = get_geometry(*space)
+    x, coords, y, _ = two_image_clusters()
+    # On the plane the coordinates as they are; on the sphere the same pattern as a cap around the pole.
+    lifted = coords if geometry.dim == 2 else np.c_[coords / 10, np.ones(len(coords), np.float32)]
+    coords = geometry(torch.from_numpy(lifted)).mode.numpy()
+    encoder = fit_encoder(x, coords, geometry, epochs=200, seed=0, hidden=(32, 8))  # 80 points: a step an epoch
+    with torch.no_grad():
+        z = encoder(torch.from_numpy(x)).numpy()
+    assert z.shape == coords.shape
+    assert geometry.contains(torch.from_numpy(z)).all()
+    # Each point lands nearer its own cluster's centre than the other's, and about as near its own position as the
+    # centre is (the positions' scatter within a cluster is noise independent of the images: nothing to learn).
+    centres = np.stack([coords[y == c].mean(0) for c in (0, 1)])
+    d = np.linalg.norm(z[:, None] - centres[None], axis=2)  # (80, 2)
+    assert (d[np.arange(len(y)), y] < d[np.arange(len(y)), 1 - y]).all()
+    spread = np.linalg.norm(coords - centres[y], axis=1).mean()
+    assert np.median(np.linalg.norm(z - coords, axis=1)) < 1.5 * spread, (np.median(np.linalg.norm(z - coords, axis=1)), spread)
+
+
+def test_same_seed_same_decoder_and_encoder():
+    from latentatlas.atlas_map import fit_decoder, fit_encoder
+
+    torch.set_num_threads(1)
+    x, coords, _, _ = two_image_clusters(n_per=10)
+    plane = get_geometry("euclidean", 2)
+    for fit in (lambda s: fit_decoder(coords, x, plane, epochs=2, seed=s, hidden=(8, 4)),
+                lambda s: fit_encoder(x, coords, plane, epochs=2, seed=s, hidden=(8, 4))):
+        a, b, c = fit(3).state_dict(), fit(3).state_dict(), fit(4).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_atlas_map_refuses_bad_input_in_one_line():
+    from latentatlas.atlas_map import fit_decoder, fit_encoder
+
+    x, coords, _, _ = two_image_clusters(n_per=5)
+    plane = get_geometry("euclidean", 2)
+    for call in (lambda: fit_decoder(coords[:, :1], x, plane), lambda: fit_decoder(coords[:3], x, plane),
+                 lambda: fit_encoder(x, np.full_like(coords, np.nan), plane),
+                 lambda: fit_decoder(coords, x, plane, epochs=0)):
+        with pytest.raises(LatentAtlasError) as err:
+            call()
+        assert "\n" not in str(err.value)
