@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import time
 
@@ -30,7 +29,6 @@ from torch import nn
 
 from latentatlas import hardware
 from latentatlas.config import RunConfig
-from latentatlas.model import AutoencoderNet
 from latentatlas.run_training import build_trainer, resolve_runtime
 from step_probe import median_us  # benchmarks/ is on the path when this file is run
 
