@@ -87,15 +87,19 @@ def describe(precision: str = "auto") -> dict:
 
 def header(precision: str = "auto") -> str:
     """One line naming the CPU, what it may use here, the threads and the precision, for a benchmark's output."""
-    d = describe(precision)
+    return format_machine(describe(precision))
+
+
+def format_machine(d: dict) -> str:
+    """The header line of a recorded :func:`describe` (also one read back from a benchmark's JSON)."""
     used = ", ".join(d["instructions"]) or "none of AVX2 / AVX-512 / VNNI / bf16 / AMX"
     present = set(d["instructions_present"]) - set(d["instructions"])
     caps = f"; restricted by {' '.join(f'{k}={v}' for k, v in d['restricted'].items())}" if d["restricted"] else ""
     if present:
         caps += f" (present but unused: {', '.join(sorted(present))})"
     load = ", ".join(f"{v:.2f}" for v in d["load"])
-    prec = f", {d['precision']}"
-    return (f"{d['cpu']}: {used}{caps}; ATen {d['aten_capability']}; {d['threads']} threads{prec}; "
+    gpu = f"; GPU {d['gpu']}" if d.get("gpu") else ""
+    return (f"{d['cpu']}: {used}{caps}; ATen {d['aten_capability']}; {d['threads']} threads, {d['precision']}{gpu}; "
             f"torch {d['torch']}; load average {load}")
 
 

@@ -257,13 +257,8 @@ def machine(device: str, precision: str) -> dict:
 
 
 def machine_header(r: dict) -> str:
-    """The printed line naming a result's machine (what hardware.header says of the running one)."""
-    m = r["machine"]
-    restricted = " ".join(f"{k}={v}" for k, v in m["restricted"].items())
-    return (f"measured on {m['cpu']} ({', '.join(m['instructions']) or 'no AVX2'}"
-            f"{'; restricted by ' + restricted if restricted else ''}), {m['threads']} threads, "
-            f"{m['precision']}" + (f", GPU {m['gpu']}" if m.get("gpu") else "")
-            + f"; load average {m['load'][0]:.2f}")
+    """The printed line naming a result's machine, as every benchmark names its own."""
+    return "measured on " + hardware.format_machine(r["machine"])
 
 
 def format_to_quality(r: dict) -> str:
