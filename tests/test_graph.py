@@ -248,11 +248,11 @@ def test_redirected_train_says_what_the_graph_is_before_it_starts(tmp_path):
     env = {**os.environ, "LATENTATLAS_DATA": str(tmp_path / "cache")}  # a cold graph cache
     log = tmp_path / "log"
     with open(log, "w") as f:
-        subprocess.run([sys.executable, "-m", "latentatlas", "train", "--preset", "atlas-2d", "--data", "digits",
+        subprocess.run([sys.executable, "-m", "latentatlas", "train", "--preset", "ne-2d", "--data", "digits",
                         "--epochs", "1", "--out", str(tmp_path / "run")], stdout=f, stderr=subprocess.STDOUT,
                        env=env, check=True, timeout=300)
     text = log.read_text()
     line = next(line for line in text.splitlines() if line.startswith("neighbour graph:"))
     assert line.startswith("neighbour graph: 15 nearest of 1,437 samples x 64 features (exact, float32 products)")
     assert "about " in line and "\r" not in text  # no progress bar smeared into the file
-    assert text.index("neighbour graph:") < text.index("training atlas-2d") < text.index("evaluating")
+    assert text.index("neighbour graph:") < text.index("training ne-2d") < text.index("evaluating")

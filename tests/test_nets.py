@@ -50,13 +50,15 @@ def test_a_preset_counts_a_geometry_without_a_torch_free_width_from_the_geometry
     assert PRESETS["deep-s2"].n_params() == TUTORIAL_COUNTS["deep-s2"]
 
 
-@pytest.mark.parametrize("atlas, tutorial", [("atlas-2d", "deep-2d"), ("atlas-s2", "deep-s2")])
-def test_atlas_presets_are_the_tutorial_networks_with_the_neighbour_term(atlas, tutorial):
-    a, t = RunConfig(preset=atlas).resolved(), RunConfig(preset=tutorial).resolved()
-    assert (a.hidden_sizes, a.geometry, a.latent_dim) == (t.hidden_sizes, t.geometry, t.latent_dim)
-    assert count_parameters(build(atlas)) == TUTORIAL_COUNTS[tutorial]
-    assert (a.ne_weight, t.ne_weight) == (1.0, 0.0)
-    assert RunConfig(preset=atlas, ne_weight=0.0).resolved().ne_weight == 0.0  # a setting given wins
+@pytest.mark.parametrize("atlas, ne, tutorial", [("atlas-2d", "ne-2d", "deep-2d"), ("atlas-s2", "ne-s2", "deep-s2")])
+def test_atlas_presets_are_the_tutorial_networks_on_a_free_layout(atlas, ne, tutorial):
+    a, n, t = (RunConfig(preset=p).resolved() for p in (atlas, ne, tutorial))
+    for cfg in (a, n):
+        assert (cfg.hidden_sizes, cfg.geometry, cfg.latent_dim) == (t.hidden_sizes, t.geometry, t.latent_dim)
+        assert count_parameters(build(cfg.preset)) == TUTORIAL_COUNTS[tutorial]
+    assert (a.layout, a.ne_weight, n.layout, n.ne_weight, t.layout, t.ne_weight) == (
+        "free", 0.0, "encoder", 1.0, "encoder", 0.0)
+    assert RunConfig(preset=atlas, layout="encoder").resolved().layout == "encoder"  # a setting given wins
 
 
 def test_control_preset_is_width_matched_to_deep_2d():

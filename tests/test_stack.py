@@ -85,9 +85,12 @@ def test_why_not_stack_names_the_reason(small):
     assert why_not_stack(_members([base, dataclasses.replace(base, seed=1)], x), [resolve_runtime(base)] * 2) is None
     assert "more than the seed" in why_not_stack(
         _members([base, base], x), [resolve_runtime(base), resolve_runtime(dataclasses.replace(base, lr=2e-3))])
-    atlas = RunConfig(preset="atlas-2d", epochs=1, ne_k=5, **FP32)
-    assert "own batches" in why_not_stack(_members([atlas, dataclasses.replace(atlas, seed=1)], x),
-                                          [resolve_runtime(atlas)] * 2)
+    ne = RunConfig(preset="ne-2d", epochs=1, ne_k=5, **FP32)
+    assert "own batches" in why_not_stack(_members([ne, dataclasses.replace(ne, seed=1)], x),
+                                          [resolve_runtime(ne)] * 2)
+    free = RunConfig(preset="atlas-2d", epochs=1, layout_k=5, layout_steps=5, **FP32)
+    assert "own map" in why_not_stack(_members([free, dataclasses.replace(free, seed=1)], x),
+                                      [resolve_runtime(free)] * 2)
     assert "only one" in why_not_stack(_members([base], x), [resolve_runtime(base)])
     binarised = [build_trainer(resolve_runtime(c), x, progress=False, draw=torch.bernoulli)
                  for c in (base, dataclasses.replace(base, seed=1))]
@@ -140,10 +143,10 @@ def test_compare_stacks_seeds_and_falls_back_where_it_cannot(tmp_path):
     from latentatlas.experiments.compare import compare
 
     lines = []
-    results, _, _ = compare(["deep-2d", "atlas-2d"], seeds=2, data="digits", out=tmp_path / "s", epochs=1,
+    results, _, _ = compare(["deep-2d", "ne-2d"], seeds=2, data="digits", out=tmp_path / "s", epochs=1,
                          baselines="", echo=lines.append, stack=True)
     assert "training deep-2d, seeds 0, 1 stacked ..." in lines
-    assert "training atlas-2d separately: the objective draws its own batches (a neighbour term)" in lines
+    assert "training ne-2d separately: the objective draws its own batches (a neighbour term)" in lines
     separate, _, _ = compare(["deep-2d"], seeds=2, data="digits", out=tmp_path / "n", epochs=1, baselines="",
                           echo=lines.append, stack=False)
     assert results["deep-2d"]["bce_test"] == pytest.approx(separate["deep-2d"]["bce_test"], rel=2e-3)

@@ -1,145 +1,154 @@
-"""A decoder and an encoder attached to a laid-out map (``latentatlas.layout``), trained after the layout.
+"""The map of a free-layout run: the training images' laid-out coordinates and what placing new images needs.
 
-The decoder learns coordinates -> image, so that every point of the map's space decodes; the encoder is distilled
-onto the coordinates (regression), so a new image gets a position in one forward pass, which ``layout.refine`` may
-then polish. Both are the tutorial's networks (``nets.build_decoder`` / ``nets.build_encoder``, PReLU,
-Kaiming-normal weights but on the last Linear) and train with the project's :class:`~latentatlas.train.Trainer`
-(Adam 1e-3, batch 128): the images are the trainer's samples and the coordinates are looked up by the batch's
-indices, so nothing here is a second training loop.
+A free-layout run (``layout="free"``, the atlas presets) lays its training images out first (``layout.layout``:
+a t-SNE-like map of free coordinates), then trains the tutorial's decoder from those coordinates and distils its
+encoder onto them (the ``map`` term of the objective, ``losses.map``). A new image is placed as openTSNE's
+``transform`` places one: it starts at the median map position of its nearest training images and is refined alone
+against the frozen map (``layout.refine``).
 
-Coordinates enter and leave the networks standardised (the map's mean and one overall scale, kept as buffers):
-t-SNE-like maps of the plane span tens of kernel lengths, which a PReLU network fed raw fits badly. On the sphere
-this is an affine change of the unit vectors, harmless; the encoder's output goes back through the geometry's own
-projection (``geometry(h).mode``), so it is always a point of the space and nothing here asks which space it is.
+:class:`PlacedMap` is that map as a module of the model, so it is saved with the weights and loaded with them
+(``model.safetensors``, prefix ``map.``). It holds, for N training images of D features:
 
-Measured (benchmarks/layout_probe.py --atlas) in docs/maps-research.md, "The decoder and the encoder".
+    coords      (N, dim)  the training images' positions, in the model's units (what the decoder takes)
+    scale       ()        map units per model unit: a map of the plane is stored at unit spread for the networks
+                          (t-SNE-like maps span tens of kernel lengths), one of a bounded space as it is (scale 1)
+    mean        (D,)      the training images' mean, and
+    components  (C, D)    their first C = min(50, D) principal components: the neighbour index's projection
+    projected   (N, C)    the training images projected, searched exactly for each new image's nearest
+
+Stored size: 4 (N (dim + C) + D (C + 1)) bytes, 12.5 MB for Fashion-MNIST's 60,000 images, 0.8 MB for mnist-5k.
 """
 
 from __future__ import annotations
 
+
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from .errors import LatentAtlasError
-from .losses import Batch
-from .nets import build_decoder, build_encoder
-from .train import Adam, Trainer
+from .layout import REFINE_STEPS, STEPS, layout, refine
+from .progress import say
 
-HIDDEN = (392, 64)  # the tutorial's encoder widths; the decoder mirrors them (2-64-392-784)
-EPOCHS = 60  # on mnist-5k's 4,000 images about 1,900 steps (the probe note's decoder: 60 epochs)
-BATCH_SIZE = 128
-LEARNING_RATE = 1e-3
+COMPONENTS = 50  # the neighbour index's principal components (openTSNE and UMAP search raw pixels; 50 keep ~86 %
+# of mnist's variance, and the search costs 16x less than on 784 pixels)
+K = 10  # neighbours of each training image in the layout's graph, and of each new image when placed: on mnist-5k
+# 10 beat 7, 15 and 30 (docs/maps-research.md, "A free layout")
+SEARCH_BLOCK = 2048  # new images searched against the index at a time
 
 
-class Standardise(nn.Module):
-    """z -> (z - centre) / scale, with the map's centre (dim,) and one overall scale kept as buffers."""
+class PlacedMap(nn.Module):
+    """The frozen map and its neighbour index (see the module's docstring); ``place`` puts new images on it."""
 
-    def __init__(self, centre: Tensor, scale: Tensor, inverse: bool = False):
+    def __init__(self, coords: Tensor, scale: Tensor, mean: Tensor, components: Tensor, projected: Tensor, *,
+                 k: int = K, refine_steps: int = REFINE_STEPS):
         super().__init__()
-        self.register_buffer("centre", centre)
-        self.register_buffer("scale", scale)
-        self.inverse = inverse
+        for name, t in (("coords", coords), ("scale", scale), ("mean", mean), ("components", components),
+                        ("projected", projected)):
+            self.register_buffer(name, t.float())
+        self.k, self.refine_steps = k, refine_steps
 
     @classmethod
-    def of(cls, coords: Tensor, inverse: bool = False) -> Standardise:
-        return cls(coords.mean(0), coords.std().clamp(min=1e-12), inverse)
+    def like(cls, state: dict[str, Tensor], prefix: str = "map.", **settings) -> PlacedMap:
+        """An empty map of the shapes that a saved state dict's ``map.*`` tensors have, for loading them into."""
+        names = ("coords", "scale", "mean", "components", "projected")
+        missing = [n for n in names if prefix + n not in state]
+        if missing:
+            raise LatentAtlasError(f"the weights lack the map's {', '.join(missing)}: a free-layout run needs its map "
+                                   "to place new images (retrain it)")
+        return cls(*(torch.empty_like(state[prefix + n]) for n in names), **settings)
 
-    def forward(self, z: Tensor) -> Tensor:
-        return z * self.scale + self.centre if self.inverse else (z - self.centre) / self.scale
+    def neighbours(self, x: Tensor, k: int | None = None) -> Tensor:
+        """(M, D) images in [0, 1] -> (M, k) indices of their nearest training images in the index (exact)."""
+        k = min(self.k if k is None else k, len(self.coords))
+        out = []
+        for i in range(0, len(x), SEARCH_BLOCK):
+            p = (x[i:i + SEARCH_BLOCK].float() - self.mean) @ self.components.T  # (b, C)
+            d2 = p.square().sum(1, keepdim=True) - 2 * p @ self.projected.T + self.projected.square().sum(1)
+            out.append(d2.topk(k, dim=1, largest=False).indices)
+        return torch.cat(out) if out else torch.zeros(0, k, dtype=torch.long)
+
+    def place(self, x: Tensor, geometry, seed: int = 0) -> Tensor:
+        """(M, D) images in [0, 1] -> (M, dim) their positions, refined on the frozen map (model units)."""
+        with torch.inference_mode(False), torch.enable_grad():  # refinement is gradient descent, wherever called
+            nbrs = self.neighbours(x).clone().numpy()
+            placed = refine(nbrs, self.coords.clone().numpy(), geometry, steps=self.refine_steps, seed=seed,
+                            scale=float(self.scale))
+        return torch.from_numpy(placed).to(self.coords.device)
+
+    def extra_repr(self) -> str:
+        return (f"{len(self.coords):,} points, {self.components.shape[0]} components, k={self.k}, "
+                f"refine_steps={self.refine_steps}")
 
 
-class OntoMap(nn.Module):
-    """Encoder output -> map coordinates: un-standardise, then the geometry's projection onto its space."""
+def fit_map(x: Tensor, geometry, *, k: int = K, steps: int | None = None, refine_steps: int = REFINE_STEPS,
+            seed: int = 0, neighbours: np.ndarray | None = None, progress: bool | None = None) -> PlacedMap:
+    """Lay out ``x`` (N, D) images in [0, 1] in ``geometry``'s space and build the index that places new ones.
 
-    def __init__(self, unstandardise: Standardise, geometry):
-        super().__init__()
-        self.unstandardise, self.geometry = unstandardise, geometry
-
-    def forward(self, h: Tensor) -> Tensor:
-        return self.geometry(self.unstandardise(h)).mode
-
-
-def fit_decoder(coords, x, geometry, *, epochs: int = EPOCHS, seed: int = 0, hidden=HIDDEN,
-                batch_size: int = BATCH_SIZE, lr: float = LEARNING_RATE) -> nn.Sequential:
-    """Train a decoder from map coordinates to images with BCE on logits.
-
-    Parameters
-    ----------
-    coords : array of shape (N, geometry.dim)
-        The training images' map positions (``layout.layout``).
-    x : array of shape (N, ...)
-        The images, uint8 0..255 or floats in [0, 1]; flattened to (N, D).
-    geometry : Geometry
-        The map's space.
-    epochs, seed, hidden, batch_size, lr
-        Training length, the seed of the weights and of every epoch's shuffle, the tutorial's widths (mirrored),
-        batch size and Adam's rate.
-
-    Returns
-    -------
-    nn.Sequential
-        ``Standardise`` then the decoder; its output is logits of shape (B, D): ``torch.sigmoid`` gives pixels.
+    ``neighbours`` (N, k) is the training images' k-nearest-neighbour graph (``graph.knn_graph``); None builds it.
+    The layout starts from the first principal components, so the same seed gives the same map. ``progress`` as
+    ``layout.layout``'s, with a line first saying what is laid out (unless False).
     """
-    z, x = _check(coords, x, geometry)
-    torch.manual_seed(seed)
-    decoder = nn.Sequential(Standardise.of(z), _kaiming(build_decoder(geometry.dim, hidden, x.shape[1])))
+    from .graph import knn_graph
 
-    def loss(model: nn.Module, batch: Batch) -> Tensor:
-        return F.binary_cross_entropy_with_logits(model(z[batch.index]), batch.x, reduction="none").sum(1).mean()
-
-    _train(decoder, loss, x, epochs, seed, batch_size, lr)
-    return decoder.eval()
-
-
-def fit_encoder(x, coords, geometry, *, epochs: int = EPOCHS, seed: int = 0, hidden=HIDDEN,
-                batch_size: int = BATCH_SIZE, lr: float = LEARNING_RATE) -> nn.Sequential:
-    """Distil an encoder onto map coordinates: mean squared error to each image's position, in the map's
-    standardised units, after the geometry's projection.
-
-    Parameters are as :func:`fit_decoder`'s, the images first.
-
-    Returns
-    -------
-    nn.Sequential
-        The encoder then ``OntoMap``: (B, D) images in [0, 1] -> (B, geometry.dim) points of the space.
-    """
-    z, x = _check(coords, x, geometry)
-    torch.manual_seed(seed)
-    onto = OntoMap(Standardise.of(z, inverse=True), geometry)
-    encoder = nn.Sequential(_kaiming(build_encoder(x.shape[1], hidden, geometry.encoder_features)), onto)
-    scale2 = onto.unstandardise.scale.square()
-
-    def loss(model: nn.Module, batch: Batch) -> Tensor:
-        return (model(batch.x) - z[batch.index]).square().sum(1).mean() / scale2
-
-    _train(encoder, loss, x, epochs, seed, batch_size, lr)
-    return encoder.eval()
+    x = torch.as_tensor(x).reshape(len(x), -1).float()
+    n, d = x.shape
+    if not 1 <= k < n:
+        raise LatentAtlasError(f"layout_k={k} must be between 1 and the number of training images - 1 ({n - 1})")
+    mean, components = principal_components(x, min(COMPONENTS, d, n))
+    projected = (x - mean) @ components.T  # (N, C)
+    graph = knn_graph(x.numpy(), k) if neighbours is None else neighbours
+    start = projected[:, :geometry.dim].numpy()
+    steps = STEPS if steps is None else steps
+    if progress is not False:
+        say(f"free layout: {n:,} points in the {geometry.name} space, {steps} steps")
+    raw = torch.from_numpy(layout(graph, geometry, seed=seed, init=start, steps=steps, progress=progress))
+    scale = raw.std().clamp(min=1e-12) if geometry.scalable else torch.tensor(1.0)
+    return PlacedMap(raw / scale, scale, mean, components, projected, k=k, refine_steps=refine_steps)
 
 
-def _train(model: nn.Module, loss, x: Tensor, epochs: int, seed: int, batch_size: int, lr: float) -> None:
-    if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1:
-        raise LatentAtlasError(f"epochs={epochs!r} must be a positive integer")
-    Trainer(model, loss, epochs=epochs, batch_size=batch_size, seed=seed, optimizer_factory=Adam(lr),
-            progress=False).fit(x)
+def principal_components(x: Tensor, c: int) -> tuple[Tensor, Tensor]:
+    """(mean (D,), components (c, D)) of the rows of ``x`` (N, D), from the covariance in float64; each component's
+    sign is fixed (its largest entry positive), so the same data give the same components on any machine."""
+    x = x.double()
+    mean = x.mean(0)
+    cov = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64)
+    for i in range(0, len(x), 8192):
+        block = x[i:i + 8192] - mean
+        cov += block.T @ block
+    values, vectors = torch.linalg.eigh(cov)  # ascending
+    top = vectors[:, values.argsort(descending=True)[:c]].T  # (c, D)
+    top = top * torch.sign(top.gather(1, top.abs().argmax(1, keepdim=True)))
+    return mean.float(), top.float()
 
 
-def _kaiming(net: nn.Sequential) -> nn.Sequential:
-    """Kaiming-normal weights on every Linear but the last, as the tutorial's networks start (in place)."""
-    for layer in [m for m in net if isinstance(m, nn.Linear)][:-1]:
-        nn.init.kaiming_normal_(layer.weight)
-    return net
+def map_size(n: int, dim: int, d: int) -> int:
+    """Bytes a map of ``n`` training images of ``d`` features in a ``dim``-wide space stores (float32)."""
+    c = min(COMPONENTS, d, n)
+    return 4 * (n * (dim + c) + d * (c + 1) + 1)
 
 
-def _check(coords, x, geometry) -> tuple[Tensor, Tensor]:
-    """(N, dim) float32 coordinates and (N, D) images, as tensors; one-line errors otherwise."""
-    z = np.asarray(coords, dtype=np.float32)
-    x = np.asarray(x)
-    if z.ndim != 2 or z.shape[1] != geometry.dim or len(z) < 1:
-        raise LatentAtlasError(f"coords must have shape (N, {geometry.dim}) for this geometry, got {z.shape}")
-    if not np.isfinite(z).all():
-        raise LatentAtlasError("coords hold NaN or infinite values; give finite coordinates")
-    if len(x) != len(z):
-        raise LatentAtlasError(f"coords and images must have one row per image: {len(z)} coords, {len(x)} images")
-    return torch.from_numpy(z), torch.from_numpy(np.ascontiguousarray(x.reshape(len(x), -1)))
+def round_trip(model, n: int = 20) -> float:
+    """The median distance back, as a share of the map's diameter, of ``n`` x ``n`` points spread over the map's
+    bounding box (projected onto its space), decoded and placed again: how well the decoder and the placement invert
+    each other, where the map has data and between its clusters."""
+    coords = model.map.coords
+    lo, hi = coords.min(0).values, coords.max(0).values
+    axes = [torch.linspace(float(a), float(b), n) for a, b in zip(lo, hi)]
+    grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(axes))
+    grid = grid[torch.linspace(0, len(grid) - 1, n * n).round().long()]  # n * n of them in any dimension
+    points = model.geometry(grid).mode
+    with torch.inference_mode():
+        images = model.decode(points)
+    back = model.encode(images)
+    return float((back - points).norm(dim=1).median()) / diameter(coords)
+
+
+def diameter(z: Tensor) -> float:
+    """The largest distance between two points of the map: between the vertices of its convex hull."""
+    from scipy.spatial import ConvexHull
+
+    z = z.double()
+    if len(z) > z.shape[1] + 1:
+        z = z[torch.from_numpy(ConvexHull(z.numpy()).vertices)]
+    return max(float(torch.cdist(z[i:i + 2048], z).max()) for i in range(0, len(z), 2048))

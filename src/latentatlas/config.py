@@ -43,6 +43,16 @@ class RunConfig:
     ne_weight: float | None = setting(None, "Weight of the neighbour-embedding term (maps that keep input-space "
                                            "neighbours together); 0: off [default: the preset's].", low=0)
     ne_k: int = setting(15, "Neighbours per sample in the neighbour-embedding term's graph.", low=1)
+    layout: str | None = setting(None, "How the map is made: encoder (the encoder's output, trained by the "
+                                       "objective) or free (the training images laid out t-SNE-like first, the "
+                                       "decoder and encoder fitted to that map, new images refined on it) "
+                                       "[default: the preset's].")
+    layout_k: int = setting(10, "Free layout: neighbours per training image in its graph, and per new image when "
+                                "placed.", low=1)
+    layout_steps: int = setting(750, "Free layout: optimisation steps of the map (the first third exaggerated, "
+                                     "as t-SNE's 250 of 750).", low=1)
+    refine_steps: int = setting(100, "Free layout: steps that refine each new image's place on the frozen map; "
+                                     "0: the median of its neighbours' places.", low=0)
     # Denoising training: each training batch's inputs corrupted afresh (seeded per epoch), its targets clean.
     train_noise: float = setting(0.0, "Denoising: Gaussian noise of this sigma (pixels in 0..1) added to every training "
                                       "input, the target kept clean; 0: off.", low=0)
@@ -104,6 +114,7 @@ class RunConfig:
         _check_choice("loss", self.loss, KINDS)
         _check_choice("activation", self.activation, ACTIVATIONS)
         _check_choice("precision", self.precision, ("auto", "fp32", "bf16"))
+        _check_choice("layout", self.layout, LAYOUTS)
         get_schedule(self.lr_schedule)
         for f in SETTINGS:
             if f.metadata["range"] != (None, None, None):
@@ -142,17 +153,25 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> RunConfig:
-        """A config from ``config.json`` (of this version or an earlier one: settings added since take defaults)."""
+        """A config from ``config.json`` (of this version or an earlier one: settings added since take defaults,
+        those a preset fills the value that means off, ``Preset``'s default: an old atlas run stays what it was)."""
+        from .presets import Preset
+
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
             raise LatentAtlasError(f"unknown config keys {unknown}: valid keys are {sorted(names)}")
         d = dict(d)
+        if d.get("hidden_sizes") is not None:  # resolved (a run's config.json): fill a preset field added since
+            d.update({f.name: f.default for f in dataclasses.fields(Preset) if f.name in names and f.name not in d
+                      and f.default is not dataclasses.MISSING})
         for key in ("hidden_sizes", "transforms"):
             if isinstance(d.get(key), list):
                 d[key] = tuple(d[key])
         return cls(**d)
 
+
+LAYOUTS = ("encoder", "free")  # the ``layout`` setting's choices
 
 SETTINGS: tuple[dataclasses.Field, ...] = tuple(f for f in dataclasses.fields(RunConfig) if "help" in f.metadata)
 

@@ -20,7 +20,7 @@ class _Encode(nn.Module):
         self.model = model
 
     def forward(self, pixels):  # (B, n_features) floats in [0, 1] -> (B, latent_dim)
-        return self.model.encode(pixels)
+        return self.model.encode_direct(pixels)  # one pass: a free layout's refinement on its map is not a graph
 
 
 class _Decode(nn.Module):

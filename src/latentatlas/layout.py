@@ -36,6 +36,7 @@ from torch import Tensor
 
 from .errors import LatentAtlasError
 from .losses.neighbours import symmetrised
+from .progress import progress as progress_bar
 
 # Defaults, in one place. Steps as openTSNE's 250 exaggerated + 500 plain iterations; on mnist-5k 1,500 steps, 1,024
 # negatives or exaggeration 1 or 4 moved test 5-NN by under 0.01 (docs/maps-research.md, "A free layout").
@@ -54,7 +55,7 @@ REFINE_LEARNING_RATE = 0.1  # smaller than the layout's: a new point only settle
 def layout(neighbours, geometry, *, steps: int = STEPS, seed: int = 0, init=None,
            exaggeration: float = EXAGGERATION, exaggeration_steps: int | None = None,
            points_per_step: int = POINTS_PER_STEP, negatives: int = NEGATIVES,
-           learning_rate: float = LEARNING_RATE) -> np.ndarray:
+           learning_rate: float = LEARNING_RATE, progress: bool | None = False) -> np.ndarray:
     """Lay out the points of a neighbour graph in a geometry's space.
 
     Parameters
@@ -77,6 +78,8 @@ def layout(neighbours, geometry, *, steps: int = STEPS, seed: int = 0, init=None
         How many points a step moves (all when N is smaller) and how many uniformly drawn points push each.
     learning_rate : float
         Adam's step in kernel lengths.
+    progress : bool, optional
+        None: a bar on a terminal and a line every few seconds elsewhere; True: a bar; False: silent.
 
     Returns
     -------
@@ -113,6 +116,7 @@ def layout(neighbours, geometry, *, steps: int = STEPS, seed: int = 0, init=None
     rows = torch.repeat_interleave(torch.arange(n), rowptr.diff())  # (E,) with cols: every edge, both ways
     opt = torch.optim.Adam([h], lr=learning_rate * length)
     plain = max(steps - exaggeration_steps, 1)
+    bar = progress_bar(steps, "layout", unit="steps", show=progress)
     for step in range(steps):
         if step >= exaggeration_steps:  # cosine to 1 % over the plain steps: large moves first, then settling
             t = (step - exaggeration_steps) / plain
@@ -129,6 +133,8 @@ def layout(neighbours, geometry, *, steps: int = STEPS, seed: int = 0, init=None
         opt.step()
         with torch.no_grad():
             h.copy_(geometry(h).mode)  # back onto the space (the sphere's normalisation; the plane's identity)
+        bar.update()
+    bar.close()
     return h.detach().float().numpy()
 
 
@@ -146,7 +152,7 @@ def objective(z: Tensor, edges: tuple[Tensor, Tensor], pushed: Tensor, others: T
 
 def refine(new_neighbours, train_coords, geometry, *, steps: int = REFINE_STEPS, seed: int = 0,
            exaggeration: float = 1.0, negatives: int = 1024, learning_rate: float = REFINE_LEARNING_RATE,
-           init=None) -> np.ndarray:
+           init=None, scale: float = 1.0) -> np.ndarray:
     """Place new points on a frozen map, as openTSNE's ``transform`` does.
 
     Each new point starts at the coordinate-wise median of its neighbours' positions, projected onto the space
@@ -173,12 +179,18 @@ def refine(new_neighbours, train_coords, geometry, *, steps: int = REFINE_STEPS,
         Adam's step in kernel lengths.
     init : array of shape (M, dim), optional
         Starting positions instead of the medians.
+    scale : float
+        Layout units per unit of ``train_coords`` (and of ``init`` and the result): a map stored rescaled (a free
+        layout's map of the plane, at unit spread) is refined in the units it was laid out in.
 
     Returns
     -------
     ndarray of shape (M, geometry.dim), float32
     """
+    if not (isinstance(scale, (int, float, np.floating)) and math.isfinite(scale) and scale > 0):
+        raise LatentAtlasError(f"scale={scale!r} must be a positive number")
     train = torch.as_tensor(_check_coords(train_coords, None, geometry.dim, "train_coords"), dtype=torch.float32)
+    train = train * scale
     n = len(train)
     nbrs = torch.from_numpy(_check_neighbours(new_neighbours, n, "new_neighbours"))
     _check_counts(negatives=negatives)
@@ -189,7 +201,7 @@ def refine(new_neighbours, train_coords, geometry, *, steps: int = REFINE_STEPS,
         if init is None:
             start = train[nbrs].median(dim=1).values  # (M, dim)
         else:
-            start = torch.as_tensor(_check_coords(init, len(nbrs), geometry.dim, "init"), dtype=torch.float32)
+            start = torch.as_tensor(_check_coords(init, len(nbrs), geometry.dim, "init"), dtype=torch.float32) * scale
         z = geometry(start).mode.clone().requires_grad_(True)
         mean_q = _mean_similarity(train, geometry, gen)
     opt = torch.optim.Adam([z], lr=learning_rate / math.sqrt(geometry.kernel_scale))
@@ -203,7 +215,7 @@ def refine(new_neighbours, train_coords, geometry, *, steps: int = REFINE_STEPS,
         opt.step()
         with torch.no_grad():
             z.copy_(geometry(z).mode)
-    return z.detach().numpy()
+    return (z.detach() / scale).numpy()
 
 
 def _mean_similarity(coords: Tensor, geometry, gen: torch.Generator, pairs: int = 2048) -> Tensor:

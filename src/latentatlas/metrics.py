@@ -65,12 +65,15 @@ def _trustworthiness(swap: bool):
 
 
 VARIATIONAL = "variational runs"
+FREE_LAYOUT = "free-layout runs (atlas-2d, atlas-s2)"
 METRICS: tuple[Metric, ...] = (
     Metric("n_params", "parameters", "parameters", ",.0f"),
     Metric("bce_test", "test BCE", "test BCE", ".4f", "lower"),
     Metric("mse_test", "test MSE", "test MSE", ".4f", "lower"),
     Metric("knn1", "1-NN", "1-NN accuracy", ".3f", "higher", of_map=_knn(1)),
     Metric("knn5", "5-NN", "5-NN accuracy", ".3f", "higher", of_map=_knn(5)),
+    Metric("knn5_encoder", "5-NN enc.", "5-NN accuracy of the encoder's own points (test images placed by one "
+           "pass, not refined on the map)", ".3f", "higher", only=FREE_LAYOUT),
     Metric("trustworthiness", "trust", f"trustworthiness (k={TRUST_K})", ".3f", "higher",
            of_map=_trustworthiness(swap=False)),
     Metric("continuity", "cont.", f"continuity (k={TRUST_K})", ".3f", "higher", of_map=_trustworthiness(swap=True)),
@@ -91,12 +94,14 @@ ALWAYS = frozenset(m.key for m in METRICS if m.only is None)  # what every run's
 
 
 @torch.inference_mode()
-def encode(model, x, batch_size: int = 4096) -> np.ndarray:
-    """(N, D) uint8 or [0, 1] floats -> (N, dim) float32 latents, in eval mode on the model's device."""
+def encode(model, x, batch_size: int = 4096, direct: bool = False) -> np.ndarray:
+    """(N, D) uint8 or [0, 1] floats -> (N, dim) float32 latents, in eval mode on the model's device: the model's
+    ``encode`` (a free layout's placement on its map), or with ``direct`` the encoder's own pass."""
     model.eval()
     device = next(model.parameters()).device
     x = as_tensor(x).reshape(len(x), -1)
-    out = [model.encode(to_unit_float(x[i : i + batch_size].to(device))).float().cpu() for i in range(0, len(x), batch_size)]
+    fn = model.encode_direct if direct else model.encode
+    out = [fn(to_unit_float(x[i : i + batch_size].to(device))).float().cpu() for i in range(0, len(x), batch_size)]
     return torch.cat(out).numpy() if out else np.zeros((0, model.geometry.dim), np.float32)
 
 
@@ -111,16 +116,20 @@ def decode(model, z, batch_size: int = 4096) -> np.ndarray:
 
 
 @torch.inference_mode()
-def reconstruction_errors(model, x, batch_size: int = 4096) -> dict[str, float]:
+def reconstruction_errors(model, x, batch_size: int = 4096, z=None) -> dict[str, float]:
     """Mean per-pixel BCE and MSE over ``x``, computed in float64 sums; ``model(x).logits`` are the decoder's
-    logits, in eval mode (the posterior's mode)."""
+    logits, in eval mode (the posterior's mode), or with ``z`` (N, dim) the decoder's of those points (a free
+    layout's placements)."""
     model.eval()
     device = next(model.parameters()).device
     x = as_tensor(x).reshape(len(x), -1)
     sums = {"bce_test": 0.0, "mse_test": 0.0}
     for i in range(0, len(x), batch_size):
         xb = to_unit_float(x[i : i + batch_size].to(device))
-        logits = model(xb).logits.float()
+        if z is None:
+            logits = model(xb).logits.float()
+        else:
+            logits = model.decoder(torch.as_tensor(z[i : i + batch_size], device=device)).float()
         for key, fn in (("bce_test", bce), ("mse_test", mse)):
             sums[key] += fn(logits, xb, reduction="sum").double().item()
     n = x.shape[0] * x.shape[1]
@@ -155,10 +164,14 @@ def evaluate(model, dataset, z_train=None, z_test=None, iwae_k: int = 500) -> di
     from .model import count_parameters
 
     x_train, x_test = dataset.flat("train")[0], dataset.flat("test")[0]
-    z_train = encode(model, x_train) if z_train is None else z_train
+    placed = getattr(model, "map", None) is not None  # a free layout: test images placed on the map, decoded there
+    z_train = (model.map.coords.cpu().numpy() if placed else encode(model, x_train)) if z_train is None else z_train
     z_test = encode(model, x_test) if z_test is None else z_test
-    out = {"n_params": count_parameters(model), **reconstruction_errors(model, x_test),
+    out = {"n_params": count_parameters(model), **reconstruction_errors(model, x_test, z=z_test if placed else None),
            **embedding_metrics(dataset, z_train, z_test)}
+    if placed:
+        direct = encode(model, x_test, direct=True)
+        out["knn5_encoder"] = knn_accuracy(z_train, dataset.flat("train")[1], direct, dataset.flat("test")[1], 5)
     geometry = getattr(model, "geometry", None)
     if geometry is not None and geometry.variational:
         from .likelihood import likelihoods

@@ -20,13 +20,19 @@ class Output(NamedTuple):
 
 
 class AutoencoderNet(nn.Module):
-    """``decoder(geometry(encoder(x)))`` with a sigmoid on the output; pixels are floats in [0, 1]."""
+    """``decoder(geometry(encoder(x)))`` with a sigmoid on the output; pixels are floats in [0, 1].
 
-    def __init__(self, encoder: nn.Module, geometry: Geometry, decoder: nn.Module):
+    A free-layout run's model also carries its ``map`` (``atlas_map.PlacedMap``: the training images' laid-out
+    positions and a neighbour index); :meth:`encode` then places images on that frozen map, and the encoder's own
+    pass is :meth:`encode_direct`. Training and the forward pass use the encoder either way.
+    """
+
+    def __init__(self, encoder: nn.Module, geometry: Geometry, decoder: nn.Module, map: nn.Module | None = None):
         super().__init__()
         self.encoder = encoder
         self.geometry = geometry
         self.decoder = decoder
+        self.map = map
 
     @classmethod
     def from_config(cls, cfg: RunConfig, n_features: int) -> AutoencoderNet:
@@ -50,6 +56,11 @@ class AutoencoderNet(nn.Module):
         return Output(self.decoder(z), z, posterior)
 
     def encode(self, x: Tensor) -> Tensor:
+        """(B, n_features) -> (B, dim): the image's place on the map where the model has one, else
+        :meth:`encode_direct`."""
+        return self.encode_direct(x) if self.map is None else self.map.place(x, self.geometry)
+
+    def encode_direct(self, x: Tensor) -> Tensor:
         """(B, n_features) -> (B, dim): the posterior's mode (the point itself for a deterministic geometry)."""
         return self.geometry(self.encoder(x)).mode
 

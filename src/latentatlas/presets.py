@@ -18,6 +18,7 @@ class Preset:
     description: str
     ne_weight: float = 0.0  # the neighbour-embedding term's weight (the atlas presets': maps that keep neighbours)
     activation: str = "prelu"  # a name in nets.ACTIVATIONS
+    layout: str = "encoder"  # or "free": the training images laid out first, the networks fitted to that map
 
     def n_params(self, n_features: int = 784) -> int:
         """Trainable parameters for inputs of ``n_features`` pixels, in closed form (checked against torch's count
@@ -42,9 +43,14 @@ PRESETS: dict[str, Preset] = {
     "deep-3d-narrow": Preset((392, 64), 3, "euclidean", "784-392-64-3-64-392-784, width-matched to deep-2d"),
     "deep-s2": Preset((392, 96), 3, "sphere", "deep-3d with the bottleneck projected onto S2"),
     "thick-s2": Preset((1568, 392, 96), 3, "sphere", "784-1568-392-96-3-S2-96-392-1568-784"),
-    # The tutorial's networks with the neighbour-embedding term on (docs/maps-research.md).
-    "atlas-2d": Preset((392, 64), 2, "euclidean", "deep-2d with the neighbour-embedding term", ne_weight=1.0),
-    "atlas-s2": Preset((392, 96), 3, "sphere", "deep-s2 with the neighbour-embedding term", ne_weight=1.0),
+    # Maps as sharp as t-SNE's that decode everywhere: the training images laid out first (free coordinates,
+    # t-SNE's objective), deep-2d's / deep-s2's decoder trained from that map and encoder distilled onto it, new
+    # images refined on the frozen map (latentatlas.atlas_map; docs/maps-research.md).
+    "atlas-2d": Preset((392, 64), 2, "euclidean", "a laid-out map of the plane with deep-2d's networks", layout="free"),
+    "atlas-s2": Preset((392, 96), 3, "sphere", "a laid-out map of S2 with deep-s2's networks", layout="free"),
+    # Issue 12's atlas: the tutorial's networks with the neighbour-embedding term on.
+    "ne-2d": Preset((392, 64), 2, "euclidean", "deep-2d with the neighbour-embedding term", ne_weight=1.0),
+    "ne-s2": Preset((392, 96), 3, "sphere", "deep-s2 with the neighbour-embedding term", ne_weight=1.0),
     # Variational and toroidal latents on the tutorial's deep networks.
     "vae-2d": Preset((392, 64), 2, "gaussian", "deep-2d with a Gaussian posterior and N(0, I) prior: the VAE"),
     "svae-s2": Preset((392, 96), 3, "power-spherical", "deep-s2 with a power spherical posterior, uniform prior"),

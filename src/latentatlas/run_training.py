@@ -54,7 +54,7 @@ def neighbour_steps(cfg: RunConfig, epochs_given: bool, dataset: Dataset | None 
 
     Returns the config and ``dataset``, loaded here where the rule needs its size and none was given (so that the
     caller need not load it twice); train, compare and the demo each apply the rule by this one call."""
-    if epochs_given or not cfg.ne_weight:
+    if epochs_given or not (cfg.ne_weight or cfg.layout == "free"):
         return cfg, dataset
     dataset = cfg.data_spec.load() if dataset is None else dataset
     steps_per_epoch = math.ceil(len(dataset.y_train) / cfg.batch_size)
@@ -69,10 +69,13 @@ def build_trainer(cfg: RunConfig, x_train, callbacks=(), progress: bool | None =
     ``draw_train`` (dynamic binarisation), applied to every training batch.
     """
     n_features = int(np.prod(x_train.shape[1:]))
+    placed = fit_run_map(cfg, x_train, progress) if cfg.layout == "free" else None  # the map every initialisation shares
 
     def initialisation(i: int) -> AutoencoderNet:
         torch.manual_seed(initialisation_seed(cfg.seed, i))
-        return AutoencoderNet.from_config(cfg, n_features)
+        model = AutoencoderNet.from_config(cfg, n_features)
+        model.map = placed
+        return model
 
     model = initialisation(0)
     objective = build_objective(cfg, model.geometry, x_train)
@@ -82,6 +85,22 @@ def build_trainer(cfg: RunConfig, x_train, callbacks=(), progress: bool | None =
     return Trainer(model, objective.loss_fn(), optimizer_factory=Adam(cfg.lr, cfg.lr_schedule),
                    batch_sampler=objective.batch_sampler(cfg.batch_size), callbacks=callbacks, progress=progress,
                    draw=draw, model_factory=initialisation, **same)
+
+
+def fit_run_map(cfg: RunConfig, x_train, progress: bool | None = None):
+    """A free-layout run's map of its training images (``atlas_map.fit_map``) with the run's settings."""
+    from ._tensors import as_tensor, to_unit_float
+    from .atlas_map import fit_map
+    from .geometries import get_geometry
+    from .graph import knn_graph
+
+    if cfg.layout_k >= len(x_train):
+        raise LatentAtlasError(f"layout_k={cfg.layout_k} must be smaller than the number of training samples "
+                               f"({len(x_train)})")
+    x = to_unit_float(as_tensor(x_train)).reshape(len(x_train), -1)
+    return fit_map(x, get_geometry(cfg.geometry, cfg.latent_dim), k=cfg.layout_k, steps=cfg.layout_steps,
+                   refine_steps=cfg.refine_steps, seed=cfg.seed, progress=progress,
+                   neighbours=knn_graph(x_train, cfg.layout_k, progress=progress))
 
 
 def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resume: bool = False,

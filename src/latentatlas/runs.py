@@ -112,6 +112,13 @@ def _load_run(path: str | Path, device: str, verify: tuple[str, ...]) -> Run:
     # The manifest proves only that the files are as written; a folder re-signed over damage gets here too.
     cfg = read_config(path).resolved()
     model = AutoencoderNet.from_config(cfg, _n_features(state, path / WEIGHTS))
+    if cfg.layout == "free":
+        from .atlas_map import PlacedMap
+
+        try:
+            model.map = PlacedMap.like(state, k=cfg.layout_k, refine_steps=cfg.refine_steps)
+        except LatentAtlasError as e:
+            raise LatentAtlasError(f"{path / WEIGHTS}: {e}") from None
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
@@ -172,7 +179,10 @@ def write_evaluation(run: Run, dataset: Dataset, train_seconds: float | None) ->
     ``metrics.json``; returns the metrics, also set on ``run``."""
     x_train, y_train = dataset.flat("train")
     x_test, y_test = dataset.flat("test")
-    z_train, z_test = encode(run.model, x_train), encode(run.model, x_test)
+    # A free layout's training images are where its map put them; its test images are placed on that map.
+    placed = run.model.map is not None
+    z_train = run.model.map.coords.cpu().numpy() if placed else encode(run.model, x_train)
+    z_test = encode(run.model, x_test)
     buf = io.BytesIO()
     np.savez_compressed(buf, z_train=z_train, y_train=y_train, z_test=z_test, y_test=y_test)
     atomic_write_bytes(run.path / LATENTS, buf.getvalue())

@@ -127,6 +127,8 @@ def why_not_stack(trainers: Sequence[Trainer], configs: Sequence) -> str | None:
         return "the runs differ in more than the seed"
     if any(not isinstance(t.batch_sampler, Shuffle) for t in trainers):
         return "the objective draws its own batches (a neighbour term)"
+    if any(getattr(t.model, "map", None) is not None for t in trainers):
+        return "each run lays out its own map (a free layout)"
     if any(getattr(getattr(t.model, "geometry", None), "variational", False) for t in trainers):
         return "a variational geometry draws samples"
     for f in dataclasses.fields(Trainer):  # settings declared unstackable, where any member uses them

@@ -131,6 +131,9 @@ class Geometry(nn.Module):
     min_dim: ClassVar[int] = 1
     test_dims: ClassVar[tuple[int, ...]] = (2, 3, 5)  # what the shared test battery tries
     variational: ClassVar[bool] = False  # whether its posterior has a spread (and a KL worth logging)
+    # Whether the space is closed under scaling (a vector space): a laid-out map in it may be stored rescaled (at
+    # unit spread, for the networks), where a bounded space's map stays as it is.
+    scalable: ClassVar[bool] = False
 
     def __init__(self, latent_dim: int):
         super().__init__()

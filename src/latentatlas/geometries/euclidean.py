@@ -11,6 +11,7 @@ class Euclidean(Geometry):
     """R^d, the tutorial's plain bottleneck; deterministic, with no prior."""
 
     name = "euclidean"
+    scalable = True
     min_dim = 1
     test_dims = (1, 2, 3, 5)
 

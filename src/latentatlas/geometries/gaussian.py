@@ -45,6 +45,7 @@ class Gaussian(Euclidean):
     the decoder sees a sample (its mean in eval mode)."""
 
     name = "gaussian"
+    scalable = True
     variational = True
 
     @property

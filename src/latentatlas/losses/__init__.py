@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .base import Batch, Objective, Term
 from .kl import KL
+from .map import MapTerm
 from .neighbours import NeighbourEmbedding
 from .reconstruction import KINDS, Reconstruction, bce, metric_name, mse
 
@@ -15,6 +16,7 @@ TERMS: tuple[type[Term], ...] = (
     Reconstruction,
     KL,
     NeighbourEmbedding,
+    MapTerm,
 )
 
 
@@ -27,5 +29,5 @@ def build_objective(cfg, geometry, x_train=None) -> Objective:
     return Objective([t for cls in TERMS if (t := cls.from_config(cfg, geometry, x_train)) is not None], corrupt)
 
 
-__all__ = ["KINDS", "TERMS", "Batch", "KL", "NeighbourEmbedding", "Objective", "Reconstruction", "Term", "bce", "build_objective",
+__all__ = ["KINDS", "TERMS", "Batch", "KL", "MapTerm", "NeighbourEmbedding", "Objective", "Reconstruction", "Term", "bce", "build_objective",
            "metric_name", "mse"]

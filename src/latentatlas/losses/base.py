@@ -10,7 +10,7 @@ they say so with ``on_unseen = False``, and the test loss leaves them out. A tes
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from torch import Tensor, nn
@@ -23,6 +23,7 @@ class Batch:
     x: Tensor  # (B, n_features) floats in [0, 1]: the encoder's input and the reconstruction's target
     index: Tensor | None = None  # (B,) positions in the training set; None for data outside it (the test set)
     epoch: int = 0  # 0-based, for terms whose weight follows a schedule
+    model: nn.Module | None = None  # the model being trained, for a term that runs a part of it on other inputs
 
 
 class Term(nn.Module):
@@ -96,6 +97,6 @@ class Objective(nn.Module):
 
         def loss_fn(model: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
             x = batch.x if self.corrupt is None or batch.index is None else self.corrupt(batch.x)
-            return self(batch, model(x))
+            return self(replace(batch, model=model), model(x))
 
         return loss_fn
