@@ -202,3 +202,21 @@ def test_old_atlas_configs_stay_neighbour_term_runs():
     old.update(ne_weight=1.0)
     cfg = RunConfig.from_dict(old).resolved()
     assert cfg.layout == "encoder" and cfg.ne_weight == 1.0
+
+
+def test_the_estimator_returns_the_layout_places_new_samples_and_decodes(tmp_path):
+    from sklearn.datasets import load_digits
+
+    from latentatlas import Autoencoder
+
+    x = load_digits().data.astype(np.float32) / 16
+    ae = Autoencoder(preset="atlas-2d", epochs=2, layout_steps=100, refine_steps=20, random_state=0)
+    z = ae.fit_transform(x[:600])
+    assert np.array_equal(z, ae.model_.map.coords.numpy())  # the training layout itself, not placed again
+    placed = ae.transform(x[600:700])
+    assert placed.shape == (100, 2) and np.isfinite(placed).all()
+    direct = ae.set_params(placement="encoder").fit(x[:600]).transform(x[600:700])
+    assert not np.allclose(direct, placed)
+    assert ae.inverse_transform(placed).shape == (100, 64)
+    again = Autoencoder.load(ae.save(tmp_path / "ae"))
+    np.testing.assert_array_equal(again.transform(x[600:700]), direct)  # its placement setting saved with it

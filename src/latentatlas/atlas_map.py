@@ -41,12 +41,12 @@ class PlacedMap(nn.Module):
     """The frozen map and its neighbour index (see the module's docstring); ``place`` puts new images on it."""
 
     def __init__(self, coords: Tensor, scale: Tensor, mean: Tensor, components: Tensor, projected: Tensor, *,
-                 k: int = K, refine_steps: int = REFINE_STEPS):
+                 k: int = K, refine_steps: int = REFINE_STEPS, placement: str = "refine"):
         super().__init__()
         for name, t in (("coords", coords), ("scale", scale), ("mean", mean), ("components", components),
                         ("projected", projected)):
             self.register_buffer(name, t.float())
-        self.k, self.refine_steps = k, refine_steps
+        self.k, self.refine_steps, self.placement = k, refine_steps, placement
 
     @classmethod
     def like(cls, state: dict[str, Tensor], prefix: str = "map.", **settings) -> PlacedMap:
@@ -78,11 +78,12 @@ class PlacedMap(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"{len(self.coords):,} points, {self.components.shape[0]} components, k={self.k}, "
-                f"refine_steps={self.refine_steps}")
+                f"refine_steps={self.refine_steps}, placement={self.placement}")
 
 
 def fit_map(x: Tensor, geometry, *, k: int = K, steps: int | None = None, refine_steps: int = REFINE_STEPS,
-            seed: int = 0, neighbours: np.ndarray | None = None, progress: bool | None = None) -> PlacedMap:
+            placement: str = "refine", seed: int = 0, neighbours: np.ndarray | None = None,
+            progress: bool | None = None) -> PlacedMap:
     """Lay out ``x`` (N, D) images in [0, 1] in ``geometry``'s space and build the index that places new ones.
 
     ``neighbours`` (N, k) is the training images' k-nearest-neighbour graph (``graph.knn_graph``); None builds it.
@@ -104,7 +105,8 @@ def fit_map(x: Tensor, geometry, *, k: int = K, steps: int | None = None, refine
         say(f"free layout: {n:,} points in the {geometry.name} space, {steps} steps")
     raw = torch.from_numpy(layout(graph, geometry, seed=seed, init=start, steps=steps, progress=progress))
     scale = raw.std().clamp(min=1e-12) if geometry.scalable else torch.tensor(1.0)
-    return PlacedMap(raw / scale, scale, mean, components, projected, k=k, refine_steps=refine_steps)
+    return PlacedMap(raw / scale, scale, mean, components, projected, k=k, refine_steps=refine_steps,
+                     placement=placement)
 
 
 def principal_components(x: Tensor, c: int) -> tuple[Tensor, Tensor]:

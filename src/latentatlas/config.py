@@ -53,6 +53,8 @@ class RunConfig:
                                      "as t-SNE's 250 of 750).", low=1)
     refine_steps: int = setting(100, "Free layout: steps that refine each new image's place on the frozen map; "
                                      "0: the median of its neighbours' places.", low=0)
+    placement: str = setting("refine", "Free layout: how new images are placed: refine (on the frozen map, as "
+                                       "openTSNE's transform; the sharper) or encoder (its one pass; the faster).")
     # Denoising training: each training batch's inputs corrupted afresh (seeded per epoch), its targets clean.
     train_noise: float = setting(0.0, "Denoising: Gaussian noise of this sigma (pixels in 0..1) added to every training "
                                       "input, the target kept clean; 0: off.", low=0)
@@ -115,6 +117,7 @@ class RunConfig:
         _check_choice("activation", self.activation, ACTIVATIONS)
         _check_choice("precision", self.precision, ("auto", "fp32", "bf16"))
         _check_choice("layout", self.layout, LAYOUTS)
+        _check_choice("placement", self.placement, PLACEMENTS)
         get_schedule(self.lr_schedule)
         for f in SETTINGS:
             if f.metadata["range"] != (None, None, None):
@@ -172,6 +175,7 @@ class RunConfig:
 
 
 LAYOUTS = ("encoder", "free")  # the ``layout`` setting's choices
+PLACEMENTS = ("refine", "encoder")  # the ``placement`` setting's
 
 SETTINGS: tuple[dataclasses.Field, ...] = tuple(f for f in dataclasses.fields(RunConfig) if "help" in f.metadata)
 

@@ -98,12 +98,20 @@ __SETTINGS__
         self.config_ = cfg
         self.history_ = trainer.history
         self._n_features_out = self.model_.geometry.dim
-        self.embedding_ = encode(self.model_, X)  # as scikit-learn's manifold learners keep theirs
+        # As scikit-learn's manifold learners keep theirs; a free layout's is the laid-out map itself.
+        placed = self.model_.map
+        self.embedding_ = encode(self.model_, X) if placed is None else placed.coords.cpu().numpy().copy()
         self._fit_labels = _labels_or_none(y, len(X))  # only to colour the notebook's thumbnail
         return self
 
+    def fit_transform(self, X, y=None) -> np.ndarray:
+        """Fit, and return the training samples' latent coordinates (``embedding_``): a free layout's map itself,
+        not its samples placed on it again."""
+        return self.fit(X, y).embedding_.copy()
+
     def transform(self, X) -> np.ndarray:
-        """Latent coordinates (n_samples, latent_dim)."""
+        """Latent coordinates (n_samples, latent_dim): a free layout (atlas presets) places each sample on its
+        frozen map by refinement, or with ``placement="encoder"`` by the encoder's one pass."""
         check_is_fitted(self)
         return encode(self.model_, self._validate(X, reset=False))
 

@@ -56,9 +56,11 @@ class AutoencoderNet(nn.Module):
         return Output(self.decoder(z), z, posterior)
 
     def encode(self, x: Tensor) -> Tensor:
-        """(B, n_features) -> (B, dim): the image's place on the map where the model has one, else
-        :meth:`encode_direct`."""
-        return self.encode_direct(x) if self.map is None else self.map.place(x, self.geometry)
+        """(B, n_features) -> (B, dim): the image's place refined on the map where the model has one (and its
+        ``placement`` says so), else :meth:`encode_direct`."""
+        if self.map is None or self.map.placement == "encoder":
+            return self.encode_direct(x)
+        return self.map.place(x, self.geometry)
 
     def encode_direct(self, x: Tensor) -> Tensor:
         """(B, n_features) -> (B, dim): the posterior's mode (the point itself for a deterministic geometry)."""

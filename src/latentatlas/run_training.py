@@ -99,7 +99,7 @@ def fit_run_map(cfg: RunConfig, x_train, progress: bool | None = None):
                                f"({len(x_train)})")
     x = to_unit_float(as_tensor(x_train)).reshape(len(x_train), -1)
     return fit_map(x, get_geometry(cfg.geometry, cfg.latent_dim), k=cfg.layout_k, steps=cfg.layout_steps,
-                   refine_steps=cfg.refine_steps, seed=cfg.seed, progress=progress,
+                   refine_steps=cfg.refine_steps, placement=cfg.placement, seed=cfg.seed, progress=progress,
                    neighbours=knn_graph(x_train, cfg.layout_k, progress=progress))
 
 

@@ -116,7 +116,7 @@ def _load_run(path: str | Path, device: str, verify: tuple[str, ...]) -> Run:
         from .atlas_map import PlacedMap
 
         try:
-            model.map = PlacedMap.like(state, k=cfg.layout_k, refine_steps=cfg.refine_steps)
+            model.map = PlacedMap.like(state, k=cfg.layout_k, refine_steps=cfg.refine_steps, placement=cfg.placement)
         except LatentAtlasError as e:
             raise LatentAtlasError(f"{path / WEIGHTS}: {e}") from None
     try:
