@@ -154,6 +154,21 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
         return runs[0]
 
 
+def left_by_interruption(out: str | Path) -> tuple[str, int]:
+    """What a :func:`train_run` into ``out`` that was interrupted (Ctrl-C) left there: ("kept", n) where ``out`` is
+    the finished run of n epochs it was replacing, untouched; ("saved", n) where n epochs are checkpointed and
+    ``resume`` continues from them; ("nothing", 0) where no epoch finished."""
+    out = Path(out)
+    try:
+        state = load_checkpoint(out) if out.is_dir() else None
+    except LatentAtlasError:
+        state = None
+    n = 0 if state is None else len(state["history"])
+    if (out / MANIFEST).is_file():  # the manifest comes last, and resuming removes it: an old, finished run
+        return "kept", n
+    return ("saved", n) if n else ("nothing", 0)
+
+
 def _finished(out: Path, cfg: RunConfig) -> Run:
     """A resumed run that has trained all its epochs: nothing to do but load it."""
     run = load_run(out, device=cfg.device)

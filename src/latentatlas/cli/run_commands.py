@@ -3,6 +3,8 @@ sets)."""
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 
 import click
@@ -29,8 +31,12 @@ def train(out, overwrite, resume, tensorboard, recipe, **params):
     cfg, dataset = neighbour_steps(cfg, epochs_given=given("epochs", params["epochs"]) is not None)
     if out is None:
         out = Path("runs") / f"{params['preset'] or 'custom'}-{Path(params['data']).name}"
-    run = train_run(cfg, out, overwrite=overwrite, resume=resume, tensorboard=tensorboard, echo=click.echo,
-                    dataset=dataset)
+    try:
+        run = train_run(cfg, out, overwrite=overwrite, resume=resume, tensorboard=tensorboard, echo=click.echo,
+                        dataset=dataset)
+    except KeyboardInterrupt:  # Ctrl-C: the folder's lock is released by now; say what is kept and how to go on
+        click.echo(_interrupted(out), err=True)
+        sys.exit(130)  # the shell's code for a command ended by SIGINT
     if run.finished:
         n = run.resumed_from_epoch
         click.echo(f"{run.path} had already finished its {n} epoch{'s' * (n != 1)}: nothing to resume "
@@ -142,6 +148,29 @@ def datasets():
 
     for name, offline, description in available_datasets():
         click.echo(f"{name:14s} {'offline' if offline else 'download':9s} {description}")
+
+
+def _interrupted(out: Path) -> str:
+    """The one line a Ctrl-C'd ``train`` prints: what it saved (epoch, folder) and the command that continues."""
+    from ..run_training import left_by_interruption
+
+    left, epochs = left_by_interruption(out)
+    if left == "kept":
+        return (f"interrupted: the new run was not saved; {out} still holds the finished run of {epochs} epochs it "
+                f"was replacing (run the same command again to replace it)")
+    if left == "nothing":
+        return "interrupted before the first epoch finished: nothing saved; run the same command again to start"
+    return f"interrupted: epoch {epochs} is saved in {out}; continue with: {shlex.join(_resume_command(out))}"
+
+
+def _resume_command(out: Path) -> list[str]:
+    """This command line, with ``--resume`` and the run folder, without ``--overwrite``."""
+    args = [a for a in sys.argv[1:] if a != "--overwrite"]
+    if not any(a == "--out" or a.startswith("--out=") for a in args):
+        args += ["--out", str(out)]
+    if "--resume" not in args:
+        args.append("--resume")
+    return ["latentatlas", *args]
 
 
 def _echo_metrics(metrics: dict) -> None:
