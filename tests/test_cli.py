@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 import types
 
 import click
@@ -61,6 +62,9 @@ def test_demo_prints_the_comparison_table(demo):
     assert (root / "deep-s2" / "figures" / "decoder_grid_equirectangular.png").is_file()
     assert (root / "report.html").stat().st_size > 1_000_000  # plotly.js and every figure inlined
     assert "latentatlas explore" in output
+    # Its output went to a file: each run still said how its epochs went, in lines, not a bar smeared by \r.
+    epochs = [line for line in output.splitlines() if re.match(r"training: .*epoch 1, train_loss \d\.\d{4}.*left$", line)]
+    assert len(epochs) == 5 and "\r" not in output
 
 
 def test_runs_with_the_neighbour_term_get_the_steps_it_needs_unless_told_the_epochs(monkeypatch, tmp_path):

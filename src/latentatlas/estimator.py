@@ -44,7 +44,8 @@ __SETTINGS__
         global RNG), draws a seed, recorded in ``config_.seed``. ``fit`` gives torch's global RNG state back as it
         found it (the CPU's, and the CUDA device's it trains on).
     verbose : bool, default=False
-        Show a progress bar.
+        Say how training goes: a progress bar on a terminal; elsewhere (a notebook, a log file) a line per epoch, or
+        every few seconds, with the loss and the time left.
     scaling : {"pixels", "minmax"}, default="pixels"
         "pixels": X is uint8 0..255 or floats in [0, 1] (anything else is refused). "minmax": X is any finite
         numbers; each feature is mapped to [0, 1] by the min and max seen in ``fit``, and ``inverse_transform``
@@ -92,7 +93,7 @@ __SETTINGS__
         device = torch.device(cfg.device)
         cuda = [torch.cuda.current_device() if device.index is None else device.index] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):  # the trainer seeds torch's global RNG: give the caller's back
-            trainer = build_trainer(cfg, X, progress=bool(self.verbose))
+            trainer = build_trainer(cfg, X, progress=None if self.verbose else False)  # None: bar or lines
             trainer.fit(X)
         self.model_ = trainer.model.eval()
         self.config_ = cfg
