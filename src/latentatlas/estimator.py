@@ -23,7 +23,9 @@ from .metrics import decode, encode, reconstruction_errors
 from .run_folder import LATENTS, check_replaceable, read_json, write_manifest, write_model
 from .run_training import build_trainer, resolve_runtime
 from .runs import IN_MEMORY, load_run
-from .scaling import SCALING_FILE, SCALINGS, get_scaling, scaling_from_json, scaling_to_json
+from .errors import unknown_name
+from .scaling import (AUTO, SCALING_CHOICES, SCALING_FILE, SCALINGS, Pixels, fit_scaling, scaling_from_json,
+                      scaling_to_json)
 from .train import pick_device
 
 ESTIMATOR_FILE = "estimator.json"  # the estimator's parameters and feature names, beside the run's files
@@ -46,10 +48,6 @@ __SETTINGS__
     verbose : bool, default=False
         Say how training goes: a progress bar on a terminal; elsewhere (a notebook, a log file) a line per epoch, or
         every few seconds, with the loss and the time left.
-    scaling : {"pixels", "minmax"}, default="pixels"
-        "pixels": X is uint8 0..255 or floats in [0, 1] (anything else is refused). "minmax": X is any finite
-        numbers; each feature is mapped to [0, 1] by the min and max seen in ``fit``, and ``inverse_transform``
-        maps back.
 
     Integer and float parameters may be NumPy scalars (as ``GridSearchCV`` passes them from arrays); bools are
     refused where a number is meant.
@@ -64,8 +62,9 @@ __SETTINGS__
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Only when ``X`` had string column names (a pandas DataFrame).
+    scaling_ : the fitted scaling; ``scaling_.name`` is what ``scaling="auto"`` chose ("pixels" or "minmax")
     data_min_, data_range_ : ndarray of shape (n_features_in_,)
-        Only with ``scaling="minmax"``: the per-feature affine map to [0, 1].
+        Only where the scaling is min-max: the per-feature affine map to [0, 1]; ``inverse_transform`` maps back.
 
     Examples
     --------
@@ -86,8 +85,11 @@ __SETTINGS__
 
     def fit(self, X, y=None):
         """Train on ``X`` (n_samples, n_features); ``y`` is ignored. Returns self."""
-        self.scaling_ = get_scaling(self.scaling)
+        if self.scaling not in SCALING_CHOICES:
+            raise unknown_name("scaling", self.scaling, SCALING_CHOICES)
         X = self._validate(X, reset=True)
+        if self.verbose and self._scaling_note:
+            print(self._scaling_note)
         cfg = resolve_runtime(RunConfig(data=IN_MEMORY, **{
             f.name: _coerce(f, getattr(self, _ESTIMATOR_NAMES[f.name])) for f in SETTINGS if f.name in _ESTIMATOR_NAMES}))
         device = torch.device(cfg.device)
@@ -175,7 +177,8 @@ __SETTINGS__
             params["hidden_sizes"] = tuple(params["hidden_sizes"])
         est = cls(**params)
         est.scaling_ = scaling_from_json(read_json(run.path / SCALING_FILE) if (run.path / SCALING_FILE).is_file()
-                                         else {"name": est.scaling, **old.get("minmax", {})})
+                                         else {"name": est.scaling if est.scaling in SCALINGS else Pixels.name,
+                                               **old.get("minmax", {})})
         est.model_, est.config_, est.history_ = run.model, run.config, run.history
         est.n_features_in_ = run.model.n_features
         if own.get("feature_names_in") is not None:
@@ -235,10 +238,11 @@ __SETTINGS__
         if getattr(X, "ndim", 2) > 2:  # image stacks (N, H, W) are rows of pixels
             X = X.reshape(len(X), -1)
         given = getattr(X, "dtype", None)
-        keep_uint8 = self.scaling_.keeps_uint8 and given == np.uint8
-        X = validate_data(self, X, reset=reset, dtype=None if keep_uint8 else np.float32, ensure_all_finite=True)
+        keeps_uint8 = self.scaling in (AUTO, Pixels.name) if reset else self.scaling_.keeps_uint8
+        X = validate_data(self, X, reset=reset, dtype=None if keeps_uint8 and given == np.uint8 else np.float32,
+                          ensure_all_finite=True)
         if reset:
-            self.scaling_.fit(X)
+            self.scaling_, self._scaling_note = fit_scaling(self.scaling, X)
         return self.scaling_.transform(X, given)
 
     @property
@@ -268,7 +272,7 @@ __SETTINGS__
 # scikit-learn's convention), then the estimator's own.
 _ESTIMATOR_NAMES = {f.name: (f.name if f.metadata["estimator"] == "same" else f.metadata["estimator"])
                     for f in SETTINGS if f.metadata["estimator"] is not None}
-_OWN = {"random_state": None, "verbose": False, "scaling": "pixels"}
+_OWN = {"random_state": None, "verbose": False}
 _SIGNATURE = inspect.Signature([inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + [
     inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=_OWN.get(name, f.default))
     for f in SETTINGS if (name := _ESTIMATOR_NAMES.get(f.name)) is not None] + [

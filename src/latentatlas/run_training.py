@@ -23,7 +23,7 @@ import torch
 from ._io import atomic_write_folder, atomic_write_json, check_writable
 from ._lock import FolderLock, check_free
 from .config import SETTINGS, RunConfig
-from .data import Dataset, data_reference
+from .data import Dataset, check_pixels, data_reference
 from .errors import LatentAtlasError, option
 from .losses import build_objective
 from .losses.neighbours import NEIGHBOUR_STEPS
@@ -69,6 +69,7 @@ def build_trainer(cfg: RunConfig, x_train, callbacks=(), progress: bool | None =
     ``draw_train`` (dynamic binarisation), applied to every training batch.
     """
     n_features = int(np.prod(x_train.shape[1:]))
+    check_pixels(x_train, "the training samples")  # scaled already (DataSpec.load, the estimator): never raw numbers
 
     def initialisation(i: int) -> AutoencoderNet:
         torch.manual_seed(initialisation_seed(cfg.seed, i))
@@ -129,6 +130,8 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
         if mode == "finished":
             return _finished(out, cfg)
         say = echo or (lambda line: None)  # from here on, what fails is a step of the run, not a refusal
+        if dataset.scaling_note:
+            say(dataset.scaling_note)
         requested = cfg.precision if cfg.precision == user_precision else f"{cfg.precision} (auto)"
         say(f"training {cfg.description} ({count_parameters(trainer.model):,} parameters) on {dataset.name}: "
             f"{len(dataset.y_train):,} images, {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}, device {cfg.device}, "

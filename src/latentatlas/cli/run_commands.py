@@ -25,12 +25,22 @@ def train(out, overwrite, resume, tensorboard, recipe, **params):
     """Train a model into a run folder, evaluate it and draw its figures."""
     from ..config import RunConfig
 
+    from .._io import check_writable
+    from ..data.sources import check_source
+    from ..errors import LatentAtlasError, option
+
+    if out is None:
+        out = Path("runs") / f"{params['preset'] or 'custom'}-{Path(params['data']).name}"
+    # A missing data file, and an --out that cannot be a run folder, are refused before the seconds of importing
+    # torch and loading the data.
+    check_source(params["data"])
+    if out.exists() and not out.is_dir():
+        raise LatentAtlasError(f"{out} is a file, not a run folder: choose another {option('out')}")
+    check_writable(out, folder=True)
     cfg = RunConfig(**with_recipe(recipe, params)).resolved()  # a wrong preset is refused before torch is imported
     from ..run_training import neighbour_steps, train_run
 
     cfg, dataset = neighbour_steps(cfg, epochs_given=given("epochs", params["epochs"]) is not None)
-    if out is None:
-        out = Path("runs") / f"{params['preset'] or 'custom'}-{Path(params['data']).name}"
     try:
         run = train_run(cfg, out, overwrite=overwrite, resume=resume, tensorboard=tensorboard, echo=click.echo,
                         dataset=dataset)

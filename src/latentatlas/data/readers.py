@@ -163,6 +163,7 @@ def load_npz(path: str | os.PathLike, name: str | None = None) -> Dataset:
                     with z.open(info) as member:
                         _check_npy_header(member, info.file_size, f"{path.name} ({k})")
             arrays = {k: f[k] for k in keys}
+            names = f["class_names"] if "class_names" in f.files else None  # optional: one name per label
     except LatentAtlasError:
         raise
     except ValueError as e:
@@ -176,8 +177,14 @@ def load_npz(path: str | os.PathLike, name: str | None = None) -> Dataset:
     for k in ("y_train", "y_test"):
         if arrays[k].ndim != 1 or not np.issubdtype(arrays[k].dtype, np.integer):
             raise LatentAtlasError(f"{path.name}: {k} must be a 1-D integer array, got shape {arrays[k].shape} dtype {arrays[k].dtype}")
-    return Dataset(name or path.stem, arrays["x_train"], labels_from(arrays["y_train"], f"{path.name} (y_train)"),
-                   arrays["x_test"], labels_from(arrays["y_test"], f"{path.name} (y_test)"))
+    classes = None
+    if names is not None:
+        if names.ndim != 1 or names.dtype.kind not in "US":
+            raise LatentAtlasError(f"{path.name}: class_names must be a 1-D array of strings (np.array(['a', 'b'])), "
+                                   f"got shape {names.shape} dtype {names.dtype}")
+        classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names.tolist())
+    return Dataset(name or path.stem, arrays["x_train"], labels_from(arrays["y_train"], f"{path.name} (y_train)", classes),
+                   arrays["x_test"], labels_from(arrays["y_test"], f"{path.name} (y_test)", classes), classes=classes)
 
 
 NPY_KEYS = ("x_train", "y_train", "x_test", "y_test")

@@ -229,11 +229,13 @@ class DataSpec:
     source: str  # a name in SOURCES or a path
     image_size: int | None = None  # folders of images: resize to image_size x image_size
     transforms: tuple[str, ...] = ()  # applied in order, each as parse_transform reads it
+    scaling: str = "auto"  # scaling.SCALING_CHOICES: fitted on the training split, before the transforms
 
     def load(self) -> Dataset:
+        from .dataset import scale
         from .sources import load_dataset
 
-        dataset = load_dataset(self.source, image_size=self.image_size)
+        dataset = scale(load_dataset(self.source, image_size=self.image_size), self.scaling)
         for text in self.transforms:
             dataset = parse_transform(text).apply(dataset)
         return dataset
