@@ -229,13 +229,15 @@ class DataSpec:
     source: str  # a name in SOURCES or a path
     image_size: int | None = None  # folders of images: resize to image_size x image_size
     transforms: tuple[str, ...] = ()  # applied in order, each as parse_transform reads it
-    scaling: str = "auto"  # scaling.SCALING_CHOICES: fitted on the training split, before the transforms
+    # scaling.SCALING_CHOICES: fitted on the training split the transforms leave, so that the test split a
+    # validation split replaces is never read
+    scaling: str = "auto"
 
     def load(self) -> Dataset:
         from .dataset import scale
         from .sources import load_dataset
 
-        dataset = scale(load_dataset(self.source, image_size=self.image_size), self.scaling)
+        dataset = load_dataset(self.source, image_size=self.image_size)
         for text in self.transforms:
             dataset = parse_transform(text).apply(dataset)
-        return dataset
+        return scale(dataset, self.scaling)
