@@ -190,9 +190,10 @@ __SETTINGS__
             est.embedding_, est._fit_labels = lat["z_train"], lat["y_train"]
         return est
 
-    def explore(self, X, y=None, max_points: int | None = None):
-        """The live explorer of ``X`` (samples as in ``transform``, coloured by the labels ``y`` if given), shown
-        inline in a notebook; ``.save(path)`` writes the page. Returns a ``latentatlas.viz.notebook.ExplorerView``."""
+    def explore(self, X, y=None, max_points: int | None = None, color_by=None):
+        """The live explorer of ``X`` (samples as in ``transform``, coloured by the labels ``y`` if given, or by
+        ``color_by``: one value per sample, or a ``latentatlas.ColorBy`` such as ``ColorBy(heading, "circular")``),
+        shown inline in a notebook; ``.save(path)`` writes the page. Returns a ``latentatlas.viz.notebook.ExplorerView``."""
         from .data import Dataset
         from .runs import Run
         from .viz.explorer import MAX_POINTS, explorer_html
@@ -209,7 +210,8 @@ __SETTINGS__
         data = Dataset("X", images, labels, images, labels)
         run = Run(Path(type(self).__name__), self.config_, self.model_, self.history_, {})
         page = explorer_html(run, data, MAX_POINTS if max_points is None else max_points,
-                             latents={"z_test": encode(self.model_, images), "y_test": labels})
+                             latents={"z_test": encode(self.model_, images), "y_test": labels},
+                             color_by="class" if color_by is None else color_by)
         return ExplorerView(page)
 
     def _html_repr(self):

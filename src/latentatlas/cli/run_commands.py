@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .options import friendly_errors, given, recipe_option, settings_options, with_recipe
+from .options import color_by_option, friendly_errors, given, recipe_option, settings_options, with_recipe
 
 
 @click.command(short_help="Train a model into a run folder, evaluate it, draw it.")
@@ -73,12 +73,13 @@ def evaluate(run):
 @click.command()
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--glyphs", is_flag=True, help="Draw encoder-map points as their class labels (the tutorial's style).")
+@color_by_option
 @friendly_errors
-def plot(run, glyphs):
+def plot(run, glyphs, color_by):
     """Redraw a run's figures without retraining."""
     from ..runs import redraw_run
 
-    for path in redraw_run(run, glyphs=glyphs, echo=click.echo):
+    for path in redraw_run(run, glyphs=glyphs, echo=click.echo, color_by=color_by):
         click.echo(str(path))
 
 
@@ -102,13 +103,14 @@ def export(run, onnx, out):
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("report.html"), show_default=True,
               help="The HTML file to write.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT even if it is not a page latentatlas wrote.")
+@color_by_option
 @friendly_errors
-def report(runs, out, overwrite):
+def report(runs, out, overwrite, color_by):
     """Write one self-contained HTML report (offline, mailable) of one or more runs."""
     from .._io import check_page_out
     from ..viz.report import write_report
 
-    click.echo(f"wrote {write_report(runs, check_page_out(out, overwrite))}")
+    click.echo(f"wrote {write_report(runs, check_page_out(out, overwrite), color_by=color_by)}")
 
 
 @click.command(short_help="Write a run's live explorer page: it decodes under the mouse.")
@@ -120,15 +122,17 @@ def report(runs, out, overwrite):
 @click.option("--max-points", type=click.IntRange(min=1), default=None,
               help="Test points drawn; larger test sets show a fixed random subset [default: 20,000].")
 @click.option("--overwrite", is_flag=True, help="Replace OUT even if it is not a page latentatlas wrote.")
+@color_by_option
 @friendly_errors
-def explore(run, out, serve, port, max_points, overwrite):
+def explore(run, out, serve, port, max_points, overwrite, color_by):
     """Write the live explorer of a run: hover anywhere on its latent maps to see the decoded image."""
     from .._io import check_page_out
     from ..runs import write_explorer
     from ..viz.explorer import open_in_browser, page_server
 
     limit = {} if max_points is None else {"max_points": max_points}
-    page = write_explorer(run, check_page_out(Path("explorer.html") if out is None else out, overwrite), **limit)
+    page = write_explorer(run, check_page_out(Path("explorer.html") if out is None else out, overwrite),
+                          color_by=color_by, **limit)
     click.echo(f"wrote {page} (open it in a browser; it works offline)")
     if serve:
         server = page_server(page, port)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,6 +32,9 @@ class Dataset:
     factors_test: np.ndarray | None = None
     draw_train: Callable | None = None
     scaling_note: str | None = None  # what ``scaling="auto"`` chose, where it did not take the samples as pixels
+    factors_label: str = "true angles (rad)"  # what the factors are, for a colour bar
+    # Other per-sample values of the test set by name (an .npz's ``NAME_test`` arrays), to colour maps by.
+    values_test: dict = field(default_factory=dict)
 
     def __post_init__(self):
         for split in ("train", "test"):
@@ -47,6 +50,9 @@ class Dataset:
             f = getattr(self, f"factors_{split}")
             if f is not None and (f.ndim != 2 or len(f) != len(x)):
                 raise LatentAtlasError(f"{self.name}: {len(x)} {split} samples but true factors of shape {f.shape}")
+        for name, v in self.values_test.items():
+            if len(v) != len(self.x_test):
+                raise LatentAtlasError(f"{self.name}: {len(self.x_test)} test samples but {len(v)} values {name!r}")
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
             raise LatentAtlasError(f"{self.name}: train samples are {self.x_train.shape[1:]} but test samples are {self.x_test.shape[1:]}")
 

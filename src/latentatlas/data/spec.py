@@ -177,7 +177,7 @@ class Validation(Transform):
         return dataclasses.replace(dataset, name=f"{dataset.name}+{self}", x_train=dataset.x_train[train],
                                    y_train=y[train], x_test=dataset.x_train[val], y_test=y[val],
                                    factors_train=None if f is None else f[train],
-                                   factors_test=None if f is None else f[val])
+                                   factors_test=None if f is None else f[val], values_test={})
 
 
 TRANSFORMS: dict[str, type[Transform]] = {
