@@ -55,8 +55,8 @@ class RunConfig:
                              "training loss goes on (a torus that folds shows it early); 1: just the seed's.", low=1)
     init_epochs: int = setting(10, "Epochs each of n_init initialisations trains before one is kept (past "
                                    "kl_warmup for a variational run).", low=1)
-    epochs: int = setting(10, "Passes over the training set (train, compare and the demo give a run with the "
-                               "neighbour term, where none are given, the epochs of 2,000 steps: 63 on mnist-5k).",
+    epochs: int = setting(10, "Passes over the training set (train, compare and the demo give every run, where none "
+                               "are given, at least the epochs of 2,000 steps: 63 on mnist-5k).",
                           low=1)
     batch_size: int = setting(128, "Samples per step.", low=1)
     lr: float = setting(1e-3, "Adam's learning rate (the tutorial's 1e-3); a schedule's peak.", above=0, high=1)

@@ -46,19 +46,31 @@ def resolve_runtime(cfg: RunConfig) -> RunConfig:
                                precision=pick_precision(cfg.precision, device))
 
 
-def neighbour_steps(cfg: RunConfig, epochs_given: bool, dataset: Dataset | None = None
-                    ) -> tuple[RunConfig, Dataset | None]:
-    """``cfg`` with its epochs raised, for a run with the neighbour term whose epochs were not given, to those that
-    give it ``NEIGHBOUR_STEPS`` steps on the training set: the term needs steps, not passes (docs/maps-research.md),
-    so a small data set takes more epochs (63 on mnist-5k), as UMAP gives small data sets more epochs too.
+# Every run whose epochs are not given trains at least this many steps (batches): the neighbour term needs them
+# (losses/neighbours.py), and a small data set's 10 epochs are too few for any model (1,200 images: 100 steps).
+MIN_STEPS = NEIGHBOUR_STEPS
 
-    Returns the config and ``dataset``, loaded here where the rule needs its size and none was given (so that the
-    caller need not load it twice); train, compare and the demo each apply the rule by this one call."""
-    if epochs_given or not cfg.ne_weight:
-        return cfg, dataset
+
+def enough_steps(cfg: RunConfig, epochs_given: bool, dataset: Dataset | None = None
+                 ) -> tuple[RunConfig, Dataset | None, str | None]:
+    """``cfg`` with its epochs raised, where they were not given, to the fewest that make ``MIN_STEPS`` steps on
+    the training set, for every preset: training needs steps, not passes (docs/maps-research.md), so a small data
+    set takes more epochs (63 on mnist-5k), as UMAP gives small data sets more epochs too. The estimator's
+    parameters are never changed (scikit-learn's rule: fit uses what it is given).
+
+    Returns the config, ``dataset`` (loaded here where the rule needs its size and none was given, so that the
+    caller need not load it twice) and a line saying what the rule did (None where it did nothing); train, compare
+    and the demo each apply the rule by this one call."""
+    if epochs_given:
+        return cfg, dataset, None
     dataset = cfg.data_spec.load() if dataset is None else dataset
     steps_per_epoch = math.ceil(len(dataset.y_train) / cfg.batch_size)
-    return dataclasses.replace(cfg, epochs=max(cfg.epochs, math.ceil(NEIGHBOUR_STEPS / steps_per_epoch))), dataset
+    epochs = max(cfg.epochs, math.ceil(MIN_STEPS / steps_per_epoch))
+    if epochs == cfg.epochs:
+        return cfg, dataset, None
+    note = (f"epochs: {epochs}, the fewest that make {MIN_STEPS:,} steps of {cfg.batch_size} on {len(dataset.y_train):,} "
+            f"training samples ({steps_per_epoch} an epoch), as every run gets where its epochs are not given")
+    return dataclasses.replace(cfg, epochs=epochs), dataset, note
 
 
 def build_trainer(cfg: RunConfig, x_train, callbacks=(), progress: bool | None = None, draw=None) -> Trainer:

@@ -49,8 +49,8 @@ def probe(runs, seed, out, **levels):
 @click.command(short_help="The tutorial in one go: train, evaluate, compare, report.")
 @setting_option("data")
 @setting_option("epochs", default=None, show_default=False,
-                help="Passes over the training set, for every run [default: the tutorial's 10; the atlas runs as many "
-                     "as make 2,000 steps, 63 on mnist-5k: the neighbour term needs steps].")
+                help="Passes over the training set, for every run [default: the tutorial's 10, or as many as make "
+                     "2,000 steps where 10 make fewer: 63 on mnist-5k].")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True,
               help="Folder of the demo's runs and report; a rerun replaces its runs.")
 @friendly_errors

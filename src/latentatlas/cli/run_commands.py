@@ -38,9 +38,11 @@ def train(out, overwrite, resume, tensorboard, recipe, **params):
         raise LatentAtlasError(f"{out} is a file, not a run folder: choose another {option('out')}")
     check_writable(out, folder=True)
     cfg = RunConfig(**with_recipe(recipe, params)).resolved()  # a wrong preset is refused before torch is imported
-    from ..run_training import neighbour_steps, train_run
+    from ..run_training import enough_steps, train_run
 
-    cfg, dataset = neighbour_steps(cfg, epochs_given=given("epochs", params["epochs"]) is not None)
+    cfg, dataset, note = enough_steps(cfg, epochs_given=given("epochs", params["epochs"]) is not None)
+    if note and not resume:
+        click.echo(note)
     try:
         run = train_run(cfg, out, overwrite=overwrite, resume=resume, tensorboard=tensorboard, echo=click.echo,
                         dataset=dataset)
