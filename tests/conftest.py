@@ -46,18 +46,22 @@ def small(mnist5k):
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory):
-    """``latentatlas demo --epochs 1``, run once through the CLI as a user would: (its folder, what it printed).
+    """``latentatlas demo --epochs 1``, run once as a user would in a batch job, its output (stdout and stderr) to a
+    file, progress lines at every epoch (LATENTATLAS_PROGRESS_EVERY=0): (its folder, what it printed).
 
     Its runs (deep-2d, deep-3d, deep-s2 on mnist-5k) and report serve every test that needs trained runs of the
     three kinds of latent space; tests that change a run work on a copy."""
-    from click.testing import CliRunner
-
-    from latentatlas.cli import main
+    import os
+    import subprocess
+    import sys
 
     root = tmp_path_factory.mktemp("demo")
-    r = CliRunner().invoke(main, ["demo", "--epochs", "1", "--out", str(root)])
-    assert r.exit_code == 0, r.output
-    return root, r.output
+    log = root.parent / "demo.log"
+    with open(log, "w") as f:
+        r = subprocess.run([sys.executable, "-m", "latentatlas", "demo", "--epochs", "1", "--out", str(root)], stdout=f,
+                           stderr=subprocess.STDOUT, env={**os.environ, "LATENTATLAS_PROGRESS_EVERY": "0"}, timeout=900)
+    assert r.returncode == 0, log.read_text()[-3000:]
+    return root, log.read_text()
 
 
 @pytest.fixture(scope="session")

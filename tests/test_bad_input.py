@@ -92,7 +92,8 @@ def estimator_folder(tmp):
 
 
 CASES = {
-    "0..255 floats with BCE": (lambda t, r: npz(t, x_train=np.full((8, 4, 4), 255.0)), "floats must lie in [0, 1]"),
+    "0..255 floats as pixels": (lambda t, r: [*npz(t, x_train=np.full((8, 4, 4), 255.0)), "--scaling", "pixels"],
+                                "floats must lie in [0, 1]"),
     "NaN in the data": (lambda t, r: npz(t, x_test=np.full((4, 4, 4), np.nan)), "NaN or infinite"),
     "empty data set": (lambda t, r: npz(t, x_train=np.zeros((0, 4, 4), np.uint8), y_train=np.arange(0)), "empty"),
     "labels of the wrong length": (lambda t, r: npz(t, y_train=np.arange(5)), "8 train images but labels"),

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 import types
 
 import click
@@ -61,25 +62,30 @@ def test_demo_prints_the_comparison_table(demo):
     assert (root / "deep-s2" / "figures" / "decoder_grid_equirectangular.png").is_file()
     assert (root / "report.html").stat().st_size > 1_000_000  # plotly.js and every figure inlined
     assert "latentatlas explore" in output
+    # Its output went to a file: each run still said how its epochs went, in lines, not a bar smeared by \r.
+    epochs = [line for line in output.splitlines() if re.match(r"training: .*epoch 1, train_loss \d\.\d{4}.*left$", line)]
+    assert len(epochs) == 5 and "\r" not in output
 
 
-def test_runs_with_the_neighbour_term_get_the_steps_it_needs_unless_told_the_epochs(monkeypatch, tmp_path):
+def test_every_run_gets_enough_steps_unless_told_the_epochs(monkeypatch, tmp_path):
     import latentatlas.experiments.compare as compare_module
     import latentatlas.run_training as run_training
     from latentatlas.config import RunConfig
-    from latentatlas.losses.neighbours import NEIGHBOUR_STEPS
-    from latentatlas.run_training import neighbour_steps
+    from latentatlas.run_training import MIN_STEPS, enough_steps
 
     def epochs(cfg, n_train, given=False):
         data = types.SimpleNamespace(y_train=range(n_train))  # only its size counts
-        return neighbour_steps(cfg, given, data)[0].epochs
+        return enough_steps(cfg, given, data)[0].epochs
 
     atlas, plain = RunConfig(preset="atlas-2d").resolved(), RunConfig(preset="deep-2d").resolved()
-    assert epochs(plain, 4000) == 10  # the tutorial's
-    assert epochs(atlas, 4000) == 63  # 32 batches of 128 an epoch: 63 x 32 = 2,016 >= 2,000 steps
-    assert (epochs(atlas, 4000) - 1) * 32 < NEIGHBOUR_STEPS
-    assert epochs(atlas, 60_000) == 10  # 469 batches an epoch: the tutorial's 10 already give 4,690 steps
-    assert epochs(atlas, 4000, given=True) == 10  # epochs given win
+    for cfg in (plain, atlas):  # one rule for every preset
+        assert epochs(cfg, 4000) == 63  # 32 batches of 128 an epoch: 63 x 32 = 2,016 >= 2,000 steps
+        assert (epochs(cfg, 4000) - 1) * 32 < MIN_STEPS
+        assert epochs(cfg, 60_000) == 10  # 469 batches an epoch: the tutorial's 10 already give 4,690 steps
+        assert epochs(cfg, 4000, given=True) == 10  # epochs given win
+    assert epochs(plain, 1200) == 200  # 10 batches an epoch
+    note = enough_steps(plain, False, types.SimpleNamespace(y_train=range(1200)))[2]
+    assert note.startswith("epochs: 200, the fewest that make 2,000 steps of 128 on 1,200 training samples")
 
     class Asked(Exception):  # stops each command at its first training, with the settings it would train
         pass
@@ -91,13 +97,14 @@ def test_runs_with_the_neighbour_term_get_the_steps_it_needs_unless_told_the_epo
     monkeypatch.setattr(compare_module, "train_run", asked)
     cases = [(["train", "--preset", "atlas-2d"], 63),  # mnist-5k: 4,000 training images, 32 batches an epoch
              (["train", "--preset", "atlas-2d", "--epochs", "4"], 4),
-             (["train", "--preset", "deep-2d"], 10),
+             (["train", "--preset", "deep-2d"], 63),
              (["compare", "--presets", "atlas-2d", "--seeds", "1", "--baselines", ""], 63),
              (["compare", "--presets", "atlas-2d", "--seeds", "1", "--epochs", "4"], 4)]
     for command, epochs in cases:
         r = CliRunner().invoke(main, [*command, "--out", str(tmp_path / "out")])
         assert isinstance(r.exception, Asked), r.output
         assert r.exception.args[0].epochs == epochs, command
+        assert ("epochs: 63, the fewest that make 2,000 steps" in r.output) == (epochs == 63), r.output
     assert not (tmp_path / "out").exists()
 
 

@@ -20,7 +20,7 @@ from latentatlas.errors import LatentAtlasError
 from latentatlas.experiments.baselines import (BASELINES, Baseline, baseline_metrics, fit_baseline, pca_metrics,
                                                resolve_baselines)
 from latentatlas.experiments.compare import compare, compare_runs
-from latentatlas.experiments.compare_outputs import compared_keys, encoder_maps_figure, format_table, summary, write_outputs
+from latentatlas.experiments.compare_outputs import columns as compared_columns, compared_keys, encoder_maps_figure, format_table, summary, write_outputs
 from latentatlas.metrics import ALWAYS
 from latentatlas.metrics import trust_subset
 from latentatlas.run_training import train_run
@@ -293,3 +293,13 @@ def test_workers_must_be_a_positive_integer(tmp_path):
     r = CliRunner().invoke(main, ["compare", "--presets", "shallow-2d", "--workers", "0", "--out", str(tmp_path / "c")])
     assert r.exit_code == 2 and r.output.strip() == "error: workers=0 is out of range: it must be an integer >= 1"
     assert not (tmp_path / "c").exists()
+
+
+def test_a_metric_no_model_has_is_no_column():
+    """Plain autoencoders have no KL or log-likelihood: those columns would be "-" in every row."""
+    results = {name: {k: [None] if k == METRICS[-1] else [1.0] for k in METRICS} for name in ("a", "b")}
+    header = format_table(summary(results)).splitlines()[0]
+    missing = next(m for m in compared_columns() if m.key == METRICS[-1])
+    assert missing.header not in header and "model" in header
+    results["a"][METRICS[-1]] = [2.0]  # one model has it: the column is back, "-" for the other
+    assert missing.header in format_table(summary(results)).splitlines()[0]

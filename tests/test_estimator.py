@@ -33,13 +33,13 @@ TINY = dict(preset=None, hidden_sizes=(8,), geometry="euclidean", latent_dim=2, 
 
 # With scaling="minmax" every scikit-learn check applies and passes; the only one not run is the one scikit-learn
 # itself skips without SCIPY_ARRAY_API set (array-API inputs), which it reports with that reason.
-@parametrize_with_checks([Autoencoder(**TINY, scaling="minmax"),
+@parametrize_with_checks([Autoencoder(**TINY, scaling="minmax"), Autoencoder(**TINY),  # the default, auto
                           Autoencoder(**{**TINY, "geometry": "sphere", "latent_dim": 3}, scaling="minmax")])
 def test_scikit_learn_checks(estimator, check):
     check(estimator)
 
 
-# The default scaling="pixels" takes uint8 or floats in [0, 1] and refuses anything else by design. These checks
+# scaling="pixels" takes uint8 or floats in [0, 1] and refuses anything else by design. These checks
 # feed random floats outside [0, 1] (e.g. make_blobs), so they cannot apply; every other check must pass.
 OUT_OF_RANGE = "feeds floats outside [0, 1], which scaling='pixels' refuses by design (scaling='minmax' passes it)"
 PIXEL_MODE_NOT_APPLICABLE = {name: OUT_OF_RANGE for name in (
@@ -52,7 +52,8 @@ PIXEL_MODE_NOT_APPLICABLE = {name: OUT_OF_RANGE for name in (
     "check_transformer_general", "check_transformer_preserve_dtypes")}
 
 
-@parametrize_with_checks([Autoencoder(**TINY)], expected_failed_checks=lambda est: PIXEL_MODE_NOT_APPLICABLE)
+@parametrize_with_checks([Autoencoder(**TINY, scaling="pixels")],
+                         expected_failed_checks=lambda est: PIXEL_MODE_NOT_APPLICABLE)
 def test_scikit_learn_checks_pixel_mode(estimator, check):
     check(estimator)
 
@@ -89,9 +90,9 @@ def test_inputs_uint8_float_tensor_and_images_agree(digits):
     (np.full((10, 4), np.nan), "NaN"),
     (np.full((10, 4), -0.5), "Negative values"),
 ])
-def test_bad_pixels_refused(X, message):
+def test_bad_pixels_refused(X, message):  # with scaling="pixels"; auto takes the first and last as numbers
     with pytest.raises(ValueError, match=message):
-        Autoencoder(**TINY).fit(X)
+        Autoencoder(**TINY, scaling="pixels").fit(X)
 
 
 def test_bad_parameters_refused_at_fit():
@@ -134,6 +135,16 @@ def test_a_run_folder_loads_as_an_estimator(tmp_path, small):
     run = train_run(RunConfig(preset="deep-s2", epochs=1), tmp_path / "r", dataset=small, plot=False, progress=False)
     est = Autoencoder.load(run.path)
     np.testing.assert_array_equal(est.transform(small.flat("test")[0]), run.latents()["z_test"])
+
+
+def test_readme_pipeline_example_runs(capsys):
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    code = re.search(r"<!-- pipeline example -->\n```python\n(.*?)```", text, re.S).group(1)
+    assert "make_pipeline(Autoencoder(" in code and "KNeighborsClassifier()" in code
+    exec(compile(code, "README.md", "exec"), {})
+    (said,) = capsys.readouterr().out.splitlines()
+    accuracy = float(re.fullmatch(r"5-NN accuracy on the sphere's coordinates: (0\.\d{3})", said).group(1))
+    assert accuracy > 0.3  # ten digits: chance is 0.1
 
 
 def test_readme_example_runs(tmp_path, monkeypatch, capsys):
@@ -269,7 +280,10 @@ def test_load_on_missing_cuda_is_a_one_line_error(tmp_path, digits):
         Autoencoder.load(path, device="cuda")
 
 
-def test_integer_pixels_other_than_uint8_are_refused_in_words():
+def test_integer_pixels_other_than_uint8_are_refused_in_words():  # as pixels; auto scales them as numbers
     x = np.random.default_rng(0).integers(0, 256, (30, 16)).astype(np.int64)
     with pytest.raises(LatentAtlasError, match=r"integer pixels of dtype int64 must be uint8 0\.\.255"):
-        Autoencoder(preset=None, hidden_sizes=(8,), geometry="euclidean", latent_dim=2, epochs=1).fit(x)
+        Autoencoder(preset=None, hidden_sizes=(8,), geometry="euclidean", latent_dim=2, epochs=1,
+                    scaling="pixels").fit(x)
+    assert Autoencoder(preset=None, hidden_sizes=(8,), geometry="euclidean", latent_dim=2, epochs=1,
+                       random_state=0).fit(x).scaling_.name == "minmax"

@@ -99,11 +99,19 @@ def test_npz_round_trip(tmp_path):
     assert ds.name == "d" and ds.x_test.dtype == np.float32 and len(ds.y_train) == 4
 
 
+def test_npz_of_numbers_not_pixels_is_read_and_refused_only_as_pixels(tmp_path):
+    from latentatlas.data import DataSpec
+
+    (tmp_path / "d.npz").write_bytes(npz_bytes(**{**GOOD_NPZ, "x_test": np.full((2, 2, 2), 255.0, np.float32)}))
+    assert load_npz(tmp_path / "d.npz").x_test.max() == 255  # any numbers: scaling decides what they become
+    with pytest.raises(LatentAtlasError, match=r"range over \[255, 255\].*must lie in \[0, 1\]"):
+        DataSpec(str(tmp_path / "d.npz"), scaling="pixels").load()
+
+
 @pytest.mark.parametrize("arrays,message", [
     ({k: v for k, v in GOOD_NPZ.items() if k != "y_test"}, "missing arrays y_test"),
     ({**GOOD_NPZ, "y_train": np.array([None] * 4, dtype=object)}, "object arrays.*refused"),
     ({**GOOD_NPZ, "y_train": np.arange(3)}, "4 train images but labels of shape"),
-    ({**GOOD_NPZ, "x_test": np.full((2, 2, 2), 255.0)}, r"range over \[255, 255\].*must lie in \[0, 1\]"),
     ({**GOOD_NPZ, "x_test": np.full((2, 2, 2), np.nan)}, "NaN or infinite"),
     ({**GOOD_NPZ, "x_train": np.zeros((0, 2, 2), np.uint8), "y_train": np.arange(0)}, "train set is empty"),
     ({**GOOD_NPZ, "x_test": np.zeros((2, 3, 3), np.uint8)}, "train samples are"),

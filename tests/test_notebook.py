@@ -77,6 +77,21 @@ def test_outputs_hold_the_cards_the_figures_and_the_inline_explorer(executed):
     assert "deep-s2" in text and "5-NN" in text  # the comparison table
 
 
+def test_the_trainings_say_what_trains_and_a_line_per_epoch(executed):
+    """Run by nbclient, the kernel's output is no terminal: each training says what it trains and how its epochs go
+    (the first's end and the last's at least), in lines in the cells' output, not a bar that never shows."""
+    nb, _ = executed
+    texts = ["".join(o["text"] for o in c.outputs if o.output_type == "stream") for c in code_cells(nb)]
+    trained = [t for t in texts if "epoch 2, train_loss" in t]
+    for preset in ("deep-2d", "deep-3d", "deep-s2"):
+        (cell,) = [t for t in texts if f"training {preset} " in t]
+        assert re.search(r"training: .*epoch 1, train_loss \d\.\d{4}, .*left", cell), cell
+        assert re.search(r"training: .*epoch 2, train_loss \d\.\d{4}, .*left", cell), cell
+    # the estimator (thick-s2, one epoch here) with verbose=True
+    assert any(re.search(r"training: .*epoch 1, train_loss", t) and "training deep" not in t for t in texts)
+    assert len(trained) == 3
+
+
 def test_exported_notebook_explorer_decodes_under_the_mouse(executed, browser, tmp_path):
     from nbconvert import HTMLExporter
 

@@ -111,3 +111,37 @@ def test_resume_names_the_settings_that_differ_and_a_finished_run_says_so(tmp_pa
     r = CliRunner().invoke(main, [*args, "--resume", "--lr", "0.01", "--batch-size", "64"])
     assert r.exit_code == 2
     assert "--batch-size 128 there, 64 now; --lr 0.001 there, 0.01 now (only --epochs may change)" in r.output
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="needs POSIX signals")
+def test_ctrl_c_says_what_is_saved_releases_the_lock_and_prints_the_command_that_resumes(tmp_path):
+    import shlex
+
+    from latentatlas._lock import check_free
+
+    args = ["train", "--preset", "deep-2d", "--data", "digits", "--epochs", "12", "--seed", "3"]
+    cmd = [sys.executable, "-m", "latentatlas"]
+    straight = subprocess.run([*cmd, *args, "--out", str(tmp_path / "straight")], capture_output=True, timeout=300)
+    assert straight.returncode == 0, straight.stderr.decode()
+    out = tmp_path / "cut"
+    proc = subprocess.Popen([*cmd, *args, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while epochs_saved(out) < 2 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)  # Ctrl-C
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()
+    line = err.decode().strip().splitlines()[-1]
+    saved = epochs_saved(out)
+    assert 2 <= saved < 12
+    prefix = f"interrupted: epoch {saved} is saved in {out}; continue with: "
+    assert line.startswith(prefix), line
+    assert "Aborted" not in err.decode() and "Traceback" not in err.decode()
+    check_free(out)  # the lock is released: no "being written by another process"
+    command = shlex.split(line[len(prefix):])
+    assert command[0] == "latentatlas" and "--resume" in command
+    resumed = subprocess.run([*cmd, *command[1:]], capture_output=True, timeout=300)
+    assert resumed.returncode == 0 and f"resumed from epoch {saved}" in resumed.stdout.decode(), resumed.stderr.decode()
+    a, b = load_weights(tmp_path / "straight" / "model.safetensors"), load_weights(out / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

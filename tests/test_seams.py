@@ -144,7 +144,7 @@ def test_cli_options_and_estimator_parameters_are_the_settings_table():
     est = inspect.signature(Autoencoder).parameters
     taken = [f for f in SETTINGS if f.metadata["estimator"] is not None]
     names = [f.name if f.metadata["estimator"] == "same" else f.metadata["estimator"] for f in taken]
-    assert list(est)[: len(names)] == names and list(est)[len(names):] == ["verbose", "scaling"]
+    assert list(est)[: len(names)] == names and list(est)[len(names):] == ["verbose"]
     for f, name in zip(taken, names):
         assert est[name].default == (None if name == "random_state" else f.default), name  # scikit-learn's None
     assert {f.name for f in SETTINGS} - {f.name for f in taken} == {"data", "image_size", "transforms"}

@@ -31,6 +31,18 @@ def test_cheap_commands_import_no_heavy_library(args):
     assert _imported_after(code) == []
 
 
+def test_a_missing_data_file_and_a_bad_out_are_refused_before_torch_is_imported(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    for args, said in ([["train", "--data", str(tmp_path / "rates.npz")], "rates.npz: no such file or folder"],
+                       [["train", "--data", "digits", "--out", str(tmp_path / "a-file")], "a-file is a file"]):
+        code = ("import sys\nfrom latentatlas.cli import main\n"
+                f"try:\n    main({args!r}, standalone_mode=False)\nexcept BaseException:\n    pass")
+        assert _imported_after(code) == [], args
+        env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        r = subprocess.run([sys.executable, "-m", "latentatlas", *args], env=env, capture_output=True, text=True)
+        assert r.returncode == 2 and said in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
 def test_the_package_still_offers_the_estimator():
     import latentatlas
 

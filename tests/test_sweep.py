@@ -1,5 +1,6 @@
 """Sweeps on Optuna: 2 local workers on SQLite, and 2 workers sharing a study on a real PostgreSQL server."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -18,7 +19,8 @@ from click.testing import CliRunner
 pytest.importorskip("optuna", reason="the sweep extra is not installed")
 from latentatlas.cli import main  # noqa: E402
 from latentatlas.errors import LatentAtlasError  # noqa: E402
-from latentatlas.experiments.sweep import sweep  # noqa: E402
+from latentatlas.data import Dataset, load_dataset  # noqa: E402
+from latentatlas.experiments.sweep import format_trials, sweep  # noqa: E402
 from latentatlas.experiments.sweep_spec import read_spec  # noqa: E402
 
 SPEC = """
@@ -56,7 +58,7 @@ def test_sqlite_sweep_with_two_workers(tmp_path, monkeypatch, capfd):
     out, err = capfd.readouterr()  # the worker processes' own output
     assert sorted(line.split(" (")[0] for line in out.splitlines()) == [f"trial {n}" for n in range(4)]
     assert "Heartbeat" not in err
-    assert "best: trial" in r.output and (tmp_path / "sw" / "study.db").is_file()
+    assert "chosen: trial" in r.output and (tmp_path / "sw" / "study.db").is_file()
     check_complete(json.loads((tmp_path / "sw" / "trials.json").read_text()))
     r = CliRunner().invoke(main, ["sweep", "spec.toml", "--out", "sw"])  # resumable: nothing left to run
     assert r.exit_code == 0 and len(list((tmp_path / "sw" / "trials").iterdir())) == 4
@@ -137,7 +139,7 @@ def test_another_spec_on_the_same_sweep_is_refused(tmp_path, monkeypatch):
     # The same spec, written differently, continues the sweep: nothing left to run.
     Path("s.toml").write_text('[fixed]\nepochs = 1\ndata = "digits"\n[search]\nseed = [ 0 ]\n')
     r = CliRunner().invoke(main, ["sweep", "s.toml", "--out", "sw"])
-    assert r.exit_code == 0 and "best: trial 0" in r.output and len(list(Path("sw/trials").iterdir())) == 1
+    assert r.exit_code == 0 and "chosen: trial 0" in r.output and len(list(Path("sw/trials").iterdir())) == 1
     assert "continuing the sweep: 1 of 1 trials already done, none left to run" in r.output
 
 
@@ -159,7 +161,7 @@ def test_each_finished_trial_prints_a_line_and_optuna_warns_nothing(tmp_path, mo
         warnings.simplefilter("always")
         sweep(tmp_path / "s.toml", tmp_path / "sw", echo=lines.append)
     assert [str(w.message) for w in caught if "Heartbeat" in str(w.message)] == []
-    assert [line.split(": bce_test ")[0] for line in lines] == ["trial 0 (seed=0)", "trial 1 (seed=1)"]
+    assert [line.split(": bce_validation ")[0] for line in lines] == ["trial 0 (seed=0)", "trial 1 (seed=1)"]
 
     def boom(*args, **kwargs):
         raise RuntimeError("boom\nsecond line")
@@ -169,6 +171,97 @@ def test_each_finished_trial_prints_a_line_and_optuna_warns_nothing(tmp_path, mo
     with pytest.raises(RuntimeError):
         sweep(tmp_path / "s.toml", tmp_path / "other", echo=lines.append)
     assert lines[-1] == "trial 0 (seed=0): failed (RuntimeError: boom)"
+
+
+# --- honest selection -----------------------------------------------------------------------------------------------
+
+
+class SealedTest(Dataset):
+    """A data set whose test split raises on any read while ``SEALED`` is on (the copies transforms make of it are
+    ordinary: the validation split that replaces the test split is readable)."""
+
+    def __getattribute__(self, name):
+        if (name in ("x_test", "y_test", "factors_test") and SEALED["on"]
+                and object.__getattribute__(self, "__dict__").get("sealed")):
+            raise AssertionError("the test split was read before the choice")
+        return object.__getattribute__(self, name)
+
+
+SEALED = {"on": False}
+
+
+class SealedDigits:
+    name, description = "sealed-digits", "digits whose test split is unreadable until the sweep has chosen"
+
+    def available_offline(self):
+        return True
+
+    def load(self):
+        d = load_dataset("digits")
+        sealed = SealedTest(**{f.name: getattr(d, f.name) for f in dataclasses.fields(d)})
+        object.__setattr__(sealed, "sealed", True)
+        return sealed
+
+
+def test_sweep_chooses_on_validation_and_reads_the_test_set_only_after(tmp_path, monkeypatch):
+    from latentatlas.data.sources import SOURCES
+    from latentatlas.experiments import sweep as sweep_module
+    from latentatlas.metrics import evaluate
+    from latentatlas.runs import load_run
+
+    monkeypatch.setitem(SOURCES, "sealed-digits", SealedDigits())
+    monkeypatch.setitem(SEALED, "on", True)
+    with pytest.raises(AssertionError, match="before the choice"):  # the seal holds: a read would fail the trial
+        SOURCES["sealed-digits"].load().x_test
+    choose = sweep_module.choose
+
+    def choose_then_unseal(rows):
+        best = choose(rows)
+        SEALED["on"] = False
+        return best
+
+    monkeypatch.setattr(sweep_module, "choose", choose_then_unseal)
+    (tmp_path / "s.toml").write_text(TINY.replace('"digits"', '"sealed-digits"').replace("[0]", "[0, 1]"))
+    rows = sweep(tmp_path / "s.toml", tmp_path / "sw", echo=lambda line: None)
+    chosen = json.loads((tmp_path / "sw" / "chosen.json").read_text())
+    best = min(rows, key=lambda r: r["bce_validation"])
+    assert chosen["trial"] == best["trial"] and chosen["chosen_on"] == "validation:fraction=0.2:seed=0"
+    run = load_run(best["run"])
+    assert run.config.transforms == ("validation:fraction=0.2:seed=0",)  # recorded with the trial
+    assert chosen["validation"] == run.metrics and chosen["validation"]["bce_test"] == best["bce_validation"]
+    n_val = round(0.2 * 1437)
+    assert len(run.dataset().y_test) == n_val and len(run.dataset().y_train) == 1437 - n_val
+    oracle = evaluate(run.model, load_dataset("digits"), iwae_k=run.config.iwae_k)  # the real test set: 360 images
+    assert chosen["test"] == pytest.approx(oracle, rel=1e-6)
+    assert chosen["test"]["bce_test"] != chosen["validation"]["bce_test"]
+    out = format_trials(rows, chosen)
+    line = next(line for line in out.splitlines() if line.startswith("test "))
+    assert f"{oracle['bce_test']:.4f}" in line
+    assert f"{chosen['validation']['bce_test']:.4f}" in next(x for x in out.splitlines() if x.startswith("validation "))
+
+
+def test_a_sweep_from_before_validation_splits_still_reads(tmp_path, monkeypatch):
+    import optuna
+
+    monkeypatch.chdir(tmp_path)
+    spec = '[search]\nlr = {low = 1e-4, high = 1e-2}\ntrials = TRIALS\n[fixed]\ndata = "digits"\nepochs = 1\n'
+    Path("s.toml").write_text(spec.replace("TRIALS", "1"))
+    assert CliRunner().invoke(main, ["sweep", "s.toml", "--out", "sw"]).exit_code == 0
+    # Make it an old sweep: its spec recorded without the validation split, in the folder and in the study.
+    old = json.loads(Path("sw/spec.json").read_text())
+    del old["validation"]
+    Path("sw/spec.json").write_text(json.dumps(old))
+    Path("sw/chosen.json").unlink()
+    study = optuna.load_study(study_name="latentatlas", storage=f"sqlite:///{tmp_path / 'sw' / 'study.db'}")
+    study.set_user_attr("spec", old)
+    r = CliRunner().invoke(main, ["sweep", "s.toml", "--out", "sw"])
+    assert r.exit_code == 0, r.output
+    assert "bce_test" in r.output and "best: trial 0" in r.output and "chosen on the test set" in r.output
+    assert not Path("sw/chosen.json").exists()
+    Path("s.toml").write_text(spec.replace("TRIALS", "2"))  # a trial more: never mixed with the old ones
+    r = CliRunner().invoke(main, ["sweep", "s.toml", "--out", "sw"])
+    assert r.exit_code == 2 and "started before sweeps chose on a validation split" in r.output
+    assert len(list(Path("sw/trials").iterdir())) == 1
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------------------------------

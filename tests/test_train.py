@@ -177,11 +177,14 @@ def test_off_a_terminal_training_talks_in_lines(tmp_path):
 def test_progress_lines_are_rate_limited(capsys):
     from latentatlas.progress import Lines
 
-    lines = Lines(100, "training", unit="batches", every=3600)
-    for _ in range(100):
-        lines.update()
-    lines.set_postfix(epoch=1)
-    assert capsys.readouterr().err == ""  # nothing within the hour
+    lines = Lines(300, "training", unit="batches", every=3600)
+    for epoch in (1, 2, 3):
+        for _ in range(100):
+            lines.update()
+        lines.set_postfix(epoch=epoch)
+    said = capsys.readouterr().err.splitlines()  # within the hour: the first epoch's end and the last's, no more
+    assert [line.split(", ")[:2] for line in said] == [["training: 100 / 300 batches", "epoch 1"],
+                                                        ["training: 300 / 300 batches", "epoch 3"]]
     lines = Lines(4, "training", unit="batches", every=0)
     lines.update(2)
     lines.set_postfix(epoch=1, train_loss="0.5000")

@@ -2,7 +2,7 @@
 
 from ._version import __version__
 
-__all__ = ["Autoencoder", "__version__"]
+__all__ = ["Autoencoder", "ColorBy", "__version__"]
 
 
 def __getattr__(name: str):
@@ -12,4 +12,8 @@ def __getattr__(name: str):
         from .estimator import Autoencoder
 
         return Autoencoder
+    if name == "ColorBy":  # what to colour maps by (viz/colour.py)
+        from .viz.colour import ColorBy
+
+        return ColorBy
     raise AttributeError(f"module 'latentatlas' has no attribute {name!r}")

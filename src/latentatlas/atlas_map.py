@@ -21,6 +21,7 @@ Stored size: 4 (N (dim + C) + D (C + 1)) bytes, 12.5 MB for Fashion-MNIST's 60,0
 
 from __future__ import annotations
 
+import time
 
 import numpy as np
 import torch
@@ -47,6 +48,7 @@ class PlacedMap(nn.Module):
                         ("projected", projected)):
             self.register_buffer(name, t.float())
         self.k, self.refine_steps, self.placement = k, refine_steps, placement
+        self.seconds = 0.0  # what fit_map took (the graph, the index and the layout): part of a run's training time
 
     @classmethod
     def like(cls, state: dict[str, Tensor], prefix: str = "map.", **settings) -> PlacedMap:
@@ -92,6 +94,7 @@ def fit_map(x: Tensor, geometry, *, k: int = K, steps: int | None = None, refine
     """
     from .graph import knn_graph
 
+    t0 = time.perf_counter()
     x = torch.as_tensor(x).reshape(len(x), -1).float()
     n, d = x.shape
     if not 1 <= k < n:
@@ -105,8 +108,10 @@ def fit_map(x: Tensor, geometry, *, k: int = K, steps: int | None = None, refine
         say(f"free layout: {n:,} points in the {geometry.name} space, {steps} steps")
     raw = torch.from_numpy(layout(graph, geometry, seed=seed, init=start, steps=steps, progress=progress))
     scale = raw.std().clamp(min=1e-12) if geometry.scalable else torch.tensor(1.0)
-    return PlacedMap(raw / scale, scale, mean, components, projected, k=k, refine_steps=refine_steps,
-                     placement=placement)
+    placed = PlacedMap(raw / scale, scale, mean, components, projected, k=k, refine_steps=refine_steps,
+                       placement=placement)
+    placed.seconds = time.perf_counter() - t0
+    return placed
 
 
 def principal_components(x: Tensor, c: int) -> tuple[Tensor, Tensor]:

@@ -36,6 +36,9 @@ class RunConfig:
     activation: str | None = setting(None, "Hidden activation: prelu (the tutorial's, also after the bottleneck) or "
                                            "relu (the bottleneck linear) [default: the preset's].")
     loss: str = setting("bce", "Reconstruction loss: bce (the tutorial's) or mse.")
+    scaling: str = setting("auto", "How samples become the network's inputs in [0, 1]: pixels (uint8 0..255 or floats "
+                                   "in [0, 1]), minmax (each feature's training min and max to 0 and 1: any numbers), "
+                                   "or auto (pixels where the data are pixels, else minmax, said in one line).")
     beta: float = setting(1.0, "Weight of the KL term; variational geometries only (1: the ELBO).", low=0)
     kl_warmup: int = setting(0, "Epochs over which the KL weight rises linearly to beta; 0: none.", low=0)
     iwae_k: int = setting(500, "Importance samples per test image for the IWAE log-likelihood of a variational "
@@ -64,8 +67,8 @@ class RunConfig:
                              "training loss goes on (a torus that folds shows it early); 1: just the seed's.", low=1)
     init_epochs: int = setting(10, "Epochs each of n_init initialisations trains before one is kept (past "
                                    "kl_warmup for a variational run).", low=1)
-    epochs: int = setting(10, "Passes over the training set (train, compare and the demo give a run with the "
-                               "neighbour term, where none are given, the epochs of 2,000 steps: 63 on mnist-5k).",
+    epochs: int = setting(10, "Passes over the training set (train, compare and the demo give every run, where none "
+                               "are given, at least the epochs of 2,000 steps: 63 on mnist-5k).",
                           low=1)
     batch_size: int = setting(128, "Samples per step.", low=1)
     lr: float = setting(1e-3, "Adam's learning rate (the tutorial's 1e-3); a schedule's peak.", above=0, high=1)
@@ -111,9 +114,11 @@ class RunConfig:
         from .losses import KINDS
         from .nets import ACTIVATIONS
         from .schedules import get_schedule
+        from .scaling import SCALING_CHOICES
 
         _check_choice("geometry", self.geometry, GEOMETRIES)
         _check_choice("loss", self.loss, KINDS)
+        _check_choice("scaling", self.scaling, SCALING_CHOICES)
         _check_choice("activation", self.activation, ACTIVATIONS)
         _check_choice("precision", self.precision, ("auto", "fp32", "bf16"))
         _check_choice("layout", self.layout, LAYOUTS)
@@ -146,7 +151,7 @@ class RunConfig:
         """The run's data as a :class:`latentatlas.data.DataSpec`: source, image size and transforms."""
         from .data.spec import DataSpec
 
-        return DataSpec(self.data, self.image_size, tuple(self.transforms))
+        return DataSpec(self.data, self.image_size, tuple(self.transforms), self.scaling)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

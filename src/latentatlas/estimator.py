@@ -23,7 +23,9 @@ from .metrics import decode, encode, reconstruction_errors
 from .run_folder import LATENTS, check_replaceable, read_json, write_manifest, write_model
 from .run_training import build_trainer, resolve_runtime
 from .runs import IN_MEMORY, load_run
-from .scaling import SCALING_FILE, SCALINGS, get_scaling, scaling_from_json, scaling_to_json
+from .errors import unknown_name
+from .scaling import (AUTO, SCALING_CHOICES, SCALING_FILE, SCALINGS, Pixels, fit_scaling, scaling_from_json,
+                      scaling_to_json)
 from .train import pick_device
 
 ESTIMATOR_FILE = "estimator.json"  # the estimator's parameters and feature names, beside the run's files
@@ -44,11 +46,8 @@ __SETTINGS__
         global RNG), draws a seed, recorded in ``config_.seed``. ``fit`` gives torch's global RNG state back as it
         found it (the CPU's, and the CUDA device's it trains on).
     verbose : bool, default=False
-        Show a progress bar.
-    scaling : {"pixels", "minmax"}, default="pixels"
-        "pixels": X is uint8 0..255 or floats in [0, 1] (anything else is refused). "minmax": X is any finite
-        numbers; each feature is mapped to [0, 1] by the min and max seen in ``fit``, and ``inverse_transform``
-        maps back.
+        Say how training goes: a progress bar on a terminal; elsewhere (a notebook, a log file) a line per epoch, or
+        every few seconds, with the loss and the time left.
 
     Integer and float parameters may be NumPy scalars (as ``GridSearchCV`` passes them from arrays); bools are
     refused where a number is meant.
@@ -63,8 +62,9 @@ __SETTINGS__
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Only when ``X`` had string column names (a pandas DataFrame).
+    scaling_ : the fitted scaling; ``scaling_.name`` is what ``scaling="auto"`` chose ("pixels" or "minmax")
     data_min_, data_range_ : ndarray of shape (n_features_in_,)
-        Only with ``scaling="minmax"``: the per-feature affine map to [0, 1].
+        Only where the scaling is min-max: the per-feature affine map to [0, 1]; ``inverse_transform`` maps back.
 
     Examples
     --------
@@ -85,14 +85,17 @@ __SETTINGS__
 
     def fit(self, X, y=None):
         """Train on ``X`` (n_samples, n_features); ``y`` is ignored. Returns self."""
-        self.scaling_ = get_scaling(self.scaling)
+        if self.scaling not in SCALING_CHOICES:
+            raise unknown_name("scaling", self.scaling, SCALING_CHOICES)
         X = self._validate(X, reset=True)
+        if self.verbose and self._scaling_note:
+            print(self._scaling_note)
         cfg = resolve_runtime(RunConfig(data=IN_MEMORY, **{
             f.name: _coerce(f, getattr(self, _ESTIMATOR_NAMES[f.name])) for f in SETTINGS if f.name in _ESTIMATOR_NAMES}))
         device = torch.device(cfg.device)
         cuda = [torch.cuda.current_device() if device.index is None else device.index] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):  # the trainer seeds torch's global RNG: give the caller's back
-            trainer = build_trainer(cfg, X, progress=bool(self.verbose))
+            trainer = build_trainer(cfg, X, progress=None if self.verbose else False)  # None: bar or lines
             trainer.fit(X)
         self.model_ = trainer.model.eval()
         self.config_ = cfg
@@ -182,7 +185,8 @@ __SETTINGS__
             params["hidden_sizes"] = tuple(params["hidden_sizes"])
         est = cls(**params)
         est.scaling_ = scaling_from_json(read_json(run.path / SCALING_FILE) if (run.path / SCALING_FILE).is_file()
-                                         else {"name": est.scaling, **old.get("minmax", {})})
+                                         else {"name": est.scaling if est.scaling in SCALINGS else Pixels.name,
+                                               **old.get("minmax", {})})
         est.model_, est.config_, est.history_ = run.model, run.config, run.history
         est.n_features_in_ = run.model.n_features
         if own.get("feature_names_in") is not None:
@@ -194,9 +198,10 @@ __SETTINGS__
             est.embedding_, est._fit_labels = lat["z_train"], lat["y_train"]
         return est
 
-    def explore(self, X, y=None, max_points: int | None = None):
-        """The live explorer of ``X`` (samples as in ``transform``, coloured by the labels ``y`` if given), shown
-        inline in a notebook; ``.save(path)`` writes the page. Returns a ``latentatlas.viz.notebook.ExplorerView``."""
+    def explore(self, X, y=None, max_points: int | None = None, color_by=None):
+        """The live explorer of ``X`` (samples as in ``transform``, coloured by the labels ``y`` if given, or by
+        ``color_by``: one value per sample, or a ``latentatlas.ColorBy`` such as ``ColorBy(heading, "circular")``),
+        shown inline in a notebook; ``.save(path)`` writes the page. Returns a ``latentatlas.viz.notebook.ExplorerView``."""
         from .data import Dataset
         from .runs import Run
         from .viz.explorer import MAX_POINTS, explorer_html
@@ -213,7 +218,8 @@ __SETTINGS__
         data = Dataset("X", images, labels, images, labels)
         run = Run(Path(type(self).__name__), self.config_, self.model_, self.history_, {})
         page = explorer_html(run, data, MAX_POINTS if max_points is None else max_points,
-                             latents={"z_test": encode(self.model_, images), "y_test": labels})
+                             latents={"z_test": encode(self.model_, images), "y_test": labels},
+                             color_by="class" if color_by is None else color_by)
         return ExplorerView(page)
 
     def _html_repr(self):
@@ -242,10 +248,11 @@ __SETTINGS__
         if getattr(X, "ndim", 2) > 2:  # image stacks (N, H, W) are rows of pixels
             X = X.reshape(len(X), -1)
         given = getattr(X, "dtype", None)
-        keep_uint8 = self.scaling_.keeps_uint8 and given == np.uint8
-        X = validate_data(self, X, reset=reset, dtype=None if keep_uint8 else np.float32, ensure_all_finite=True)
+        keeps_uint8 = self.scaling in (AUTO, Pixels.name) if reset else self.scaling_.keeps_uint8
+        X = validate_data(self, X, reset=reset, dtype=None if keeps_uint8 and given == np.uint8 else np.float32,
+                          ensure_all_finite=True)
         if reset:
-            self.scaling_.fit(X)
+            self.scaling_, self._scaling_note = fit_scaling(self.scaling, X)
         return self.scaling_.transform(X, given)
 
     @property
@@ -275,7 +282,7 @@ __SETTINGS__
 # scikit-learn's convention), then the estimator's own.
 _ESTIMATOR_NAMES = {f.name: (f.name if f.metadata["estimator"] == "same" else f.metadata["estimator"])
                     for f in SETTINGS if f.metadata["estimator"] is not None}
-_OWN = {"random_state": None, "verbose": False, "scaling": "pixels"}
+_OWN = {"random_state": None, "verbose": False}
 _SIGNATURE = inspect.Signature([inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + [
     inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=_OWN.get(name, f.default))
     for f in SETTINGS if (name := _ESTIMATOR_NAMES.get(f.name)) is not None] + [

@@ -43,7 +43,9 @@ def say(line: str) -> None:
 
 class Lines:
     """tqdm's interface (update, set_postfix, close), writing ``desc: done / total unit, postfix, elapsed, left``
-    at most every ``every`` seconds (``line_every()``): on an update, or when the postfix changes (an epoch ends)."""
+    at most every ``every`` seconds (``line_every()``): on an update, or when the postfix changes (an epoch ends);
+    and always when the first epoch ends and when the last does, so that a run of short epochs (a notebook's, a
+    small data set's) still says how it went and how long an epoch takes."""
 
     def __init__(self, total: int, desc: str, unit: str = "it", every: float | None = None, file=None):
         self.total, self.desc, self.unit = total, desc, unit
@@ -52,6 +54,7 @@ class Lines:
         self.n = 0
         self.postfix: dict = {}
         self.start = self.last = time.perf_counter()
+        self.lines = 0
 
     def update(self, n: int = 1) -> None:
         self.n += n
@@ -59,12 +62,13 @@ class Lines:
 
     def set_postfix(self, ordered_dict=None, refresh: bool = True, **values) -> None:
         self.postfix = {**(ordered_dict or {}), **values}
-        self._maybe_line()
+        self._maybe_line(force=self.lines == 0 or self.n >= self.total)
 
-    def _maybe_line(self) -> None:
+    def _maybe_line(self, force: bool = False) -> None:
         now = time.perf_counter()
-        if now - self.last >= self.every and 0 < self.n:
+        if (force or now - self.last >= self.every) and 0 < self.n:
             self.last = now
+            self.lines += 1
             elapsed = now - self.start
             left = elapsed / self.n * (self.total - self.n)
             values = "".join(f", {k} {v}" for k, v in self.postfix.items())

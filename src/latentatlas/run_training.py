@@ -23,7 +23,7 @@ import torch
 from ._io import atomic_write_folder, atomic_write_json, check_writable
 from ._lock import FolderLock, check_free
 from .config import SETTINGS, RunConfig
-from .data import Dataset, data_reference
+from .data import Dataset, check_pixels, data_reference
 from .errors import LatentAtlasError, option
 from .losses import build_objective
 from .losses.neighbours import NEIGHBOUR_STEPS
@@ -46,19 +46,31 @@ def resolve_runtime(cfg: RunConfig) -> RunConfig:
                                precision=pick_precision(cfg.precision, device))
 
 
-def neighbour_steps(cfg: RunConfig, epochs_given: bool, dataset: Dataset | None = None
-                    ) -> tuple[RunConfig, Dataset | None]:
-    """``cfg`` with its epochs raised, for a run with the neighbour term whose epochs were not given, to those that
-    give it ``NEIGHBOUR_STEPS`` steps on the training set: the term needs steps, not passes (docs/maps-research.md),
-    so a small data set takes more epochs (63 on mnist-5k), as UMAP gives small data sets more epochs too.
+# Every run whose epochs are not given trains at least this many steps (batches): the neighbour term needs them
+# (losses/neighbours.py), and a small data set's 10 epochs are too few for any model (1,200 images: 100 steps).
+MIN_STEPS = NEIGHBOUR_STEPS
 
-    Returns the config and ``dataset``, loaded here where the rule needs its size and none was given (so that the
-    caller need not load it twice); train, compare and the demo each apply the rule by this one call."""
-    if epochs_given or not (cfg.ne_weight or cfg.layout == "free"):
-        return cfg, dataset
+
+def enough_steps(cfg: RunConfig, epochs_given: bool, dataset: Dataset | None = None
+                 ) -> tuple[RunConfig, Dataset | None, str | None]:
+    """``cfg`` with its epochs raised, where they were not given, to the fewest that make ``MIN_STEPS`` steps on
+    the training set, for every preset: training needs steps, not passes (docs/maps-research.md), so a small data
+    set takes more epochs (63 on mnist-5k), as UMAP gives small data sets more epochs too. The estimator's
+    parameters are never changed (scikit-learn's rule: fit uses what it is given).
+
+    Returns the config, ``dataset`` (loaded here where the rule needs its size and none was given, so that the
+    caller need not load it twice) and a line saying what the rule did (None where it did nothing); train, compare
+    and the demo each apply the rule by this one call."""
+    if epochs_given:
+        return cfg, dataset, None
     dataset = cfg.data_spec.load() if dataset is None else dataset
     steps_per_epoch = math.ceil(len(dataset.y_train) / cfg.batch_size)
-    return dataclasses.replace(cfg, epochs=max(cfg.epochs, math.ceil(NEIGHBOUR_STEPS / steps_per_epoch))), dataset
+    epochs = max(cfg.epochs, math.ceil(MIN_STEPS / steps_per_epoch))
+    if epochs == cfg.epochs:
+        return cfg, dataset, None
+    note = (f"epochs: {epochs}, the fewest that make {MIN_STEPS:,} steps of {cfg.batch_size} on {len(dataset.y_train):,} "
+            f"training samples ({steps_per_epoch} an epoch), as every run gets where its epochs are not given")
+    return dataclasses.replace(cfg, epochs=epochs), dataset, note
 
 
 def build_trainer(cfg: RunConfig, x_train, callbacks=(), progress: bool | None = None, draw=None) -> Trainer:
@@ -69,6 +81,7 @@ def build_trainer(cfg: RunConfig, x_train, callbacks=(), progress: bool | None =
     ``draw_train`` (dynamic binarisation), applied to every training batch.
     """
     n_features = int(np.prod(x_train.shape[1:]))
+    check_pixels(x_train, "the training samples")  # scaled already (DataSpec.load, the estimator): never raw numbers
     placed = fit_run_map(cfg, x_train, progress) if cfg.layout == "free" else None  # the map every initialisation shares
 
     def initialisation(i: int) -> AutoencoderNet:
@@ -88,7 +101,8 @@ def build_trainer(cfg: RunConfig, x_train, callbacks=(), progress: bool | None =
 
 
 def fit_run_map(cfg: RunConfig, x_train, progress: bool | None = None):
-    """A free-layout run's map of its training images (``atlas_map.fit_map``) with the run's settings."""
+    """A free-layout run's map of its training images (``atlas_map.fit_map``) with the run's settings; its
+    ``seconds`` include the neighbour graph's."""
     from ._tensors import as_tensor, to_unit_float
     from .atlas_map import fit_map
     from .geometries import get_geometry
@@ -97,10 +111,14 @@ def fit_run_map(cfg: RunConfig, x_train, progress: bool | None = None):
     if cfg.layout_k >= len(x_train):
         raise LatentAtlasError(f"layout_k={cfg.layout_k} must be smaller than the number of training samples "
                                f"({len(x_train)})")
+    t0 = time.perf_counter()
+    graph = knn_graph(x_train, cfg.layout_k, progress=progress)
     x = to_unit_float(as_tensor(x_train)).reshape(len(x_train), -1)
-    return fit_map(x, get_geometry(cfg.geometry, cfg.latent_dim), k=cfg.layout_k, steps=cfg.layout_steps,
-                   refine_steps=cfg.refine_steps, placement=cfg.placement, seed=cfg.seed, progress=progress,
-                   neighbours=knn_graph(x_train, cfg.layout_k, progress=progress))
+    placed = fit_map(x, get_geometry(cfg.geometry, cfg.latent_dim), k=cfg.layout_k, steps=cfg.layout_steps,
+                     refine_steps=cfg.refine_steps, placement=cfg.placement, seed=cfg.seed, progress=progress,
+                     neighbours=graph)
+    placed.seconds = time.perf_counter() - t0
+    return placed
 
 
 def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resume: bool = False,
@@ -148,6 +166,8 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
         if mode == "finished":
             return _finished(out, cfg)
         say = echo or (lambda line: None)  # from here on, what fails is a step of the run, not a refusal
+        if dataset.scaling_note:
+            say(dataset.scaling_note)
         requested = cfg.precision if cfg.precision == user_precision else f"{cfg.precision} (auto)"
         say(f"training {cfg.description} ({count_parameters(trainer.model):,} parameters) on {dataset.name}: "
             f"{len(dataset.y_train):,} images, {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}, device {cfg.device}, "
@@ -173,6 +193,21 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
         return runs[0]
 
 
+def left_by_interruption(out: str | Path) -> tuple[str, int]:
+    """What a :func:`train_run` into ``out`` that was interrupted (Ctrl-C) left there: ("kept", n) where ``out`` is
+    the finished run of n epochs it was replacing, untouched; ("saved", n) where n epochs are checkpointed and
+    ``resume`` continues from them; ("nothing", 0) where no epoch finished."""
+    out = Path(out)
+    try:
+        state = load_checkpoint(out) if out.is_dir() else None
+    except LatentAtlasError:
+        state = None
+    n = 0 if state is None else len(state["history"])
+    if (out / MANIFEST).is_file():  # the manifest comes last, and resuming removes it: an old, finished run
+        return "kept", n
+    return ("saved", n) if n else ("nothing", 0)
+
+
 def _finished(out: Path, cfg: RunConfig) -> Run:
     """A resumed run that has trained all its epochs: nothing to do but load it."""
     run = load_run(out, device=cfg.device)
@@ -193,6 +228,8 @@ def _train_into(folder: Path, cfg: RunConfig, trainer: Trainer, checkpoint: Chec
     t0 = time.perf_counter()
     trainer.fit(dataset.flat("train")[0], dataset.flat("test")[0], start_epoch=start_epoch)
     seconds = sum(r["seconds"] for r in trainer.history) if start_epoch else time.perf_counter() - t0
+    if model.map is not None and not start_epoch:
+        seconds += model.map.seconds  # a free layout's map was made before its first epoch
     return _finish_run(Run(folder, cfg, model, trainer.history, {}, resumed_from_epoch=start_epoch), dataset,
                        seconds, plot, say)
 

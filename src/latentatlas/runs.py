@@ -71,24 +71,26 @@ class Run:
         return summary_html(self.path.name, str(self.path), settings, self.metrics,
                             thumbnail(self.model.geometry, lat["z_test"], lat["y_test"]))
 
-    def figures(self, glyphs: bool = False) -> dict:
-        """Every figure of the run as a matplotlib figure, by name (``loss_curves``, ``encoder_map_plane``, ...)."""
+    def figures(self, glyphs: bool = False, color_by=None) -> dict:
+        """Every figure of the run as a matplotlib figure, by name (``loss_curves``, ``encoder_map_plane``, ...);
+        maps coloured by ``color_by`` (``latentatlas.viz.colour``: a value's name, an array, a ``ColorBy``)."""
         import matplotlib.pyplot as plt
 
         from .viz.figures import run_figures
 
-        figs = run_figures(self, self.dataset(), glyphs=glyphs)
+        figs = run_figures(self, self.dataset(), glyphs=glyphs, color_by=color_by)
         for fig in figs.values():
             plt.close(fig)  # shown where the caller displays it, not again at the end of a notebook cell
         return figs
 
-    def explore(self, max_points: int | None = None):
-        """The live explorer of the run, shown inline in a notebook (``.save(path)`` writes the page)."""
+    def explore(self, max_points: int | None = None, color_by=None):
+        """The live explorer of the run, shown inline in a notebook (``.save(path)`` writes the page); points
+        coloured by ``color_by`` as in :meth:`figures`."""
         from .viz.explorer import explorer_html
         from .viz.notebook import ExplorerView
 
         limit = {} if max_points is None else {"max_points": max_points}
-        return ExplorerView(explorer_html(self, self.dataset(), **limit))
+        return ExplorerView(explorer_html(self, self.dataset(), color_by=color_by, **limit))
 
 
 def load_run(path: str | Path, device: str = "cpu") -> Run:
@@ -147,30 +149,33 @@ def evaluate_run(path: str | Path, dataset: Dataset | None = None, echo=None) ->
     return metrics
 
 
-def redraw_run(path: str | Path, glyphs: bool = False, echo=None) -> list[Path]:
+def redraw_run(path: str | Path, glyphs: bool = False, echo=None, color_by=None) -> list[Path]:
     """Draw a finished run's figures again (``latentatlas plot``); returns the files written. ``echo`` gets a line
     once the run and its data are read (so a refusal stays the only line)."""
+    from .viz.colour import resolve
     from .viz.figures import plot_run
 
     check_free(Path(path))
     run = load_run(path)
     dataset = run.dataset()
     no_links_below(run.path, run.path / "figures")  # refused before the line saying it will draw
+    resolve(color_by, dataset, len(dataset.y_test))  # and a colour that is not there, too
     if echo is not None:
         echo(f"drawing the figures of {path} ...")
     with FolderLock(run.path):
-        written = plot_run(run, dataset, glyphs=glyphs)
+        written = plot_run(run, dataset, glyphs=glyphs, color_by=color_by)
         write_manifest(run.path)
     return written
 
 
-def write_explorer(run: str | Path | Run, out: str | Path, dataset=None, max_points: int | None = None) -> Path:
+def write_explorer(run: str | Path | Run, out: str | Path, dataset=None, max_points: int | None = None,
+                   color_by=None) -> Path:
     """Write the explorer page of ``run`` (a run folder or a loaded :class:`Run`) to ``out``; returns the path."""
     from .viz.explorer import MAX_POINTS, explorer_html
 
     run = load_run(run) if not isinstance(run, Run) else run
     html = explorer_html(run, run.dataset() if dataset is None else dataset,
-                         MAX_POINTS if max_points is None else max_points)
+                         MAX_POINTS if max_points is None else max_points, color_by=color_by)
     return atomic_write_text(out, html)
 
 

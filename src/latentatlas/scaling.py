@@ -70,6 +70,29 @@ class MinMax(Pixels):
 
 
 SCALINGS: dict[str, type[Pixels]] = {Pixels.name: Pixels, MinMax.name: MinMax}
+AUTO = "auto"  # pixels where the data are pixels, else minmax: any numeric matrix is taken, and the choice said
+SCALING_CHOICES = (AUTO, *SCALINGS)
+
+
+def is_pixels(X: np.ndarray) -> bool:
+    """uint8, or finite floats within [0, 1]: what the network takes as it is."""
+    if X.dtype == np.uint8:
+        return True
+    return bool(np.issubdtype(X.dtype, np.floating) and len(X) and np.isfinite(X).all() and X.min() >= 0
+                and X.max() <= 1)
+
+
+def fit_scaling(name: str, X: np.ndarray) -> tuple[Pixels, str | None]:
+    """The scaling ``name`` (``SCALING_CHOICES``) fitted on the training samples ``X`` (N, D), and for ``auto``
+    that did not take them as pixels, one line saying what it chose (else None)."""
+    if name != AUTO:
+        return get_scaling(name).fit(X), None
+    if is_pixels(X):
+        return Pixels(), None
+    lo, hi = float(np.min(X)), float(np.max(X))
+    return MinMax().fit(X), (f"scaling: the samples are not pixels (uint8, or floats in [0, 1]) but {X.dtype} over "
+                             f"[{lo:.4g}, {hi:.4g}], so each feature is min-max scaled to [0, 1] by its training min "
+                             "and max (scaling minmax)")
 
 
 def get_scaling(name: str) -> Pixels:

@@ -49,8 +49,8 @@ def probe(runs, seed, out, **levels):
 @click.command(short_help="The tutorial in one go: train, evaluate, compare, report.")
 @setting_option("data")
 @setting_option("epochs", default=None, show_default=False,
-                help="Passes over the training set, for every run [default: the tutorial's 10; the atlas runs as many "
-                     "as make 2,000 steps, 63 on mnist-5k: the neighbour term needs steps].")
+                help="Passes over the training set, for every run [default: the tutorial's 10, or as many as make "
+                     "2,000 steps where 10 make fewer: 63 on mnist-5k].")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True,
               help="Folder of the demo's runs and report; a rerun replaces its runs.")
 @friendly_errors
@@ -165,13 +165,14 @@ def compare(runs, presets, seeds, data, epochs, out, baselines, pca, recipe, sta
 @click.command(short_help="Run or continue a sweep described by a TOML SPEC.")
 @click.argument("spec", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/sweep"), show_default=True,
-              help="Folder of the sweep: trials/, study.db, spec.json, trials.json.")
+              help="Folder of the sweep: trials/, study.db, spec.json, trials.json, chosen.json.")
 @click.option("--storage", default=None, help="Optuna storage URL [default: sqlite in OUT]; postgresql://... to share.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Local worker processes.")
 @friendly_errors
 def sweep(spec, out, storage, workers):
     """Run or continue a sweep described by a TOML SPEC (needs the sweep extra: Optuna)."""
-    from ..experiments.sweep import format_trials
+    from ..experiments.sweep import format_trials, read_chosen
     from ..experiments.sweep import sweep as run_sweep
 
-    click.echo(format_trials(run_sweep(spec, out, storage=storage, workers=workers)))
+    rows = run_sweep(spec, out, storage=storage, workers=workers)
+    click.echo(format_trials(rows, read_chosen(out)))

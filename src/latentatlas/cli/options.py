@@ -95,3 +95,11 @@ def settings_options(fn):
     for f in reversed(SETTINGS):
         fn = setting_option(f.name)(fn)
     return fn
+
+
+def color_by_option(fn):
+    """--color-by, the same spelling as ``color_by`` in Python (``latentatlas.viz.colour``)."""
+    return click.option("--color-by", default=None, metavar="VALUES",
+                        help="Colour the maps' points by: class, or NAME (an .npz's NAME_test array), NAME:circular "
+                             "for angles in radians (NAME:circular=360 for degrees) [default: the data's true angles "
+                             "where known, else class].")(fn)

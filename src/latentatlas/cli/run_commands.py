@@ -3,11 +3,13 @@ sets)."""
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 
 import click
 
-from .options import friendly_errors, given, recipe_option, settings_options, with_recipe
+from .options import color_by_option, friendly_errors, given, recipe_option, settings_options, with_recipe
 
 
 @click.command(short_help="Train a model into a run folder, evaluate it, draw it.")
@@ -23,14 +25,30 @@ def train(out, overwrite, resume, tensorboard, recipe, **params):
     """Train a model into a run folder, evaluate it and draw its figures."""
     from ..config import RunConfig
 
-    cfg = RunConfig(**with_recipe(recipe, params)).resolved()  # a wrong preset is refused before torch is imported
-    from ..run_training import neighbour_steps, train_run
+    from .._io import check_writable
+    from ..data.sources import check_source
+    from ..errors import LatentAtlasError, option
 
-    cfg, dataset = neighbour_steps(cfg, epochs_given=given("epochs", params["epochs"]) is not None)
     if out is None:
         out = Path("runs") / f"{params['preset'] or 'custom'}-{Path(params['data']).name}"
-    run = train_run(cfg, out, overwrite=overwrite, resume=resume, tensorboard=tensorboard, echo=click.echo,
-                    dataset=dataset)
+    # A missing data file, and an --out that cannot be a run folder, are refused before the seconds of importing
+    # torch and loading the data.
+    check_source(params["data"])
+    if out.exists() and not out.is_dir():
+        raise LatentAtlasError(f"{out} is a file, not a run folder: choose another {option('out')}")
+    check_writable(out, folder=True)
+    cfg = RunConfig(**with_recipe(recipe, params)).resolved()  # a wrong preset is refused before torch is imported
+    from ..run_training import enough_steps, train_run
+
+    cfg, dataset, note = enough_steps(cfg, epochs_given=given("epochs", params["epochs"]) is not None)
+    if note and not resume:
+        click.echo(note)
+    try:
+        run = train_run(cfg, out, overwrite=overwrite, resume=resume, tensorboard=tensorboard, echo=click.echo,
+                        dataset=dataset)
+    except KeyboardInterrupt:  # Ctrl-C: the folder's lock is released by now; say what is kept and how to go on
+        click.echo(_interrupted(out), err=True)
+        sys.exit(130)  # the shell's code for a command ended by SIGINT
     if run.finished:
         n = run.resumed_from_epoch
         click.echo(f"{run.path} had already finished its {n} epoch{'s' * (n != 1)}: nothing to resume "
@@ -57,12 +75,13 @@ def evaluate(run):
 @click.command()
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--glyphs", is_flag=True, help="Draw encoder-map points as their class labels (the tutorial's style).")
+@color_by_option
 @friendly_errors
-def plot(run, glyphs):
+def plot(run, glyphs, color_by):
     """Redraw a run's figures without retraining."""
     from ..runs import redraw_run
 
-    for path in redraw_run(run, glyphs=glyphs, echo=click.echo):
+    for path in redraw_run(run, glyphs=glyphs, echo=click.echo, color_by=color_by):
         click.echo(str(path))
 
 
@@ -86,13 +105,14 @@ def export(run, onnx, out):
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("report.html"), show_default=True,
               help="The HTML file to write.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT even if it is not a page latentatlas wrote.")
+@color_by_option
 @friendly_errors
-def report(runs, out, overwrite):
+def report(runs, out, overwrite, color_by):
     """Write one self-contained HTML report (offline, mailable) of one or more runs."""
     from .._io import check_page_out
     from ..viz.report import write_report
 
-    click.echo(f"wrote {write_report(runs, check_page_out(out, overwrite))}")
+    click.echo(f"wrote {write_report(runs, check_page_out(out, overwrite), color_by=color_by)}")
 
 
 @click.command(short_help="Write a run's live explorer page: it decodes under the mouse.")
@@ -104,15 +124,17 @@ def report(runs, out, overwrite):
 @click.option("--max-points", type=click.IntRange(min=1), default=None,
               help="Test points drawn; larger test sets show a fixed random subset [default: 20,000].")
 @click.option("--overwrite", is_flag=True, help="Replace OUT even if it is not a page latentatlas wrote.")
+@color_by_option
 @friendly_errors
-def explore(run, out, serve, port, max_points, overwrite):
+def explore(run, out, serve, port, max_points, overwrite, color_by):
     """Write the live explorer of a run: hover anywhere on its latent maps to see the decoded image."""
     from .._io import check_page_out
     from ..runs import write_explorer
     from ..viz.explorer import open_in_browser, page_server
 
     limit = {} if max_points is None else {"max_points": max_points}
-    page = write_explorer(run, check_page_out(Path("explorer.html") if out is None else out, overwrite), **limit)
+    page = write_explorer(run, check_page_out(Path("explorer.html") if out is None else out, overwrite),
+                          color_by=color_by, **limit)
     click.echo(f"wrote {page} (open it in a browser; it works offline)")
     if serve:
         server = page_server(page, port)
@@ -142,6 +164,29 @@ def datasets():
 
     for name, offline, description in available_datasets():
         click.echo(f"{name:14s} {'offline' if offline else 'download':9s} {description}")
+
+
+def _interrupted(out: Path) -> str:
+    """The one line a Ctrl-C'd ``train`` prints: what it saved (epoch, folder) and the command that continues."""
+    from ..run_training import left_by_interruption
+
+    left, epochs = left_by_interruption(out)
+    if left == "kept":
+        return (f"interrupted: the new run was not saved; {out} still holds the finished run of {epochs} epochs it "
+                f"was replacing (run the same command again to replace it)")
+    if left == "nothing":
+        return "interrupted before the first epoch finished: nothing saved; run the same command again to start"
+    return f"interrupted: epoch {epochs} is saved in {out}; continue with: {shlex.join(_resume_command(out))}"
+
+
+def _resume_command(out: Path) -> list[str]:
+    """This command line, with ``--resume`` and the run folder, without ``--overwrite``."""
+    args = [a for a in sys.argv[1:] if a != "--overwrite"]
+    if not any(a == "--out" or a.startswith("--out=") for a in args):
+        args += ["--out", str(out)]
+    if "--resume" not in args:
+        args.append("--resume")
+    return ["latentatlas", *args]
 
 
 def _echo_metrics(metrics: dict) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,6 +31,10 @@ class Dataset:
     factors_train: np.ndarray | None = None
     factors_test: np.ndarray | None = None
     draw_train: Callable | None = None
+    scaling_note: str | None = None  # what ``scaling="auto"`` chose, where it did not take the samples as pixels
+    factors_label: str = "true angles (rad)"  # what the factors are, for a colour bar
+    # Other per-sample values of the test set by name (an .npz's ``NAME_test`` arrays), to colour maps by.
+    values_test: dict = field(default_factory=dict)
 
     def __post_init__(self):
         for split in ("train", "test"):
@@ -42,10 +46,13 @@ class Dataset:
             if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
                 raise LatentAtlasError(f"{self.name}: {len(x)} {split} images but labels of shape {y.shape} and dtype {y.dtype}: one integer label per image is needed")
             check_labels(y, f"{self.name} ({split} labels)", self.classes)
-            check_pixels(x, f"{self.name} ({split})")
+            check_numbers(x, f"{self.name} ({split})")
             f = getattr(self, f"factors_{split}")
             if f is not None and (f.ndim != 2 or len(f) != len(x)):
                 raise LatentAtlasError(f"{self.name}: {len(x)} {split} samples but true factors of shape {f.shape}")
+        for name, v in self.values_test.items():
+            if len(v) != len(self.x_test):
+                raise LatentAtlasError(f"{self.name}: {len(self.x_test)} test samples but {len(v)} values {name!r}")
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
             raise LatentAtlasError(f"{self.name}: train samples are {self.x_train.shape[1:]} but test samples are {self.x_test.shape[1:]}")
 
@@ -94,6 +101,36 @@ def labels_from(y: np.ndarray, what: str, classes=None) -> np.ndarray:
     return y.astype(np.int64)
 
 
+def check_numbers(x: np.ndarray, what: str) -> None:
+    """Any finite numbers (pixels, firing rates, features) in the machine's byte order; scaling makes them inputs."""
+    if x.dtype == np.uint8:
+        return
+    if (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)) and not x.dtype.isnative:
+        raise LatentAtlasError(f"{what}: values of dtype {x.dtype.str} ({'big' if x.dtype.byteorder == '>' else 'little'}-endian): "
+                               f"store them in this machine's byte order (a.astype('{x.dtype.newbyteorder('=').str}'))")
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)) or x.dtype == np.bool_:
+        raise LatentAtlasError(f"{what}: values of dtype {x.dtype}: give numbers (uint8 pixels, floats, integers)")
+    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+        raise LatentAtlasError(f"{what}: the data contain NaN or infinite values")
+
+
+def scale(dataset: Dataset, scaling: str) -> Dataset:
+    """``dataset`` with its samples as the network takes them, by the scaling ``scaling`` (``scaling.SCALINGS`` or
+    auto) fitted on the training split; pixels stay as they are (uint8 too)."""
+    import dataclasses
+
+    from ..scaling import Pixels, fit_scaling
+
+    fitted, note = fit_scaling(scaling, dataset.x_train.reshape(len(dataset.x_train), -1))
+    if isinstance(fitted, Pixels) and fitted.name == Pixels.name:
+        for split in ("train", "test"):
+            check_pixels(getattr(dataset, f"x_{split}"), f"{dataset.name} ({split})")
+        return dataset
+    x = {f"x_{split}": fitted.transform(a.reshape(len(a), -1), a.dtype).reshape(a.shape)
+         for split, a in (("train", dataset.x_train), ("test", dataset.x_test))}
+    return dataclasses.replace(dataset, **x, scaling_note=note)
+
+
 def check_pixels(x: np.ndarray, what: str) -> None:
     """uint8 is taken as 0..255; floats must be finite and in [0, 1], in the machine's byte order."""
     if x.dtype == np.uint8:
@@ -107,6 +144,6 @@ def check_pixels(x: np.ndarray, what: str) -> None:
         raise LatentAtlasError(f"{what}: the data contain NaN or infinite values")
     lo, hi = float(x.min()), float(x.max())
     if lo < 0:  # scikit-learn's wording for positive-only estimators
-        raise LatentAtlasError(f"{what}: Negative values in data passed to latentatlas (min {lo:g}): pixels must lie in [0, 1], or pass uint8 0..255")
+        raise LatentAtlasError(f"{what}: Negative values in data passed to latentatlas (min {lo:g}): pixels must lie in [0, 1], or pass uint8 0..255, or scale them (scaling minmax or auto)")
     if hi > 1:
-        raise LatentAtlasError(f"{what}: float pixels range over [{lo:g}, {hi:g}]: floats must lie in [0, 1] (divide 0..255 data by 255, or pass uint8)")
+        raise LatentAtlasError(f"{what}: float pixels range over [{lo:g}, {hi:g}]: floats must lie in [0, 1] (divide 0..255 data by 255, or pass uint8), or scale them (scaling minmax or auto)")

@@ -29,6 +29,7 @@ class _Population:
     peak_rate: ClassVar[float] = 4.0  # expected spikes per bin at a cell's preferred angle: P(spike) = 0.98
     base_rate: ClassVar[float] = 0.1  # expected spikes per bin far from it: P(spike) = 0.095
     seed: ClassVar[int] = 0
+    factors_label: ClassVar[str]  # the colour bar's title of the true angles, which colour maps by default
 
     def available_offline(self) -> bool:
         return True
@@ -51,7 +52,7 @@ class _Population:
         test[rng.choice(len(x), self.n_test, replace=False)] = True
         y = self.labels(angles).astype(np.int64)
         return Dataset(self.name, x[~test], y[~test], x[test], y[test], classes=self.class_names(),
-                       factors_train=angles[~test], factors_test=angles[test])
+                       factors_train=angles[~test], factors_test=angles[test], factors_label=self.factors_label)
 
     def class_names(self) -> tuple[str, ...]:
         raise NotImplementedError
@@ -61,6 +62,7 @@ class HeadDirection(_Population):
     """64 head-direction cells, von Mises tuning (concentration 4) with preferred directions spread at random."""
 
     name = "head-direction"
+    factors_label = "true heading (rad)"
     description = "synthetic head-direction cells (64, spiked or not per bin), 8,000 / 2,000 bins; a ring"
     concentration: ClassVar[float] = 4.0
     step: ClassVar[float] = 0.15  # s.d. of the heading's change per bin, radians
@@ -89,6 +91,7 @@ class GridCells(_Population):
     keeps its two circles separate, the simplest torus to recover.)"""
 
     name = "grid-cells"
+    factors_label = "true lattice phases (rad)"
     description = "synthetic grid cells of one module (300, spiked or not per bin), 8,000 / 2,000 bins; a torus"
     # 300 cells: a decoder that knows every cell's true tuning (maximum likelihood on a 64 x 64 grid of phases)
     # reaches a circular correlation of 0.948 from 100 cells' spikes in a bin, 0.976 from 200, 0.984 from 300; the

@@ -157,12 +157,16 @@ def load_npz(path: str | os.PathLike, name: str | None = None) -> Dataset:
             missing = [k for k in keys if k not in f.files]
             if missing:
                 raise LatentAtlasError(f"{path.name}: missing arrays {', '.join(missing)}; an .npz needs {', '.join(keys)}")
+            # NAME_test: per-sample values of the test set to colour maps by (heading_test, speed_test).
+            extra = [k for k in f.files if k.endswith("_test") and k not in keys and len(k) > len("_test")]
             with zipfile.ZipFile(path) as z:
-                for k in keys:
+                for k in (*keys, *extra):
                     info = z.getinfo(f"{k}.npy")
                     with z.open(info) as member:
                         _check_npy_header(member, info.file_size, f"{path.name} ({k})")
             arrays = {k: f[k] for k in keys}
+            values = {k[: -len("_test")]: f[k] for k in extra}
+            names = f["class_names"] if "class_names" in f.files else None  # optional: one name per label
     except LatentAtlasError:
         raise
     except ValueError as e:
@@ -176,8 +180,19 @@ def load_npz(path: str | os.PathLike, name: str | None = None) -> Dataset:
     for k in ("y_train", "y_test"):
         if arrays[k].ndim != 1 or not np.issubdtype(arrays[k].dtype, np.integer):
             raise LatentAtlasError(f"{path.name}: {k} must be a 1-D integer array, got shape {arrays[k].shape} dtype {arrays[k].dtype}")
-    return Dataset(name or path.stem, arrays["x_train"], labels_from(arrays["y_train"], f"{path.name} (y_train)"),
-                   arrays["x_test"], labels_from(arrays["y_test"], f"{path.name} (y_test)"))
+    classes = None
+    if names is not None:
+        if names.ndim != 1 or names.dtype.kind not in "US":
+            raise LatentAtlasError(f"{path.name}: class_names must be a 1-D array of strings (np.array(['a', 'b'])), "
+                                   f"got shape {names.shape} dtype {names.dtype}")
+        classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names.tolist())
+    for k, v in values.items():
+        if v.dtype.kind not in "biuf" or v.ndim not in (1, 2) or len(v) != len(arrays["x_test"]):
+            raise LatentAtlasError(f"{path.name}: {k}_test must hold numbers, one row per test sample "
+                                   f"({len(arrays['x_test'])}), got shape {v.shape} dtype {v.dtype}")
+    return Dataset(name or path.stem, arrays["x_train"], labels_from(arrays["y_train"], f"{path.name} (y_train)", classes),
+                   arrays["x_test"], labels_from(arrays["y_test"], f"{path.name} (y_test)", classes), classes=classes,
+                   values_test=values)
 
 
 NPY_KEYS = ("x_train", "y_train", "x_test", "y_test")

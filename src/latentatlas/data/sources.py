@@ -224,6 +224,10 @@ def check_source(name_or_path: str) -> None:
 
 
 def _unknown(name_or_path) -> LatentAtlasError:
+    text = str(name_or_path)
+    if "/" in text or os.sep in text or Path(text).suffix:  # written as a path: the file is what is missing
+        return LatentAtlasError(f"{text}: no such file or folder (data are a name of `latentatlas datasets`, an .npz "
+                                "file or a folder of IDX files, .npy arrays or images)")
     return unknown_name("data set", str(name_or_path), SOURCES,
                         more=", or give an .npz file or a folder (IDX files, .npy arrays or images)")
 

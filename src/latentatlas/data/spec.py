@@ -144,6 +144,42 @@ class Rotate(Corrupt):
     name, keys = "rotate", {"degrees": float, "split": str, "seed": int}
 
 
+class Validation(Transform):
+    """Carve a validation split out of the training set, stratified by label and seeded, and make it the data set's
+    held-out split in place of the test set, which is left unread: what a sweep chooses on, so that the test set
+    scores only the model chosen (``fraction`` of the training samples, default 0.2; ``seed``, default 0)."""
+
+    name = "validation"
+    keys = {"fraction": float, "seed": int}
+    defaults = {"fraction": 0.2, "seed": 0}
+
+    def __init__(self, fraction: float = 0.2, seed: int = 0):
+        if not 0 < fraction < 1:
+            raise LatentAtlasError(f"validation: fraction={fraction} must lie strictly between 0 and 1")
+        if seed < 0:
+            raise LatentAtlasError(f"validation: seed={seed} must be >= 0")
+        super().__init__(fraction=fraction, seed=seed)
+
+    def apply(self, dataset: Dataset) -> Dataset:
+        from sklearn.model_selection import train_test_split
+
+        y = dataset.y_train
+        n_val = max(1, round(self.params["fraction"] * len(y)))
+        if n_val >= len(y):
+            raise LatentAtlasError(f"{self}: {len(y)} training samples leave none to train on")
+        index = np.arange(len(y))
+        _, counts = np.unique(y, return_counts=True)
+        stratify = y if counts.min() >= 2 and n_val >= len(counts) else None  # else a plain seeded draw
+        train, val = train_test_split(index, test_size=n_val, stratify=stratify, random_state=self.params["seed"])
+        train, val = np.sort(train), np.sort(val)
+        f = dataset.factors_train
+        # Only the training split is read: the test set's fields are replaced, never looked at.
+        return dataclasses.replace(dataset, name=f"{dataset.name}+{self}", x_train=dataset.x_train[train],
+                                   y_train=y[train], x_test=dataset.x_train[val], y_test=y[val],
+                                   factors_train=None if f is None else f[train],
+                                   factors_test=None if f is None else f[val], values_test={})
+
+
 TRANSFORMS: dict[str, type[Transform]] = {
     HoldOut.name: HoldOut,
     Noise.name: Noise,
@@ -151,6 +187,7 @@ TRANSFORMS: dict[str, type[Transform]] = {
     Occlude.name: Occlude,
     Rotate.name: Rotate,
     Binarize.name: Binarize,
+    Validation.name: Validation,
 }
 
 
@@ -192,11 +229,15 @@ class DataSpec:
     source: str  # a name in SOURCES or a path
     image_size: int | None = None  # folders of images: resize to image_size x image_size
     transforms: tuple[str, ...] = ()  # applied in order, each as parse_transform reads it
+    # scaling.SCALING_CHOICES: fitted on the training split the transforms leave, so that the test split a
+    # validation split replaces is never read
+    scaling: str = "auto"
 
     def load(self) -> Dataset:
+        from .dataset import scale
         from .sources import load_dataset
 
         dataset = load_dataset(self.source, image_size=self.image_size)
         for text in self.transforms:
             dataset = parse_transform(text).apply(dataset)
-        return dataset
+        return scale(dataset, self.scaling)

@@ -22,7 +22,7 @@ from ..data import Dataset
 from ..errors import LatentAtlasError, option
 from ..nets import PRESETS
 from ..run_folder import CONFIG, MANIFEST, is_run_folder, not_a_run_folder, read_config
-from ..run_training import neighbour_steps, resolve_runtime, train_run, train_stacked
+from ..run_training import enough_steps, resolve_runtime, train_run, train_stacked
 from ..runs import Run, load_run
 from ..schedules import get_recipe
 from ..stack import NotStackable, stack_pays
@@ -58,8 +58,8 @@ def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out
     stochastic one. ``pca`` is the deprecated switch of 0.1.0: False removes "pca" from ``baselines``, True adds it.
 
     ``recipe`` (:data:`latentatlas.schedules.RECIPES`) says how each model trains; ``epochs``, if given, overrides
-    its number of epochs, and if not, a model with the neighbour term trains the epochs its term needs
-    (:func:`latentatlas.run_training.neighbour_steps`). The new seeds of a preset train stacked
+    its number of epochs, and if not, every model trains at least ``MIN_STEPS`` steps
+    (:func:`latentatlas.run_training.enough_steps`). The new seeds of a preset train stacked
     (``latentatlas.stack``: together, each into its own
     run folder) where ``stack`` is True, or where it is None and stacking measured faster on this device and
     precision (``stack.stack_pays``); where stacking does not apply (a neighbour term, say), they train separately
@@ -85,7 +85,9 @@ def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out
             settings["epochs"] = epochs
         for seed in range(seeds):
             cfg = resolve_runtime(RunConfig(preset=preset, data=data, seed=seed, **settings))
-            cfg, dataset = neighbour_steps(cfg, epochs is not None, dataset)
+            cfg, dataset, note = enough_steps(cfg, epochs is not None, dataset)
+            if note and seed == 0:
+                echo(f"{preset}: {note}")
             folder = out / preset / f"seed{seed}"
             _check_folder(folder, cfg)
             jobs.append((cfg, folder))

@@ -40,16 +40,19 @@ def summary(results: dict) -> list[dict]:
 
 
 def format_table(rows: list[dict]) -> str:
-    """Mean ± s.d. of each metric, as the metrics table formats it; a property (the parameter count) has no spread."""
+    """Mean ± s.d. of each metric, as the metrics table formats it; a property (the parameter count) has no spread.
+    A metric no model has (the KL and log-likelihood of plain autoencoders) is left out, not shown as a column of
+    "-" (compare.json and compare.csv keep every column)."""
+    shown = [m for m in columns() if any(r[f"{m.key}_mean"] is not None for r in rows)]
     cells = []
     for r in rows:
         line = [r["model"], str(r["n"])]
-        for m in columns():
+        for m in shown:
             mean, sd = r[f"{m.key}_mean"], r[f"{m.key}_sd"]
             spread = sd is not None and m.better is not None
             line.append(m.format(mean) + (f" ± {m.format(sd)}" if spread and mean is not None else ""))
         cells.append(line)
-    return text_table(["model", "n", *(m.header for m in columns())], cells)
+    return text_table(["model", "n", *(m.header for m in shown)], cells)
 
 
 def write_outputs(results: dict, out: str | Path) -> list[Path]:

@@ -10,7 +10,7 @@ from .._table import text_table
 from ..config import RunConfig
 from ..data import load_dataset
 from ..metrics import METRIC
-from ..run_training import neighbour_steps, train_run
+from ..run_training import MIN_STEPS, enough_steps, train_run
 from ..runs import Run
 
 DEMO_PRESETS = ("deep-2d", "deep-3d", "deep-s2", "atlas-2d", "atlas-s2")
@@ -20,18 +20,19 @@ TABLE = ("epochs", "n_params", "bce_test", "knn5", "train_seconds")  # the metri
 def run_demo(out: str | Path = "runs/demo", data: str = "mnist-5k", epochs: int | None = None, seed: int = 0,
              progress: bool | None = None, echo=print) -> list[Run]:
     """Train the demo presets into ``out/<preset>``; earlier demo runs there are replaced. ``epochs``: every
-    preset's; None: the tutorial's 10, and for the presets with the neighbour term as many as make up
-    ``NEIGHBOUR_STEPS`` steps on this data (:func:`latentatlas.run_training.neighbour_steps`)."""
+    preset's; None: the tutorial's 10, or as many as make up ``MIN_STEPS`` steps on this data where 10 make fewer
+    (:func:`latentatlas.run_training.enough_steps`)."""
     out = Path(out)
     configs = [RunConfig(preset=preset, data=data, seed=seed, **({} if epochs is None else {"epochs": epochs}))
                for preset in DEMO_PRESETS]
     configs = [cfg.resolved() for cfg in configs]  # every setting checked before anything is said or trained
     check_writable(out / "report.html")
     dataset = load_dataset(data)
-    configs = [neighbour_steps(cfg, epochs is not None, dataset)[0] for cfg in configs]
+    configs = [enough_steps(cfg, epochs is not None, dataset)[0] for cfg in configs]
     runs = []
     for cfg in configs:
-        echo(f"training {cfg.preset} on {dataset.name} ({len(dataset.y_train):,} images, {cfg.epochs} epochs) ...")
+        rule = "" if epochs is not None else f", at least {MIN_STEPS:,} steps"
+        echo(f"training {cfg.preset} on {dataset.name} ({len(dataset.y_train):,} images, {cfg.epochs} epochs{rule}) ...")
         runs.append(train_run(cfg, out / cfg.preset, overwrite=True, progress=progress, dataset=dataset))
     return runs
 

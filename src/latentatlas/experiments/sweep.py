@@ -7,6 +7,11 @@ Storage is an SQLite file in the sweep folder by default; give ``postgresql://..
 machines join one study (each machine runs the same command). Workers send heartbeats: a trial whose worker died is
 marked failed after the grace period and tried again, so restarting the sweep completes it.
 
+Honest selection: each trial is scored on a validation split carved from its training set (``sweep_spec.VALIDATION``,
+seeded and recorded in the trial's config.json), and the test set is read once, after the choice, to score the
+chosen trial alone (``chosen.json``); the test numbers of the trials that lost are never computed. A study made
+before validation splits (its trials scored on the test set) is still read and shown, labelled as such.
+
 A sweep is one spec: the sweep folder (``spec.json``) and the study (a user attribute) record it, and a different
 spec is refused rather than mixed in. Only ``trials = N`` may change, to sample more (or fewer) trials.
 """
@@ -14,6 +19,7 @@ spec is refused rather than mixed in. Only ``trials = N`` may change, to sample 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import multiprocessing as mp
@@ -29,10 +35,13 @@ from pathlib import Path
 from .._io import atomic_write_json
 from .._table import text_table
 from ..errors import LatentAtlasError, option
-from ..metrics import METRIC
-from .sweep_spec import Spec, read_spec
+from ..metrics import METRIC, METRICS
+from .sweep_spec import VALIDATION, Spec, read_spec
 
-OBJECTIVE = METRIC["bce_test"]  # the metric a sweep optimises (its direction from the metrics table)
+OBJECTIVE = METRIC["bce_test"]  # the metric a sweep optimises (its direction from the metrics table) ...
+VALUE_KEY = "bce_validation"  # ... measured on each trial's validation split: the trials table's column
+LEGACY_KEY = OBJECTIVE.key  # the column of a study made before validation splits: its trials scored on the test set
+CHOSEN_FILE = "chosen.json"  # the chosen trial, its validation and its test figures
 HEARTBEAT_S, GRACE_S = 5, 20
 SPEC_FILE = "spec.json"  # the sweep folder's record of its spec
 
@@ -55,21 +64,31 @@ def sweep(spec_path: str | Path, out: str | Path, storage: str | None = None, wo
     spec = read_spec(spec_path)
     _check_machine_settings(spec)
     out = Path(out)
+    legacy = False
     if (out / SPEC_FILE).is_file():
         try:
             recorded = json.loads((out / SPEC_FILE).read_text())
         except (OSError, ValueError) as e:
             raise LatentAtlasError(f"{out / SPEC_FILE}: unreadable ({e}); give the sweep another {option('out')}") from None
         _refuse_other_spec(spec, recorded, f"{out} holds a sweep of another spec", f"give this one another {option('out')}")
+        legacy = _is_legacy(recorded)
     storage = storage or f"sqlite:///{(out / 'study.db').resolve()}"
     made = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)  # to remove on failure
     out.mkdir(parents=True, exist_ok=True)
     try:
-        done = _open_study(storage, spec)
+        done, legacy_study = _open_study(storage, spec)
     except BaseException:
         if made is not None:
             shutil.rmtree(made, ignore_errors=True)
         raise
+    if legacy or legacy_study:  # read and shown as it is; never continued with trials scored another way
+        if done < spec.n_trials:
+            raise LatentAtlasError(f"{out}: this sweep was started before sweeps chose on a validation split (its "
+                                   f"{done} finished trials were scored on the test set, new ones would not be): give "
+                                   f"the spec another {option('out')} to sweep it afresh")
+        rows = results(storage)
+        atomic_write_json(out / "trials.json", rows)
+        return rows
     atomic_write_json(out / SPEC_FILE, spec.to_json())
     if done:  # a rerun continues: say so before the first new trial (or the table, when none is left)
         echo(f"continuing the sweep: {done:,} of {spec.n_trials:,} trials already done"
@@ -88,7 +107,57 @@ def sweep(spec_path: str | Path, out: str | Path, storage: str | None = None, wo
             raise LatentAtlasError(f"{sum(p.exitcode != 0 for p in procs)} worker(s) failed; run the same command again to continue")
     rows = results(storage)
     atomic_write_json(out / "trials.json", rows)
+    test_chosen(rows, out)
     return rows
+
+
+def _is_legacy(recorded) -> bool:
+    """Whether a recorded spec is of a sweep made before validation splits (its trials scored on the test set)."""
+    return isinstance(recorded, dict) and "validation" not in recorded
+
+
+def choose(rows: list[dict]) -> dict | None:
+    """The finished trial with the best objective (on the validation split, or on the test set in an old study)."""
+    done = [r for r in rows if r["state"] == "COMPLETE"]
+    if not done:
+        return None
+    key = VALUE_KEY if VALUE_KEY in done[0] else LEGACY_KEY
+    return (min if OBJECTIVE.better == "lower" else max)(done, key=lambda r: r[key])
+
+
+def test_chosen(rows: list[dict], out: str | Path) -> dict | None:
+    """Choose the trial (on validation figures alone), then, and only then, read the test set to score it; written
+    to ``chosen.json`` with the trial's validation figures, and returned. Kept when the choice has not changed."""
+    from ..metrics import evaluate
+    from ..runs import load_run
+
+    best = choose(rows)
+    if best is None:
+        return None
+    path = Path(out) / CHOSEN_FILE
+    known = read_chosen(out)
+    if known is not None and known.get("trial") == best["trial"] and known.get("run") == best["run"]:
+        return known
+    run = load_run(best["run"])
+    transforms = list(run.config.transforms)
+    if VALIDATION in transforms:
+        transforms.remove(VALIDATION)
+    dataset = dataclasses.replace(run.config, transforms=tuple(transforms)).data_spec.load()  # the test set, at last
+    test = evaluate(run.model, dataset, iwae_k=run.config.iwae_k)
+    params = {k: v for k, v in best.items() if k not in ("trial", "state", "run", VALUE_KEY)}
+    chosen = {"trial": best["trial"], "run": best["run"], "params": params, "chosen_on": VALIDATION,
+              "validation": run.metrics, "test": test}
+    atomic_write_json(path, chosen)
+    return chosen
+
+
+def read_chosen(out: str | Path) -> dict | None:
+    """The sweep folder's ``chosen.json``, or None (none chosen yet, or a sweep from before validation splits)."""
+    try:
+        chosen = json.loads((Path(out) / CHOSEN_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return chosen if isinstance(chosen, dict) else None
 
 
 def _check_machine_settings(spec: Spec) -> None:
@@ -122,17 +191,28 @@ def _worker_process(*args) -> None:
         sys.exit(2)
 
 
-def format_trials(rows: list[dict]) -> str:
-    """The trials as a table, then the best configuration."""
+def format_trials(rows: list[dict], chosen: dict | None = None) -> str:
+    """The trials as a table, then the chosen trial with its validation and test figures (``test_chosen``)."""
     keys = [k for k in rows[0] if k not in ("run",)] if rows else []
     cells = [["-" if r.get(k) is None else f"{r[k]:.4f}" if isinstance(r.get(k), float) else str(r.get(k))
               for k in keys] for r in rows]
     lines = [text_table(keys, cells)]
-    done = [r for r in rows if r["state"] == "COMPLETE"]
-    if done:
-        best = (min if OBJECTIVE.better == "lower" else max)(done, key=lambda r: r[OBJECTIVE.key])
-        params = ", ".join(f"{k}={best[k]}" for k in keys if k not in ("trial", "state", OBJECTIVE.key))
-        lines.append(f"\nbest: trial {best['trial']}, {OBJECTIVE.key} {OBJECTIVE.format(best[OBJECTIVE.key])} ({params}), run {best['run']}")
+    best = choose(rows)
+    if best is None:
+        return lines[0]
+    params = ", ".join(f"{k}={best[k]}" for k in keys if k not in ("trial", "state", VALUE_KEY, LEGACY_KEY))
+    if LEGACY_KEY in best:
+        lines.append(f"\nbest: trial {best['trial']}, {LEGACY_KEY} {OBJECTIVE.format(best[LEGACY_KEY])} ({params}), "
+                     f"run {best['run']}; chosen on the test set (a sweep from before validation splits), so its "
+                     "test figures are optimistic")
+        return "\n".join(lines)
+    lines.append(f"\nchosen: trial {best['trial']} ({params}), run {best['run']}, on its validation split "
+                 f"({VALIDATION}, carved from the training set); the test set scored it alone, after the choice:")
+    if chosen is not None and chosen.get("trial") == best["trial"]:
+        shown = [m for m in METRICS if m.compared and m.better and not m.of_run
+                 and chosen["validation"].get(m.key) is not None and chosen["test"].get(m.key) is not None]
+        table = [[split, *(m.format(chosen[split][m.key]) for m in shown)] for split in ("validation", "test")]
+        lines.append(text_table(["", *(m.header.removeprefix("test ") for m in shown)], table))
     return "\n".join(lines)
 
 
@@ -141,13 +221,14 @@ def results(storage: str) -> list[dict]:
     import optuna
 
     study = optuna.load_study(study_name="latentatlas", storage=_storage(storage))
-    return [{"trial": t.number, "state": t.state.name, OBJECTIVE.key: t.value, **t.params, "run": t.user_attrs.get("run")}
+    key = LEGACY_KEY if _is_legacy(study.user_attrs.get("spec")) else VALUE_KEY
+    return [{"trial": t.number, "state": t.state.name, key: t.value, **t.params, "run": t.user_attrs.get("run")}
             for t in sorted(study.trials, key=lambda t: t.number)]
 
 
-def _open_study(storage: str, spec: Spec) -> int:
+def _open_study(storage: str, spec: Spec) -> tuple[int, bool]:
     """Create the study (or join it, if its spec is this one) and enqueue every grid point; returns how many
-    trials are already complete."""
+    trials are already complete, and whether the study is one from before validation splits (nothing enqueued)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -159,10 +240,11 @@ def _open_study(storage: str, spec: Spec) -> int:
         study.set_user_attr("spec", spec.to_json())
     _refuse_other_spec(spec, study.user_attrs["spec"], f"the study in {_shown(storage)} was started with another spec",
                        "run that spec, or give this one its own database")
-    if not spec.sampled:
+    legacy = _is_legacy(study.user_attrs["spec"])
+    if not spec.sampled and not legacy:
         for combo in itertools.product(*spec.grid.values()):
             study.enqueue_trial(dict(zip(spec.grid, combo)), skip_if_exists=True)
-    return sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False))
+    return sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)), legacy
 
 
 def _refuse_other_spec(spec: Spec, recorded, problem: str, advice: str) -> None:
@@ -188,7 +270,7 @@ def _worker(spec: Spec, out: str, storage: str, echo=print) -> None:
         folder = Path(out) / "trials" / f"{trial.number:04d}"
         trial.set_user_attr("run", str(folder))
         run = train_run(spec.config(params), folder, overwrite=folder.exists(), progress=False)
-        for k, v in run.metrics.items():
+        for k, v in run.metrics.items():  # the validation split's figures: the trial's data hold no test set
             trial.set_user_attr(k, v)
         return run.metrics[OBJECTIVE.key]
 
@@ -223,7 +305,7 @@ def _worker(spec: Spec, out: str, storage: str, echo=print) -> None:
                 raise
             else:
                 study.tell(trial, value)
-                _say(echo, trial, f"{OBJECTIVE.key} {OBJECTIVE.format(value)}")
+                _say(echo, trial, f"{VALUE_KEY} {OBJECTIVE.format(value)}")
 
 
 def _say(echo, trial, outcome: str) -> None:

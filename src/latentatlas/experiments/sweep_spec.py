@@ -19,6 +19,10 @@ from pathlib import Path
 from ..config import SETTINGS, RunConfig, setting_type
 from ..errors import LatentAtlasError, unknown_name
 
+# What every trial is scored on: a validation split carved from its training set, stratified and seeded (a data
+# transform, so each trial's config.json records it). The test set scores the chosen trial alone, after the choice.
+VALIDATION = "validation:fraction=0.2:seed=0"
+
 # Every grid point is checked now and queued as a trial before the first runs: past this, a grid is a mistake (a
 # range written as a list?) that would spend minutes queueing before it failed or began.
 MAX_GRID_POINTS = 1000
@@ -37,7 +41,7 @@ class Spec:
 
     def to_json(self) -> dict:
         return {"search": {**self.grid, **{k: {"log": False, **v} for k, v in self.sampled.items()}},
-                "fixed": self.fixed, "trials": self.trials}
+                "fixed": self.fixed, "trials": self.trials, "validation": VALIDATION}
 
     def differences(self, recorded) -> list[str]:
         """What changed from ``recorded`` (a ``to_json``) to this spec, one item per setting; the number of trials
@@ -64,8 +68,10 @@ class Spec:
         return params
 
     def config(self, params: dict) -> RunConfig:
-        """The run config of one trial: the fixed settings with the trial's ``params`` over them."""
-        return RunConfig.from_dict({**self.fixed, **params})  # TOML's lists become the tuples RunConfig holds
+        """The run config of one trial: the fixed settings with the trial's ``params`` over them, its data's
+        held-out split the validation split (``VALIDATION``) in place of the test set."""
+        cfg = RunConfig.from_dict({**self.fixed, **params})  # TOML's lists become the tuples RunConfig holds
+        return dataclasses.replace(cfg, transforms=(*cfg.transforms, VALIDATION))
 
 
 def read_spec(path: str | Path) -> Spec:

@@ -89,6 +89,19 @@ class Chart:
     inside: Callable[[Tensor], Tensor] | None = None  # (N, 2) -> (N,) bool; None: the whole extent
     y_down: bool = False
     js_from_map: str | None = None
+    # Whether the map's left and right (bottom and top) edges are the same points of the space (the sphere's
+    # phi = +-pi, the torus's angles): a step between two points more than half the extent apart along that axis
+    # crossed the seam, and is drawn to the edge and on from the other one, never across the map.
+    seams: tuple[bool, bool] = (False, False)
+    outline: tuple[tuple[float, float], ...] | None = None  # the domain's edge where it is not the extent's box
+
+    def boundary(self) -> tuple[tuple[float, float], ...] | None:
+        """The domain's edge as a closed polygon in map coordinates: the outline, else the extent's box; None for
+        an unbounded chart."""
+        if self.outline is not None or self.extent is None:
+            return self.outline
+        (x0, x1), (y0, y1) = self.extent
+        return ((x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0))
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,11 @@ def from_hammer(xy: Tensor) -> Tensor:
     return from_angles(torch.stack([phi, math.pi / 2 - lat], dim=1))
 
 
+# The Hammer map's edge, the meridian phi = +-pi: the ellipse x^2 / 8 + y^2 / 2 = 1, as a closed polygon.
+_HAMMER_OUTLINE = tuple((2 * _SQRT2 * math.cos(t), _SQRT2 * math.sin(t))
+                        for t in (2 * math.pi * k / 180 for k in range(181)))
+
+
 def in_hammer(xy: Tensor) -> Tensor:
     return xy[:, 0] ** 2 / 8 + xy[:, 1] ** 2 / 2 <= 1
 
@@ -126,10 +131,10 @@ class Sphere(Geometry):
         labels = (r"azimuth $\phi$ (rad)", r"polar angle $\theta$ (rad)")
         return (
             Chart("equirectangular", labels, to_angles, from_angles, extent=((-math.pi, math.pi), (0.0, math.pi)),
-                  y_down=True, js_from_map=_JS_FROM_ANGLES),
+                  y_down=True, js_from_map=_JS_FROM_ANGLES, seams=(True, False)),
             Chart("equal-area", (r"Hammer $x$ (azimuth $\phi$ across)", r"Hammer $y$ (north up)"), to_hammer,
                   from_hammer, extent=((-2 * _SQRT2, 2 * _SQRT2), (-_SQRT2, _SQRT2)), inside=in_hammer,
-                  js_from_map=_JS_FROM_HAMMER),
+                  js_from_map=_JS_FROM_HAMMER, seams=(True, False), outline=_HAMMER_OUTLINE),
         )
 
     def embedding_3d(self) -> Embedding3D | None:

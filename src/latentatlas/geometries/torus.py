@@ -125,7 +125,8 @@ class Torus(Geometry):
         if self.latent_dim == 2:
             js = "(u, v) => [Math.cos(u), Math.sin(u), Math.cos(v), Math.sin(v)]"
             return (Chart("angles", ("angle $a_1$ (rad, periodic)", "angle $a_2$ (rad, periodic)"), torus_angles,
-                          from_torus_angles, extent=((-math.pi, math.pi), (-math.pi, math.pi)), js_from_map=js),)
+                          from_torus_angles, extent=((-math.pi, math.pi), (-math.pi, math.pi)), js_from_map=js,
+                          seams=(True, True)),)
         return ()
 
     def embedding_3d(self) -> Embedding3D | None:

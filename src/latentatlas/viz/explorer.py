@@ -25,6 +25,7 @@ from torch import nn
 from ..data.spec import held_out
 from ..errors import LatentAtlasError
 from ..metrics import METRIC, neighbourhood_preservation
+from .colour import ColorBy, resolve
 from .plots import image_shape, map_limits
 from .style import TAB10, class_names, plain_label
 
@@ -40,10 +41,12 @@ SUMMARY = ("bce_test", "knn5")  # the metrics in the page's header line
 MAX_POINTS = 20_000  # every test point of MNIST-sized sets; larger test sets get a fixed random subset
 
 
-def explorer_html(run: Run, dataset, max_points: int = MAX_POINTS, latents: dict | None = None) -> str:
+def explorer_html(run: Run, dataset, max_points: int = MAX_POINTS, latents: dict | None = None,
+                  color_by=None) -> str:
     """The page as a string: the template with the run's data embedded as JSON; ``latents`` (``z_test`` and
-    ``y_test`` of ``dataset``'s test set) instead of the run folder's, for a model that has no folder."""
-    data = explorer_data(run, dataset, max_points, latents)
+    ``y_test`` of ``dataset``'s test set) instead of the run folder's, for a model that has no folder; points
+    coloured by ``color_by`` first (``viz.colour``), by class or neighbourhood kept on the page's choice."""
+    data = explorer_data(run, dataset, max_points, latents, color_by)
     # Each chart's inverse is code, so it goes into a script, not the JSON (the page's policy forbids eval).
     inverses = ",\n".join(f"{json.dumps(c.name)}: {c.js_from_map}" for c in _charts(run.model.geometry))
     embedding = run.model.geometry.embedding_3d()
@@ -56,7 +59,8 @@ def explorer_html(run: Run, dataset, max_points: int = MAX_POINTS, latents: dict
     return re.sub("|".join(re.escape(k) for k in replacements), lambda m: replacements[m.group(0)], page)
 
 
-def explorer_data(run: Run, dataset, max_points: int = MAX_POINTS, latents: dict | None = None) -> dict:
+def explorer_data(run: Run, dataset, max_points: int = MAX_POINTS, latents: dict | None = None,
+                  color_by=None) -> dict:
     """Everything the page needs, as JSON-ready values (arrays as base64 little-endian bytes)."""
     if not isinstance(max_points, int) or max_points < 1:
         raise LatentAtlasError(f"max_points={max_points!r} is out of range: it must be an integer >= 1")
@@ -73,9 +77,11 @@ def explorer_data(run: Run, dataset, max_points: int = MAX_POINTS, latents: dict
         raise LatentAtlasError(f"{run.path}: its test latents do not belong to the test set of {dataset.name} "
                                f"({len(z)} latents, {len(x_test)} images): re-run `latentatlas evaluate {run.path}`")
     total = len(z)
+    colour = resolve(color_by, dataset, total)
     if total > max_points:  # a fixed subset, the same on every call; sorted, so a memory map reads in order
         keep = np.sort(np.random.default_rng(0).choice(total, max_points, replace=False))
         z, y, x_test = z[keep], y[keep], x_test[keep]
+        colour = None if colour is None else colour.take(keep)
     pixels = x_test if x_test.dtype == np.uint8 else np.round(np.asarray(x_test, np.float32) * 255)
     classes = class_names(dataset.classes, max(len(dataset.classes or ()), int(y.max()) + 1))
     return {
@@ -95,6 +101,7 @@ def explorer_data(run: Run, dataset, max_points: int = MAX_POINTS, latents: dict
         "points": {"n": len(z), "total": total, "z": _b64(z), "y": _b64(y.astype(np.uint16)),
                    "pixels": _b64(pixels.astype(np.uint8)),
                    "kept": _b64(np.round(neighbourhood_preservation(pixels, z) * 255).astype(np.uint8))},
+        "colourBy": None if colour is None else _colour_data(colour),
         "charts": [_chart_data(c, z) for c in charts],
         "view3d": None if embedding is None else _view3d_data(embedding, z),
     }
@@ -130,6 +137,16 @@ def _chart_data(chart, z: np.ndarray) -> dict:
     return {"name": chart.name, "labels": [plain_label(s) for s in chart.labels],
             "bounded": chart.extent is not None, "extent": [[float(u0), float(u1)], [float(v0), float(v1)]],
             "yDown": chart.y_down, "uv": _b64(uv)}
+
+
+def _colour_data(colour: ColorBy) -> dict:
+    """Each point's colour (N, 3) bytes, and the legend: a ramp of CSS colours with its range, or for two angles
+    the scheme's square as a PNG."""
+    lo, hi = colour.range()
+    legend = ({"key": "data:image/png;base64," + base64.b64encode(colour.key_png()).decode("ascii")}
+              if colour.two_angles else {"ramp": colour.ramp()})
+    return {"label": colour.label, "kind": colour.kind, "range": [lo, hi], **legend,
+            "rgb": _b64(np.round(255 * colour.rgb()).astype(np.uint8))}
 
 
 def _view3d_data(embedding, z: np.ndarray) -> dict:

@@ -6,6 +6,7 @@ gets it; none of them chooses figures of its own.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import html
 from collections.abc import Callable
@@ -17,6 +18,7 @@ import torch
 from .._io import atomic_write_text, no_links_below
 from ..metrics import neighbourhood_preservation, trust_subset
 from . import plots
+from .colour import resolve
 from .generative import posterior_spread, prior_samples, spread_map, traversals
 
 
@@ -32,13 +34,17 @@ class RunFigure:
     compared: bool = False  # shown in the report's comparison of several runs, each on its own scale
     # False where the report shows the same thing in a richer form: the parameter table, the turnable 3-D view.
     in_report: bool = True
+    wide: bool = False  # the report shows it across the page's width (a decoder grid: its images must be seen)
 
 
-def run_figure_list(run, dataset, glyphs: bool = False) -> list[RunFigure]:
-    """Every figure the run's geometry and data allow, in the order a reader meets them."""
+def run_figure_list(run, dataset, glyphs: bool = False, color_by=None) -> list[RunFigure]:
+    """Every figure the run's geometry and data allow, in the order a reader meets them, each titled with the run,
+    its preset and data set (a figure pasted into a slide still says where it came from); the maps' points
+    coloured by ``color_by`` (``viz.colour``: the data's true angles where known, else the class)."""
     lat = run.latents()
     model, geometry = run.model, run.model.geometry
     z, y = lat["z_test"], lat["y_test"]
+    colour = resolve(color_by, dataset, len(z))
     shape = plots.image_shape(dataset, model.n_features)
     x_test = dataset.flat("test")[0]
     figs = [RunFigure("loss_curves", "loss-curves", "train and test loss per epoch",
@@ -57,8 +63,9 @@ def run_figure_list(run, dataset, glyphs: bool = False) -> list[RunFigure]:
     spread, label = posterior_spread(model, x_test)  # None for a point mass
     for chart in geometry.charts():
         figs.append(RunFigure(f"encoder_map_{chart.name}", "maps", f"every test point ({len(z):,}) on the "
-                              f"{chart.name} chart", functools.partial(plots.encoder_map, chart, z, y, glyphs=glyphs,
-                                                                       classes=dataset.classes),
+                              f"{chart.name} chart" + _by(colour),
+                              functools.partial(plots.encoder_map, chart, z, y, glyphs=glyphs, classes=dataset.classes,
+                                                colour=colour),
                               chart=chart.name, compared=True))
         figs.append(RunFigure(f"preservation_map_{chart.name}", "maps",
                               f"the share of each point's 5 nearest test images that stay its 5 nearest on the map "
@@ -69,7 +76,7 @@ def run_figure_list(run, dataset, glyphs: bool = False) -> list[RunFigure]:
             figs.append(RunFigure(f"decoder_grid_{chart.name}", "maps", "decoded from a regular grid over the "
                                   + ("whole chart" if chart.extent is not None else "data's 0.5-99.5% range"),
                                   functools.partial(plots.decoder_grid, model, chart, shape, z_data=z),
-                                  chart=chart.name))
+                                  chart=chart.name, wide=True))
         if spread is not None:
             figs.append(RunFigure(f"posterior_spread_{chart.name}", "maps",
                                   f"the posterior's spread ({label}) of each test point on the {chart.name} chart",
@@ -79,9 +86,10 @@ def run_figure_list(run, dataset, glyphs: bool = False) -> list[RunFigure]:
         points = embedding.to_3d(torch.as_tensor(z)).numpy()
         if not geometry.charts():  # no chart to map it on: its first two principal axes, named as such
             figs.append(RunFigure("encoder_map_pca", "maps", "the 3-D latents on their first two principal axes",
-                                  lambda: plots.pca_map(points, y, classes=dataset.classes, glyphs=glyphs)))
+                                  lambda: plots.pca_map(points, y, classes=dataset.classes, glyphs=glyphs,
+                                                        colour=colour)))
         figs.append(RunFigure("latent_3d", "maps", f"the {embedding.title}",
-                              lambda: plots.scatter_3d(points, y, embedding, classes=dataset.classes),
+                              lambda: plots.scatter_3d(points, y, embedding, classes=dataset.classes, colour=colour),
                               in_report=False))
     # Prior samples and traversals: where the geometry offers them.
     if shape is not None and geometry.has_prior:
@@ -90,30 +98,49 @@ def run_figure_list(run, dataset, glyphs: bool = False) -> list[RunFigure]:
     if shape is not None and geometry.traversal(2) is not None:
         figs.append(RunFigure("traversals", "maps", "decoded along each latent direction through the prior's centre",
                               lambda: traversals(model, shape)))
-    return figs
+    title = figure_title(run, dataset)
+    return [dataclasses.replace(f, draw=functools.partial(_titled, f.draw, title)) for f in figs]
 
 
-def plot_run(run, dataset, glyphs: bool = False) -> list[Path]:
+def figure_title(run, dataset) -> str:
+    """The line above every figure of a run: its folder, preset and data set."""
+    return f"{run.path.name}  |  preset {run.config.preset or 'custom'}  |  data {dataset.name}"
+
+
+def _titled(draw: Callable, title: str):
+    fig = draw()
+    fig.suptitle(plots.mpl_text(title), fontsize=8, color="0.35")
+    return fig
+
+
+def _by(colour) -> str:
+    return "" if colour is None else f", coloured by {colour.label}"
+
+
+def plot_run(run, dataset, glyphs: bool = False, color_by=None) -> list[Path]:
     """Draw every figure of ``run`` into ``run.path / "figures"``; returns the files written."""
     folder = no_links_below(run.path, run.path / "figures")
-    written = [plots.save_png(f.draw(), folder / f"{f.name}.png") for f in run_figure_list(run, dataset, glyphs)]
+    written = [plots.save_png(f.draw(), folder / f"{f.name}.png")
+               for f in run_figure_list(run, dataset, glyphs, color_by)]
     embedding = run.model.geometry.embedding_3d()
     if embedding is not None:  # the turnable 3-D view, as a page of its own
         lat = run.latents()
         points = embedding.to_3d(torch.as_tensor(lat["z_test"])).numpy()
-        page = plots.globe_html(points, lat["y_test"], embedding, dataset.classes)
+        colour = resolve(color_by, dataset, len(points))
+        page = plots.globe_html(points, lat["y_test"], embedding, dataset.classes, colour)
         written.append(atomic_write_text(folder / "latent_3d.html", page))
     return written
 
 
-def run_figures(run, dataset, glyphs: bool = False) -> dict:
+def run_figures(run, dataset, glyphs: bool = False, color_by=None) -> dict:
     """Every figure of ``run`` as matplotlib figures, by file name without ".png" (``encoder_map_plane``, ...):
     what ``plot_run`` writes, or what a notebook shows (``Run.figures()``)."""
-    return {f.name: f.draw() for f in run_figure_list(run, dataset, glyphs=glyphs)}
+    return {f.name: f.draw() for f in run_figure_list(run, dataset, glyphs=glyphs, color_by=color_by)}
 
 
-def figure_html(png: bytes, caption: str) -> str:
-    """A PNG inlined as an HTML figure with its caption (the report's, and its probe sections')."""
+def figure_html(png: bytes, caption: str, wide: bool = False) -> str:
+    """A PNG inlined as an HTML figure with its caption (the report's, and its probe sections'); ``wide`` spans
+    the page."""
     data = base64.b64encode(png).decode("ascii")
-    return f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'><figcaption>" \
-           f"{html.escape(caption)}</figcaption></figure>"
+    return f"<figure{' class=wide' if wide else ''}><img alt='{html.escape(caption)}' " \
+           f"src='data:image/png;base64,{data}'><figcaption>{html.escape(caption)}</figcaption></figure>"

@@ -23,6 +23,7 @@ from .._io import atomic_write_bytes  # noqa: E402
 from ..geometries import Chart, Embedding3D  # noqa: E402
 from ..metrics import decode  # noqa: E402
 from ..model import AutoencoderNet, parameter_table  # noqa: E402
+from .colour import ColorBy  # noqa: E402
 from .style import class_colour, class_name, plain_label  # noqa: E402
 
 
@@ -75,13 +76,16 @@ def reconstructions(model: AutoencoderNet, x, y, shape, n: int = 10):
     return fig
 
 
-def encoder_map(chart: Chart, z: np.ndarray, y: np.ndarray, glyphs: bool = False, classes=None):
-    """Every test point at its chart coordinates, coloured by class; ``glyphs`` draws each as its label. The axes
-    span the chart's extent, or for an unbounded chart the points' own range (:func:`map_limits`)."""
+def encoder_map(chart: Chart, z: np.ndarray, y: np.ndarray, glyphs: bool = False, classes=None,
+                colour: ColorBy | None = None):
+    """Every test point at its chart coordinates, coloured by class (or by ``colour``'s values, with a colour bar);
+    ``glyphs`` draws each as its label. The axes span the chart's extent, or for an unbounded chart the points' own
+    range (:func:`map_limits`); a domain that is not the whole box (the equal-area ellipse) is outlined."""
     uv = chart.to_map(torch.as_tensor(z)).numpy()
     (x0, x1), (y0, y1) = map_limits(chart, uv)
     fig, ax = plt.subplots(figsize=_map_size(chart, (x1 - x0) / (y1 - y0)), layout="constrained")
-    draw_classes(ax, uv, y, classes, glyphs)
+    draw_outline(ax, chart)
+    draw_classes(ax, uv, y, classes, glyphs, colour=colour)
     ax.set(xlim=(x0, x1), ylim=(y1, y0) if chart.y_down else (y0, y1))
     if chart.extent is not None:
         ax.set_aspect("equal", adjustable="box")  # a bounded chart's units mean the same across and up
@@ -89,14 +93,15 @@ def encoder_map(chart: Chart, z: np.ndarray, y: np.ndarray, glyphs: bool = False
     return fig
 
 
-def pca_map(points: np.ndarray, y: np.ndarray, classes=None, glyphs: bool = False, ax=None):
+def pca_map(points: np.ndarray, y: np.ndarray, classes=None, glyphs: bool = False, ax=None,
+            colour: ColorBy | None = None):
     """Latent points (N, 3) projected onto their first two principal axes: a flat map of a 3-D latent space
     that has no chart of its own, labelled as a projection (with the share of the variance each axis holds)."""
     uv, share = principal_axes(points)
     fig = None
     if ax is None:
         fig, ax = plt.subplots(figsize=(6.5, 5.2), layout="constrained")
-    draw_classes(ax, uv, y, classes, glyphs, legend=fig is not None)
+    draw_classes(ax, uv, y, classes, glyphs, legend=fig is not None, colour=colour)
     ax.set_aspect("equal", adjustable="datalim")  # a projection: the same units across and up
     ax.set(xlabel=f"principal axis 1 ({share[0]:.0%} of variance)", ylabel=f"principal axis 2 ({share[1]:.0%})",
            title=f"Encoder map (3-D latents, first two principal axes, {len(points):,} test points)")
@@ -123,20 +128,36 @@ def _map_size(chart: Chart, aspect: float) -> tuple[float, float]:
     return (width, max(3.2, (width - 1.6) / aspect + 1.0))  # about 1.6 in for the legend and labels, 1 in for titles
 
 
-def draw_classes(ax, uv: np.ndarray, y: np.ndarray, classes, glyphs: bool, legend: bool = True) -> None:
-    """Points coloured by class with a legend beside the axes, or each point drawn as its label (``glyphs``),
-    clipped to the axes like the dots."""
+def draw_classes(ax, uv: np.ndarray, y: np.ndarray, classes, glyphs: bool, legend: bool = True,
+                 colour: ColorBy | None = None) -> None:
+    """Points coloured by class with a legend titled "class" beside the axes, or by ``colour``'s values with its
+    colour bar; ``glyphs`` draws each point as its label, clipped to the axes like the dots."""
+    rgb = None if colour is None else colour.rgb()
     if glyphs:
-        for (u, v), label in zip(uv, y):
-            ax.text(u, v, str(label), color=class_colour(label), fontsize=7, ha="center", va="center", alpha=0.8,
-                    clip_on=True)
+        for i, ((u, v), label) in enumerate(zip(uv, y)):
+            ax.text(u, v, str(label), color=class_colour(label) if rgb is None else rgb[i], fontsize=7, ha="center",
+                    va="center", alpha=0.8, clip_on=True)
+    elif rgb is not None:
+        ax.scatter(uv[:, 0], uv[:, 1], s=4, c=rgb, alpha=0.85, linewidths=0)
+    else:
+        for label in np.unique(y):
+            m = y == label
+            ax.scatter(uv[m, 0], uv[m, 1], s=4, color=class_colour(label), label=mpl_text(class_name(classes, label)),
+                       alpha=0.75, linewidths=0)
+    if not legend:
         return
-    for label in np.unique(y):
-        m = y == label
-        ax.scatter(uv[m, 0], uv[m, 1], s=4, color=class_colour(label), label=mpl_text(class_name(classes, label)),
-                   alpha=0.75, linewidths=0)
-    if legend:
-        ax.legend(markerscale=3, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    if colour is not None:
+        colour.legend(ax.figure, ax)
+    elif not glyphs:
+        ax.legend(markerscale=3, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
+                  title="class", title_fontsize=8)
+
+
+def draw_outline(ax, chart: Chart) -> None:
+    """The edge of the chart's domain where it is not the axes' box (the equal-area map's ellipse)."""
+    if chart.outline is not None:
+        edge = np.asarray(chart.outline)
+        ax.plot(edge[:, 0], edge[:, 1], color="0.45", lw=0.8, zorder=0)
 
 
 def preservation_map(chart: Chart, z: np.ndarray, kept: np.ndarray):
@@ -144,6 +165,7 @@ def preservation_map(chart: Chart, z: np.ndarray, kept: np.ndarray):
     uv = chart.to_map(torch.as_tensor(z)).numpy()
     (x0, x1), (y0, y1) = map_limits(chart, uv)
     fig, ax = plt.subplots(figsize=_map_size(chart, (x1 - x0) / (y1 - y0)), layout="constrained")
+    draw_outline(ax, chart)
     order = np.argsort(-kept)  # the worst kept on top, where they can be seen
     dots = ax.scatter(uv[order, 0], uv[order, 1], c=kept[order], cmap="viridis", vmin=0, vmax=1, s=4, linewidths=0)
     fig.colorbar(dots, ax=ax, label="share of 5 nearest neighbours kept", shrink=0.8)
@@ -215,11 +237,13 @@ def decoder_grid(model: AutoencoderNet, chart: Chart, shape, n: int = 16, z_data
     cmap = plt.get_cmap("gray").with_extremes(bad="0.85")
     extent = (u0, u1, v1, v0) if chart.y_down else (u0, u1, v0, v1)  # imshow: (left, right, bottom, top)
     ax.imshow(np.ma.masked_invalid(mosaic), cmap=cmap, vmin=0, vmax=1, aspect="auto", extent=extent)
+    draw_outline(ax, chart)
     ax.set(xlabel=chart.labels[0], ylabel=chart.labels[1], title=f"Decoder grid ({chart.name}, {rows} x {cols})")
     return fig
 
 
-def scatter_3d(points: np.ndarray, y: np.ndarray, embedding: Embedding3D, classes=None, ax=None):
+def scatter_3d(points: np.ndarray, y: np.ndarray, embedding: Embedding3D, classes=None, ax=None,
+               colour: ColorBy | None = None):
     """The test latents at their places in the geometry's 3-D picture (``embedding.to_3d``): opaque dots large
     enough to see, the surface's wireframe behind them where the space is a surface, a class legend."""
     fig = None
@@ -233,7 +257,11 @@ def scatter_3d(points: np.ndarray, y: np.ndarray, embedding: Embedding3D, classe
     elev, azim = np.radians(ax.elev), np.radians(ax.azim)
     toward_viewer = np.array([np.cos(elev) * np.cos(azim), np.cos(elev) * np.sin(azim), np.sin(elev)])
     near = points @ toward_viewer >= 0 if embedding.is_surface else np.ones(len(points), bool)
-    for label in np.unique(y):
+    if colour is not None:
+        rgb = colour.rgb()
+        ax.scatter(*points[~near].T, c=rgb[~near], s=3, alpha=0.2, linewidths=0, depthshade=False)
+        ax.scatter(*points[near].T, c=rgb[near], s=8, alpha=1.0, linewidths=0, depthshade=False)
+    for label in np.unique(y) if colour is None else ():
         m = y == label
         name = mpl_text(class_name(classes, label))
         ax.scatter(*points[m & ~near].T, color=class_colour(label), s=3, alpha=0.2, linewidths=0, depthshade=False)
@@ -250,19 +278,24 @@ def scatter_3d(points: np.ndarray, y: np.ndarray, embedding: Embedding3D, classe
     x, yl, zl = embedding.axis_labels
     far = "; far side faint" if embedding.is_surface else ""
     ax.set(xlabel=x, ylabel=yl, zlabel=zl, title=f"{embedding.title}: the test set ({len(points):,} points{far})")
-    if fig is not None:
-        ax.legend(markerscale=2, fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    if fig is not None and colour is not None:
+        colour.legend(fig, ax)
+    elif fig is not None:
+        ax.legend(markerscale=2, fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False,
+                  title="class", title_fontsize=8)
     return fig
 
 
-def globe_html(points: np.ndarray, y: np.ndarray, embedding: Embedding3D, classes=None) -> str:
+def globe_html(points: np.ndarray, y: np.ndarray, embedding: Embedding3D, classes=None,
+               colour: ColorBy | None = None) -> str:
     """An interactive, rotatable 3-D scatter with plotly.js inlined (opens offline)."""
-    return globe_figure(points, y, embedding, classes).to_html(include_plotlyjs=True, full_html=True)
+    return globe_figure(points, y, embedding, classes, colour).to_html(include_plotlyjs=True, full_html=True)
 
 
-def globe_figure(points: np.ndarray, y: np.ndarray, embedding: Embedding3D, classes=None):
-    """A plotly 3-D scatter of embedded latents, one trace per class, over the space's surface (faintly) where
-    the geometry draws one."""
+def globe_figure(points: np.ndarray, y: np.ndarray, embedding: Embedding3D, classes=None,
+                 colour: ColorBy | None = None):
+    """A plotly 3-D scatter of embedded latents, one trace per class (or one coloured by ``colour``'s values), over
+    the space's surface (faintly) where the geometry draws one."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -275,7 +308,11 @@ def globe_figure(points: np.ndarray, y: np.ndarray, embedding: Embedding3D, clas
         w = np.asarray(line)
         fig.add_trace(go.Scatter3d(x=w[:, 0], y=w[:, 1], z=w[:, 2], mode="lines", showlegend=False,
                                    hoverinfo="skip", line=dict(color="rgb(160,160,170)", width=1)))
-    for label in np.unique(y):
+    if colour is not None:
+        rgb = [f"rgb({r},{g},{b})" for r, g, b in np.round(255 * colour.rgb()).astype(int)]
+        fig.add_trace(go.Scatter3d(x=points[:, 0], y=points[:, 1], z=points[:, 2], mode="markers",
+                                   name=colour.label, marker=dict(size=3.5, color=rgb, opacity=1.0)))
+    for label in np.unique(y) if colour is None else ():
         m = y == label
         fig.add_trace(go.Scatter3d(x=points[m, 0], y=points[m, 1], z=points[m, 2], mode="markers",
                                    name=class_name(classes, label),
@@ -283,7 +320,8 @@ def globe_figure(points: np.ndarray, y: np.ndarray, embedding: Embedding3D, clas
     x, yl, zl = (plain_label(a) for a in embedding.axis_labels)
     fig.update_layout(scene=dict(aspectmode="data", xaxis_title=x, yaxis_title=yl, zaxis_title=zl),
                       margin=dict(l=0, r=0, t=30, b=0), title="Test latents",
-                      legend=dict(itemsizing="constant", title="class", font=dict(size=13)))
+                      legend=dict(itemsizing="constant", title="class" if colour is None else "colour",
+                                  font=dict(size=13)))
     return fig
 
 

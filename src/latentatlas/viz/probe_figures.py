@@ -7,8 +7,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 from matplotlib.collections import LineCollection
+from matplotlib.patches import Polygon
 
-from .plots import map_limits, mpl_text, plt
+from .plots import draw_outline, map_limits, mpl_text, plt
 from .style import class_colour, class_name
 
 CURVES = (("mse", "MSE against the clean image"), ("knn5", "5-NN accuracy"),
@@ -80,10 +81,13 @@ def trails_map(chart, name: str, levels, z0, zs, y, z_all=None):
         ax.scatter(uv_all[:, 0], uv_all[:, 1], s=2, color="0.85", linewidths=0)
     steps = np.stack([path[:-1], path[1:]], axis=2)  # (levels, n, 2 ends, 2): one segment per step, one artist
     colours = np.broadcast_to(np.array([class_colour(v) for v in y]), steps.shape[:2])
-    keep = np.ones(steps.shape[:2], bool)
-    if chart.extent is not None:
-        keep = np.abs(steps[:, :, 1, 0] - steps[:, :, 0, 0]) < 0.5 * (chart.extent[0][1] - chart.extent[0][0])
-    ax.add_collection(LineCollection(steps[keep], colors=colours[keep], linewidths=0.8, alpha=0.8))
+    segments, segment_colours = seam_split(chart, steps.reshape(-1, 2, 2), colours.reshape(-1))
+    trails = LineCollection(segments, colors=segment_colours, linewidths=0.8, alpha=0.8)
+    ax.add_collection(trails)
+    edge = chart.boundary()
+    if edge is not None:  # the pieces of a step that crossed a seam end at the domain's edge
+        trails.set_clip_path(Polygon(edge, closed=True, transform=ax.transData))
+    draw_outline(ax, chart)
     ax.scatter(path[-1, :, 0], path[-1, :, 1], s=14, marker="x", c=[class_colour(v) for v in y], linewidths=0.8)
     ax.scatter(uv0[:, 0], uv0[:, 1], s=14, c=[class_colour(v) for v in y], edgecolors="k", linewidths=0.4, zorder=3)
     (x0, x1), (y0, y1) = map_limits(chart, np.concatenate([path.reshape(-1, 2), uv0] +
@@ -95,6 +99,30 @@ def trails_map(chart, name: str, levels, z0, zs, y, z_all=None):
                  fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def seam_split(chart, segments: np.ndarray, colours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(S, 2 ends, 2) map segments, those that cross one of the chart's seams (``Chart.seams``: ends more than half
+    the extent apart along that axis) each drawn as two: from its start on past the edge, and into its end from
+    beyond the other edge (clipped to the domain where drawn), so that no step runs across the map; ``colours``
+    (S,) follow them."""
+    if chart.extent is None or not any(chart.seams):
+        return segments, colours
+    width = np.array([hi - lo for lo, hi in chart.extent])
+    jump = np.zeros(segments.shape[:1] + (2,))  # how many widths the end is from the start along each axis
+    for axis in (0, 1):
+        if chart.seams[axis]:
+            d = segments[:, 1, axis] - segments[:, 0, axis]
+            jump[:, axis] = np.round(d / width[axis])
+    crossed = (jump != 0).any(1)
+    if not crossed.any():
+        return segments, colours
+    c = segments[crossed]
+    shift = jump[crossed] * width  # (C, 2)
+    out = np.stack([c[:, 0], c[:, 1] - shift], 1)  # the start, then the end moved back across the seam
+    into = np.stack([c[:, 0] + shift, c[:, 1]], 1)  # the start moved on across it, then the end
+    return (np.concatenate([segments[~crossed], out, into]),
+            np.concatenate([colours[~crossed], colours[crossed], colours[crossed]]))
 
 
 def novelty_map(chart, z, y, unseen, classes=None):

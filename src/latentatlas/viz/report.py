@@ -18,13 +18,15 @@ import torch
 from .._version import __version__
 from .._io import GENERATOR, atomic_write_text
 from ..metrics import METRIC, METRICS
+from ..config import RunConfig
+from ..errors import LatentAtlasError
 from ..model import parameter_table
 from ..runs import Run, load_run
 from .explorer import CSP
 from .figures import figure_html
 from .report_probe import probe_comparison, probe_section
 
-SECTIONS = ("configuration", "metrics", "loss-curves", "reconstructions", "parameters", "maps")
+SECTIONS = ("settings", "maps", "metrics", "loss-curves", "reconstructions", "parameters", "configuration")
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1180px;
@@ -37,19 +39,22 @@ th { background: #f4f4f6; }
 img { max-width: 100%; height: auto; }
 .row { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
 .row figure { margin: 0; flex: 1 1 340px; max-width: 560px; }
+figure.wide { margin: 8px 0; } figure.wide img { width: 100%; }
+details summary { cursor: pointer; font-weight: 600; margin: 14px 0 6px; }
 figcaption { font-size: 12px; color: #555; }
 .meta { color: #666; font-size: 12px; }
 nav a { margin-right: 12px; }
 """
 
 
-def write_report(runs, out: str | Path) -> Path:
-    """Write the report of ``runs`` (run folders or loaded :class:`Run` objects) to ``out``; returns the path."""
+def write_report(runs, out: str | Path, color_by=None) -> Path:
+    """Write the report of ``runs`` (run folders or loaded :class:`Run` objects) to ``out``, their maps coloured by
+    ``color_by`` (``viz.colour``); returns the path."""
     loaded = [r if isinstance(r, Run) else load_run(r) for r in runs]
-    return atomic_write_text(out, report_html(loaded))
+    return atomic_write_text(out, report_html(loaded, color_by))
 
 
-def report_html(runs: list[Run]) -> str:
+def report_html(runs: list[Run], color_by=None) -> str:
     from plotly.offline import get_plotlyjs
 
     datasets: dict[tuple, object] = {}
@@ -64,8 +69,8 @@ def report_html(runs: list[Run]) -> str:
     # Each run's figures, from the one list that `plot` writes too, drawn once: an encoder map on its own scale (a
     # plane's is arbitrary: on a shared one a small map would shrink to a dot beside an atlas map) is shown in the
     # comparison and in its run's section.
-    figures = [[(f, png_bytes(f.draw())) for f in run_figure_list(r, datasets[r.config.data_spec]) if f.in_report]
-               for r in runs]
+    figures = [[(f, png_bytes(f.draw())) for f in run_figure_list(r, datasets[r.config.data_spec], color_by=color_by)
+                if f.in_report] for r in runs]
     ids = _unique_ids(runs)
     body = [f"<h1>latentatlas report</h1><p class='meta'>{len(runs)} run(s); written "
             f"{datetime.datetime.now().isoformat(timespec='seconds')} by latentatlas {__version__}</p>",
@@ -73,7 +78,7 @@ def report_html(runs: list[Run]) -> str:
     if len(runs) > 1:
         body.append(_comparison(runs, ids, figures))
     for run, rid, lat, figs in zip(runs, ids, lats, figures):
-        body.append(_run_section(run, rid, datasets[run.config.data_spec], lat, figs))
+        body.append(_run_section(run, rid, datasets[run.config.data_spec], lat, figs, color_by))
     # plotly.js (about 5 MB) only where a 3-D view needs it
     plotly = f"<script>{get_plotlyjs()}</script>" if any(r.model.geometry.embedding_3d() for r in runs) else ""
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>{GENERATOR}"
@@ -107,21 +112,44 @@ def _comparison(runs: list[Run], ids: list[str], figures: list[list]) -> str:
             f"{''.join(rows_of_maps)}</section>")
 
 
-def _run_section(run: Run, rid: str, dataset, lat: dict, figures: list) -> str:
+def _run_section(run: Run, rid: str, dataset, lat: dict, figures: list, color_by=None) -> str:
+    """A run's section: the settings it changed from its preset's, its maps (decoder grids across the page), then
+    metrics, curves, reconstructions, parameters, and every setting folded away at the end."""
+    from .colour import resolve
     from .plots import globe_figure
 
     model = run.model
     cfg = run.config.to_dict()
+    changed = _changed_settings(run.config)
     parts = [f"<section class='run' id='{rid}'><h2>{html.escape(run.path.name)}</h2>"
-             f"<p class='meta'>{html.escape(str(run.path))}</p>"]
-    parts.append(f"<section id='{rid}-configuration'><h3>Configuration</h3><table>"
-                 + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in cfg.items())
-                 + "</table></section>")
+             f"<p class='meta'>{html.escape(str(run.path))}: preset {html.escape(run.config.preset or 'custom')}, "
+             f"data {html.escape(dataset.name)}</p>"]
+    parts.append(f"<section id='{rid}-settings'><h3>Settings changed from the preset's</h3>"
+                 + ("<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td>"
+                                        f"<td class='meta'>preset: {html.escape(str(d))}</td></tr>"
+                                        for k, (v, d) in changed.items()) + "</table>" if changed
+                    else "<p class='meta'>none: the preset as it is</p>") + "</section>")
+    shown = {section: [(f, png) for f, png in figures if f.section == section] for section in SECTIONS}
+    maps = []
+    for chart, group in itertools.groupby(shown["maps"], key=lambda fp: fp[0].chart):  # a row per chart, in order
+        group = list(group)
+        figs = "".join(figure_html(png, f.caption) for f, png in group if not f.wide)
+        wide = "".join(figure_html(png, f.caption, wide=True) for f, png in group if f.wide)
+        maps.append((f"<h3>{chart} chart</h3>" if chart else "") + f"<div class='row'>{figs}</div>{wide}")
+    embedding = model.geometry.embedding_3d()
+    if embedding is not None:
+        points = embedding.to_3d(torch.as_tensor(lat["z_test"])).numpy()
+        globe = globe_figure(points, lat["y_test"], embedding, dataset.classes,
+                             resolve(color_by, dataset, len(points)))
+        maps.append(f"<h3>Interactive {embedding.title} (drag to turn)</h3>"
+                    + globe.to_html(include_plotlyjs=False, full_html=False, div_id=f"{rid}-globe",
+                                    default_height=560, config={"displaylogo": False}))
+    if maps:
+        parts.append(f"<section id='{rid}-maps'><h3>Latent maps</h3>{''.join(maps)}</section>")
     parts.append(f"<section id='{rid}-metrics'><h3>Metrics</h3><table>"
                  + "".join(f"<tr><th>{html.escape(METRIC[k].label if k in METRIC else k)}</th>"
                            f"<td class='num'>{_fmt(k, v)}</td></tr>"
                            for k, v in run.metrics.items()) + "</table></section>")
-    shown = {section: [(f, png) for f, png in figures if f.section == section] for section in SECTIONS}
     for section, title in (("loss-curves", "Loss curves"), ("reconstructions", "Reconstructions")):
         if shown[section]:
             parts.append(f"<section id='{rid}-{section}'><h3>{title}</h3>"
@@ -132,22 +160,24 @@ def _run_section(run: Run, rid: str, dataset, lat: dict, figures: list) -> str:
                  + "".join(f"<tr><td>{n}</td><td>{html.escape(layer)}</td><td class='num'>{c:,}</td></tr>"
                            for n, layer, c in rows)
                  + f"<tr><th></th><th>total</th><th class='num'>{sum(c for *_, c in rows):,}</th></tr></table></section>")
-    maps = []
-    for chart, group in itertools.groupby(shown["maps"], key=lambda fp: fp[0].chart):  # a row per chart, in order
-        figs = "".join(figure_html(png, f.caption) for f, png in group)
-        maps.append(f"<h3>{chart} chart</h3><div class='row'>{figs}</div>" if chart else f"<div class='row'>{figs}</div>")
-    embedding = model.geometry.embedding_3d()
-    if embedding is not None:
-        points = embedding.to_3d(torch.as_tensor(lat["z_test"])).numpy()
-        globe = globe_figure(points, lat["y_test"], embedding, dataset.classes)
-        maps.append(f"<h3>Interactive {embedding.title} (drag to turn)</h3>"
-                    + globe.to_html(include_plotlyjs=False, full_html=False, div_id=f"{rid}-globe",
-                                    default_height=560, config={"displaylogo": False}))
-    if maps:
-        parts.append(f"<section id='{rid}-maps'><h3>Latent maps</h3>{''.join(maps)}</section>")
+    parts.append(f"<section id='{rid}-configuration'><details><summary>Every setting ({len(cfg)})</summary><table>"
+                 + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in cfg.items())
+                 + "</table></details></section>")
     parts.append(probe_section(run, rid))
     parts.append("</section>")
     return "".join(parts)
+
+
+def _changed_settings(config: RunConfig) -> dict[str, tuple]:
+    """{setting: (the run's value, the default)} for every setting the run gives otherwise than its preset (or,
+    without one, the settings' own defaults) would: what a reader needs to know about it beyond the preset's name."""
+    base = RunConfig(preset=config.preset, data=config.data)
+    try:
+        base = base.resolved()
+    except LatentAtlasError:  # no preset: the architecture has no default to differ from
+        pass
+    mine, theirs = config.to_dict(), base.to_dict()
+    return {k: (v, theirs[k]) for k, v in mine.items() if k != "extra" and v != theirs.get(k)}
 
 
 def _fmt(key: str, v) -> str:

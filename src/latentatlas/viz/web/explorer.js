@@ -26,12 +26,15 @@
   // Classes held out of training (a holdout transform): drawn larger, edged in black, on top of the others.
   const UNSEEN = new Set(D.unseen);
   const ORDER = [...Array(N).keys()].sort((a, b) => UNSEEN.has(Y[a]) - UNSEEN.has(Y[b]));
-  // A point's colour: its class, or how much of its input-space neighbourhood the map keeps (dark purple: none,
-  // yellow: all; viridis's end points and middle).
+  // A point's colour: a value given when the page was written (D.colourBy, each point's colour computed in
+  // Python), its class, or how much of its input-space neighbourhood the map keeps (dark purple: none, yellow: all;
+  // viridis's end points and middle).
   const RAMP = [[68, 1, 84], [33, 145, 140], [253, 231, 37]];
-  let colourBy = "class";
+  const VALUE_RGB = D.colourBy ? bytes(D.colourBy.rgb) : null; // (N, 3)
+  let colourBy = D.colourBy ? "value" : "class";
   function colourOf(i) {
     if (colourBy === "class") return D.colors[Y[i] % 10];
+    if (colourBy === "value") return `rgb(${VALUE_RGB[3 * i]},${VALUE_RGB[3 * i + 1]},${VALUE_RGB[3 * i + 2]})`;
     const t = KEPT[i] / 255;
     const [a, b, u] = t < 0.5 ? [RAMP[0], RAMP[1], 2 * t] : [RAMP[1], RAMP[2], 2 * t - 1];
     return `rgb(${a.map((v, c) => Math.round(v + u * (b[c] - v))).join(",")})`;
@@ -286,10 +289,40 @@
     (D.points.total > N ? `${N.toLocaleString()} of ${D.points.total.toLocaleString()} test points (a fixed random subset)`
                         : `${N.toLocaleString()} test points`) +
     D.summary.map((text) => " | " + text).join("");
-  document.getElementById("colour-by").addEventListener("change", (e) => {
-    colourBy = e.target.value;
+  const select = document.getElementById("colour-by");
+  function showLegends() {
     document.getElementById("legend").hidden = colourBy !== "class";
-    document.getElementById("kept-legend").hidden = colourBy === "class";
+    document.getElementById("kept-legend").hidden = colourBy !== "kept";
+    document.getElementById("value-legend").hidden = colourBy !== "value";
+  }
+  if (D.colourBy) {
+    const c = D.colourBy;
+    const option = document.createElement("option");
+    option.value = "value";
+    option.textContent = `by ${c.label}`;
+    select.prepend(option);
+    select.value = "value";
+    const legendBox = document.getElementById("value-legend");
+    const title = document.createElement("b");
+    title.textContent = c.label + (c.kind === "circular" ? " (circular)" : "");
+    legendBox.append(title, " ");
+    if (c.key) { // two angles: the scheme's square, angle 1 across, angle 2 up
+      const img = document.createElement("img");
+      img.src = c.key;
+      img.alt = "colour key of the two angles";
+      img.className = "key2d";
+      legendBox.append(`${fmt(c.range[0])} `, img, ` ${fmt(c.range[1])} (angle 1 across, angle 2 up)`);
+    } else {
+      const ramp = document.createElement("span");
+      ramp.className = "ramp";
+      ramp.style.background = `linear-gradient(to right, ${c.ramp.join(", ")})`;
+      legendBox.append(`${fmt(c.range[0])} `, ramp, ` ${fmt(c.range[1])}`);
+    }
+  }
+  showLegends();
+  select.addEventListener("change", (e) => {
+    colourBy = e.target.value;
+    showLegends();
     views.forEach((v) => v.drawBase());
   });
   const legend = document.getElementById("legend");
