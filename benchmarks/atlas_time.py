@@ -1,51 +1,88 @@
-"""atlas-2d's whole job against UMAP's fit + transform, one after the other in one process (issue 12's time test).
+"""The atlas presets' whole job against openTSNE's and UMAP's, timed in one run on one machine (issue 25).
 
-    .venv/bin/python benchmarks/atlas_time.py [--data fashion-mnist] [--epochs 20] [--umap-fits 2]
+For each method: fit on the training images, place the test images, and score the placements (5-NN of test points
+fit on the training map; trustworthiness k = 5 on the fixed 2,000-point test subset, as ``latentatlas.metrics``).
+latentatlas's job is ``train_run`` of the preset (graph, layout, decoder and encoder, evaluation with the test set
+placed by refinement; no figures); its placement alone is timed again afterwards. openTSNE and UMAP run with their
+defaults and as many threads as torch has.
 
-Times the neighbour graph from cold (no cache), then ``train_run`` of atlas-2d with that graph cached (training,
-evaluation and figures; its ``train_seconds`` is the training alone), then UMAP's fit and transform as
-``compare --baselines umap`` runs it, ``--umap-fits`` times (the first in a process includes numba's compiling).
+    PYTHONPATH=src python benchmarks/atlas_time.py --data fashion-mnist [--presets atlas-2d atlas-s2] [--json F]
 """
 
+from __future__ import annotations
+
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from latentatlas import hardware
+from latentatlas._io import atomic_write_json
 from latentatlas.config import RunConfig
 from latentatlas.data import load_dataset
-from latentatlas.experiments.baselines import BASELINES, fit_baseline
-from latentatlas.graph import knn_graph
+from latentatlas.metrics import embedding_metrics, encode
 from latentatlas.run_training import train_run
 
 
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
 def main() -> None:
-    print(hardware.header(), flush=True)  # what these figures were measured on
+    print(hardware.header(), flush=True)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="fashion-mnist")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--umap-fits", type=int, default=2)
+    p.add_argument("--presets", nargs="*", default=["atlas-2d", "atlas-s2"])
+    p.add_argument("--baselines", nargs="*", default=["opentsne", "umap"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path)
     args = p.parse_args()
-    cfg = RunConfig(preset="atlas-2d", data=args.data, epochs=args.epochs, seed=0).resolved()
-    dataset = load_dataset(args.data)
-    start = time.perf_counter()
-    knn_graph(dataset.flat("train")[0], cfg.ne_k, cache_dir=False, progress=False)
-    graph = time.perf_counter() - start
-    print(f"graph (k={cfg.ne_k}, from cold): {graph:.1f} s", flush=True)
-    knn_graph(dataset.flat("train")[0], cfg.ne_k, progress=False)  # into the cache, untimed, as a first run leaves it
-    with tempfile.TemporaryDirectory() as folder:
-        start = time.perf_counter()
-        run = train_run(cfg, Path(folder) / "atlas-2d", dataset=dataset, progress=False)
-        whole = time.perf_counter() - start
-    train = run.metrics["train_seconds"]
-    print(f"atlas-2d, {args.epochs} epochs: training {train:.1f} s, with evaluation and figures {whole:.1f} s; "
-          f"graph + training {graph + train:.1f} s", flush=True)
-    import umap  # noqa: F401  imported before the clock starts, as compare does
+    ds = load_dataset(args.data)
+    x_train, _ = ds.flat("train")
+    x_test, _ = ds.flat("test")
+    xf_train = np.asarray(x_train, np.float32) / 255
+    xf_test = np.asarray(x_test, np.float32) / 255
+    threads = torch.get_num_threads()
+    rows = []
+    for name in args.baselines:
+        if name == "opentsne":
+            import openTSNE
 
-    for seed in range(args.umap_fits):
-        fitted = fit_baseline(BASELINES["umap"][0], dataset, seed)
-        print(f"UMAP fit + transform, seed {seed}: {fitted.seconds:.1f} s", flush=True)
+            emb, fit = timed(lambda: openTSNE.TSNE(n_jobs=threads, random_state=args.seed).fit(xf_train))
+            z_test, place = timed(lambda: np.asarray(emb.transform(xf_test)))
+            z_train = np.asarray(emb)
+        else:
+            import umap
+
+            model, fit = timed(lambda: umap.UMAP(random_state=args.seed, n_jobs=threads).fit(xf_train))
+            z_test, place = timed(lambda: model.transform(xf_test))
+            z_train = model.embedding_
+        rows.append({"method": name, "fit_s": fit, "place_s": place, **embedding_metrics(ds, z_train, z_test)})
+        print(rows[-1], flush=True)
+    for preset in args.presets:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = RunConfig(preset=preset, data=args.data, seed=args.seed)
+            run, whole = timed(lambda: train_run(cfg, Path(tmp) / preset, dataset=ds, plot=False, progress=False))
+            _, place = timed(lambda: encode(run.model, x_test))
+            rows.append({"method": preset, "whole_s": whole, "map_s": run.model.map.seconds, "place_s": place,
+                         "epochs": run.config.epochs, **{k: run.metrics[k] for k in
+                                                          ("knn5", "knn5_encoder", "trustworthiness", "mse_test")}})
+        print(rows[-1], flush=True)
+    reference = next((r for r in rows if r["method"] == "opentsne"), None)
+    print(f"\n{'method':10s} {'job s':>8s} {'x openTSNE':>10s} {'5-NN':>6s} {'trust':>6s}")
+    for r in rows:
+        job = r.get("whole_s", r.get("fit_s", 0) + r["place_s"])
+        ratio = job / (reference["fit_s"] + reference["place_s"]) if reference else float("nan")
+        print(f"{r['method']:10s} {job:8.1f} {ratio:10.2f} {r['knn5']:6.3f} {r['trustworthiness']:6.3f}")
+    if args.json:
+        atomic_write_json(args.json, {"machine": hardware.describe(), "data": args.data, "threads": threads,
+                                      "rows": rows})
 
 
 if __name__ == "__main__":
