@@ -26,7 +26,7 @@ from latentatlas import hardware
 from latentatlas.data import load_dataset
 from latentatlas.geometries import get_geometry
 from latentatlas.graph import knn_graph
-from latentatlas.layout import EXAGGERATION, NEGATIVES, POINTS_PER_STEP, STEPS, layout, refine
+from latentatlas.layout import EXAGGERATION, LEARNING_RATE, NEGATIVES, POINTS_PER_STEP, STEPS, layout, refine
 
 SPACES = {"plane": ("euclidean", 2), "sphere": ("sphere", 3)}
 K = 10  # 10 beat 15 and 30 on mnist-5k (docs/maps-research.md, "A free layout")
@@ -44,6 +44,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=STEPS)
     p.add_argument("--exaggeration", type=float, default=EXAGGERATION)
     p.add_argument("--negatives", type=int, default=NEGATIVES)
+    p.add_argument("--lr", type=float, default=LEARNING_RATE, help="Adam's, in kernel lengths")
     p.add_argument("--points-per-step", type=int, default=POINTS_PER_STEP)
     p.add_argument("--refine-steps", type=int, nargs="+", default=[100], help="several: one line each")
     p.add_argument("--refine-exaggeration", type=float, default=1.0)
@@ -77,7 +78,7 @@ def main() -> None:
             t = time.perf_counter()
             train_z = layout(graph, geometry, steps=args.steps, seed=args.seed, init=p_train[:, : geometry.dim],
                              exaggeration=args.exaggeration, negatives=args.negatives,
-                             points_per_step=args.points_per_step)
+                             points_per_step=args.points_per_step, learning_rate=args.lr)
             fit = time.perf_counter() - t
             placed, place = {}, {}
             for steps in args.refine_steps:

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import LatentAtlasError
-from .layout import REFINE_STEPS, STEPS, layout, refine
+from .layout import REFINE_STEPS, default_steps, layout, refine
 from .progress import say
 
 COMPONENTS = 50  # the neighbour index's principal components (openTSNE and UMAP search raw pixels; 50 keep ~86 %
@@ -103,7 +103,7 @@ def fit_map(x: Tensor, geometry, *, k: int = K, steps: int | None = None, refine
     projected = (x - mean) @ components.T  # (N, C)
     graph = knn_graph(x.numpy(), k) if neighbours is None else neighbours
     start = projected[:, :geometry.dim].numpy()
-    steps = STEPS if steps is None else steps
+    steps = default_steps(n) if steps is None else steps
     if progress is not False:
         say(f"free layout: {n:,} points in the {geometry.name} space, {steps} steps")
     raw = torch.from_numpy(layout(graph, geometry, seed=seed, init=start, steps=steps, progress=progress))

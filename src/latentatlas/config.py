@@ -52,8 +52,9 @@ class RunConfig:
                                        "[default: the preset's].")
     layout_k: int = setting(10, "Free layout: neighbours per training image in its graph, and per new image when "
                                 "placed.", low=1)
-    layout_steps: int = setting(750, "Free layout: optimisation steps of the map (the first third exaggerated, "
-                                     "as t-SNE's 250 of 750).", low=1)
+    layout_steps: int | None = setting(None, "Free layout: optimisation steps of the map, the first third "
+                                              "exaggerated (as t-SNE's 250 of 750) [default: 750, and on more than "
+                                              "16,384 points 750 x N / 16,384].", low=1)
     refine_steps: int = setting(100, "Free layout: steps that refine each new image's place on the frozen map; "
                                      "0: the median of its neighbours' places.", low=0)
     placement: str = setting("refine", "Free layout: how new images are placed: refine (on the frozen map, as "
