@@ -90,8 +90,9 @@ def ws(tmp_path, base_run, tiny, fitted):
     ctx = SimpleNamespace(tmp=tmp_path, run=tmp_path / "run", outside=tmp_path / "outside", tiny=tiny,
                           est=fitted, held=[])
     yield ctx
-    for lock in ctx.held:
-        lock.release()
+    for p in ctx.held:
+        p.stdin.close()
+        p.wait(timeout=30)
 
 
 def snapshot(root: Path) -> dict:
@@ -200,12 +201,28 @@ def image_folder(ctx, n_per_class: dict):
 def resign(ctx, damage):
     """Damage the run, then re-sign it: a manifest that matches its damage."""
     damage(ctx.run)
-    write_manifest(ctx.run)
+    with FolderLock(ctx.run):  # the guard writes into a run folder only under its lock
+        write_manifest(ctx.run)
     return ["evaluate", str(ctx.run)]
 
 
+HOLD = """
+import fcntl, json, os, socket, sys
+fd = os.open(os.path.join(sys.argv[1], ".latentatlas.lock"), os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.ftruncate(fd, 0)
+os.write(fd, json.dumps({"latentatlas": "test", "pid": os.getpid(), "host": socket.gethostname(), "since": "now"}).encode())
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
 def hold(ctx, folder):
-    ctx.held.append(FolderLock(folder).acquire())
+    """Another process holds the folder's lock (as a training run does) until the test ends."""
+    p = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True)
+    assert p.stdout.readline() == "held\n"
+    ctx.held.append(p)
 
 
 def link(path: Path, target: Path):
@@ -282,7 +299,7 @@ CASES = {
     # 3. One writer per run folder.
     "3 train --overwrite while another process writes the run": (
         lambda c: hold(c, c.run) or train_args(c.tiny, "--out", str(c.run), "--overwrite"),
-        f"is being written by another latentatlas process (pid {os.getpid()}"),
+        "is being written by another latentatlas process (pid "),
     "3 evaluate while another process writes the run": (
         lambda c: hold(c, c.run) or ["evaluate", str(c.run)], "is being written by another latentatlas process"),
     "3 plot while another process writes the run": (
@@ -293,15 +310,15 @@ CASES = {
 
     # 4. Outputs never clobber inputs.
     "4 explore onto the run's own weights": (
-        lambda c: ["explore", str(c.run), "--out", str(c.run / "model.safetensors")], "is not a page latentatlas wrote"),
+        lambda c: ["explore", str(c.run), "--out", str(c.run / "model.safetensors")], "is in the run folder"),
     "4 report onto the user's own page": (
-        lambda c: ["report", str(c.run), "--out", str(c.outside / "page.html")], "is not a page latentatlas wrote"),
+        lambda c: ["report", str(c.run), "--out", str(c.outside / "page.html")], "latentatlas did not write it"),
     "4 explore onto the user's notes": (
-        lambda c: ["explore", str(c.run), "--out", str(c.outside / "notes.txt")], "is not a page latentatlas wrote"),
+        lambda c: ["explore", str(c.run), "--out", str(c.outside / "notes.txt")], "latentatlas did not write it"),
     "4 report onto a link": (
         lambda c: link(c.tmp / "report.html", c.outside / "page.html") or ["report", str(c.run), "--out",
                                                                             str(c.tmp / "report.html")],
-        "is not a page latentatlas wrote"),
+        "is a link: refusing to write through it"),
 
     # 5. No write follows a link out of the run folder.
     "5 plot through a figures folder that links outside": (
@@ -706,5 +723,5 @@ def test_demo_refuses_a_report_page_of_the_users_before_training(ws):
     (ws.tmp / "demo" / "report.html").write_text("<html>mine</html>")
     before = snapshot(ws.tmp)
     r = CliRunner().invoke(main, ["demo", "--data", "digits", "--epochs", "1", "--out", str(ws.tmp / "demo")])
-    assert r.exit_code == 2 and "is not a page latentatlas wrote" in r.output, r.output
+    assert r.exit_code == 2 and "latentatlas did not write it" in r.output, r.output
     assert snapshot(ws.tmp) == before

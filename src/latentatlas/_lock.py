@@ -18,6 +18,7 @@ from ._version import __version__
 from .errors import LatentAtlasError, option
 
 LOCK = ".latentatlas.lock"
+_HELD: set[str] = set()  # the folders whose lock this process holds (absolute paths): the output guard asks
 
 try:
     import fcntl
@@ -31,12 +32,16 @@ class FolderLock:
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
         self.fd: int | None = None
+        self.nested = False  # this process held the lock already: acquire and release leave it as it was
 
     @property
     def path(self) -> Path:
         return self.folder / LOCK
 
     def acquire(self) -> FolderLock:
+        if holds(self.folder):
+            self.nested = True
+            return self
         for _ in range(3):  # the folder may be swapped for its replacement between open and flock: open again
             fd = _open_no_follow(self.path)
             try:
@@ -54,6 +59,7 @@ class FolderLock:
         else:
             raise LatentAtlasError(f"{self.folder} keeps being replaced by another process: choose another {option('out')}")
         self.fd = fd
+        _HELD.add(os.path.abspath(self.folder))
         # Who holds it, for the refusal a second writer gets; written in place: only the holder ever writes it.
         info = json.dumps({"latentatlas": __version__, "pid": os.getpid(), "host": socket.gethostname(),
                            "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode()
@@ -62,15 +68,22 @@ class FolderLock:
         return self
 
     def release(self) -> None:
+        self.nested = False
         if self.fd is not None:
             os.close(self.fd)  # closing drops the flock
             self.fd = None
+            _HELD.discard(os.path.abspath(self.folder))
 
     def __enter__(self) -> FolderLock:
-        return self.acquire() if self.fd is None else self
+        return self.acquire() if self.fd is None and not self.nested else self
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def holds(folder: str | os.PathLike) -> bool:
+    """Whether this process holds the lock of ``folder``."""
+    return os.path.abspath(folder) in _HELD
 
 
 def check_free(folder: str | os.PathLike) -> None:

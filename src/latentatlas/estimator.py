@@ -152,12 +152,15 @@ __SETTINGS__
             own["feature_names_in"] = [str(name) for name in self.feature_names_in_]
 
         def write(folder: Path) -> None:
+            held.enter_context(FolderLock(folder))  # the output guard writes into a run folder only under its lock
             write_model(folder, self.config_, self.model_, self.history_,
                         {ESTIMATOR_FILE: own, SCALING_FILE: scaling_to_json(self.scaling_)})
             write_manifest(folder)
 
         # One writer at a time: the folder being replaced stays locked until its replacement is in place.
-        with FolderLock(path) if path.is_dir() else contextlib.nullcontext():
+        with contextlib.ExitStack() as held:
+            if path.is_dir():
+                held.enter_context(FolderLock(path))
             return atomic_write_folder(path, write)
 
     @classmethod

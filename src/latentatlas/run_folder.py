@@ -20,7 +20,6 @@ A run folder holds::
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -28,14 +27,15 @@ import torch
 
 from ._version import __version__
 from ._io import atomic_write_json
-from ._lock import LOCK, is_lock_file
+from ._guard import MANIFEST, is_run_folder, sha256 as _sha256
+from ._lock import LOCK
 from .config import RunConfig
 from .data import data_reference
 from .errors import LatentAtlasError, option
 from .weights import load_weights, save_weights
 
-CONFIG, WEIGHTS, HISTORY, METRICS, LATENTS, MANIFEST = (
-    "config.json", "model.safetensors", "history.json", "metrics.json", "latents.npz", "manifest.json",
+CONFIG, WEIGHTS, HISTORY, METRICS, LATENTS = (
+    "config.json", "model.safetensors", "history.json", "metrics.json", "latents.npz",
 )
 CKPT_TENSORS, CKPT_STATE = "checkpoint.safetensors", "checkpoint.json"
 
@@ -72,13 +72,6 @@ def not_a_run_folder(path: Path, doing: str | None = None) -> LatentAtlasError:
     return LatentAtlasError(f"{path} exists and is not a run folder: refusing to {doing} it")
 
 
-def is_run_folder(path: Path) -> bool:
-    """A folder latentatlas wrote, and so one it may replace whole: a run, finished or not, or a model saved by
-    ``Autoencoder.save``. Its manifest (or, while unfinished, its lock file) says so; a ``config.json`` alone
-    proves nothing, as any project may hold one."""
-    return _is_manifest(path / MANIFEST) or is_lock_file(path / LOCK)
-
-
 def check_replaceable(path: Path, overwrite: bool, name: str, doing: str, unfinished: str = "") -> bool:
     """The one guard of every writer of a whole folder (a run, a model saved by ``Autoencoder.save``): ``path``
     must be a new or empty folder, or one latentatlas wrote (``is_run_folder``) and ``overwrite`` given. Returns
@@ -95,16 +88,6 @@ def check_replaceable(path: Path, overwrite: bool, name: str, doing: str, unfini
         raise LatentAtlasError(f"{path} already exists{hint}: choose another {option(name)}, or pass "
                                f"{option('overwrite', True)} to replace it")
     return True
-
-
-def _is_manifest(path: Path) -> bool:
-    try:
-        if path.is_symlink() or not path.is_file():
-            return False
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(manifest, dict) and "latentatlas" in manifest and isinstance(manifest.get("files"), dict)
 
 
 def read_config(folder: Path) -> RunConfig:
@@ -196,10 +179,3 @@ def read_json(path: Path):
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise LatentAtlasError(f"{path}: unreadable JSON ({e})") from None
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._io import atomic_write_bytes, atomic_write_json, atomic_write_text, no_links_below
+from ._guard import check_out, no_links_below
+from ._io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ._lock import FolderLock, check_free
 from .config import RunConfig
 from .data import Dataset
@@ -126,13 +127,26 @@ def _load_run(path: str | Path, device: str, verify: tuple[str, ...]) -> Run:
     return Run(path, cfg, model, history, metrics)
 
 
+def locked_run(path: str | Path, verify: tuple[str, ...] = (CONFIG, WEIGHTS, HISTORY, METRICS)) -> tuple[Run, FolderLock]:
+    """The run at ``path``, loaded under its lock (returned held, for a ``with`` block): what a command reads and
+    writes is then one finished run, never one another process is training. Every refusal comes before the lock,
+    so a folder that is not a run gets no lock file."""
+    check_free(Path(path))  # a run being written: say so, rather than that it did not finish
+    _load_run(path, "cpu", verify)
+    lock = FolderLock(path).acquire()
+    try:
+        return _load_run(path, "cpu", verify), lock  # again, under the lock: it may have been replaced meanwhile
+    except BaseException:
+        lock.release()
+        raise
+
+
 def evaluate_run(path: str | Path, dataset: Dataset | None = None, echo=None) -> dict:
     """Recompute a run's latents and metrics from its saved weights; returns the metrics. ``echo`` gets a line
     once the run and its data are read (so a refusal stays the only line)."""
-    check_free(Path(path))  # a run being written: say so, rather than that it did not finish
-    run = _load_run(path, "cpu", verify=(CONFIG, WEIGHTS, HISTORY))  # metrics and latents are recomputed here
-    dataset = run.dataset() if dataset is None else dataset
-    with FolderLock(run.path):
+    run, lock = locked_run(path, verify=(CONFIG, WEIGHTS, HISTORY))  # metrics and latents are recomputed here
+    with lock:
+        dataset = run.dataset() if dataset is None else dataset
         if echo is not None:  # once the lock is held: every refusal comes before it
             echo(f"evaluating {run.path} on {len(dataset.y_test):,} test images of {dataset.name} ...")
         metrics = write_evaluation(run, dataset, train_seconds=run.metrics.get("train_seconds"))
@@ -145,26 +159,28 @@ def redraw_run(path: str | Path, glyphs: bool = False, echo=None) -> list[Path]:
     once the run and its data are read (so a refusal stays the only line)."""
     from .viz.figures import plot_run
 
-    check_free(Path(path))
-    run = load_run(path)
-    dataset = run.dataset()
-    no_links_below(run.path, run.path / "figures")  # refused before the line saying it will draw
-    if echo is not None:
-        echo(f"drawing the figures of {path} ...")
-    with FolderLock(run.path):
+    run, lock = locked_run(path)
+    with lock:
+        dataset = run.dataset()
+        no_links_below(run.path, run.path / "figures")  # refused before the line saying it will draw
+        if echo is not None:
+            echo(f"drawing the figures of {path} ...")
         written = plot_run(run, dataset, glyphs=glyphs)
         write_manifest(run.path)
     return written
 
 
-def write_explorer(run: str | Path | Run, out: str | Path, dataset=None, max_points: int | None = None) -> Path:
-    """Write the explorer page of ``run`` (a run folder or a loaded :class:`Run`) to ``out``; returns the path."""
+def write_explorer(run: str | Path | Run, out: str | Path, dataset=None, max_points: int | None = None,
+                   overwrite: bool = False) -> Path:
+    """Write the explorer page of ``run`` (a run folder or a loaded :class:`Run`) to ``out``; returns the path.
+    ``out`` may replace only a file latentatlas wrote, unless ``overwrite``."""
     from .viz.explorer import MAX_POINTS, explorer_html
 
+    check_out(out, overwrite)
     run = load_run(run) if not isinstance(run, Run) else run
     html = explorer_html(run, run.dataset() if dataset is None else dataset,
                          MAX_POINTS if max_points is None else max_points)
-    return atomic_write_text(out, html)
+    return atomic_write_text(out, html, overwrite)
 
 
 def write_evaluation(run: Run, dataset: Dataset, train_seconds: float | None) -> dict:

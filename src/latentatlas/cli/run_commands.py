@@ -85,14 +85,13 @@ def export(run, onnx, out):
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("report.html"), show_default=True,
               help="The HTML file to write.")
-@click.option("--overwrite", is_flag=True, help="Replace OUT even if it is not a page latentatlas wrote.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT even if latentatlas did not write it.")
 @friendly_errors
 def report(runs, out, overwrite):
     """Write one self-contained HTML report (offline, mailable) of one or more runs."""
-    from .._io import check_page_out
     from ..viz.report import write_report
 
-    click.echo(f"wrote {write_report(runs, check_page_out(out, overwrite))}")
+    click.echo(f"wrote {write_report(runs, out, overwrite)}")
 
 
 @click.command(short_help="Write a run's live explorer page: it decodes under the mouse.")
@@ -103,16 +102,15 @@ def report(runs, out, overwrite):
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="With --serve; 0 picks a free one.")
 @click.option("--max-points", type=click.IntRange(min=1), default=None,
               help="Test points drawn; larger test sets show a fixed random subset [default: 20,000].")
-@click.option("--overwrite", is_flag=True, help="Replace OUT even if it is not a page latentatlas wrote.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT even if latentatlas did not write it.")
 @friendly_errors
 def explore(run, out, serve, port, max_points, overwrite):
     """Write the live explorer of a run: hover anywhere on its latent maps to see the decoded image."""
-    from .._io import check_page_out
     from ..runs import write_explorer
     from ..viz.explorer import open_in_browser, page_server
 
     limit = {} if max_points is None else {"max_points": max_points}
-    page = write_explorer(run, check_page_out(Path("explorer.html") if out is None else out, overwrite), **limit)
+    page = write_explorer(run, Path("explorer.html") if out is None else out, overwrite=overwrite, **limit)
     click.echo(f"wrote {page} (open it in a browser; it works offline)")
     if serve:
         server = page_server(page, port)

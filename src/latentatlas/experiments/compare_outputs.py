@@ -17,6 +17,9 @@ from .. import metrics as metrics_table
 from ..runs import Run
 from .baselines import BaselineMap
 
+OUTPUTS = ("compare.json", "compare.csv", "encoder_maps.png")  # what compare writes into its --out folder
+
+
 def columns() -> tuple:
     """The metrics compare tabulates, read from ``metrics.METRICS`` when asked (a metric added there is a column)."""
     return tuple(m for m in metrics_table.METRICS if m.compared)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .._io import atomic_write_json
+from .._lock import FolderLock
 from ..data import Dataset, parse_transform
 from ..data.corruptions import CORRUPTIONS, get_corruption
 from ..data.spec import held_out
@@ -70,7 +71,13 @@ def parse_levels(name: str, text: str) -> tuple:
 def probe_run(run: Run, levels: dict[str, tuple], seed: int = 0, dataset: Dataset | None = None,
               figures: bool = True) -> dict:
     """Sweep ``run`` over ``levels`` ({corruption name: levels}); write ``probe.json`` (and the figures) into its
-    folder and return what it holds. Every level is checked against the images before any work."""
+    folder and return what it holds. Every level is checked against the images before any work. The run's lock is
+    held throughout (``runs.locked_run`` takes it before loading, as the command does)."""
+    with FolderLock(run.path):
+        return _probe_run(run, levels, seed, dataset, figures)
+
+
+def _probe_run(run: Run, levels: dict[str, tuple], seed: int, dataset: Dataset | None, figures: bool) -> dict:
     t0 = time.perf_counter()
     levels = {name: tuple(lvls) for name, lvls in levels.items() if len(lvls)}
     dataset = run.dataset() if dataset is None else dataset
@@ -253,10 +260,11 @@ def format_probe(result: dict) -> str:
     return "\n".join(lines)
 
 
-def probe_curves_png(results: list[tuple[str, dict]], out: str | Path) -> Path:
-    """Several runs' probe curves on one set of axes, as a PNG at ``out``."""
+def probe_curves_png(results: list[tuple[str, dict]], out: str | Path, overwrite: bool = False) -> Path:
+    """Several runs' probe curves on one set of axes, as a PNG at ``out`` (replacing only a file latentatlas wrote,
+    unless ``overwrite``)."""
     from .._io import atomic_write_bytes
     from ..viz.plots import png_bytes
     from ..viz.probe_figures import probe_curves
 
-    return atomic_write_bytes(out, png_bytes(probe_curves(results)))
+    return atomic_write_bytes(out, png_bytes(probe_curves(results)), overwrite)

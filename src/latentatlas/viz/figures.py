@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from .._io import atomic_write_text, no_links_below
+from .._guard import no_links_below
+from .._io import atomic_write_text
 from ..metrics import neighbourhood_preservation, trust_subset
 from . import plots
 from .generative import posterior_spread, prior_samples, spread_map, traversals

@@ -16,7 +16,9 @@ import numpy as np
 import torch
 
 from .._version import __version__
-from .._io import GENERATOR, atomic_write_text
+from .._guard import GENERATOR
+from .._guard import check_out
+from .._io import atomic_write_text
 from ..metrics import METRIC, METRICS
 from ..model import parameter_table
 from ..runs import Run, load_run
@@ -43,10 +45,12 @@ nav a { margin-right: 12px; }
 """
 
 
-def write_report(runs, out: str | Path) -> Path:
-    """Write the report of ``runs`` (run folders or loaded :class:`Run` objects) to ``out``; returns the path."""
+def write_report(runs, out: str | Path, overwrite: bool = False) -> Path:
+    """Write the report of ``runs`` (run folders or loaded :class:`Run` objects) to ``out``; returns the path.
+    ``out`` may replace only a file latentatlas wrote, unless ``overwrite``."""
+    check_out(out, overwrite)
     loaded = [r if isinstance(r, Run) else load_run(r) for r in runs]
-    return atomic_write_text(out, report_html(loaded))
+    return atomic_write_text(out, report_html(loaded), overwrite)
 
 
 def report_html(runs: list[Run]) -> str:
