@@ -16,9 +16,11 @@ from ._guard import check_out, record
 from .errors import LatentAtlasError
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None], overwrite: bool = False) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None], overwrite: bool = False,
+                 ledger: bool = True) -> Path:
     """Call ``write(tmp_path)`` then rename the finished, fsynced temp file onto ``path``, if the output guard
-    (``_guard.check_out``) lets it replace what is there; ``overwrite`` as there."""
+    (``_guard.check_out``) lets it replace what is there; ``overwrite`` as there. ``ledger``: enter the file in
+    its folder's ledger (a cache, rebuilt at will, need not)."""
     path = check_out(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -38,7 +40,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], overwrit
             e.filename = str(path)  # a write that filled the disk says which file it was
         raise
     _fsync_dir(path.parent)
-    record(path)
+    if ledger:
+        record(path)
     return path
 
 
@@ -124,20 +127,20 @@ def check_folder_writable(path: str | os.PathLike) -> Path:
     return path
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> Path:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = False, ledger: bool = True) -> Path:
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
             f.write(data)
 
-    return atomic_write(path, write, overwrite)
+    return atomic_write(path, write, overwrite, ledger)
 
 
-def atomic_write_text(path: str | os.PathLike, text: str, overwrite: bool = False) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"), overwrite)
+def atomic_write_text(path: str | os.PathLike, text: str, overwrite: bool = False, ledger: bool = True) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"), overwrite, ledger)
 
 
-def atomic_write_json(path: str | os.PathLike, obj, overwrite: bool = False) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", overwrite)
+def atomic_write_json(path: str | os.PathLike, obj, overwrite: bool = False, ledger: bool = True) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", overwrite, ledger)
 
 
 def _umask() -> int:
