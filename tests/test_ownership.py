@@ -87,9 +87,11 @@ def ws(tmp_path, base_run, tiny, fitted):
     (tmp_path / "outside").mkdir()
     (tmp_path / "outside" / "notes.txt").write_text("the user's notes\n")
     (tmp_path / "outside" / "page.html").write_text("<html><body>the user's own page</body></html>\n")
+    os.chdir(tmp_path)  # where a case names the run by a relative path
     ctx = SimpleNamespace(tmp=tmp_path, run=tmp_path / "run", outside=tmp_path / "outside", tiny=tiny,
                           est=fitted, held=[])
     yield ctx
+    os.chdir(SRC)
     for p in ctx.held:
         p.stdin.close()
         p.wait(timeout=30)
@@ -154,7 +156,7 @@ def npy_header(shape, dtype="<i8") -> bytes:
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + b"\x00" * 16
 
 
-def idx_folder(ctx, train_images=None, train_labels=None):
+def idx_folder(ctx, train_images=None, train_labels=None, test_images=None):
     """An MNIST-style folder of 20 + 10 images, with the given raw bytes in place of a file."""
     folder = ctx.tmp / "idx"
     folder.mkdir()
@@ -167,6 +169,8 @@ def idx_folder(ctx, train_images=None, train_labels=None):
         files["train-images-idx3-ubyte.gz"] = train_images
     if train_labels is not None:
         files["train-labels-idx1-ubyte.gz"] = train_labels
+    if test_images is not None:
+        files["t10k-images-idx3-ubyte.gz"] = test_images
     for name, data in files.items():
         (folder / name).write_bytes(data)
     return str(folder)
@@ -304,6 +308,12 @@ CASES = {
         lambda c: hold(c, c.run) or ["evaluate", str(c.run)], "is being written by another latentatlas process"),
     "3 plot while another process writes the run": (
         lambda c: hold(c, c.run) or ["plot", str(c.run)], "is being written by another latentatlas process"),
+    "3 probe while another process writes the run": (
+        lambda c: hold(c, c.run) or ["probe", str(c.run), "--noise", "0:0.2:2"],
+        "is being written by another latentatlas process"),
+    "3 export into a run another process writes": (
+        lambda c: pytest.importorskip("onnxscript") and hold(c, c.run) or ["export", str(c.run), "--onnx"],
+        "is being written by another latentatlas process"),
     "3 save(overwrite=True) while another process writes the folder": (
         lambda c: hold(c, c.run) or save_over(c, c.run),
         (LatentAtlasError, "is being written by another latentatlas process")),
@@ -320,6 +330,21 @@ CASES = {
                                                                             str(c.tmp / "report.html")],
         "is a link: refusing to write through it"),
 
+    "4 probe --out onto the run's own weights": (
+        lambda c: ["probe", str(c.run), "--out", str(c.run / "model.safetensors")], "is in the run folder"),
+    "4 probe --out onto the user's notes": (
+        lambda c: ["probe", str(c.run), "--out", str(c.outside / "notes.txt")], "latentatlas did not write it"),
+    "4 compare --out over the user's compare.csv": (
+        lambda c: (c.outside / "compare.csv").write_text("mine\n") and ["compare", str(c.run), "--baselines", "",
+                                                                        "--out", str(c.outside)],
+        "compare.csv exists and latentatlas did not write it"),
+    "4 explore().save over the user's notes": (
+        lambda c: lambda: c.est.explore(np.zeros((4, 64), np.uint8)).save(c.outside / "notes.txt"),
+        (LatentAtlasError, "latentatlas did not write it")),
+    "4 bench --json onto the user's notes": (
+        lambda c: ["bench", "--preset", "shallow-2d", "--data", str(c.tiny), "--epochs", "1", "--device", "cpu",
+                   "--json", str(c.outside / "notes.txt")], "latentatlas did not write it"),
+
     # 5. No write follows a link out of the run folder.
     "5 plot through a figures folder that links outside": (
         lambda c: outside_figures(c) or ["plot", str(c.run)], "figures is a link: refusing to write through it"),
@@ -330,13 +355,23 @@ CASES = {
         lambda c: link(c.run / LOCK, c.outside / "notes.txt") or save_over(c, c.run),
         (LatentAtlasError, "is a link: refusing to write through it")),
 
+    "5 plot through a linked figures folder, the run named by a relative path": (
+        lambda c: outside_figures(c) or ["plot", "run"], "figures is a link: refusing to write through it"),
+    "5 probe through a figures folder that links outside": (
+        lambda c: outside_figures(c) or ["probe", str(c.run), "--noise", "0:0.2:2", "--occlude", ""],
+        "figures is a link: refusing to write through it"),
+    "5 probe through a linked figures folder, the run named by a relative path": (
+        lambda c: outside_figures(c) or ["probe", "run", "--noise", "0:0.2:2", "--occlude", ""],
+        "figures is a link: refusing to write through it"),
+
     # 6. Sizes are checked before memory is spent.
     "6 a gzip IDX that inflates far past its header": (
         lambda c: train_args(idx_folder(c, train_images=gzip_stream(idx_header(0x08, (20, 28, 28)), bytes(20 * 784),
                                                                     zeros=64 << 20))),
         "train-images-idx3-ubyte.gz: trailing bytes"),
     "6 a gzip IDX whose header claims 2^32 images": (
-        lambda c: train_args(idx_folder(c, train_images=gzip_stream(idx_header(0x08, (2**32 - 1, 28, 28)), bytes(784)))),
+        lambda c: train_args(idx_folder(c, train_images=gzip_stream(idx_header(0x08, (2**32 - 1, 28, 28)), bytes(784)),
+                                        train_labels=gzip_stream(idx_header(0x08, (2**32 - 1,)), bytes(8)))),
         "more than this machine's memory"),
     "6 an .npy whose header claims 10^15 labels": (
         lambda c: train_args(npy_folder(c, y_train=npy_header((10**15,)))), "y_train.npy: its header's"),
@@ -353,6 +388,17 @@ CASES = {
     "6 a network larger than the machine's memory": (
         lambda c: train_args(c.tiny, "--preset", "deep-2d", "--hidden-sizes", "4000000000"),
         "more than this machine's memory"),
+
+    "6 an honest gzip IDX of 2^20 images beside 20 labels": (
+        lambda c: train_args(idx_folder(c, train_images=gzip_stream(idx_header(0x08, (1 << 20, 28, 28)),
+                                                                    zeros=(1 << 20) * 784))),
+        "20 labels for 1048576 images: labels of the wrong length"),
+    "6 an honest .npz of 2^20 images beside 240 labels": (
+        lambda c: train_args(honest_npz(c, 1 << 20)), "1048576 train images but labels"),
+    "6 an IDX folder whose test images claim 2^30 of 10 labels": (
+        lambda c: train_args(idx_folder(c, test_images=gzip_stream(idx_header(0x08, (1 << 30, 28, 28)),
+                                                                   bytes(784)))),
+        "10 labels for 1073741824 images"),
 
     # 7. Every refusal is one line.
     "7 big-endian float pixels in an .npz": (
@@ -392,6 +438,13 @@ CASES = {
         lambda c: train_args(idx_folder(c, train_labels=idx_bytes(np.arange(20, dtype=">f4"), gz=True))),
         "labels of dtype float32"),
 
+    "7 a probe of 10^8 noise levels": (
+        lambda c: ["probe", str(c.run), "--noise", "0:1:100000000"], "at most 100 are probed"),
+    "7 a probe rotation of 10^9 degrees": (
+        lambda c: ["probe", str(c.run), "--rotate", "0,1000000000"], "must lie in [-360, 360]"),
+    "7 a probe of 200 listed levels": (
+        lambda c: ["probe", str(c.run), "--noise", ",".join(["0.1"] * 200)], "at most 100 are probed"),
+
     # 8. Sweeps fail early and clearly.
     "8 a data typo in a sweep's second grid value": (
         lambda c: sweep_spec(c, '[search]\ndata = ["digits", "digts"]\n[fixed]\nepochs = 1\n'),
@@ -409,6 +462,27 @@ CASES = {
                              % (list(range(100)), list(range(1, 101)), list(range(1, 101)))),
         "the grid has 1,000,000 points"),
 }
+
+
+def honest_npz(ctx, n: int, labels: bool = False, path=None):
+    """An .npz whose x_train member honestly holds ``n`` 28 x 28 images of zeros, deflated (1 MB a GB); with
+    ``labels``, as many labels."""
+    import zipfile
+
+    path = path or ctx.tmp / "honest.npz"
+    with np.load(ctx.tiny) as f:
+        arrays = {k: f[k] for k in f.files}
+    header = npy_header((n, 28, 28), "|u1")[:-16]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        with z.open("x_train.npy", "w", force_zip64=True) as member:
+            member.write(header)
+            for _ in range(n * 784 >> 24):
+                member.write(bytes(1 << 24))
+        for k in ("y_train", "x_test", "y_test"):
+            buf = io.BytesIO()
+            np.save(buf, np.zeros(n, np.int64) if k == "y_train" and labels else arrays[k])
+            z.writestr(f"{k}.npy", buf.getvalue())
+    return str(path)
 
 
 def absurd_npz(ctx):
@@ -431,6 +505,9 @@ def test_every_category_has_at_least_two_cases():
     for name in CASES:
         counts[name.split()[0]] = counts.get(name.split()[0], 0) + 1
     assert sorted(counts) == [str(n) for n in range(1, 9)] and min(counts.values()) >= 2, counts
+    # issue 26's kinds, three new cases each: other commands' outputs, their locks, links, honest sizes, bounds
+    for kind in ("4 probe", "3 probe", "5 probe", "6 an honest", "7 a probe"):
+        assert sum(name.startswith(kind) for name in CASES) >= 2, kind
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -725,3 +802,37 @@ def test_demo_refuses_a_report_page_of_the_users_before_training(ws):
     r = CliRunner().invoke(main, ["demo", "--data", "digits", "--epochs", "1", "--out", str(ws.tmp / "demo")])
     assert r.exit_code == 2 and "latentatlas did not write it" in r.output, r.output
     assert snapshot(ws.tmp) == before
+
+
+BOMB = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # what this process can hold: 3 GiB
+from latentatlas.data import load_dataset
+from latentatlas.errors import LatentAtlasError
+try:
+    load_dataset(sys.argv[1])
+    print("loaded")
+except LatentAtlasError as e:
+    print(f"refused: {e}")
+# peak resident memory, KiB: VmHWM starts afresh at exec (ru_maxrss would count the forked pytest's)
+print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))
+"""
+
+
+@pytest.mark.parametrize("kind", ["gzip IDX", ".npz"])
+def test_an_honest_bomb_is_refused_before_memory_is_spent(ws, kind):
+    """A few MB whose headers honestly claim 2^21 images (1.6 GB), labels as many, under a 3 GiB address-space
+    limit (so at most 1.5 GiB for one request): refused from the headers, peak memory under 200 MB."""
+    n = 1 << 21
+    if kind == ".npz":
+        data = honest_npz(ws, n, labels=True)
+    else:
+        data = idx_folder(ws, train_images=gzip_stream(idx_header(0x08, (n, 28, 28)), zeros=n * 784),
+                          train_labels=gzip_stream(idx_header(0x08, (n,)), zeros=n))
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, "-c", BOMB, data], env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    verdict, peak = p.stdout.strip().splitlines()
+    print(f"{kind} bomb: {verdict[:120]}; peak {int(peak) / 1024:.0f} MiB")
+    assert verdict.startswith("refused") and "more than this machine's memory" in verdict, verdict
+    assert int(peak) < 200 * 1024, f"peak {int(peak) / 1024:.0f} MiB"

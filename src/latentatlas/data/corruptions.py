@@ -117,6 +117,13 @@ class Rotation(Corruption):
     ``numpy.rot90`` turns by 90; bilinear, with zeros where no pixel of the image lands."""
 
     name, level, label, probe_levels = "rotate", "degrees", "rotation (degrees, counter-clockwise)", "0:180:7"
+    LIMIT = 360  # a turn either way: any angle beyond is one of these, and a level of 10^9 degrees is a typo
+
+    def check_level(self, level):
+        super().check_level(level)
+        if abs(level) > self.LIMIT:
+            raise LatentAtlasError(f"{self.name}: degrees={level!r} is out of range: it must lie in "
+                                   f"[-{self.LIMIT}, {self.LIMIT}]")
 
     def check(self, level, image_shape=None):
         self.check_level(level)

@@ -35,6 +35,7 @@ PROBE = "probe.json"
 K = 5  # the k of k-NN accuracy, as metrics.json's knn5
 N_TRAILS = 60  # test points whose latent trails the map figures draw
 N_GRID = 8  # test images per level in the grid of corrupted inputs and reconstructions
+MAX_LEVELS = 100  # levels of one corruption: each is a pass over the test set and a row of every figure
 
 
 def parse_levels(name: str, text: str) -> tuple:
@@ -50,9 +51,15 @@ def parse_levels(name: str, text: str) -> tuple:
             count = int(count)
             if count < 1:
                 raise ValueError
+            if count > MAX_LEVELS:  # before linspace allocates them: each level is a pass over the test set
+                raise LatentAtlasError(f"{name} levels {text!r}: {count:,} levels; at most {MAX_LEVELS} are probed")
             levels = np.linspace(float(start), float(stop), count).tolist()
         else:
             levels = [float(v) for v in text.split(",") if v.strip()]
+            if len(levels) > MAX_LEVELS:
+                raise LatentAtlasError(f"{name} levels: {len(levels):,} levels; at most {MAX_LEVELS} are probed")
+    except LatentAtlasError:
+        raise
     except ValueError:
         raise LatentAtlasError(f"{name} levels {text!r}: write START:STOP:COUNT (e.g. {corruption.probe_levels or '0:1:5'})"
                                " or a comma-separated list") from None
