@@ -182,8 +182,10 @@ def test_save_refuses_an_existing_folder_and_overwrite_replaces_it_whole(tmp_pat
 
     ae.save(target, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a1s"]  # no temporary folder left beside it
-    assert sorted(p.name for p in target.iterdir()) == ["config.json", "estimator.json", "history.json",
-                                                        "manifest.json", "model.safetensors", "scaling.json"]
+    # and the lock file it was written under, as a trained run has
+    assert sorted(p.name for p in target.iterdir()) == [".latentatlas.lock", "config.json", "estimator.json",
+                                                        "history.json", "manifest.json", "model.safetensors",
+                                                        "scaling.json"]
     assert load_run(target).metrics == {}  # the CLI run's metrics, latents and figures are gone, not vouched for
     np.testing.assert_array_equal(Autoencoder.load(target).transform(digits[2]), ae.transform(digits[2]))
 

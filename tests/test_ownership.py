@@ -506,8 +506,12 @@ def test_every_category_has_at_least_two_cases():
         counts[name.split()[0]] = counts.get(name.split()[0], 0) + 1
     assert sorted(counts) == [str(n) for n in range(1, 9)] and min(counts.values()) >= 2, counts
     # issue 26's kinds, three new cases each: other commands' outputs, their locks, links, honest sizes, bounds
-    for kind in ("4 probe", "3 probe", "5 probe", "6 an honest", "7 a probe"):
-        assert sum(name.startswith(kind) for name in CASES) >= 2, kind
+    kinds = {"other commands' outputs": ("4 probe", "4 compare", "4 explore()", "4 bench"),
+             "the lock of plot, probe, evaluate, export": ("3 plot", "3 probe", "3 evaluate", "3 export"),
+             "links": ("5 plot through a linked", "5 probe"), "honest sizes": ("6 an honest", "6 an IDX folder"),
+             "bounded work": ("7 a probe",)}
+    for kind, prefixes in kinds.items():
+        assert sum(name.startswith(prefixes) for name in CASES) >= 3, kind
 
 
 @pytest.mark.parametrize("case", CASES)
