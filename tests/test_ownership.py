@@ -7,7 +7,8 @@ file of the workspace as it was, by hash (the run intact, nothing outside it tou
 The one file allowed to change is the run's lock file, which names whoever last tried to write the run.
 
 Concurrency (two writer processes), fault injection (a file-size limit during train, report and save) and the
-``--serve`` server have their own tests below the table.
+``--serve`` server's behaviour (idle, trickled and surplus connections, Host headers) have their own tests below the
+table.
 """
 
 import errno
@@ -16,6 +17,7 @@ import io
 import json
 import os
 import resource
+import select
 import shutil
 import signal
 import socket
@@ -42,6 +44,7 @@ from latentatlas.errors import LatentAtlasError
 from latentatlas.run_folder import verify_files, write_manifest
 from latentatlas.run_training import train_run
 from latentatlas.train import Callback, NonFiniteLossError
+from latentatlas.viz.explorer import page_server
 
 SRC = str(Path(latentatlas.__file__).parents[1])
 
@@ -93,8 +96,11 @@ def ws(tmp_path, base_run, tiny, fitted):
     yield ctx
     os.chdir(SRC)
     for p in ctx.held:
-        p.stdin.close()
-        p.wait(timeout=30)
+        if isinstance(p, socket.socket):
+            p.close()
+        else:
+            p.stdin.close()
+            p.wait(timeout=30)
 
 
 def snapshot(root: Path) -> dict:
@@ -461,7 +467,30 @@ CASES = {
         lambda c: sweep_spec(c, "[search]\nseed = %s\nepochs = %s\nbatch_size = %s\n[fixed]\ndata = \"digits\"\n"
                              % (list(range(100)), list(range(1, 101)), list(range(1, 101)))),
         "the grid has 1,000,000 points"),
+
+    # 9. The explorer's server is bounded: its bounds are checked, and a busy port refused before the page is written.
+    "9 explore --serve on a port another program holds": (
+        lambda c: ["explore", str(c.run), "--out", str(c.tmp / "e.html"), "--serve", "--port", str(busy_port(c))],
+        "cannot serve on 127.0.0.1:"),
+    "9 a server that takes no connection": (
+        lambda c: lambda: page_server(c.outside / "page.html", max_connections=0),
+        (LatentAtlasError, "max_connections=0 is out of range")),
+    "9 a server whose requests may take for ever": (
+        lambda c: lambda: page_server(c.outside / "page.html", request_timeout=float("inf")),
+        (LatentAtlasError, "request_timeout=inf is out of range")),
+    "9 a server whose idle connections never close": (
+        lambda c: lambda: page_server(c.outside / "page.html", idle_timeout=float("nan")),
+        (LatentAtlasError, "idle_timeout=nan is out of range")),
 }
+
+
+def busy_port(ctx) -> int:
+    """A port on 127.0.0.1 that another program listens on until the test ends."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    ctx.held.append(sock)
+    return sock.getsockname()[1]
 
 
 def honest_npz(ctx, n: int, labels: bool = False, path=None):
@@ -504,12 +533,12 @@ def test_every_category_has_at_least_two_cases():
     counts = {}
     for name in CASES:
         counts[name.split()[0]] = counts.get(name.split()[0], 0) + 1
-    assert sorted(counts) == [str(n) for n in range(1, 9)] and min(counts.values()) >= 2, counts
+    assert sorted(counts) == [str(n) for n in range(1, 10)] and min(counts.values()) >= 2, counts
     # issue 26's kinds, three new cases each: other commands' outputs, their locks, links, honest sizes, bounds
     kinds = {"other commands' outputs": ("4 probe", "4 compare", "4 explore()", "4 bench"),
              "the lock of plot, probe, evaluate, export": ("3 plot", "3 probe", "3 evaluate", "3 export"),
              "links": ("5 plot through a linked", "5 probe"), "honest sizes": ("6 an honest", "6 an IDX folder"),
-             "bounded work": ("7 a probe",)}
+             "bounded work": ("7 a probe",), "the server's bounds": ("9 ",)}
     for kind, prefixes in kinds.items():
         assert sum(name.startswith(prefixes) for name in CASES) >= 3, kind
 
@@ -741,11 +770,11 @@ def test_a_full_disk_leaves_one_line_and_the_previous_run(faults, what):
 
 
 # -------------------------------------------------------------------------------------------- the server
-def serve(page: bytes, timeout: float):
+def serve(page: bytes, timeout: float, **bounds):
     from latentatlas.viz.explorer import PageServer
 
     lines = []
-    server = PageServer(page, "127.0.0.1", 0, idle_timeout=timeout, log=lines.append)
+    server = PageServer(page, "127.0.0.1", 0, idle_timeout=timeout, log=lines.append, **bounds)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, lines
 
@@ -789,6 +818,88 @@ def test_the_server_drops_idle_and_vanished_clients_in_one_line(client, expected
         server.shutdown()
         server.server_close()
     assert "Traceback" not in capfd.readouterr().err
+
+
+def head(port: int, *headers: bytes) -> bytes:
+    """The first bytes of the answer to a HEAD / with ``headers`` (default: the right Host)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"HEAD / HTTP/1.1\r\n" + b"".join(h + b"\r\n" for h in headers or [b"Host: 127.0.0.1:%d" % port])
+                  + b"\r\n")
+        return s.recv(1024)
+
+
+def test_the_server_caps_its_connections_and_threads():
+    """Four slots, then 20 more half-open connections: each extra one is answered 503 at once and no thread is
+    started for it; a request meanwhile is refused in words, and served as soon as a slot frees."""
+    server, lines = serve(b"page", timeout=5, max_connections=4, request_timeout=10)
+    threads = threading.active_count()
+    held = []
+    try:
+        t0 = time.monotonic()
+        for _ in range(4 + 20):
+            held.append(socket.create_connection(("127.0.0.1", server.server_port), timeout=5))
+        answers = []
+        for s in held[4:]:
+            answers.append(s.recv(1024))
+        assert all(a.startswith(b"HTTP/1.0 503 Service Unavailable") for a in answers), answers
+        assert threading.active_count() <= threads + 4, threading.active_count()
+        assert head(server.server_port).startswith(b"HTTP/1.0 503")  # a clear refusal while full
+        for s in held:
+            s.close()  # the four half-open ones end: their slots free
+        deadline = time.monotonic() + 5
+        while not head(server.server_port).startswith(b"HTTP/1.0 200"):
+            assert time.monotonic() < deadline, "a slot never freed"
+            time.sleep(0.05)
+        assert time.monotonic() - t0 < 5
+        assert len(lines) == 1 and "4 connections open" in lines[0] and "503" in lines[0], lines
+    finally:
+        for s in held:
+            s.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_request_trickled_byte_by_byte_is_closed_at_the_total_time_limit():
+    """One byte every 0.2 s keeps a 1 s idle timeout at bay; the 1.5 s limit on the whole request does not."""
+    server, lines = serve(b"page", timeout=1, request_timeout=1.5)
+    try:
+        with socket.create_connection(("127.0.0.1", server.server_port), timeout=5) as s:
+            t0 = time.monotonic()
+            s.sendall(b"GET / HTTP/1.1\r\n")
+            closed = None
+            while closed is None and time.monotonic() - t0 < 5:
+                try:
+                    s.sendall(b"X")
+                except OSError:
+                    closed = time.monotonic() - t0
+                    break
+                readable, _, _ = select.select([s], [], [], 0.2)
+                if readable and s.recv(1024) == b"":
+                    closed = time.monotonic() - t0
+        assert closed is not None and 1.4 < closed < 2.5, closed
+        deadline = time.monotonic() + 5
+        while not lines and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(lines) == 1 and "did not arrive within 1.5 s" in lines[0], lines
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("hosts", [[b"Host: 127.0.0.1:{port}", b"Host: evil.example:{port}"],
+                                   [b"Host: evil.example:{port}", b"Host: 127.0.0.1:{port}"],
+                                   [b"Host: 127.0.0.1:{port}", b"Host: 127.0.0.1:{port}"], []])
+def test_every_host_header_is_checked(hosts):
+    """A second Host, before or after ours, even a copy of ours, is refused; so is none."""
+    server, _ = serve(b"page", timeout=5)
+    try:
+        port = server.server_port
+        answer = head(port, *[h.replace(b"{port}", b"%d" % port) for h in hosts] or [b"Accept: */*"])
+        assert answer.startswith(b"HTTP/1.0 403"), answer
+        assert head(port).startswith(b"HTTP/1.0 200")
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_a_tiny_image_folder_is_split_without_stratifying(ws):

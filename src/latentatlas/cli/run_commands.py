@@ -110,17 +110,21 @@ def explore(run, out, serve, port, max_points, overwrite):
     from ..viz.explorer import open_in_browser, page_server
 
     limit = {} if max_points is None else {"max_points": max_points}
-    page = write_explorer(run, Path("explorer.html") if out is None else out, overwrite=overwrite, **limit)
-    click.echo(f"wrote {page} (open it in a browser; it works offline)")
-    if serve:
-        server = page_server(page, port)
+    server = page_server(port=port) if serve else None  # bound first: a busy port is refused before any write
+    try:
+        page = write_explorer(run, Path("explorer.html") if out is None else out, overwrite=overwrite, **limit)
+        click.echo(f"wrote {page} (open it in a browser; it works offline)")
+        if server is None:
+            return
+        server.load(page)
         click.echo(f"serving it at {server.url} (Ctrl-C stops)")
         open_in_browser(server.url)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
             pass
-        finally:
+    finally:
+        if server is not None:
             server.server_close()
 
 
