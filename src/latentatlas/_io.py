@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ._guard import check_out, record
-from .errors import LatentAtlasError
+from .errors import LatentAtlasError, option
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None], overwrite: bool = False,
@@ -111,10 +111,14 @@ def clean_stale(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def check_folder_writable(path: str | os.PathLike) -> Path:
-    """Refuse, before any work, a folder that could not be written (a file, or under one, or without permission);
-    for the writers that make files of their own in it (TensorBoard)."""
+def check_folder_writable(path: str | os.PathLike, name: str = "tensorboard") -> Path:
+    """Refuse, before any work, a folder that could not be written (a file, or under one, or without permission,
+    or a name that is not UTF-8, which TensorBoard cannot open); for the writers that make files of their own in
+    it (TensorBoard). ``name``: the setting that chose it, for the message."""
     path = Path(path)
+    if not is_utf8(path):
+        raise LatentAtlasError(f"{path}: TensorBoard writes only folders whose names are UTF-8: choose "
+                               f"another {option(name)}")
     if path.exists() and not path.is_dir():
         raise LatentAtlasError(f"{path} is a file: give a folder")
     parent = path
@@ -136,7 +140,24 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = F
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, overwrite: bool = False, ledger: bool = True) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"), overwrite, ledger)
+    """``text`` as UTF-8, a non-UTF-8 file name in it :func:`shown` (JSON escapes such names, and so keeps them)."""
+    return atomic_write_bytes(path, shown(text).encode("utf-8"), overwrite, ledger)
+
+
+def is_utf8(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is valid UTF-8 (a name with other bytes reaches Python as lone surrogates): what libraries
+    that take only UTF-8 names (safetensors, TensorBoard) can open."""
+    try:
+        os.fspath(path).encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def shown(text: str) -> str:
+    """``text`` with each byte of a non-UTF-8 file name (which Python holds as a lone surrogate, and no encoder or
+    font takes) as U+FFFD, as a terminal shows it."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def atomic_write_json(path: str | os.PathLike, obj, overwrite: bool = False, ledger: bool = True) -> Path:

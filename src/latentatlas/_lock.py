@@ -120,7 +120,7 @@ def holder(folder: Path) -> str:
     try:
         info = json.loads((Path(folder) / LOCK).read_text())
         return f"pid {int(info['pid'])} on {info['host']}, since {info['since']}"
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return "a process that has not yet written its name"
 
 
@@ -130,7 +130,7 @@ def is_lock_file(path: Path) -> bool:
         if path.is_symlink() or not path.is_file() or path.stat().st_size > 4096:
             return False
         info = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(info, dict) and "latentatlas" in info
 

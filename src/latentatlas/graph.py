@@ -384,7 +384,7 @@ def _read(path: Path, source: dict, progress) -> np.ndarray | None:
     problem = None
     try:
         record = json.loads(_record(path).read_text()) if _record(path).stat().st_size < 4096 else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         record = None
     if not isinstance(record, dict) or {key: record.get(key) for key in source} != source:
         problem = "it was built from other data or settings, or its record is missing"

@@ -67,6 +67,8 @@ def has_checkpoint(folder: Path) -> bool:
 
 def not_a_run_folder(path: Path, doing: str | None = None) -> LatentAtlasError:
     """The one refusal of a path that is not a run folder; ``doing`` says what was refused ("replace")."""
+    if doing is None and path.is_file():  # the run's config.json (or another of its files) named, not the run
+        return LatentAtlasError(f"{path} is a file, not a run folder: give the folder that holds it ({path.parent})")
     if doing is None:
         return LatentAtlasError(f"{path}: not a run folder (no {CONFIG})")
     return LatentAtlasError(f"{path} exists and is not a run folder: refusing to {doing} it")
@@ -175,7 +177,35 @@ def _unflatten_state(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
 
 def read_json(path: Path):
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise LatentAtlasError(f"{path}: unreadable JSON ({e})") from None
+    except RecursionError:  # "[[[[..." nested past Python's stack: damage, not a file latentatlas wrote
+        raise LatentAtlasError(f"{path}: unreadable JSON (nested too deeply)") from None
+
+
+def check_metrics(metrics, path: Path) -> dict:
+    """A run's metrics as read: an object of numbers (or nulls), as ``metrics.evaluate`` writes them."""
+    bad = (next((k for k, v in metrics.items() if not _number_or_none(v)), None) if isinstance(metrics, dict)
+           else "")
+    if bad is not None:
+        what = f"its {bad!r} is not a number" if bad else "a JSON object is expected"
+        raise LatentAtlasError(f"{path}: not a latentatlas metrics file ({what})")
+    return metrics
+
+
+def check_history(history, path: Path) -> list[dict]:
+    """A run's history as read: a list of epochs, each an object whose losses and seconds are numbers."""
+    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
+        raise LatentAtlasError(f"{path}: not a latentatlas history (a JSON list of epochs is expected)")
+    for i, record in enumerate(history):
+        bad = next((k for k, v in record.items() if k in ("epoch", "train_loss", "test_loss", "seconds", "lr")
+                    and not _number_or_none(v)), None)
+        if bad is not None:
+            raise LatentAtlasError(f"{path}: not a latentatlas history (epoch {i + 1}'s {bad!r} is not a number)")
+    return history
+
+
+def _number_or_none(v) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
 

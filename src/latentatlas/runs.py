@@ -24,8 +24,8 @@ from .data import Dataset
 from .errors import LatentAtlasError, option
 from .metrics import encode, evaluate
 from .model import AutoencoderNet
-from .run_folder import (CONFIG, HISTORY, LATENTS, MANIFEST, METRICS, WEIGHTS, not_a_run_folder, read_config, read_json,
-                         verify_files, write_manifest)
+from .run_folder import (CONFIG, HISTORY, LATENTS, MANIFEST, METRICS, WEIGHTS, check_history, check_metrics,
+                         not_a_run_folder, read_config, read_json, verify_files, write_manifest)
 from .weights import load_weights
 
 IN_MEMORY = "array"  # the ``data`` of a model fitted on arrays in Python: nothing on disk to reload
@@ -48,10 +48,15 @@ class Run:
             verify_files(self.path, (LATENTS,))
         try:
             with np.load(self.path / LATENTS, allow_pickle=False) as f:
-                return {k: f[k] for k in f.files}
+                lat = {k: f[k] for k in f.files}
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
             raise LatentAtlasError(f"{self.path / LATENTS}: unreadable ({e}); recompute it with "
                                    f"`latentatlas evaluate {self.path}`") from None
+        problem = latents_problem(lat, self.model.geometry.dim)
+        if problem:
+            raise LatentAtlasError(f"{self.path / LATENTS}: {problem}; recompute it with "
+                                   f"`latentatlas evaluate {self.path}`")
+        return lat
 
     def dataset(self) -> Dataset:
         """The run's data, rebuilt from its data spec (source, image size, transforms)."""
@@ -92,6 +97,24 @@ class Run:
         return ExplorerView(explorer_html(self, self.dataset(), **limit))
 
 
+def latents_problem(lat: dict, dim: int) -> str:
+    """What is wrong with a run's latents (as ``write_evaluation`` writes them), or "": each split's points
+    (N, dim) finite real numbers beside N integer labels."""
+    for split in ("train", "test"):
+        z, y = lat.get(f"z_{split}"), lat.get(f"y_{split}")
+        if z is None or y is None:
+            return f"no z_{split} or y_{split} (it holds {', '.join(sorted(lat)) or 'nothing'})"
+        if z.dtype.kind != "f" or z.ndim != 2 or z.shape[1] != dim:
+            return f"z_{split} is {z.dtype} of shape {z.shape}, not real numbers of shape (N, {dim})"
+        if y.dtype.kind not in "iu" or y.shape != (len(z),):
+            return f"y_{split} is {y.dtype} of shape {y.shape}, not {len(z)} integer labels"
+        if not np.isfinite(z).all():
+            return f"z_{split} holds NaN or infinite values"
+        if len(y) and y.min() < 0:
+            return f"y_{split} holds a negative label"
+    return ""
+
+
 def load_run(path: str | Path, device: str = "cpu") -> Run:
     """Load a finished run folder (config, weights, history, metrics) without retraining.
 
@@ -118,12 +141,8 @@ def _load_run(path: str | Path, device: str, verify: tuple[str, ...]) -> Run:
     except RuntimeError as e:
         raise LatentAtlasError(f"{path / WEIGHTS}: weights do not match config.json ({str(e).splitlines()[0]})") from None
     model.to(device).eval()
-    metrics = read_json(path / METRICS) if (path / METRICS).is_file() else {}
-    history = read_json(path / HISTORY)
-    if not isinstance(metrics, dict):
-        raise LatentAtlasError(f"{path / METRICS}: not a latentatlas metrics file (a JSON object is expected)")
-    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
-        raise LatentAtlasError(f"{path / HISTORY}: not a latentatlas history (a JSON list of epochs is expected)")
+    metrics = check_metrics(read_json(path / METRICS) if (path / METRICS).is_file() else {}, path / METRICS)
+    history = check_history(read_json(path / HISTORY), path / HISTORY)
     return Run(path, cfg, model, history, metrics)
 
 
@@ -163,6 +182,7 @@ def redraw_run(path: str | Path, glyphs: bool = False, echo=None) -> list[Path]:
     with lock:
         dataset = run.dataset()
         no_links_below(run.path, run.path / "figures")  # refused before the line saying it will draw
+        run.latents()  # checked, for the same reason
         if echo is not None:
             echo(f"drawing the figures of {path} ...")
         written = plot_run(run, dataset, glyphs=glyphs)

@@ -95,7 +95,7 @@ def encoder_maps(runs: list[Run], maps: Sequence[BaselineMap] = ()):
     for ax, run in zip(axes.flat, runs):
         lat = run.latents()
         labels.update(int(v) for v in np.unique(lat["y_test"]))
-        name = f"{run.config.preset or run.path.name}, seed {run.config.seed}"
+        name = mpl_text(f"{run.config.preset or run.path.name}, seed {run.config.seed}")
         charts = run.model.geometry.charts()
         if charts:
             chart = charts[0]
