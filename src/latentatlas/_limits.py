@@ -1,8 +1,11 @@
-"""Sizes checked before memory is spent: a file's header or a config may ask for more than the machine can hold.
+"""What one request may ask of the machine, checked before the work starts: memory, and counts, ranges and time.
 
-What the machine can hold is the least of its physical memory, the memory now available, the cgroup's limit (a
-container) and the process's address-space and data limits (``ulimit -v``, ``ulimit -d``); a single request may
+Memory: what the machine can hold is the least of its physical memory, the memory now available, the cgroup's limit
+(a container) and the process's address-space and data limits (``ulimit -v``, ``ulimit -d``); a single request may
 take at most ``HEADROOM`` of it, as the data a reader returns is then copied (float batches, the model, the graph).
+
+Work: the bounds below are of options that are not settings of a run (those have their ranges in the settings
+table, ``config.RunConfig``), each set where a larger value is a typo or an attack rather than work anyone wants.
 """
 
 from __future__ import annotations
@@ -13,6 +16,15 @@ from pathlib import Path
 from .errors import LatentAtlasError
 
 HEADROOM = 0.5  # of what the machine can hold, one array may take this much: training copies what is read
+
+# latentatlas probe: each level is a pass over the test set and a row of every figure (--noise 0:1:100000000 ran on)
+MAX_PROBE_LEVELS = 100  # levels of one corruption in one probe
+MAX_ROTATION = 360  # degrees, either way: any angle beyond is one of these, and a level of 10^9 degrees is a typo
+
+# The explorer's server (explore --serve): a browser opens a handful of connections to one host.
+IDLE_TIMEOUT_S = 30  # a connection that sends nothing for this long is closed, so idle ones cannot pile up
+REQUEST_TIMEOUT_S = 60  # a request must arrive, and its answer go out, within this (a trickle of bytes is no escape)
+MAX_CONNECTIONS = 32  # open at once; each holds a thread. Past it a connection is answered 503 and closed at once
 
 
 def memory_bytes() -> int:

@@ -13,9 +13,11 @@ def _corruption_options(fn):
     """One option per corruption of the registry (``--noise``, ``--occlude``, ...): the levels to probe at."""
     from ..data.corruptions import CORRUPTIONS
 
-    for name, c in reversed(CORRUPTIONS.items()):
-        fn = click.option(f"--{name}", default=c.probe_levels, show_default=True,
-                          help=f"Levels ({c.label}): START:STOP:COUNT or a comma list; '' for none.")(fn)
+    for name, c in reversed(CORRUPTIONS.items()):  # default: the corruption's for each run's images
+        default = c.default_levels((28, 28))
+        shown = f"{default} on 28 x 28 images" if default != c.default_levels((8, 8)) else default or "none"
+        fn = click.option(f"--{name}", default=None, help=f"Levels ({c.label}): START:STOP:COUNT or a comma list; "
+                                                          f"'' for none [default: {shown}].")(fn)
     return fn
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .._io import atomic_write_json
+from .._limits import MAX_PROBE_LEVELS
 from .._lock import FolderLock
 from ..data import Dataset, parse_transform
 from ..data.corruptions import CORRUPTIONS, get_corruption
@@ -35,13 +36,15 @@ PROBE = "probe.json"
 K = 5  # the k of k-NN accuracy, as metrics.json's knn5
 N_TRAILS = 60  # test points whose latent trails the map figures draw
 N_GRID = 8  # test images per level in the grid of corrupted inputs and reconstructions
-MAX_LEVELS = 100  # levels of one corruption: each is a pass over the test set and a row of every figure
 
 
-def parse_levels(name: str, text: str) -> tuple:
+def parse_levels(name: str, text: str | None) -> tuple | None:
     """Levels of corruption ``name`` from ``START:STOP:COUNT`` (evenly spaced, both ends included) or a comma
-    list; '' gives none. Each level is checked against the corruption's range; a bad one is refused in one line."""
+    list; '' gives none, None the corruption's default for each run's images. Each level is checked against the
+    corruption's range; a bad one is refused in one line."""
     corruption = get_corruption(name)
+    if text is None:
+        return None
     text = str(text).strip()
     if not text:
         return ()
@@ -51,13 +54,13 @@ def parse_levels(name: str, text: str) -> tuple:
             count = int(count)
             if count < 1:
                 raise ValueError
-            if count > MAX_LEVELS:  # before linspace allocates them: each level is a pass over the test set
-                raise LatentAtlasError(f"{name} levels {text!r}: {count:,} levels; at most {MAX_LEVELS} are probed")
+            if count > MAX_PROBE_LEVELS:  # before linspace allocates them: each level is a pass over the test set
+                raise LatentAtlasError(f"{name} levels {text!r}: {count:,} levels; at most {MAX_PROBE_LEVELS} are probed")
             levels = np.linspace(float(start), float(stop), count).tolist()
         else:
             levels = [float(v) for v in text.split(",") if v.strip()]
-            if len(levels) > MAX_LEVELS:
-                raise LatentAtlasError(f"{name} levels: {len(levels):,} levels; at most {MAX_LEVELS} are probed")
+            if len(levels) > MAX_PROBE_LEVELS:
+                raise LatentAtlasError(f"{name} levels: {len(levels):,} levels; at most {MAX_PROBE_LEVELS} are probed")
     except LatentAtlasError:
         raise
     except ValueError:
@@ -75,10 +78,10 @@ def parse_levels(name: str, text: str) -> tuple:
     return tuple(dict.fromkeys(levels))
 
 
-def probe_run(run: Run, levels: dict[str, tuple], seed: int = 0, dataset: Dataset | None = None,
+def probe_run(run: Run, levels: dict[str, tuple | None], seed: int = 0, dataset: Dataset | None = None,
               figures: bool = True) -> dict:
-    """Sweep ``run`` over ``levels`` ({corruption name: levels}); write ``probe.json`` (and the figures) into its
-    folder and return what it holds. Every level is checked against the images before any work. The run's lock is
+    """Sweep ``run`` over ``levels`` ({corruption name: levels, or None for the corruption's default for the run's
+    images}); write ``probe.json`` (and the figures) into its folder and return what it holds. Every level is checked against the images before any work. The run's lock is
     held throughout (``runs.locked_run`` takes it before loading, as the command does)."""
     with FolderLock(run.path):
         return _probe_run(run, levels, seed, dataset, figures)
@@ -86,9 +89,11 @@ def probe_run(run: Run, levels: dict[str, tuple], seed: int = 0, dataset: Datase
 
 def _probe_run(run: Run, levels: dict[str, tuple], seed: int, dataset: Dataset | None, figures: bool) -> dict:
     t0 = time.perf_counter()
-    levels = {name: tuple(lvls) for name, lvls in levels.items() if len(lvls)}
     dataset = run.dataset() if dataset is None else dataset
     shape = _image_shape(dataset)
+    levels = {name: parse_levels(name, get_corruption(name).default_levels(shape)) if lvls is None else tuple(lvls)
+              for name, lvls in levels.items()}
+    levels = {name: lvls for name, lvls in levels.items() if len(lvls)}
     for name, lvls in levels.items():
         for level in lvls:
             get_corruption(name).check(level, shape)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._limits import IDLE_TIMEOUT_S, MAX_CONNECTIONS, REQUEST_TIMEOUT_S
 from ..data.spec import held_out
 from ..errors import LatentAtlasError
 from ..metrics import METRIC, neighbourhood_preservation
@@ -160,10 +161,6 @@ def _b64(a: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes()).decode("ascii")
 
 
-# The server's bounds: a browser opens a handful of connections to one host; anything past these is not a browser.
-IDLE_TIMEOUT_S = 30  # a connection that sends nothing for this long is closed, so idle ones cannot pile up
-REQUEST_TIMEOUT_S = 60  # a request must arrive, and its answer go out, within this (a trickle of bytes is no escape)
-MAX_CONNECTIONS = 32  # open at once; each holds a thread. Past it a connection is answered 503 and closed at once
 REFUSED = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\n"
            b"Connection: close\r\n\r\n")
 
