@@ -275,3 +275,17 @@ def test_integer_pixels_other_than_uint8_are_refused_in_words():
     x = np.random.default_rng(0).integers(0, 256, (30, 16)).astype(np.int64)
     with pytest.raises(LatentAtlasError, match=r"integer pixels of dtype int64 must be uint8 0\.\.255"):
         Autoencoder(preset=None, hidden_sizes=(8,), geometry="euclidean", latent_dim=2, epochs=1).fit(x)
+
+
+def test_uint8_frames_and_nested_int_lists_are_pixels_as_the_array_is(digits):
+    """A DataFrame of uint8 columns and ``X.tolist()`` of uint8 images (Python ints, no dtype) give the latents of
+    the uint8 array itself: 0..255 pixels, not floats refused for lying past 1."""
+    pd = pytest.importorskip("pandas")
+    x = digits[0][:100]
+    assert x.dtype == np.uint8
+    expected = Autoencoder(**TINY).fit(x).transform(x)
+    frame = pd.DataFrame(x, columns=[f"px{i}" for i in range(64)])
+    for given in (frame, x.tolist(), x.reshape(100, 8, 8).tolist()):
+        np.testing.assert_allclose(Autoencoder(**TINY).fit(given).transform(given), expected, atol=1e-6)
+    with pytest.raises(LatentAtlasError, match="integer pixels of dtype int64"):  # ints past 255 are not pixels
+        Autoencoder(**TINY).fit((x.astype(np.int64) + 1000).tolist())

@@ -40,6 +40,7 @@ import latentatlas
 from latentatlas._lock import LOCK, FolderLock
 from latentatlas.cli import main
 from latentatlas.config import RunConfig
+from latentatlas.data import load_dataset
 from latentatlas.errors import LatentAtlasError
 from latentatlas.run_folder import verify_files, write_manifest
 from latentatlas.run_training import train_run
@@ -84,7 +85,7 @@ def fitted(tiny):
 
 
 @pytest.fixture
-def ws(tmp_path, base_run, tiny, fitted):
+def ws(tmp_path, base_run, tiny, fitted, monkeypatch):
     """The workspace: a copy of the finished run and a folder of the user's."""
     shutil.copytree(base_run, tmp_path / "run", symlinks=True)
     (tmp_path / "outside").mkdir()
@@ -92,7 +93,7 @@ def ws(tmp_path, base_run, tiny, fitted):
     (tmp_path / "outside" / "page.html").write_text("<html><body>the user's own page</body></html>\n")
     os.chdir(tmp_path)  # where a case names the run by a relative path
     ctx = SimpleNamespace(tmp=tmp_path, run=tmp_path / "run", outside=tmp_path / "outside", tiny=tiny,
-                          est=fitted, held=[])
+                          est=fitted, held=[], mp=monkeypatch)
     yield ctx
     os.chdir(SRC)
     for p in ctx.held:
@@ -208,12 +209,80 @@ def image_folder(ctx, n_per_class: dict):
     return str(folder)
 
 
-def resign(ctx, damage):
-    """Damage the run, then re-sign it: a manifest that matches its damage."""
+def resign(ctx, damage, *command):
+    """Damage the run, then re-sign it: a manifest that matches its damage. Returns ``command`` on the run
+    (default: evaluate, which reads all but the latents and metrics it recomputes)."""
     damage(ctx.run)
     with FolderLock(ctx.run):  # the guard writes into a run folder only under its lock
         write_manifest(ctx.run)
-    return ["evaluate", str(ctx.run)]
+    command = command or ("evaluate",)
+    return [command[0], str(ctx.run), *command[1:]]
+
+
+def edit_json(name, **changes):
+    """A damage: ``changes`` made to the run's JSON file ``name``."""
+    return lambda r: (r / name).write_text(json.dumps({**json.loads((r / name).read_text()), **changes}))
+
+
+def edit_weights(change):
+    """A damage: ``change(tensor)`` of the run's first weight tensor, saved in its place."""
+    from safetensors.torch import load_file, save_file
+
+    def damage(run):
+        state = load_file(str(run / "model.safetensors"))
+        first = sorted(state)[0]
+        state[first] = change(state[first])
+        save_file(state, str(run / "model.safetensors"))
+
+    return damage
+
+
+def edit_latents(**changes):
+    """A damage: the run's latents.npz with ``changes`` (None drops an array)."""
+    def damage(run):
+        with np.load(run / "latents.npz") as f:
+            arrays = {k: f[k] for k in f.files}
+        arrays.update(changes)
+        np.savez(run / "latents.npz", **{k: v for k, v in arrays.items() if v is not None})
+
+    return damage
+
+
+def probed(ctx, **changes):
+    """A damage: the run as probed (a probe.json and its figure), with ``changes`` to probe.json."""
+    def damage(run):
+        (run / "figures" / "probe_curves.png").write_bytes(b"\x89PNG")
+        result = {"run": "run", "corruptions": {"noise": [{"level": 0.0, "bce": 0.5, "mse": 0.1, "knn5": 0.5,
+                                                           "shift": 0.0, "shift_rel": 0.0}]},
+                  "labels": {"noise": "noise sigma"}, "novelty": None, "figures": ["figures/probe_curves.png"]}
+        (run / "probe.json").write_text(json.dumps({**result, **changes}))
+
+    return resign(ctx, damage, "report", "--out", str(ctx.tmp / "report.html"))
+
+
+def non_utf8(ctx, name: str) -> Path:
+    """A path in the workspace whose name holds the bytes 0xff 0xfe (not UTF-8, before its suffix), as Python
+    holds it."""
+    stem, dot, suffix = name.partition(".")
+    return ctx.tmp / (stem + b"\xff\xfe".decode("utf-8", "surrogateescape") + dot + suffix)
+
+
+def run_named(ctx, name: str) -> Path:
+    """A copy of the run under another name."""
+    shutil.copytree(ctx.run, ctx.tmp / name if isinstance(name, str) else name, symlinks=True)
+    return ctx.tmp / name
+
+
+def fails(error: BaseException):
+    """A stand-in that raises ``error`` (patched over the function where the machine would run out)."""
+    def raiser(*args, **kwargs):
+        raise error
+
+    return raiser
+
+
+class OutOfMemoryError(RuntimeError):
+    """As torch names a GPU's (torch.cuda.OutOfMemoryError), without needing one."""
 
 
 HOLD = """
@@ -428,7 +497,7 @@ CASES = {
         lambda c: resign(c, lambda r: (r / "config.json").write_text("[1, 2]")), "config.json: not a run config"),
     "7 a re-signed run whose data is a number": (
         lambda c: resign(c, lambda r: (r / "config.json").write_text(
-            json.dumps({**json.loads((r / "config.json").read_text()), "data": 5}))), "config.json: not a valid run config"),
+            json.dumps({**json.loads((r / "config.json").read_text()), "data": 5}))), "config.json: data=5 is not a data set"),
     "7 a re-signed run whose weights are another model's": (
         lambda c: resign(c, lambda r: __import__("safetensors.torch").torch.save_file(
             {"x": torch.zeros(3)}, str(r / "model.safetensors"))), "no decoder biases"),
@@ -443,6 +512,107 @@ CASES = {
     "7 float labels in an IDX file": (
         lambda c: train_args(idx_folder(c, train_labels=idx_bytes(np.arange(20, dtype=">f4"), gz=True))),
         "labels of dtype float32"),
+
+    "7 a re-signed run whose config.json is nested 100,000 deep": (
+        lambda c: resign(c, lambda r: (r / "config.json").write_text("[" * 100_000 + "]" * 100_000)),
+        "config.json: unreadable JSON (nested too deeply)"),
+    "7 a re-signed run whose history.json is nested 100,000 deep": (
+        lambda c: resign(c, lambda r: (r / "history.json").write_text("[" * 100_000 + "]" * 100_000), "plot"),
+        "history.json: unreadable JSON (nested too deeply)"),
+    "7 a re-signed run whose weights hold a NaN": (
+        lambda c: resign(c, edit_weights(lambda t: torch.full_like(t, float("nan")))),
+        "holds NaN or infinite values"),
+    "7 a re-signed run whose weights hold an infinity": (
+        lambda c: resign(c, edit_weights(lambda t: torch.full_like(t, float("inf"))), "plot"),
+        "holds NaN or infinite values"),
+    "7 a re-signed run whose weights are complex": (
+        lambda c: resign(c, edit_weights(lambda t: t.to(torch.complex64)), "explore", "--out", str(c.tmp / "e.html")),
+        "is complex64: latentatlas weights are real floating-point numbers"),
+    "7 a re-signed run whose weights are integers": (
+        lambda c: resign(c, edit_weights(lambda t: t.to(torch.int32))), "is int32: latentatlas weights are real"),
+    "7 a re-signed run whose metrics are not numbers": (
+        lambda c: resign(c, edit_json("metrics.json", knn5=[1], bce_test={}), "report", "--out", str(c.tmp / "r.html")),
+        "metrics.json: not a latentatlas metrics file (its 'bce_test' is not a number)"),
+    "7 a re-signed run whose history's losses are text": (
+        lambda c: resign(c, lambda r: (r / "history.json").write_text('[{"epoch": 1, "train_loss": "low"}]'), "plot"),
+        "history.json: not a latentatlas history (epoch 1's 'train_loss' is not a number)"),
+    "7 a re-signed run whose latents lack z_test": (
+        lambda c: resign(c, edit_latents(z_test=None), "plot"), "latents.npz: no z_test or y_test"),
+    "7 a re-signed run whose latents lack y_train": (
+        lambda c: resign(c, edit_latents(y_train=None), "compare", "--baselines", "", "--out", str(c.tmp / "cmp")),
+        "latents.npz: no z_train or y_train"),
+    "7 a re-signed run whose latents are complex": (
+        lambda c: resign(c, edit_latents(z_test=np.zeros((60, 2), np.complex64)), "explore", "--out",
+                         str(c.tmp / "e.html")), "z_test is complex64 of shape (60, 2), not real numbers"),
+    "7 a re-signed run whose latents hold NaN": (
+        lambda c: resign(c, edit_latents(z_test=np.full((60, 2), np.nan, np.float32)), "report", "--out",
+                         str(c.tmp / "r.html")), "z_test holds NaN or infinite values"),
+    "7 a re-signed run whose probe.json shows /etc/passwd as a figure": (
+        lambda c: probed(c, figures=["/etc/passwd"]), "probe.json: not a latentatlas probe result (its figures"),
+    "7 a re-signed run whose probe.json levels are text": (
+        lambda c: probed(c, corruptions={"noise": [{"level": "high"}]}), "probe.json: not a latentatlas probe result"),
+    "7 a re-signed run whose probe.json is nested 100,000 deep": (
+        lambda c: probed(c) and resign(c, lambda r: (r / "probe.json").write_text("[" * 100_000 + "]" * 100_000),
+                                       "report", "--out", str(c.tmp / "report.html")),
+        "probe.json: unreadable JSON (nested too deeply)"),
+
+    "7 a non-UTF-8 TensorBoard folder, refused before training": (
+        lambda c: train_args(c.tiny, "--out", str(c.tmp / "new"), "--tensorboard", str(non_utf8(c, "tb"))),
+        "tb\ufffd\ufffd: TensorBoard writes only folders whose names are UTF-8"),
+    "7 a non-UTF-8 data path that does not exist": (
+        lambda c: train_args(str(non_utf8(c, "data.npz")), "--out", str(c.tmp / "new")), "unknown data set"),
+    "7 a non-UTF-8 folder that is not a run": (
+        lambda c: non_utf8(c, "notes").mkdir() or ["report", str(non_utf8(c, "notes")), "--out", str(c.tmp / "r.html")],
+        "notes\ufffd\ufffd: not a run folder"),
+    "7 a non-UTF-8 run explored onto the user's notes": (
+        lambda c: ["explore", str(run_named(c, non_utf8(c, "run"))), "--out", str(c.outside / "notes.txt")],
+        "latentatlas did not write it"),
+
+    "7 Python: Autoencoder(device=None)": (
+        lambda c: lambda: latentatlas.Autoencoder(preset="shallow-2d", device=None).fit(np.zeros((4, 64), np.uint8)),
+        (LatentAtlasError, "device=None is not a device")),
+    "7 Python: load_dataset(folder, image_size=0)": (
+        lambda c: (lambda folder: lambda: load_dataset(folder, image_size=0))(image_folder(c, {"a": 2, "b": 2})),
+        (LatentAtlasError, "image_size=0 is out of range")),
+    "7 Python: load_dataset of a number": (lambda c: lambda: load_dataset(5), (LatentAtlasError, "data=5 is not a data set")),
+    "7 Python: one transform given as a string, not a list": (
+        lambda c: lambda: train_run(RunConfig(preset="shallow-2d", data=str(c.tiny), transforms="noise:sigma=0.1"),
+                                    c.tmp / "new", progress=False),
+        (LatentAtlasError, "transforms='noise:sigma=0.1' is not a list")),
+    "7 Python: RunConfig whose data is a number": (
+        lambda c: lambda: train_run(RunConfig(preset="shallow-2d", data=5), c.tmp / "new", progress=False),
+        (LatentAtlasError, "data=5 is not a data set")),
+
+    "7 out of memory while the data is read (MemoryError)": (
+        lambda c: c.mp.setattr("latentatlas.data.sources.load_npz", fails(MemoryError(
+            "Unable to allocate 7.45 GiB for an array with shape (1000000000,) and data type float64")))
+        or train_args(c.tiny, "--out", str(c.tmp / "new")), "out of memory (Unable to allocate 7.45 GiB"),
+    "7 out of memory in torch's CPU allocator while training": (
+        lambda c: c.mp.setattr("latentatlas.run_training.build_trainer", fails(RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried to "
+            "allocate 8000000000 bytes. Error code 12 (Cannot allocate memory)")))
+        or train_args(c.tiny, "--out", str(c.tmp / "new")), "out of memory ([enforce fail"),
+    "7 out of memory on a GPU while the run is loaded": (
+        lambda c: c.mp.setattr("latentatlas.runs.load_weights", fails(OutOfMemoryError(
+            "CUDA out of memory. Tried to allocate 20.00 GiB")))
+        or ["evaluate", str(c.run)], "out of memory (CUDA out of memory. Tried to allocate 20.00 GiB)"),
+
+    "7 small: evaluate given the run's config.json": (
+        lambda c: ["evaluate", str(c.run / "config.json")], "config.json is a file, not a run folder: give the folder"),
+    "7 small: report given the run's weights": (
+        lambda c: ["report", str(c.run / "model.safetensors"), "--out", str(c.tmp / "r.html")],
+        "model.safetensors is a file, not a run folder"),
+    "7 small: explore given the run's config.json, by a relative path": (
+        lambda c: ["explore", "run/config.json", "--out", str(c.tmp / "e.html")],
+        f"run{os.sep}config.json is a file, not a run folder: give the folder that holds it (run)"),
+    "7 small: float pixels just past 1 are shown with the digits that differ": (
+        lambda c: train_args(npz(c, x_train=np.full((240, 8, 8), 1.0000001, np.float32),
+                                 x_test=np.zeros((60, 8, 8), np.float32))), "range over [1.0000001, 1.0000001]"),
+    "7 small: a float pixel a hair below 0 is shown as itself": (
+        lambda c: train_args(npz(c, x_train=np.full((240, 8, 8), -1e-9, np.float32),
+                                 x_test=np.zeros((60, 8, 8), np.float32))), "(min -1e-09)"),
+    "7 small: an occlusion that does not fit the 8 x 8 images, given": (
+        lambda c: ["probe", str(c.run), "--occlude", "0:14:8"], "a patch of side 10 does not fit in images of 8 x 8"),
 
     "7 a probe of 10^8 noise levels": (
         lambda c: ["probe", str(c.run), "--noise", "0:1:100000000"], "at most 100 are probed"),
@@ -538,7 +708,12 @@ def test_every_category_has_at_least_two_cases():
     kinds = {"other commands' outputs": ("4 probe", "4 compare", "4 explore()", "4 bench"),
              "the lock of plot, probe, evaluate, export": ("3 plot", "3 probe", "3 evaluate", "3 export"),
              "links": ("5 plot through a linked", "5 probe"), "honest sizes": ("6 an honest", "6 an IDX folder"),
-             "bounded work": ("7 a probe",), "the server's bounds": ("9 ",)}
+             "bounded work": ("7 a probe",), "the server's bounds": ("9 ",),
+             "damaged, re-signed runs": ("7 a re-signed run whose config.json is nested", "7 a re-signed run whose w",
+                                         "7 a re-signed run whose metrics", "7 a re-signed run whose history's",
+                                         "7 a re-signed run whose latents", "7 a re-signed run whose probe"),
+             "non-UTF-8 names": ("7 a non-UTF-8",), "bad values from Python": ("7 Python:",),
+             "out of memory": ("7 out of memory",), "small": ("7 small:",)}
     for kind, prefixes in kinds.items():
         assert sum(name.startswith(prefixes) for name in CASES) >= 3, kind
 
@@ -606,6 +781,42 @@ def test_report_and_explore_replace_their_own_pages_and_others_only_with_overwri
     assert r.exit_code == 0 and "latentatlas report" in (ws.outside / "page.html").read_text()
 
 
+def test_non_utf8_names_work_where_the_file_system_allows_them(ws):
+    """Names holding the bytes 0xff 0xfe (not UTF-8) for the data, the run, the pages, the figure and a saved
+    model: each command works, each run loads again, and pages show the bytes as U+FFFD, as a terminal does."""
+    from latentatlas import Autoencoder
+
+    data, run, saved = non_utf8(ws, "data.npz"), non_utf8(ws, "run2"), non_utf8(ws, "saved")
+    shutil.copy(ws.tiny, data)
+    commands = [train_args(str(data), "--out", str(run)), ["evaluate", str(run)], ["plot", str(run)],
+                ["probe", str(run), "--noise", "0,0.3", "--out", str(non_utf8(ws, "curves.png"))],
+                ["report", str(run), "--out", str(non_utf8(ws, "report.html"))],
+                ["explore", str(run), "--out", str(non_utf8(ws, "explore.html"))],
+                ["compare", str(run), "--baselines", "", "--out", str(non_utf8(ws, "cmp"))]]
+    for args in commands:
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 0, (args[0], r.output)
+    assert json.loads((run / "config.json").read_text())["data"] == str(data)  # the name kept, byte for byte
+    for page in ("report.html", "explore.html"):
+        assert "run2\ufffd\ufffd" in non_utf8(ws, page).read_text(encoding="utf-8")
+    ae = Autoencoder.load(run)
+    ae.save(saved)
+    assert Autoencoder.load(saved).transform(np.zeros((2, 64), np.uint8)).shape == (2, 2)
+
+
+def test_probe_defaults_fit_each_runs_images(ws):
+    """With no levels given, occlusion goes from no patch to half the side: 0..4 on 8 x 8 digits (it asked for
+    0..14 of every run, refusing all of them), 0:14:8 on 28 x 28 as before."""
+    from latentatlas.data.corruptions import get_corruption
+
+    r = CliRunner().invoke(main, ["probe", str(ws.run)])
+    assert r.exit_code == 0, r.output
+    result = json.loads((ws.run / "probe.json").read_text())
+    assert [row["level"] for row in result["corruptions"]["occlude"]] == [0, 1, 2, 3, 4]
+    assert get_corruption("occlude").default_levels((28, 28)) == "0:14:8"
+    assert get_corruption("occlude").default_levels(None) == get_corruption("rotate").default_levels(None) == ""
+
+
 def test_gzip_is_decompressed_in_a_stream_capped_by_its_header(tmp_path):
     """A 200 MB inflation of a 10-image header: refused after at most the header's bytes, not after 200 MB."""
     import tracemalloc
@@ -646,6 +857,7 @@ HOLDER = """
 import sys, time
 from pathlib import Path
 from latentatlas.config import RunConfig
+from latentatlas.data import load_dataset
 from latentatlas.run_training import train_run
 from latentatlas.train import Callback
 
