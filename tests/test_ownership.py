@@ -878,6 +878,46 @@ def consistent(run: Path, seed: int):
     assert json.loads((run / "config.json").read_text())["seed"] == seed
 
 
+@pytest.mark.parametrize("next_write", [["evaluate", "{run}"], ["plot", "{run}"],
+                                        ["train", "--preset", "shallow-2d", "--data", "{tiny}", "--epochs", "1",
+                                         "--device", "cpu", "--out", "{run}", "--overwrite"]])
+def test_what_a_killed_overwrite_leaves_is_cleaned_by_the_next_write(ws, next_write):
+    """train --overwrite killed (SIGKILL) after its first epoch leaves its half-trained replacement beside the run,
+    as .run.XXXXXXXX.tmp; the next command that writes the run (under its lock) removes it, and only it: the run,
+    a user's folder of a like name that latentatlas did not write, and the user's files stay."""
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
+    killed = subprocess.Popen([sys.executable, "-c", HOLDER, str(ws.tiny), str(ws.run), str(ws.tmp / "ready"),
+                               str(ws.tmp / "never")], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (ws.tmp / "ready").exists():
+            assert killed.poll() is None, killed.stderr.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        killed.kill()
+        killed.wait(timeout=30)
+    (stale,) = ws.tmp.glob(".run.*.tmp")
+    assert (stale / LOCK).is_file() and not (stale / "manifest.json").exists()  # the replacement, half written
+    (ws.tmp / ".run.users0001.tmp").mkdir()
+    (ws.tmp / ".run.users0001.tmp" / "notes.txt").write_text("mine")  # named like ours, but not a run: kept
+    old = snapshot(ws.run)
+    args = [a.format(run=ws.run, tiny=ws.tiny) for a in next_write]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert not stale.exists() and (ws.tmp / ".run.users0001.tmp" / "notes.txt").read_text() == "mine"
+    if args[0] == "evaluate":
+        assert snapshot(ws.run) == old  # the same weights, data and code: the same files
+
+
+def test_an_old_run_moved_aside_by_a_killed_swap_is_cleaned_by_the_next_write(ws):
+    """Killed between its two renames, a swap leaves the old run beside the new one as .run.old.XXXXXXXX.tmp."""
+    shutil.copytree(ws.run, ws.tmp / ".run.old.abcd1234.tmp")
+    r = CliRunner().invoke(main, ["evaluate", str(ws.run)])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in ws.tmp.iterdir()) == ["outside", "run"]
+
+
 def test_a_second_writer_is_refused_naming_the_first(ws):
     out = ws.run
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}

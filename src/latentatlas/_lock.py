@@ -65,6 +65,11 @@ class FolderLock:
                            "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode()
         os.ftruncate(fd, 0)
         os.pwrite(fd, info + b"\n", 0)
+        # What a killed writer of this folder left beside it (an --overwrite's half-trained replacement, or the old
+        # run moved aside): every writer holds this lock while its temp folder exists, so now none is in use.
+        from ._io import clean_stale  # here: _io imports this module
+
+        clean_stale(self.folder)
         return self
 
     def release(self) -> None:
