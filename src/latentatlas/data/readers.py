@@ -106,7 +106,7 @@ def _gunzip_idx(raw: bytes, name: str) -> memoryview:
     out = bytearray(_MAX_IDX_HEADER)
     n = 0  # bytes of ``out`` filled
     limit = _MAX_IDX_HEADER  # until the header is known
-    known = False
+    known, header = False, 0
     d, pending = zlib.decompressobj(wbits=31), raw
     try:
         while True:
