@@ -137,7 +137,7 @@ CASES = {
     "a demo folder under a file": (lambda t, r: ["demo", "--data", "digits", "--epochs", "1", "--out",
                                                  str(plain_file(t, "f") / "demo")], "is a file, not a folder"),
     "an export folder that is a file": (lambda t, r: ["export", str(r), "--onnx", "--out", str(plain_file(t, "f"))],
-                                        "f: File exists"),  # an OSError from deep inside, still one line
+                                        "f is a file, not a folder"),  # refused by the output guard, before the export
     "a demo of zero epochs": (lambda t, r: ["demo", "--data", "digits", "--epochs", "0", "--out", str(t / "demo")],
                               "epochs=0 is out of range"),
     "a tensorboard folder under a file": (lambda t, r: ["train", "--preset", "shallow-2d", "--data", "digits",

@@ -193,8 +193,10 @@ def test_save_refuses_an_existing_folder_and_overwrite_replaces_it_whole(tmp_pat
 
     ae.save(target, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a1s"]  # no temporary folder left beside it
-    assert sorted(p.name for p in target.iterdir()) == ["config.json", "estimator.json", "history.json",
-                                                        "manifest.json", "model.safetensors", "scaling.json"]
+    # and the lock file it was written under, as a trained run has
+    assert sorted(p.name for p in target.iterdir()) == [".latentatlas.lock", "config.json", "estimator.json",
+                                                        "history.json", "manifest.json", "model.safetensors",
+                                                        "scaling.json"]
     assert load_run(target).metrics == {}  # the CLI run's metrics, latents and figures are gone, not vouched for
     np.testing.assert_array_equal(Autoencoder.load(target).transform(digits[2]), ae.transform(digits[2]))
 
@@ -287,3 +289,17 @@ def test_integer_pixels_other_than_uint8_are_refused_in_words():  # as pixels; a
                     scaling="pixels").fit(x)
     assert Autoencoder(preset=None, hidden_sizes=(8,), geometry="euclidean", latent_dim=2, epochs=1,
                        random_state=0).fit(x).scaling_.name == "minmax"
+
+
+def test_uint8_frames_and_nested_int_lists_are_pixels_as_the_array_is(digits):
+    """A DataFrame of uint8 columns and ``X.tolist()`` of uint8 images (Python ints, no dtype) give the latents of
+    the uint8 array itself: 0..255 pixels, not floats refused for lying past 1."""
+    pd = pytest.importorskip("pandas")
+    x = digits[0][:100]
+    assert x.dtype == np.uint8
+    expected = Autoencoder(**TINY).fit(x).transform(x)
+    frame = pd.DataFrame(x, columns=[f"px{i}" for i in range(64)])
+    for given in (frame, x.tolist(), x.reshape(100, 8, 8).tolist()):
+        np.testing.assert_allclose(Autoencoder(**TINY).fit(given).transform(given), expected, atol=1e-6)
+    with pytest.raises(LatentAtlasError, match="integer pixels of dtype int64"):  # ints past 255 are not pixels
+        Autoencoder(**TINY).fit((x.astype(np.int64) + 1000).tolist())

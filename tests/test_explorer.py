@@ -20,6 +20,7 @@ from latentatlas.errors import LatentAtlasError
 from latentatlas.runs import write_explorer
 from latentatlas.viz.explorer import decoder_layers, explorer_data, page_server
 from latentatlas.metrics import decode
+from latentatlas._lock import FolderLock
 from latentatlas.run_folder import write_manifest
 from latentatlas.run_training import train_run
 from latentatlas.runs import load_run
@@ -367,7 +368,8 @@ def odd_run(runs, tmp_path_factory):
     metrics = json.loads((odd / "metrics.json").read_text())
     metrics["bce_test"] = float("nan")
     (odd / "metrics.json").write_text(json.dumps(metrics))
-    write_manifest(odd)  # a run written so, not one damaged afterwards
+    with FolderLock(odd):  # the guard writes into a run folder only under its lock
+        write_manifest(odd)  # a run written so, not one damaged afterwards
     return odd
 
 

@@ -135,9 +135,9 @@ def test_a_memory_map_is_read_as_it_is(tmp_path, digits, digits_10nn):
     mapped = np.load(tmp_path / "x.npy", mmap_mode="r")  # read-only
     assert np.array_equal(knn_graph(mapped, 5, cache_dir=tmp_path / "graphs", chunk=300), digits_10nn[:, :5])
     # the same bytes hit the same cache entry, whatever holds them
-    assert len(list((tmp_path / "graphs").iterdir())) == 1
+    assert len(list((tmp_path / "graphs").glob("*.npy"))) == 1
     knn_graph(digits, 5, cache_dir=tmp_path / "graphs")
-    assert len(list((tmp_path / "graphs").iterdir())) == 1
+    assert len(list((tmp_path / "graphs").glob("*.npy"))) == 1
 
 
 def test_cache_hits_and_misses(tmp_path, monkeypatch, digits):
@@ -177,6 +177,58 @@ def test_a_damaged_cache_file_is_recomputed(tmp_path, monkeypatch, digits):
         assert np.array_equal(knn_graph(digits, 5, cache_dir=tmp_path), want)
     assert len(computed) == 6
     assert np.array_equal(np.load(path), want)  # and the good graph written back
+
+
+def notes(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("note: ")]
+
+
+def test_a_foreign_cache_entry_of_the_same_shape_is_rebuilt_with_a_note(tmp_path, digits, capsys):
+    """Another data set's graph (and record) put under this data's name, as a copied cache folder can: same shape,
+    valid indices, so only the record tells it apart; it is rebuilt, with one line saying why."""
+    a, b = digits[:300], digits[300:600]
+    want = knn_graph(a, 5, cache_dir=tmp_path, progress=False)
+    other = tmp_path / "other"
+    knn_graph(b, 5, cache_dir=other, progress=False)
+    (mine,), (theirs,) = tmp_path.glob("*.npy"), other.glob("*.npy")
+    mine.write_bytes(theirs.read_bytes())
+    mine.with_name(mine.name + ".json").write_bytes(theirs.with_name(theirs.name + ".json").read_bytes())
+    assert not np.array_equal(np.load(mine), want)
+    capsys.readouterr()
+    assert np.array_equal(knn_graph(a, 5, cache_dir=tmp_path), want)
+    (note,) = notes(capsys.readouterr().err)
+    assert f"{mine.name} is not used and is rebuilt: it was built from other data" in note, note
+    assert np.array_equal(np.load(mine), want)  # the entry is this data's again
+
+
+@pytest.mark.parametrize("resigned", [False, True])
+def test_a_cache_entry_whose_header_claims_a_huge_array_is_rebuilt_before_it_is_read(tmp_path, digits, capsys,
+                                                                                    resigned):
+    """A header claiming 2^40 x 5 int64 (40 TiB) over 16 bytes: refused from the file's size against the record
+    before np.load allocates, even with the record re-signed over it, and rebuilt with one line."""
+    import hashlib
+    import json
+    import struct
+    import tracemalloc
+
+    a = digits[:300]
+    want = knn_graph(a, 5, cache_dir=tmp_path, progress=False)
+    (path,) = tmp_path.glob("*.npy")
+    header = repr({"descr": "<i8", "fortran_order": False, "shape": (2**40, 5)}).encode()
+    header += b" " * (63 - (len(header) + 10) % 64) + b"\n"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + bytes(16))
+    if resigned:
+        record = path.with_name(path.name + ".json")
+        signed = {**json.loads(record.read_text()), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+        record.write_text(json.dumps(signed))
+    capsys.readouterr()
+    tracemalloc.start()
+    graph = knn_graph(a, 5, cache_dir=tmp_path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert np.array_equal(graph, want) and peak < 64 << 20, peak
+    (note,) = notes(capsys.readouterr().err)
+    assert "is not used and is rebuilt: it is damaged (its size or hash is not the one recorded)" in note, note
 
 
 def test_default_cache_folder_and_an_unwritable_one(tmp_path, monkeypatch, digits):

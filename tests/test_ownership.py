@@ -7,7 +7,8 @@ file of the workspace as it was, by hash (the run intact, nothing outside it tou
 The one file allowed to change is the run's lock file, which names whoever last tried to write the run.
 
 Concurrency (two writer processes), fault injection (a file-size limit during train, report and save) and the
-``--serve`` server have their own tests below the table.
+``--serve`` server's behaviour (idle, trickled and surplus connections, Host headers) have their own tests below the
+table.
 """
 
 import errno
@@ -16,6 +17,7 @@ import io
 import json
 import os
 import resource
+import select
 import shutil
 import signal
 import socket
@@ -38,10 +40,12 @@ import latentatlas
 from latentatlas._lock import LOCK, FolderLock
 from latentatlas.cli import main
 from latentatlas.config import RunConfig
+from latentatlas.data import load_dataset
 from latentatlas.errors import LatentAtlasError
 from latentatlas.run_folder import verify_files, write_manifest
 from latentatlas.run_training import train_run
 from latentatlas.train import Callback, NonFiniteLossError
+from latentatlas.viz.explorer import page_server
 
 SRC = str(Path(latentatlas.__file__).parents[1])
 
@@ -81,17 +85,23 @@ def fitted(tiny):
 
 
 @pytest.fixture
-def ws(tmp_path, base_run, tiny, fitted):
+def ws(tmp_path, base_run, tiny, fitted, monkeypatch):
     """The workspace: a copy of the finished run and a folder of the user's."""
     shutil.copytree(base_run, tmp_path / "run", symlinks=True)
     (tmp_path / "outside").mkdir()
     (tmp_path / "outside" / "notes.txt").write_text("the user's notes\n")
     (tmp_path / "outside" / "page.html").write_text("<html><body>the user's own page</body></html>\n")
+    os.chdir(tmp_path)  # where a case names the run by a relative path
     ctx = SimpleNamespace(tmp=tmp_path, run=tmp_path / "run", outside=tmp_path / "outside", tiny=tiny,
-                          est=fitted, held=[])
+                          est=fitted, held=[], mp=monkeypatch)
     yield ctx
-    for lock in ctx.held:
-        lock.release()
+    os.chdir(SRC)
+    for p in ctx.held:
+        if isinstance(p, socket.socket):
+            p.close()
+        else:
+            p.stdin.close()
+            p.wait(timeout=30)
 
 
 def snapshot(root: Path) -> dict:
@@ -153,7 +163,7 @@ def npy_header(shape, dtype="<i8") -> bytes:
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + b"\x00" * 16
 
 
-def idx_folder(ctx, train_images=None, train_labels=None):
+def idx_folder(ctx, train_images=None, train_labels=None, test_images=None):
     """An MNIST-style folder of 20 + 10 images, with the given raw bytes in place of a file."""
     folder = ctx.tmp / "idx"
     folder.mkdir()
@@ -166,6 +176,8 @@ def idx_folder(ctx, train_images=None, train_labels=None):
         files["train-images-idx3-ubyte.gz"] = train_images
     if train_labels is not None:
         files["train-labels-idx1-ubyte.gz"] = train_labels
+    if test_images is not None:
+        files["t10k-images-idx3-ubyte.gz"] = test_images
     for name, data in files.items():
         (folder / name).write_bytes(data)
     return str(folder)
@@ -197,15 +209,99 @@ def image_folder(ctx, n_per_class: dict):
     return str(folder)
 
 
-def resign(ctx, damage):
-    """Damage the run, then re-sign it: a manifest that matches its damage."""
+def resign(ctx, damage, *command):
+    """Damage the run, then re-sign it: a manifest that matches its damage. Returns ``command`` on the run
+    (default: evaluate, which reads all but the latents and metrics it recomputes)."""
     damage(ctx.run)
-    write_manifest(ctx.run)
-    return ["evaluate", str(ctx.run)]
+    with FolderLock(ctx.run):  # the guard writes into a run folder only under its lock
+        write_manifest(ctx.run)
+    command = command or ("evaluate",)
+    return [command[0], str(ctx.run), *command[1:]]
+
+
+def edit_json(name, **changes):
+    """A damage: ``changes`` made to the run's JSON file ``name``."""
+    return lambda r: (r / name).write_text(json.dumps({**json.loads((r / name).read_text()), **changes}))
+
+
+def edit_weights(change):
+    """A damage: ``change(tensor)`` of the run's first weight tensor, saved in its place."""
+    from safetensors.torch import load_file, save_file
+
+    def damage(run):
+        state = load_file(str(run / "model.safetensors"))
+        first = sorted(state)[0]
+        state[first] = change(state[first])
+        save_file(state, str(run / "model.safetensors"))
+
+    return damage
+
+
+def edit_latents(**changes):
+    """A damage: the run's latents.npz with ``changes`` (None drops an array)."""
+    def damage(run):
+        with np.load(run / "latents.npz") as f:
+            arrays = {k: f[k] for k in f.files}
+        arrays.update(changes)
+        np.savez(run / "latents.npz", **{k: v for k, v in arrays.items() if v is not None})
+
+    return damage
+
+
+def probed(ctx, **changes):
+    """A damage: the run as probed (a probe.json and its figure), with ``changes`` to probe.json."""
+    def damage(run):
+        (run / "figures" / "probe_curves.png").write_bytes(b"\x89PNG")
+        result = {"run": "run", "corruptions": {"noise": [{"level": 0.0, "bce": 0.5, "mse": 0.1, "knn5": 0.5,
+                                                           "shift": 0.0, "shift_rel": 0.0}]},
+                  "labels": {"noise": "noise sigma"}, "novelty": None, "figures": ["figures/probe_curves.png"]}
+        (run / "probe.json").write_text(json.dumps({**result, **changes}))
+
+    return resign(ctx, damage, "report", "--out", str(ctx.tmp / "report.html"))
+
+
+def non_utf8(ctx, name: str) -> Path:
+    """A path in the workspace whose name holds the bytes 0xff 0xfe (not UTF-8, before its suffix), as Python
+    holds it."""
+    stem, dot, suffix = name.partition(".")
+    return ctx.tmp / (stem + b"\xff\xfe".decode("utf-8", "surrogateescape") + dot + suffix)
+
+
+def run_named(ctx, name: str) -> Path:
+    """A copy of the run under another name."""
+    shutil.copytree(ctx.run, ctx.tmp / name if isinstance(name, str) else name, symlinks=True)
+    return ctx.tmp / name
+
+
+def fails(error: BaseException):
+    """A stand-in that raises ``error`` (patched over the function where the machine would run out)."""
+    def raiser(*args, **kwargs):
+        raise error
+
+    return raiser
+
+
+class OutOfMemoryError(RuntimeError):
+    """As torch names a GPU's (torch.cuda.OutOfMemoryError), without needing one."""
+
+
+HOLD = """
+import fcntl, json, os, socket, sys
+fd = os.open(os.path.join(sys.argv[1], ".latentatlas.lock"), os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.ftruncate(fd, 0)
+os.write(fd, json.dumps({"latentatlas": "test", "pid": os.getpid(), "host": socket.gethostname(), "since": "now"}).encode())
+print("held", flush=True)
+sys.stdin.read()
+"""
 
 
 def hold(ctx, folder):
-    ctx.held.append(FolderLock(folder).acquire())
+    """Another process holds the folder's lock (as a training run does) until the test ends."""
+    p = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True)
+    assert p.stdout.readline() == "held\n"
+    ctx.held.append(p)
 
 
 def link(path: Path, target: Path):
@@ -282,26 +378,47 @@ CASES = {
     # 3. One writer per run folder.
     "3 train --overwrite while another process writes the run": (
         lambda c: hold(c, c.run) or train_args(c.tiny, "--out", str(c.run), "--overwrite"),
-        f"is being written by another latentatlas process (pid {os.getpid()}"),
+        "is being written by another latentatlas process (pid "),
     "3 evaluate while another process writes the run": (
         lambda c: hold(c, c.run) or ["evaluate", str(c.run)], "is being written by another latentatlas process"),
     "3 plot while another process writes the run": (
         lambda c: hold(c, c.run) or ["plot", str(c.run)], "is being written by another latentatlas process"),
+    "3 probe while another process writes the run": (
+        lambda c: hold(c, c.run) or ["probe", str(c.run), "--noise", "0:0.2:2"],
+        "is being written by another latentatlas process"),
+    "3 export into a run another process writes": (
+        lambda c: pytest.importorskip("onnxscript") and hold(c, c.run) or ["export", str(c.run), "--onnx"],
+        "is being written by another latentatlas process"),
     "3 save(overwrite=True) while another process writes the folder": (
         lambda c: hold(c, c.run) or save_over(c, c.run),
         (LatentAtlasError, "is being written by another latentatlas process")),
 
     # 4. Outputs never clobber inputs.
     "4 explore onto the run's own weights": (
-        lambda c: ["explore", str(c.run), "--out", str(c.run / "model.safetensors")], "is not a page latentatlas wrote"),
+        lambda c: ["explore", str(c.run), "--out", str(c.run / "model.safetensors")], "is in the run folder"),
     "4 report onto the user's own page": (
-        lambda c: ["report", str(c.run), "--out", str(c.outside / "page.html")], "is not a page latentatlas wrote"),
+        lambda c: ["report", str(c.run), "--out", str(c.outside / "page.html")], "latentatlas did not write it"),
     "4 explore onto the user's notes": (
-        lambda c: ["explore", str(c.run), "--out", str(c.outside / "notes.txt")], "is not a page latentatlas wrote"),
+        lambda c: ["explore", str(c.run), "--out", str(c.outside / "notes.txt")], "latentatlas did not write it"),
     "4 report onto a link": (
         lambda c: link(c.tmp / "report.html", c.outside / "page.html") or ["report", str(c.run), "--out",
                                                                             str(c.tmp / "report.html")],
-        "is not a page latentatlas wrote"),
+        "is a link: refusing to write through it"),
+
+    "4 probe --out onto the run's own weights": (
+        lambda c: ["probe", str(c.run), "--out", str(c.run / "model.safetensors")], "is in the run folder"),
+    "4 probe --out onto the user's notes": (
+        lambda c: ["probe", str(c.run), "--out", str(c.outside / "notes.txt")], "latentatlas did not write it"),
+    "4 compare --out over the user's compare.csv": (
+        lambda c: (c.outside / "compare.csv").write_text("mine\n") and ["compare", str(c.run), "--baselines", "",
+                                                                        "--out", str(c.outside)],
+        "compare.csv exists and latentatlas did not write it"),
+    "4 explore().save over the user's notes": (
+        lambda c: lambda: c.est.explore(np.zeros((4, 64), np.uint8)).save(c.outside / "notes.txt"),
+        (LatentAtlasError, "latentatlas did not write it")),
+    "4 bench --json onto the user's notes": (
+        lambda c: ["bench", "--preset", "shallow-2d", "--data", str(c.tiny), "--epochs", "1", "--device", "cpu",
+                   "--json", str(c.outside / "notes.txt")], "latentatlas did not write it"),
 
     # 5. No write follows a link out of the run folder.
     "5 plot through a figures folder that links outside": (
@@ -313,13 +430,23 @@ CASES = {
         lambda c: link(c.run / LOCK, c.outside / "notes.txt") or save_over(c, c.run),
         (LatentAtlasError, "is a link: refusing to write through it")),
 
+    "5 plot through a linked figures folder, the run named by a relative path": (
+        lambda c: outside_figures(c) or ["plot", "run"], "figures is a link: refusing to write through it"),
+    "5 probe through a figures folder that links outside": (
+        lambda c: outside_figures(c) or ["probe", str(c.run), "--noise", "0:0.2:2", "--occlude", ""],
+        "figures is a link: refusing to write through it"),
+    "5 probe through a linked figures folder, the run named by a relative path": (
+        lambda c: outside_figures(c) or ["probe", "run", "--noise", "0:0.2:2", "--occlude", ""],
+        "figures is a link: refusing to write through it"),
+
     # 6. Sizes are checked before memory is spent.
     "6 a gzip IDX that inflates far past its header": (
         lambda c: train_args(idx_folder(c, train_images=gzip_stream(idx_header(0x08, (20, 28, 28)), bytes(20 * 784),
                                                                     zeros=64 << 20))),
         "train-images-idx3-ubyte.gz: trailing bytes"),
     "6 a gzip IDX whose header claims 2^32 images": (
-        lambda c: train_args(idx_folder(c, train_images=gzip_stream(idx_header(0x08, (2**32 - 1, 28, 28)), bytes(784)))),
+        lambda c: train_args(idx_folder(c, train_images=gzip_stream(idx_header(0x08, (2**32 - 1, 28, 28)), bytes(784)),
+                                        train_labels=gzip_stream(idx_header(0x08, (2**32 - 1,)), bytes(8)))),
         "more than this machine's memory"),
     "6 an .npy whose header claims 10^15 labels": (
         lambda c: train_args(npy_folder(c, y_train=npy_header((10**15,)))), "y_train.npy: its header's"),
@@ -336,6 +463,17 @@ CASES = {
     "6 a network larger than the machine's memory": (
         lambda c: train_args(c.tiny, "--preset", "deep-2d", "--hidden-sizes", "4000000000"),
         "more than this machine's memory"),
+
+    "6 an honest gzip IDX of 2^20 images beside 20 labels": (
+        lambda c: train_args(idx_folder(c, train_images=gzip_stream(idx_header(0x08, (1 << 20, 28, 28)),
+                                                                    zeros=(1 << 20) * 784))),
+        "20 labels for 1048576 images: labels of the wrong length"),
+    "6 an honest .npz of 2^20 images beside 240 labels": (
+        lambda c: train_args(honest_npz(c, 1 << 20)), "1048576 train images but labels"),
+    "6 an IDX folder whose test images claim 2^30 of 10 labels": (
+        lambda c: train_args(idx_folder(c, test_images=gzip_stream(idx_header(0x08, (1 << 30, 28, 28)),
+                                                                   bytes(784)))),
+        "10 labels for 1073741824 images"),
 
     # 7. Every refusal is one line.
     "7 big-endian float pixels in an .npz": (
@@ -359,7 +497,7 @@ CASES = {
         lambda c: resign(c, lambda r: (r / "config.json").write_text("[1, 2]")), "config.json: not a run config"),
     "7 a re-signed run whose data is a number": (
         lambda c: resign(c, lambda r: (r / "config.json").write_text(
-            json.dumps({**json.loads((r / "config.json").read_text()), "data": 5}))), "config.json: not a valid run config"),
+            json.dumps({**json.loads((r / "config.json").read_text()), "data": 5}))), "config.json: data=5 is not a data set"),
     "7 a re-signed run whose weights are another model's": (
         lambda c: resign(c, lambda r: __import__("safetensors.torch").torch.save_file(
             {"x": torch.zeros(3)}, str(r / "model.safetensors"))), "no decoder biases"),
@@ -374,6 +512,114 @@ CASES = {
     "7 float labels in an IDX file": (
         lambda c: train_args(idx_folder(c, train_labels=idx_bytes(np.arange(20, dtype=">f4"), gz=True))),
         "labels of dtype float32"),
+
+    "7 a re-signed run whose config.json is nested 100,000 deep": (
+        lambda c: resign(c, lambda r: (r / "config.json").write_text("[" * 100_000 + "]" * 100_000)),
+        "config.json: unreadable JSON (nested too deeply)"),
+    "7 a re-signed run whose history.json is nested 100,000 deep": (
+        lambda c: resign(c, lambda r: (r / "history.json").write_text("[" * 100_000 + "]" * 100_000), "plot"),
+        "history.json: unreadable JSON (nested too deeply)"),
+    "7 a re-signed run whose weights hold a NaN": (
+        lambda c: resign(c, edit_weights(lambda t: torch.full_like(t, float("nan")))),
+        "holds NaN or infinite values"),
+    "7 a re-signed run whose weights hold an infinity": (
+        lambda c: resign(c, edit_weights(lambda t: torch.full_like(t, float("inf"))), "plot"),
+        "holds NaN or infinite values"),
+    "7 a re-signed run whose weights are complex": (
+        lambda c: resign(c, edit_weights(lambda t: t.to(torch.complex64)), "explore", "--out", str(c.tmp / "e.html")),
+        "is complex64: latentatlas weights are real floating-point numbers"),
+    "7 a re-signed run whose weights are integers": (
+        lambda c: resign(c, edit_weights(lambda t: t.to(torch.int32))), "is int32: latentatlas weights are real"),
+    "7 a re-signed run whose metrics are not numbers": (
+        lambda c: resign(c, edit_json("metrics.json", knn5=[1], bce_test={}), "report", "--out", str(c.tmp / "r.html")),
+        "metrics.json: not a latentatlas metrics file (its 'bce_test' is not a number)"),
+    "7 a re-signed run whose history's losses are text": (
+        lambda c: resign(c, lambda r: (r / "history.json").write_text('[{"epoch": 1, "train_loss": "low"}]'), "plot"),
+        "history.json: not a latentatlas history (epoch 1's 'train_loss' is not a number)"),
+    "7 a re-signed run whose latents lack z_test": (
+        lambda c: resign(c, edit_latents(z_test=None), "plot"), "latents.npz: no z_test or y_test"),
+    "7 a re-signed run whose latents lack y_train": (
+        lambda c: resign(c, edit_latents(y_train=None), "compare", "--baselines", "", "--out", str(c.tmp / "cmp")),
+        "latents.npz: no z_train or y_train"),
+    "7 a re-signed run whose latents are complex": (
+        lambda c: resign(c, edit_latents(z_test=np.zeros((60, 2), np.complex64)), "explore", "--out",
+                         str(c.tmp / "e.html")), "z_test is complex64 of shape (60, 2), not real numbers"),
+    "7 a re-signed run whose latents hold NaN": (
+        lambda c: resign(c, edit_latents(z_test=np.full((60, 2), np.nan, np.float32)), "report", "--out",
+                         str(c.tmp / "r.html")), "z_test holds NaN or infinite values"),
+    "7 a re-signed run whose probe.json shows /etc/passwd as a figure": (
+        lambda c: probed(c, figures=["/etc/passwd"]), "probe.json: not a latentatlas probe result (its figures"),
+    "7 a re-signed run whose probe.json levels are text": (
+        lambda c: probed(c, corruptions={"noise": [{"level": "high"}]}), "probe.json: not a latentatlas probe result"),
+    "7 a re-signed run whose probe.json is nested 100,000 deep": (
+        lambda c: probed(c) and resign(c, lambda r: (r / "probe.json").write_text("[" * 100_000 + "]" * 100_000),
+                                       "report", "--out", str(c.tmp / "report.html")),
+        "probe.json: unreadable JSON (nested too deeply)"),
+
+    "7 a non-UTF-8 TensorBoard folder, refused before training": (
+        lambda c: train_args(c.tiny, "--out", str(c.tmp / "new"), "--tensorboard", str(non_utf8(c, "tb"))),
+        "tb\ufffd\ufffd: TensorBoard writes only folders whose names are UTF-8"),
+    "7 a non-UTF-8 data path that does not exist": (
+        lambda c: train_args(str(non_utf8(c, "data.npz")), "--out", str(c.tmp / "new")), "unknown data set"),
+    "7 a non-UTF-8 folder that is not a run": (
+        lambda c: non_utf8(c, "notes").mkdir() or ["report", str(non_utf8(c, "notes")), "--out", str(c.tmp / "r.html")],
+        "notes\ufffd\ufffd: not a run folder"),
+    "7 a non-UTF-8 run explored onto the user's notes": (
+        lambda c: ["explore", str(run_named(c, non_utf8(c, "run"))), "--out", str(c.outside / "notes.txt")],
+        "latentatlas did not write it"),
+
+    "7 Python: Autoencoder(device=None)": (
+        lambda c: lambda: latentatlas.Autoencoder(preset="shallow-2d", device=None).fit(np.zeros((4, 64), np.uint8)),
+        (LatentAtlasError, "device=None is not a device")),
+    "7 Python: load_dataset(folder, image_size=0)": (
+        lambda c: (lambda folder: lambda: load_dataset(folder, image_size=0))(image_folder(c, {"a": 2, "b": 2})),
+        (LatentAtlasError, "image_size=0 is out of range")),
+    "7 Python: load_dataset of a number": (lambda c: lambda: load_dataset(5), (LatentAtlasError, "data=5 is not a data set")),
+    "7 Python: one transform given as a string, not a list": (
+        lambda c: lambda: train_run(RunConfig(preset="shallow-2d", data=str(c.tiny), transforms="noise:sigma=0.1"),
+                                    c.tmp / "new", progress=False),
+        (LatentAtlasError, "transforms='noise:sigma=0.1' is not a list")),
+    "7 Python: RunConfig whose data is a number": (
+        lambda c: lambda: train_run(RunConfig(preset="shallow-2d", data=5), c.tmp / "new", progress=False),
+        (LatentAtlasError, "data=5 is not a data set")),
+
+    "7 out of memory while the data is read (MemoryError)": (
+        lambda c: c.mp.setattr("latentatlas.data.sources.load_npz", fails(MemoryError(
+            "Unable to allocate 7.45 GiB for an array with shape (1000000000,) and data type float64")))
+        or train_args(c.tiny, "--out", str(c.tmp / "new")), "out of memory (Unable to allocate 7.45 GiB"),
+    "7 out of memory in torch's CPU allocator while training": (
+        lambda c: c.mp.setattr("latentatlas.run_training.build_trainer", fails(RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried to "
+            "allocate 8000000000 bytes. Error code 12 (Cannot allocate memory)")))
+        or train_args(c.tiny, "--out", str(c.tmp / "new")), "out of memory ([enforce fail"),
+    "7 out of memory on a GPU while the run is loaded": (
+        lambda c: c.mp.setattr("latentatlas.runs.load_weights", fails(OutOfMemoryError(
+            "CUDA out of memory. Tried to allocate 20.00 GiB")))
+        or ["evaluate", str(c.run)], "out of memory (CUDA out of memory. Tried to allocate 20.00 GiB)"),
+
+    "7 small: evaluate given the run's config.json": (
+        lambda c: ["evaluate", str(c.run / "config.json")], "config.json is a file, not a run folder: give the folder"),
+    "7 small: report given the run's weights": (
+        lambda c: ["report", str(c.run / "model.safetensors"), "--out", str(c.tmp / "r.html")],
+        "model.safetensors is a file, not a run folder"),
+    "7 small: explore given the run's config.json, by a relative path": (
+        lambda c: ["explore", "run/config.json", "--out", str(c.tmp / "e.html")],
+        f"run{os.sep}config.json is a file, not a run folder: give the folder that holds it (run)"),
+    "7 small: float pixels just past 1 are shown with the digits that differ": (
+        lambda c: train_args(npz(c, x_train=np.full((240, 8, 8), 1.0000001, np.float32),
+                                 x_test=np.zeros((60, 8, 8), np.float32))), "range over [1.0000001, 1.0000001]"),
+    "7 small: a float pixel a hair below 0 is shown as itself": (
+        lambda c: train_args(npz(c, x_train=np.full((240, 8, 8), -1e-9, np.float32),
+                                 x_test=np.zeros((60, 8, 8), np.float32))), "(min -1e-09)"),
+    "7 small: an occlusion that does not fit the 8 x 8 images, given": (
+        lambda c: ["probe", str(c.run), "--occlude", "0:14:8"], "a patch of side 10 does not fit in images of 8 x 8"),
+
+    "7 a probe of 10^8 noise levels": (
+        lambda c: ["probe", str(c.run), "--noise", "0:1:100000000"], "at most 100 are probed"),
+    "7 a probe rotation of 10^9 degrees": (
+        lambda c: ["probe", str(c.run), "--rotate", "0,1000000000"], "must lie in [-360, 360]"),
+    "7 a probe of 200 listed levels": (
+        lambda c: ["probe", str(c.run), "--noise", ",".join(["0.1"] * 200)], "at most 100 are probed"),
 
     # 8. Sweeps fail early and clearly.
     "8 a data typo in a sweep's second grid value": (
@@ -391,7 +637,51 @@ CASES = {
         lambda c: sweep_spec(c, "[search]\nseed = %s\nepochs = %s\nbatch_size = %s\n[fixed]\ndata = \"digits\"\n"
                              % (list(range(100)), list(range(1, 101)), list(range(1, 101)))),
         "the grid has 1,000,000 points"),
+
+    # 9. The explorer's server is bounded: its bounds are checked, and a busy port refused before the page is written.
+    "9 explore --serve on a port another program holds": (
+        lambda c: ["explore", str(c.run), "--out", str(c.tmp / "e.html"), "--serve", "--port", str(busy_port(c))],
+        "cannot serve on 127.0.0.1:"),
+    "9 a server that takes no connection": (
+        lambda c: lambda: page_server(c.outside / "page.html", max_connections=0),
+        (LatentAtlasError, "max_connections=0 is out of range")),
+    "9 a server whose requests may take for ever": (
+        lambda c: lambda: page_server(c.outside / "page.html", request_timeout=float("inf")),
+        (LatentAtlasError, "request_timeout=inf is out of range")),
+    "9 a server whose idle connections never close": (
+        lambda c: lambda: page_server(c.outside / "page.html", idle_timeout=float("nan")),
+        (LatentAtlasError, "idle_timeout=nan is out of range")),
 }
+
+
+def busy_port(ctx) -> int:
+    """A port on 127.0.0.1 that another program listens on until the test ends."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    ctx.held.append(sock)
+    return sock.getsockname()[1]
+
+
+def honest_npz(ctx, n: int, labels: bool = False, path=None):
+    """An .npz whose x_train member honestly holds ``n`` 28 x 28 images of zeros, deflated (1 MB a GB); with
+    ``labels``, as many labels."""
+    import zipfile
+
+    path = path or ctx.tmp / "honest.npz"
+    with np.load(ctx.tiny) as f:
+        arrays = {k: f[k] for k in f.files}
+    header = npy_header((n, 28, 28), "|u1")[:-16]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        with z.open("x_train.npy", "w", force_zip64=True) as member:
+            member.write(header)
+            for _ in range(n * 784 >> 24):
+                member.write(bytes(1 << 24))
+        for k in ("y_train", "x_test", "y_test"):
+            buf = io.BytesIO()
+            np.save(buf, np.zeros(n, np.int64) if k == "y_train" and labels else arrays[k])
+            z.writestr(f"{k}.npy", buf.getvalue())
+    return str(path)
 
 
 def absurd_npz(ctx):
@@ -413,7 +703,19 @@ def test_every_category_has_at_least_two_cases():
     counts = {}
     for name in CASES:
         counts[name.split()[0]] = counts.get(name.split()[0], 0) + 1
-    assert sorted(counts) == [str(n) for n in range(1, 9)] and min(counts.values()) >= 2, counts
+    assert sorted(counts) == [str(n) for n in range(1, 10)] and min(counts.values()) >= 2, counts
+    # issue 26's kinds, three new cases each: other commands' outputs, their locks, links, honest sizes, bounds
+    kinds = {"other commands' outputs": ("4 probe", "4 compare", "4 explore()", "4 bench"),
+             "the lock of plot, probe, evaluate, export": ("3 plot", "3 probe", "3 evaluate", "3 export"),
+             "links": ("5 plot through a linked", "5 probe"), "honest sizes": ("6 an honest", "6 an IDX folder"),
+             "bounded work": ("7 a probe",), "the server's bounds": ("9 ",),
+             "damaged, re-signed runs": ("7 a re-signed run whose config.json is nested", "7 a re-signed run whose w",
+                                         "7 a re-signed run whose metrics", "7 a re-signed run whose history's",
+                                         "7 a re-signed run whose latents", "7 a re-signed run whose probe"),
+             "non-UTF-8 names": ("7 a non-UTF-8",), "bad values from Python": ("7 Python:",),
+             "out of memory": ("7 out of memory",), "small": ("7 small:",)}
+    for kind, prefixes in kinds.items():
+        assert sum(name.startswith(prefixes) for name in CASES) >= 3, kind
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -479,6 +781,42 @@ def test_report_and_explore_replace_their_own_pages_and_others_only_with_overwri
     assert r.exit_code == 0 and "latentatlas report" in (ws.outside / "page.html").read_text()
 
 
+def test_non_utf8_names_work_where_the_file_system_allows_them(ws):
+    """Names holding the bytes 0xff 0xfe (not UTF-8) for the data, the run, the pages, the figure and a saved
+    model: each command works, each run loads again, and pages show the bytes as U+FFFD, as a terminal does."""
+    from latentatlas import Autoencoder
+
+    data, run, saved = non_utf8(ws, "data.npz"), non_utf8(ws, "run2"), non_utf8(ws, "saved")
+    shutil.copy(ws.tiny, data)
+    commands = [train_args(str(data), "--out", str(run)), ["evaluate", str(run)], ["plot", str(run)],
+                ["probe", str(run), "--noise", "0,0.3", "--out", str(non_utf8(ws, "curves.png"))],
+                ["report", str(run), "--out", str(non_utf8(ws, "report.html"))],
+                ["explore", str(run), "--out", str(non_utf8(ws, "explore.html"))],
+                ["compare", str(run), "--baselines", "", "--out", str(non_utf8(ws, "cmp"))]]
+    for args in commands:
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 0, (args[0], r.output)
+    assert json.loads((run / "config.json").read_text())["data"] == str(data)  # the name kept, byte for byte
+    for page in ("report.html", "explore.html"):
+        assert "run2\ufffd\ufffd" in non_utf8(ws, page).read_text(encoding="utf-8")
+    ae = Autoencoder.load(run)
+    ae.save(saved)
+    assert Autoencoder.load(saved).transform(np.zeros((2, 64), np.uint8)).shape == (2, 2)
+
+
+def test_probe_defaults_fit_each_runs_images(ws):
+    """With no levels given, occlusion goes from no patch to half the side: 0..4 on 8 x 8 digits (it asked for
+    0..14 of every run, refusing all of them), 0:14:8 on 28 x 28 as before."""
+    from latentatlas.data.corruptions import get_corruption
+
+    r = CliRunner().invoke(main, ["probe", str(ws.run)])
+    assert r.exit_code == 0, r.output
+    result = json.loads((ws.run / "probe.json").read_text())
+    assert [row["level"] for row in result["corruptions"]["occlude"]] == [0, 1, 2, 3, 4]
+    assert get_corruption("occlude").default_levels((28, 28)) == "0:14:8"
+    assert get_corruption("occlude").default_levels(None) == get_corruption("rotate").default_levels(None) == ""
+
+
 def test_gzip_is_decompressed_in_a_stream_capped_by_its_header(tmp_path):
     """A 200 MB inflation of a 10-image header: refused after at most the header's bytes, not after 200 MB."""
     import tracemalloc
@@ -519,6 +857,7 @@ HOLDER = """
 import sys, time
 from pathlib import Path
 from latentatlas.config import RunConfig
+from latentatlas.data import load_dataset
 from latentatlas.run_training import train_run
 from latentatlas.train import Callback
 
@@ -537,6 +876,46 @@ def consistent(run: Path, seed: int):
     """The folder is one run: every file the manifest lists matches it, and the config is the winner's."""
     verify_files(run, json.loads((run / "manifest.json").read_text())["files"])
     assert json.loads((run / "config.json").read_text())["seed"] == seed
+
+
+@pytest.mark.parametrize("next_write", [["evaluate", "{run}"], ["plot", "{run}"],
+                                        ["train", "--preset", "shallow-2d", "--data", "{tiny}", "--epochs", "1",
+                                         "--device", "cpu", "--out", "{run}", "--overwrite"]])
+def test_what_a_killed_overwrite_leaves_is_cleaned_by_the_next_write(ws, next_write):
+    """train --overwrite killed (SIGKILL) after its first epoch leaves its half-trained replacement beside the run,
+    as .run.XXXXXXXX.tmp; the next command that writes the run (under its lock) removes it, and only it: the run,
+    a user's folder of a like name that latentatlas did not write, and the user's files stay."""
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
+    killed = subprocess.Popen([sys.executable, "-c", HOLDER, str(ws.tiny), str(ws.run), str(ws.tmp / "ready"),
+                               str(ws.tmp / "never")], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (ws.tmp / "ready").exists():
+            assert killed.poll() is None, killed.stderr.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        killed.kill()
+        killed.wait(timeout=30)
+    (stale,) = ws.tmp.glob(".run.*.tmp")
+    assert (stale / LOCK).is_file() and not (stale / "manifest.json").exists()  # the replacement, half written
+    (ws.tmp / ".run.users0001.tmp").mkdir()
+    (ws.tmp / ".run.users0001.tmp" / "notes.txt").write_text("mine")  # named like ours, but not a run: kept
+    old = snapshot(ws.run)
+    args = [a.format(run=ws.run, tiny=ws.tiny) for a in next_write]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert not stale.exists() and (ws.tmp / ".run.users0001.tmp" / "notes.txt").read_text() == "mine"
+    if args[0] == "evaluate":
+        assert snapshot(ws.run) == old  # the same weights, data and code: the same files
+
+
+def test_an_old_run_moved_aside_by_a_killed_swap_is_cleaned_by_the_next_write(ws):
+    """Killed between its two renames, a swap leaves the old run beside the new one as .run.old.XXXXXXXX.tmp."""
+    shutil.copytree(ws.run, ws.tmp / ".run.old.abcd1234.tmp")
+    r = CliRunner().invoke(main, ["evaluate", str(ws.run)])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in ws.tmp.iterdir()) == ["outside", "run"]
 
 
 def test_a_second_writer_is_refused_naming_the_first(ws):
@@ -643,11 +1022,11 @@ def test_a_full_disk_leaves_one_line_and_the_previous_run(faults, what):
 
 
 # -------------------------------------------------------------------------------------------- the server
-def serve(page: bytes, timeout: float):
+def serve(page: bytes, timeout: float, **bounds):
     from latentatlas.viz.explorer import PageServer
 
     lines = []
-    server = PageServer(page, "127.0.0.1", 0, idle_timeout=timeout, log=lines.append)
+    server = PageServer(page, "127.0.0.1", 0, idle_timeout=timeout, log=lines.append, **bounds)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, lines
 
@@ -693,6 +1072,88 @@ def test_the_server_drops_idle_and_vanished_clients_in_one_line(client, expected
     assert "Traceback" not in capfd.readouterr().err
 
 
+def head(port: int, *headers: bytes) -> bytes:
+    """The first bytes of the answer to a HEAD / with ``headers`` (default: the right Host)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"HEAD / HTTP/1.1\r\n" + b"".join(h + b"\r\n" for h in headers or [b"Host: 127.0.0.1:%d" % port])
+                  + b"\r\n")
+        return s.recv(1024)
+
+
+def test_the_server_caps_its_connections_and_threads():
+    """Four slots, then 20 more half-open connections: each extra one is answered 503 at once and no thread is
+    started for it; a request meanwhile is refused in words, and served as soon as a slot frees."""
+    server, lines = serve(b"page", timeout=5, max_connections=4, request_timeout=10)
+    threads = threading.active_count()
+    held = []
+    try:
+        t0 = time.monotonic()
+        for _ in range(4 + 20):
+            held.append(socket.create_connection(("127.0.0.1", server.server_port), timeout=5))
+        answers = []
+        for s in held[4:]:
+            answers.append(s.recv(1024))
+        assert all(a.startswith(b"HTTP/1.0 503 Service Unavailable") for a in answers), answers
+        assert threading.active_count() <= threads + 4, threading.active_count()
+        assert head(server.server_port).startswith(b"HTTP/1.0 503")  # a clear refusal while full
+        for s in held:
+            s.close()  # the four half-open ones end: their slots free
+        deadline = time.monotonic() + 5
+        while not head(server.server_port).startswith(b"HTTP/1.0 200"):
+            assert time.monotonic() < deadline, "a slot never freed"
+            time.sleep(0.05)
+        assert time.monotonic() - t0 < 5
+        assert len(lines) == 1 and "4 connections open" in lines[0] and "503" in lines[0], lines
+    finally:
+        for s in held:
+            s.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_request_trickled_byte_by_byte_is_closed_at_the_total_time_limit():
+    """One byte every 0.2 s keeps a 1 s idle timeout at bay; the 1.5 s limit on the whole request does not."""
+    server, lines = serve(b"page", timeout=1, request_timeout=1.5)
+    try:
+        with socket.create_connection(("127.0.0.1", server.server_port), timeout=5) as s:
+            t0 = time.monotonic()
+            s.sendall(b"GET / HTTP/1.1\r\n")
+            closed = None
+            while closed is None and time.monotonic() - t0 < 5:
+                try:
+                    s.sendall(b"X")
+                except OSError:
+                    closed = time.monotonic() - t0
+                    break
+                readable, _, _ = select.select([s], [], [], 0.2)
+                if readable and s.recv(1024) == b"":
+                    closed = time.monotonic() - t0
+        assert closed is not None and 1.4 < closed < 2.5, closed
+        deadline = time.monotonic() + 5
+        while not lines and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(lines) == 1 and "did not arrive within 1.5 s" in lines[0], lines
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("hosts", [[b"Host: 127.0.0.1:{port}", b"Host: evil.example:{port}"],
+                                   [b"Host: evil.example:{port}", b"Host: 127.0.0.1:{port}"],
+                                   [b"Host: 127.0.0.1:{port}", b"Host: 127.0.0.1:{port}"], []])
+def test_every_host_header_is_checked(hosts):
+    """A second Host, before or after ours, even a copy of ours, is refused; so is none."""
+    server, _ = serve(b"page", timeout=5)
+    try:
+        port = server.server_port
+        answer = head(port, *[h.replace(b"{port}", b"%d" % port) for h in hosts] or [b"Accept: */*"])
+        assert answer.startswith(b"HTTP/1.0 403"), answer
+        assert head(port).startswith(b"HTTP/1.0 200")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_a_tiny_image_folder_is_split_without_stratifying(ws):
     """Two classes of two images: one test image cannot hold both classes, so the split is plain, not an error."""
     from latentatlas.data import load_dataset
@@ -706,5 +1167,39 @@ def test_demo_refuses_a_report_page_of_the_users_before_training(ws):
     (ws.tmp / "demo" / "report.html").write_text("<html>mine</html>")
     before = snapshot(ws.tmp)
     r = CliRunner().invoke(main, ["demo", "--data", "digits", "--epochs", "1", "--out", str(ws.tmp / "demo")])
-    assert r.exit_code == 2 and "is not a page latentatlas wrote" in r.output, r.output
+    assert r.exit_code == 2 and "latentatlas did not write it" in r.output, r.output
     assert snapshot(ws.tmp) == before
+
+
+BOMB = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # what this process can hold: 3 GiB
+from latentatlas.data import load_dataset
+from latentatlas.errors import LatentAtlasError
+try:
+    load_dataset(sys.argv[1])
+    print("loaded")
+except LatentAtlasError as e:
+    print(f"refused: {e}")
+# peak resident memory, KiB: VmHWM starts afresh at exec (ru_maxrss would count the forked pytest's)
+print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))
+"""
+
+
+@pytest.mark.parametrize("kind", ["gzip IDX", ".npz"])
+def test_an_honest_bomb_is_refused_before_memory_is_spent(ws, kind):
+    """A few MB whose headers honestly claim 2^21 images (1.6 GB), labels as many, under a 3 GiB address-space
+    limit (so at most 1.5 GiB for one request): refused from the headers, peak memory under 200 MB."""
+    n = 1 << 21
+    if kind == ".npz":
+        data = honest_npz(ws, n, labels=True)
+    else:
+        data = idx_folder(ws, train_images=gzip_stream(idx_header(0x08, (n, 28, 28)), zeros=n * 784),
+                          train_labels=gzip_stream(idx_header(0x08, (n,)), zeros=n))
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, "-c", BOMB, data], env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    verdict, peak = p.stdout.strip().splitlines()
+    print(f"{kind} bomb: {verdict[:120]}; peak {int(peak) / 1024:.0f} MiB")
+    assert verdict.startswith("refused") and "more than this machine's memory" in verdict, verdict
+    assert int(peak) < 200 * 1024, f"peak {int(peak) / 1024:.0f} MiB"

@@ -12,6 +12,7 @@ from browser import WatchedPage
 from latentatlas.cli import main
 from latentatlas.errors import LatentAtlasError
 from latentatlas.viz.report import SECTIONS, write_report
+from latentatlas._lock import FolderLock
 from latentatlas.run_folder import write_manifest
 from latentatlas.runs import load_run
 
@@ -123,7 +124,8 @@ def test_hostile_names_and_nan_metrics(report, tmp_path):
     metrics = json.loads((odd / "metrics.json").read_text())
     metrics["bce_test"], metrics["<i>odd</i>"] = float("nan"), 1.0
     (odd / "metrics.json").write_text(json.dumps(metrics))
-    write_manifest(odd)  # a run written so, not one damaged afterwards
+    with FolderLock(odd):  # the guard writes into a run folder only under its lock
+        write_manifest(odd)  # a run written so, not one damaged afterwards
     text = write_report([runs[0].path, odd], tmp_path / "r.html").read_text()
     assert "<b>" not in text and "<i>" not in text and "&lt;i&gt;odd&lt;/i&gt;" in text
     assert "* plotly.js v" not in text  # no 3-D run, so no plotly.js

@@ -18,6 +18,7 @@ from ._version import __version__
 from .errors import LatentAtlasError, option
 
 LOCK = ".latentatlas.lock"
+_HELD: set[str] = set()  # the folders whose lock this process holds (absolute paths): the output guard asks
 
 try:
     import fcntl
@@ -31,12 +32,16 @@ class FolderLock:
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
         self.fd: int | None = None
+        self.nested = False  # this process held the lock already: acquire and release leave it as it was
 
     @property
     def path(self) -> Path:
         return self.folder / LOCK
 
     def acquire(self) -> FolderLock:
+        if holds(self.folder):
+            self.nested = True
+            return self
         for _ in range(3):  # the folder may be swapped for its replacement between open and flock: open again
             fd = _open_no_follow(self.path)
             try:
@@ -54,23 +59,36 @@ class FolderLock:
         else:
             raise LatentAtlasError(f"{self.folder} keeps being replaced by another process: choose another {option('out')}")
         self.fd = fd
+        _HELD.add(os.path.abspath(self.folder))
         # Who holds it, for the refusal a second writer gets; written in place: only the holder ever writes it.
         info = json.dumps({"latentatlas": __version__, "pid": os.getpid(), "host": socket.gethostname(),
                            "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode()
         os.ftruncate(fd, 0)
         os.pwrite(fd, info + b"\n", 0)
+        # What a killed writer of this folder left beside it (an --overwrite's half-trained replacement, or the old
+        # run moved aside): every writer holds this lock while its temp folder exists, so now none is in use.
+        from ._io import clean_stale  # here: _io imports this module
+
+        clean_stale(self.folder)
         return self
 
     def release(self) -> None:
+        self.nested = False
         if self.fd is not None:
             os.close(self.fd)  # closing drops the flock
             self.fd = None
+            _HELD.discard(os.path.abspath(self.folder))
 
     def __enter__(self) -> FolderLock:
-        return self.acquire() if self.fd is None else self
+        return self.acquire() if self.fd is None and not self.nested else self
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def holds(folder: str | os.PathLike) -> bool:
+    """Whether this process holds the lock of ``folder``."""
+    return os.path.abspath(folder) in _HELD
 
 
 def check_free(folder: str | os.PathLike) -> None:
@@ -107,7 +125,7 @@ def holder(folder: Path) -> str:
     try:
         info = json.loads((Path(folder) / LOCK).read_text())
         return f"pid {int(info['pid'])} on {info['host']}, since {info['since']}"
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return "a process that has not yet written its name"
 
 
@@ -117,7 +135,7 @@ def is_lock_file(path: Path) -> bool:
         if path.is_symlink() or not path.is_file() or path.stat().st_size > 4096:
             return False
         info = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(info, dict) and "latentatlas" in info
 

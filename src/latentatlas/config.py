@@ -105,6 +105,9 @@ class RunConfig:
         missing = [f.name for f in shared if getattr(cfg, f.name) is None]  # what only a preset has no default of
         if missing:
             raise LatentAtlasError(f"no preset given, so {', '.join(missing)} must be set")
+        for f in SETTINGS:  # a setting of several values given one (5, or "noise:sigma=0.1", read letter by letter)
+            if setting_kind(f)[1] and not isinstance(getattr(cfg, f.name), (list, tuple)):
+                raise LatentAtlasError(f"{f.name}={getattr(cfg, f.name)!r} is not a list: give a list of values")
         cfg = dataclasses.replace(cfg, hidden_sizes=tuple(cfg.hidden_sizes), transforms=tuple(cfg.transforms))
         cfg.validate()
         return cfg
@@ -228,6 +231,12 @@ def _check_range(f: dataclasses.Field, value) -> None:
         above is None or value > above) and (high is None or value <= high)
     if not ok:
         raise out_of_range(f, value)
+
+
+def check_setting(name: str, value) -> None:
+    """One number setting's value against the table's range, for a function that takes it on its own
+    (``load_dataset(image_size=...)``)."""
+    _check_range(next(f for f in SETTINGS if f.name == name), value)
 
 
 def out_of_range(f: dataclasses.Field, value) -> LatentAtlasError:

@@ -163,12 +163,15 @@ __SETTINGS__
             own["feature_names_in"] = [str(name) for name in self.feature_names_in_]
 
         def write(folder: Path) -> None:
+            held.enter_context(FolderLock(folder))  # the output guard writes into a run folder only under its lock
             write_model(folder, self.config_, self.model_, self.history_,
                         {ESTIMATOR_FILE: own, SCALING_FILE: scaling_to_json(self.scaling_)})
             write_manifest(folder)
 
         # One writer at a time: the folder being replaced stays locked until its replacement is in place.
-        with FolderLock(path) if path.is_dir() else contextlib.nullcontext():
+        with contextlib.ExitStack() as held:
+            if path.is_dir():
+                held.enter_context(FolderLock(path))
             return atomic_write_folder(path, write)
 
     @classmethod
@@ -244,10 +247,9 @@ __SETTINGS__
 
     def _validate(self, X, reset: bool) -> np.ndarray:
         """Check X and bring it to what the network takes: uint8, or float32 in [0, 1] (after min-max scaling)."""
-        X = _to_numpy(X)
+        X, given = _given(_to_numpy(X))
         if getattr(X, "ndim", 2) > 2:  # image stacks (N, H, W) are rows of pixels
             X = X.reshape(len(X), -1)
-        given = getattr(X, "dtype", None)
         keeps_uint8 = self.scaling in (AUTO, Pixels.name) if reset else self.scaling_.keeps_uint8
         X = validate_data(self, X, reset=reset, dtype=None if keeps_uint8 and given == np.uint8 else np.float32,
                           ensure_all_finite=True)
@@ -366,6 +368,27 @@ def _to_numpy(X):
     if isinstance(X, torch.Tensor):
         return X.detach().cpu().numpy()
     return X
+
+
+def _given(X):
+    """``X`` and the dtype its values came in, which scikit-learn's conversion to float32 would lose: a DataFrame's
+    (its columns' common dtype: uint8 pixels stay pixels), and for nested lists of Python ints, which carry none,
+    uint8 where they fit 0..255 (``X.tolist()`` of uint8 images)."""
+    if isinstance(X, (list, tuple)):
+        try:
+            a = np.asarray(X)
+        except ValueError:  # ragged: scikit-learn says so in its words
+            return X, None
+        if np.issubdtype(a.dtype, np.integer) and a.size and 0 <= a.min() and a.max() <= 255:
+            a = a.astype(np.uint8)
+        return a, a.dtype
+    dtypes = getattr(X, "dtypes", None)
+    if getattr(X, "dtype", None) is None and dtypes is not None and len(dtypes):
+        try:
+            return X, np.result_type(*dtypes)
+        except TypeError:  # pandas' own dtypes (nullable, categorical): as scikit-learn converts them
+            return X, None
+    return X, getattr(X, "dtype", None)
 
 
 def _labels_or_none(y, n: int):

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ._guard import check_out, is_run_folder
 from ._io import atomic_write
-from .runs import load_run
+from .run_folder import write_manifest
+from .runs import load_run, locked_run
 
 
 class _Encode(nn.Module):
@@ -33,10 +36,22 @@ class _Decode(nn.Module):
 
 
 def export_onnx(run_path: str | Path, out: str | Path | None = None) -> list[Path]:
-    """Write ``encoder.onnx`` and ``decoder.onnx`` (batch size dynamic) into ``out`` (default: the run folder)."""
-    run = load_run(run_path)
-    model = run.model.float().eval()
+    """Write ``encoder.onnx`` and ``decoder.onnx`` (batch size dynamic) into ``out`` (default: the run folder, under
+    its lock, which then lists them in its manifest)."""
     out = Path(run_path if out is None else out)
+    if is_run_folder(out) and Path(run_path).is_dir() and os.path.samefile(out, run_path):
+        run, lock = locked_run(run_path)
+        with lock:
+            written = _export(run, out)
+            write_manifest(run.path)
+        return written
+    for name in ("encoder.onnx", "decoder.onnx"):
+        check_out(out / name, name="out")  # before the export's seconds: refused if not ours, or in another run
+    return _export(load_run(run_path), out)
+
+
+def _export(run, out: Path) -> list[Path]:
+    model = run.model.float().eval()
     examples = {
         "encoder.onnx": (_Encode(model), torch.rand(2, model.n_features), "pixels", "latent"),
         "decoder.onnx": (_Decode(model), torch.randn(2, model.geometry.dim), "latent", "pixels"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
 import time
 import warnings
 from pathlib import Path
@@ -21,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._io import atomic_write
+from ._guard import sha256
+from ._io import atomic_write, atomic_write_json
 from .errors import LatentAtlasError
 from .progress import progress as progress_bar
 from .progress import say
@@ -112,7 +114,8 @@ def knn_graph(x, k, *, method: str = "auto", cache_dir=None, progress: bool | No
             from .data import cache_dir as data_cache_dir  # lazily: the data package is not needed otherwise
             cache_dir = data_cache_dir() / "graphs"
         path = Path(cache_dir) / f"knn-{digest}-k{k}-{tag}-v{FORMAT}.npy"
-        graph = _read(path, n, k)
+        source = {"data": digest, "samples": n, "k": k, "method": tag, "format": FORMAT}
+        graph = _read(path, source, progress)
         if graph is not None:
             return graph
     if method == "exact":
@@ -131,8 +134,11 @@ def knn_graph(x, k, *, method: str = "auto", cache_dir=None, progress: bool | No
         graph = compute(bar)
     if path is not None:
         try:
-            atomic_write(path, lambda tmp: _save(tmp, graph))
-        except OSError as e:  # a graph that took minutes is still returned when the cache cannot keep it
+            # A cache entry is named by its data's hash and rebuilt at will: whatever holds its name is replaced.
+            atomic_write(path, lambda tmp: _save(tmp, graph), overwrite=True, ledger=False)
+            atomic_write_json(_record(path), {**source, "sha256": sha256(path)}, overwrite=True,
+                              ledger=False)  # last: what it was built from, and the graph's hash
+        except (OSError, LatentAtlasError) as e:  # a graph that took minutes is still returned when not kept
             warnings.warn(f"the neighbour graph was not cached in {path.parent}: {e}", stacklevel=2)
     return graph
 
@@ -364,18 +370,39 @@ def _levels(block: np.ndarray) -> np.ndarray:
     return np.rint(np.asarray(block, dtype=np.float32) * 255)
 
 
-def _read(path: Path, n: int, k: int) -> np.ndarray | None:
-    """A cached graph, or None when there is none or it is not a valid (n, k) graph (truncated, corrupt)."""
+def _record(path: Path) -> Path:
+    """The cache entry's record of what it was built from (written after the graph, with the graph's hash)."""
+    return path.with_name(path.name + ".json")
+
+
+def _read(path: Path, source: dict, progress) -> np.ndarray | None:
+    """A cached graph, or None when there is none or it is not the graph of ``source`` (the data's hash, k, method):
+    damaged, built from other data, or with a header that claims another shape; the last three with a note."""
     if not path.is_file():
         return None
+    n, k = source["samples"], source["k"]
+    problem = None
     try:
-        graph = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError):
-        return None
-    if (graph.shape != (n, k) or graph.dtype != np.int64 or graph.min() < 0 or graph.max() >= n
-            or (graph == np.arange(n)[:, None]).any()):
-        return None
-    return graph
+        record = json.loads(_record(path).read_text()) if _record(path).stat().st_size < 4096 else None
+    except (OSError, ValueError, RecursionError):
+        record = None
+    if not isinstance(record, dict) or {key: record.get(key) for key in source} != source:
+        problem = "it was built from other data or settings, or its record is missing"
+    elif not 0 < path.stat().st_size - 8 * n * k <= 4096 or record.get("sha256") != sha256(path):
+        problem = "it is damaged (its size or hash is not the one recorded)"  # checked before np.load allocates
+    else:
+        try:
+            graph = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            graph = None
+        if (graph is None or graph.shape != (n, k) or graph.dtype != np.int64 or graph.min() < 0 or graph.max() >= n
+                or (graph == np.arange(n)[:, None]).any()):
+            problem = "it is not a valid graph of this data"
+        else:
+            return graph
+    if progress is not False:
+        say(f"note: the cached neighbour graph {path.name} is not used and is rebuilt: {problem}")
+    return None
 
 
 def _save(tmp: str, graph: np.ndarray) -> None:

@@ -20,7 +20,6 @@ A run folder holds::
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -28,14 +27,15 @@ import torch
 
 from ._version import __version__
 from ._io import atomic_write_json
-from ._lock import LOCK, is_lock_file
+from ._guard import MANIFEST, is_run_folder, sha256 as _sha256
+from ._lock import LOCK
 from .config import RunConfig
 from .data import data_reference
 from .errors import LatentAtlasError, option
 from .weights import load_weights, save_weights
 
-CONFIG, WEIGHTS, HISTORY, METRICS, LATENTS, MANIFEST = (
-    "config.json", "model.safetensors", "history.json", "metrics.json", "latents.npz", "manifest.json",
+CONFIG, WEIGHTS, HISTORY, METRICS, LATENTS = (
+    "config.json", "model.safetensors", "history.json", "metrics.json", "latents.npz",
 )
 CKPT_TENSORS, CKPT_STATE = "checkpoint.safetensors", "checkpoint.json"
 
@@ -67,16 +67,11 @@ def has_checkpoint(folder: Path) -> bool:
 
 def not_a_run_folder(path: Path, doing: str | None = None) -> LatentAtlasError:
     """The one refusal of a path that is not a run folder; ``doing`` says what was refused ("replace")."""
+    if doing is None and path.is_file():  # the run's config.json (or another of its files) named, not the run
+        return LatentAtlasError(f"{path} is a file, not a run folder: give the folder that holds it ({path.parent})")
     if doing is None:
         return LatentAtlasError(f"{path}: not a run folder (no {CONFIG})")
     return LatentAtlasError(f"{path} exists and is not a run folder: refusing to {doing} it")
-
-
-def is_run_folder(path: Path) -> bool:
-    """A folder latentatlas wrote, and so one it may replace whole: a run, finished or not, or a model saved by
-    ``Autoencoder.save``. Its manifest (or, while unfinished, its lock file) says so; a ``config.json`` alone
-    proves nothing, as any project may hold one."""
-    return _is_manifest(path / MANIFEST) or is_lock_file(path / LOCK)
 
 
 def check_replaceable(path: Path, overwrite: bool, name: str, doing: str, unfinished: str = "") -> bool:
@@ -95,16 +90,6 @@ def check_replaceable(path: Path, overwrite: bool, name: str, doing: str, unfini
         raise LatentAtlasError(f"{path} already exists{hint}: choose another {option(name)}, or pass "
                                f"{option('overwrite', True)} to replace it")
     return True
-
-
-def _is_manifest(path: Path) -> bool:
-    try:
-        if path.is_symlink() or not path.is_file():
-            return False
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(manifest, dict) and "latentatlas" in manifest and isinstance(manifest.get("files"), dict)
 
 
 def read_config(folder: Path) -> RunConfig:
@@ -192,14 +177,35 @@ def _unflatten_state(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
 
 def read_json(path: Path):
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise LatentAtlasError(f"{path}: unreadable JSON ({e})") from None
+    except RecursionError:  # "[[[[..." nested past Python's stack: damage, not a file latentatlas wrote
+        raise LatentAtlasError(f"{path}: unreadable JSON (nested too deeply)") from None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def check_metrics(metrics, path: Path) -> dict:
+    """A run's metrics as read: an object of numbers (or nulls), as ``metrics.evaluate`` writes them."""
+    bad = (next((k for k, v in metrics.items() if not _number_or_none(v)), None) if isinstance(metrics, dict)
+           else "")
+    if bad is not None:
+        what = f"its {bad!r} is not a number" if bad else "a JSON object is expected"
+        raise LatentAtlasError(f"{path}: not a latentatlas metrics file ({what})")
+    return metrics
+
+
+def check_history(history, path: Path) -> list[dict]:
+    """A run's history as read: a list of epochs, each an object whose losses and seconds are numbers."""
+    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
+        raise LatentAtlasError(f"{path}: not a latentatlas history (a JSON list of epochs is expected)")
+    for i, record in enumerate(history):
+        bad = next((k for k, v in record.items() if k in ("epoch", "train_loss", "test_loss", "seconds", "lr")
+                    and not _number_or_none(v)), None)
+        if bad is not None:
+            raise LatentAtlasError(f"{path}: not a latentatlas history (epoch {i + 1}'s {bad!r} is not a number)")
+    return history
+
+
+def _number_or_none(v) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._io import atomic_write_folder, atomic_write_json, check_writable
+from ._io import atomic_write_folder, atomic_write_json, check_folder_writable
 from ._lock import FolderLock, check_free
 from .config import SETTINGS, RunConfig
 from .data import Dataset, check_pixels, data_reference
@@ -141,7 +141,7 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
     cfg = resolve_runtime(cfg)
     dataset = cfg.data_spec.load() if dataset is None else dataset
     if tensorboard is not None:
-        check_writable(tensorboard, folder=True)
+        check_folder_writable(tensorboard)
     # The trainer first: terms that refuse the data (a neighbour graph's k) do so before the folder is touched.
     checkpoint = CheckpointCallback(out)
     trainer = build_trainer(cfg, dataset.flat("train")[0], [checkpoint, *callbacks], progress, dataset.draw_train)

@@ -16,15 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._io import atomic_write_bytes, atomic_write_json, atomic_write_text, no_links_below
+from ._guard import check_out, no_links_below
+from ._io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ._lock import FolderLock, check_free
 from .config import RunConfig
 from .data import Dataset
 from .errors import LatentAtlasError, option
 from .metrics import encode, evaluate
 from .model import AutoencoderNet
-from .run_folder import (CONFIG, HISTORY, LATENTS, MANIFEST, METRICS, WEIGHTS, not_a_run_folder, read_config, read_json,
-                         verify_files, write_manifest)
+from .run_folder import (CONFIG, HISTORY, LATENTS, MANIFEST, METRICS, WEIGHTS, check_history, check_metrics,
+                         not_a_run_folder, read_config, read_json, verify_files, write_manifest)
 from .weights import load_weights
 
 IN_MEMORY = "array"  # the ``data`` of a model fitted on arrays in Python: nothing on disk to reload
@@ -47,10 +48,15 @@ class Run:
             verify_files(self.path, (LATENTS,))
         try:
             with np.load(self.path / LATENTS, allow_pickle=False) as f:
-                return {k: f[k] for k in f.files}
+                lat = {k: f[k] for k in f.files}
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
             raise LatentAtlasError(f"{self.path / LATENTS}: unreadable ({e}); recompute it with "
                                    f"`latentatlas evaluate {self.path}`") from None
+        problem = latents_problem(lat, self.model.geometry.dim)
+        if problem:
+            raise LatentAtlasError(f"{self.path / LATENTS}: {problem}; recompute it with "
+                                   f"`latentatlas evaluate {self.path}`")
+        return lat
 
     def dataset(self) -> Dataset:
         """The run's data, rebuilt from its data spec (source, image size, transforms)."""
@@ -93,6 +99,24 @@ class Run:
         return ExplorerView(explorer_html(self, self.dataset(), color_by=color_by, **limit))
 
 
+def latents_problem(lat: dict, dim: int) -> str:
+    """What is wrong with a run's latents (as ``write_evaluation`` writes them), or "": each split's points
+    (N, dim) finite real numbers beside N integer labels."""
+    for split in ("train", "test"):
+        z, y = lat.get(f"z_{split}"), lat.get(f"y_{split}")
+        if z is None or y is None:
+            return f"no z_{split} or y_{split} (it holds {', '.join(sorted(lat)) or 'nothing'})"
+        if z.dtype.kind != "f" or z.ndim != 2 or z.shape[1] != dim:
+            return f"z_{split} is {z.dtype} of shape {z.shape}, not real numbers of shape (N, {dim})"
+        if y.dtype.kind not in "iu" or y.shape != (len(z),):
+            return f"y_{split} is {y.dtype} of shape {y.shape}, not {len(z)} integer labels"
+        if not np.isfinite(z).all():
+            return f"z_{split} holds NaN or infinite values"
+        if len(y) and y.min() < 0:
+            return f"y_{split} holds a negative label"
+    return ""
+
+
 def load_run(path: str | Path, device: str = "cpu") -> Run:
     """Load a finished run folder (config, weights, history, metrics) without retraining.
 
@@ -126,22 +150,31 @@ def _load_run(path: str | Path, device: str, verify: tuple[str, ...]) -> Run:
     except RuntimeError as e:
         raise LatentAtlasError(f"{path / WEIGHTS}: weights do not match config.json ({str(e).splitlines()[0]})") from None
     model.to(device).eval()
-    metrics = read_json(path / METRICS) if (path / METRICS).is_file() else {}
-    history = read_json(path / HISTORY)
-    if not isinstance(metrics, dict):
-        raise LatentAtlasError(f"{path / METRICS}: not a latentatlas metrics file (a JSON object is expected)")
-    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
-        raise LatentAtlasError(f"{path / HISTORY}: not a latentatlas history (a JSON list of epochs is expected)")
+    metrics = check_metrics(read_json(path / METRICS) if (path / METRICS).is_file() else {}, path / METRICS)
+    history = check_history(read_json(path / HISTORY), path / HISTORY)
     return Run(path, cfg, model, history, metrics)
+
+
+def locked_run(path: str | Path, verify: tuple[str, ...] = (CONFIG, WEIGHTS, HISTORY, METRICS)) -> tuple[Run, FolderLock]:
+    """The run at ``path``, loaded under its lock (returned held, for a ``with`` block): what a command reads and
+    writes is then one finished run, never one another process is training. Every refusal comes before the lock,
+    so a folder that is not a run gets no lock file."""
+    check_free(Path(path))  # a run being written: say so, rather than that it did not finish
+    _load_run(path, "cpu", verify)
+    lock = FolderLock(path).acquire()
+    try:
+        return _load_run(path, "cpu", verify), lock  # again, under the lock: it may have been replaced meanwhile
+    except BaseException:
+        lock.release()
+        raise
 
 
 def evaluate_run(path: str | Path, dataset: Dataset | None = None, echo=None) -> dict:
     """Recompute a run's latents and metrics from its saved weights; returns the metrics. ``echo`` gets a line
     once the run and its data are read (so a refusal stays the only line)."""
-    check_free(Path(path))  # a run being written: say so, rather than that it did not finish
-    run = _load_run(path, "cpu", verify=(CONFIG, WEIGHTS, HISTORY))  # metrics and latents are recomputed here
-    dataset = run.dataset() if dataset is None else dataset
-    with FolderLock(run.path):
+    run, lock = locked_run(path, verify=(CONFIG, WEIGHTS, HISTORY))  # metrics and latents are recomputed here
+    with lock:
+        dataset = run.dataset() if dataset is None else dataset
         if echo is not None:  # once the lock is held: every refusal comes before it
             echo(f"evaluating {run.path} on {len(dataset.y_test):,} test images of {dataset.name} ...")
         metrics = write_evaluation(run, dataset, train_seconds=run.metrics.get("train_seconds"))
@@ -155,28 +188,30 @@ def redraw_run(path: str | Path, glyphs: bool = False, echo=None, color_by=None)
     from .viz.colour import resolve
     from .viz.figures import plot_run
 
-    check_free(Path(path))
-    run = load_run(path)
-    dataset = run.dataset()
-    no_links_below(run.path, run.path / "figures")  # refused before the line saying it will draw
-    resolve(color_by, dataset, len(dataset.y_test))  # and a colour that is not there, too
-    if echo is not None:
-        echo(f"drawing the figures of {path} ...")
-    with FolderLock(run.path):
+    run, lock = locked_run(path)
+    with lock:
+        dataset = run.dataset()
+        no_links_below(run.path, run.path / "figures")  # refused before the line saying it will draw
+        run.latents()  # checked, for the same reason
+        resolve(color_by, dataset, len(dataset.y_test))  # and a colour that is not there, too
+        if echo is not None:
+            echo(f"drawing the figures of {path} ...")
         written = plot_run(run, dataset, glyphs=glyphs, color_by=color_by)
         write_manifest(run.path)
     return written
 
 
 def write_explorer(run: str | Path | Run, out: str | Path, dataset=None, max_points: int | None = None,
-                   color_by=None) -> Path:
-    """Write the explorer page of ``run`` (a run folder or a loaded :class:`Run`) to ``out``; returns the path."""
+                   color_by=None, overwrite: bool = False) -> Path:
+    """Write the explorer page of ``run`` (a run folder or a loaded :class:`Run`) to ``out``; returns the path.
+    ``out`` may replace only a file latentatlas wrote, unless ``overwrite``."""
     from .viz.explorer import MAX_POINTS, explorer_html
 
+    check_out(out, overwrite)
     run = load_run(run) if not isinstance(run, Run) else run
     html = explorer_html(run, run.dataset() if dataset is None else dataset,
                          MAX_POINTS if max_points is None else max_points, color_by=color_by)
-    return atomic_write_text(out, html)
+    return atomic_write_text(out, html, overwrite)
 
 
 def write_evaluation(run: Run, dataset: Dataset, train_seconds: float | None) -> dict:

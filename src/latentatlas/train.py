@@ -318,6 +318,8 @@ def seed_epoch(seed: int, epoch: int) -> torch.Generator:
 
 
 def pick_device(device: str = "auto") -> str:
+    if not isinstance(device, str):  # torch.device(None) and torch.device(["cpu"]) fail in torch's words
+        raise LatentAtlasError(f"device={device!r} is not a device: use auto, cpu, cuda or cuda:N")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, load_file, save_file
 
 from ._version import __version__
-from ._io import atomic_write
+from ._io import atomic_write, is_utf8
 from .errors import LatentAtlasError
 
 _PICKLE_HINT = "it looks like a pickle (a PyTorch .pt/.pth file); latentatlas loads only safetensors, because loading a pickle can run arbitrary code"
@@ -44,7 +44,16 @@ def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if head[8:9] != b"{" and (head[:1] == b"\x80" or head[:2] == b"PK"):  # pickle protocol >= 2, or torch.save's zip
         raise LatentAtlasError(f"{path}: refused: {_PICKLE_HINT}")
     try:
-        return load_file(path)
+        tensors = load_file(path) if is_utf8(path) else load(path.read_bytes())  # the library takes UTF-8 names only
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise LatentAtlasError(f"{path}: not a valid safetensors file (corrupt or truncated: {msg})") from None
+    # What latentatlas writes is real floating point and finite (training stops at the first non-finite loss):
+    # anything else was put there by hand, and would be cast, or computed with, silently.
+    for name, t in tensors.items():
+        if not t.is_floating_point():
+            raise LatentAtlasError(f"{path}: {name} is {str(t.dtype).removeprefix('torch.')}: latentatlas weights "
+                                   "are real floating-point numbers")
+        if not torch.isfinite(t).all():
+            raise LatentAtlasError(f"{path}: {name} holds NaN or infinite values")
+    return tensors

@@ -7,6 +7,8 @@ many runs. Each command is registered below.
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from .experiment_commands import bench, compare, demo, probe, sweep
@@ -18,6 +20,9 @@ from .run_commands import datasets, evaluate, explore, export, plot, presets, re
 @click.version_option(package_name="latentatlas")
 def main(debug):
     """latentatlas: autoencoders with a chosen latent geometry (plane, sphere, torus; deterministic or variational)."""
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 printed as its bytes, as ls prints it
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
 
 
 for _command in (train, evaluate, plot, export, report, explore, probe, presets, datasets, demo, bench, compare, sweep):

@@ -13,9 +13,11 @@ def _corruption_options(fn):
     """One option per corruption of the registry (``--noise``, ``--occlude``, ...): the levels to probe at."""
     from ..data.corruptions import CORRUPTIONS
 
-    for name, c in reversed(CORRUPTIONS.items()):
-        fn = click.option(f"--{name}", default=c.probe_levels, show_default=True,
-                          help=f"Levels ({c.label}): START:STOP:COUNT or a comma list; '' for none.")(fn)
+    for name, c in reversed(CORRUPTIONS.items()):  # default: the corruption's for each run's images
+        default = c.default_levels((28, 28))
+        shown = f"{default} on 28 x 28 images" if default != c.default_levels((8, 8)) else default or "none"
+        fn = click.option(f"--{name}", default=None, help=f"Levels ({c.label}): START:STOP:COUNT or a comma list; "
+                                                          f"'' for none [default: {shown}].")(fn)
     return fn
 
 
@@ -25,25 +27,29 @@ def _corruption_options(fn):
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seeds the corruptions.")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Also draw every run's curves on one axis into this PNG.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT even if latentatlas did not write it.")
 @friendly_errors
-def probe(runs, seed, out, **levels):
+def probe(runs, seed, out, overwrite, **levels):
     """Sweep trained runs over corrupted inputs (and, for runs with held-out classes, score novelty detection):
     probe.json and figures into each run folder."""
     from ..experiments.probe import format_probe, parse_levels, probe_run, probe_curves_png
-    from .._io import check_writable
-    from ..runs import load_run
+    from .._guard import check_out
+    from ..runs import load_run, locked_run
 
     if out is not None:
-        check_writable(out)
+        check_out(out, overwrite)
     asked = {name: parse_levels(name, text) for name, text in levels.items()}
     loaded = [load_run(r) for r in runs]  # every run and level checked before the first is probed
     results = []
-    for run in loaded:
-        results.append(probe_run(run, asked, seed=seed))
+    for i, path in enumerate(runs):
+        run, lock = locked_run(path)  # read and written under the run's lock: never a run being trained
+        with lock:
+            loaded[i] = run
+            results.append(probe_run(run, asked, seed=seed))
         click.echo(format_probe(results[-1]))
         click.echo(f"wrote {run.path / 'probe.json'} and its figures ({results[-1]['seconds']:.1f} s)")
     if out is not None:
-        click.echo(f"wrote {probe_curves_png([(r.path.name, p) for r, p in zip(loaded, results)], out)}")
+        click.echo(f"wrote {probe_curves_png([(r.path.name, p) for r, p in zip(loaded, results)], out, overwrite)}")
 
 
 @click.command(short_help="The tutorial in one go: train, evaluate, compare, report.")
@@ -56,11 +62,11 @@ def probe(runs, seed, out, **levels):
 @friendly_errors
 def demo(data, epochs, out):
     """The tutorial in one go: deep-2d, deep-3d, deep-s2 and the atlas maps; evaluate, draw, compare, report."""
-    from .._io import check_page_out
+    from .._guard import check_out
     from ..experiments.demo import comparison_table, run_demo
     from ..viz.report import write_report
 
-    check_page_out(out / "report.html")  # before the minutes of training: a report.html of the user's stays
+    check_out(out / "report.html")  # before the minutes of training: a report.html of the user's stays
     runs = run_demo(out, data=data, epochs=epochs, echo=click.echo)
     click.echo("\n" + comparison_table(runs) + "\n")
     for r in runs:
@@ -86,7 +92,8 @@ def demo(data, epochs, out):
 @friendly_errors
 def bench(presets_, data, epochs, batch_size, device, precision, json_path, to_quality, recipe):
     """Time latentatlas's trainer against the tutorial's plain loop on the same job."""
-    from .._io import atomic_write_json, check_writable
+    from .._guard import check_out
+    from .._io import atomic_write_json
     from ..experiments.bench import benchmark, format_result, format_to_quality
     from ..experiments.bench import to_quality as time_to_quality
     from ..config import RunConfig
@@ -101,7 +108,7 @@ def bench(presets_, data, epochs, batch_size, device, precision, json_path, to_q
             resolve_runtime(RunConfig(preset=preset, device=device, precision=precision,
                                       **get_recipe(recipe).settings(preset)))
     if json_path is not None:
-        check_writable(json_path)
+        check_out(json_path, name="json")
     dataset = load_dataset(data)
     jobs = {}
     for preset in presets_:
@@ -147,7 +154,11 @@ def compare(runs, presets, seeds, data, epochs, out, baselines, pca, recipe, sta
     that differ in more than the seed are separate rows, and baselines are fitted per data set."""
     from ..experiments.compare import compare as run_compare
     from ..experiments.compare import compare_runs
-    from ..experiments.compare_outputs import encoder_maps_figure, format_table, summary, write_outputs
+    from .._guard import check_out
+    from ..experiments.compare_outputs import OUTPUTS, encoder_maps_figure, format_table, summary, write_outputs
+
+    for name in OUTPUTS:  # before the minutes of training: a compare.csv of the user's stays
+        check_out(out / name)
     if pca is not None:
         click.echo(f"note: --{'' if pca else 'no-'}pca is deprecated: use --baselines", err=True)
     if runs:

@@ -19,7 +19,9 @@ def friendly_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (LatentAtlasError, OSError) as e:
+        except Exception as e:
+            if not isinstance(e, (LatentAtlasError, OSError)) and not out_of_memory(e):
+                raise  # a bug: its traceback is what a report needs
             if click.get_current_context().find_root().params.get("debug"):
                 raise
             click.echo(f"error: {one_line(e)}", err=True)  # in the command line's words (--overwrite)
@@ -28,8 +30,20 @@ def friendly_errors(fn):
     return wrapper
 
 
+def out_of_memory(e: Exception) -> bool:
+    """Python's MemoryError, or torch's (a RuntimeError from its CPU allocator, ``OutOfMemoryError`` on a GPU):
+    what the size checks before memory (``_limits``) could not foresee, such as memory other programs took since."""
+    return isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or (
+        isinstance(e, RuntimeError) and "can't allocate memory" in str(e))
+
+
 def one_line(e: Exception) -> str:
-    """A file system error as the user sees it: the file and what went wrong, without the temp-file detail."""
+    """A file system error as the user sees it: the file and what went wrong, without the temp-file detail; running
+    out of memory, as what happened and what to do."""
+    if out_of_memory(e):
+        what = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        return (f"out of memory{f' ({what})' if what else ''}: give a smaller data set, image size, batch size or "
+                "network, or close other programs")
     if isinstance(e, OSError) and e.strerror:
         name = e.filename2 or e.filename
         if name is not None and Path(name).name.startswith(".") and Path(name).name.endswith(".tmp"):

@@ -25,7 +25,7 @@ def train(out, overwrite, resume, tensorboard, recipe, **params):
     """Train a model into a run folder, evaluate it and draw its figures."""
     from ..config import RunConfig
 
-    from .._io import check_writable
+    from .._guard import check_out_folder
     from ..data.sources import check_source
     from ..errors import LatentAtlasError, option
 
@@ -36,7 +36,7 @@ def train(out, overwrite, resume, tensorboard, recipe, **params):
     check_source(params["data"])
     if out.exists() and not out.is_dir():
         raise LatentAtlasError(f"{out} is a file, not a run folder: choose another {option('out')}")
-    check_writable(out, folder=True)
+    check_out_folder(out)
     cfg = RunConfig(**with_recipe(recipe, params)).resolved()  # a wrong preset is refused before torch is imported
     from ..run_training import enough_steps, train_run
 
@@ -104,15 +104,14 @@ def export(run, onnx, out):
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("report.html"), show_default=True,
               help="The HTML file to write.")
-@click.option("--overwrite", is_flag=True, help="Replace OUT even if it is not a page latentatlas wrote.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT even if latentatlas did not write it.")
 @color_by_option
 @friendly_errors
 def report(runs, out, overwrite, color_by):
     """Write one self-contained HTML report (offline, mailable) of one or more runs."""
-    from .._io import check_page_out
     from ..viz.report import write_report
 
-    click.echo(f"wrote {write_report(runs, check_page_out(out, overwrite), color_by=color_by)}")
+    click.echo(f"wrote {write_report(runs, out, overwrite, color_by=color_by)}")
 
 
 @click.command(short_help="Write a run's live explorer page: it decodes under the mouse.")
@@ -123,28 +122,30 @@ def report(runs, out, overwrite, color_by):
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="With --serve; 0 picks a free one.")
 @click.option("--max-points", type=click.IntRange(min=1), default=None,
               help="Test points drawn; larger test sets show a fixed random subset [default: 20,000].")
-@click.option("--overwrite", is_flag=True, help="Replace OUT even if it is not a page latentatlas wrote.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT even if latentatlas did not write it.")
 @color_by_option
 @friendly_errors
 def explore(run, out, serve, port, max_points, overwrite, color_by):
     """Write the live explorer of a run: hover anywhere on its latent maps to see the decoded image."""
-    from .._io import check_page_out
     from ..runs import write_explorer
     from ..viz.explorer import open_in_browser, page_server
 
     limit = {} if max_points is None else {"max_points": max_points}
-    page = write_explorer(run, check_page_out(Path("explorer.html") if out is None else out, overwrite),
-                          color_by=color_by, **limit)
-    click.echo(f"wrote {page} (open it in a browser; it works offline)")
-    if serve:
-        server = page_server(page, port)
+    server = page_server(port=port) if serve else None  # bound first: a busy port is refused before any write
+    try:
+        page = write_explorer(run, Path("explorer.html") if out is None else out, overwrite=overwrite, color_by=color_by, **limit)
+        click.echo(f"wrote {page} (open it in a browser; it works offline)")
+        if server is None:
+            return
+        server.load(page)
         click.echo(f"serving it at {server.url} (Ctrl-C stops)")
         open_in_browser(server.url)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
             pass
-        finally:
+    finally:
+        if server is not None:
             server.server_close()
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, ClassVar
 
+from .._limits import MAX_ROTATION
 from ..errors import LatentAtlasError
 
 if TYPE_CHECKING:  # torch is imported where pixels are changed, so that the command line starts fast
@@ -30,6 +31,10 @@ class Corruption:
     kind: ClassVar[type] = float
     label: ClassVar[str]  # the level's axis label in figures
     probe_levels: ClassVar[str] = ""  # what `latentatlas probe` sweeps unless told (START:STOP:COUNT; "": none)
+
+    def default_levels(self, image_shape: tuple[int, ...] | None) -> str:
+        """What ``latentatlas probe`` sweeps unless told, on images of ``image_shape`` (None: not images)."""
+        return self.probe_levels
 
     def check(self, level, image_shape: tuple[int, ...] | None = None) -> None:
         """Refuse, in one line, a level this corruption cannot take (:meth:`check_level`) or one that does not fit
@@ -86,6 +91,13 @@ class Occlusion(Corruption):
 
     name, level, kind, label, probe_levels = "occlude", "size", int, "side of the missing square (pixels)", "0:14:8"
 
+    def default_levels(self, image_shape):
+        """From no patch to half the image's side, in at most 8 levels: 0:14:8 on 28 x 28, 0:4:5 on 8 x 8."""
+        if image_shape is None or len(image_shape) != 2:
+            return ""
+        half = min(image_shape) // 2
+        return f"0:{half}:{min(8, half + 1)}"
+
     def check_level(self, level):
         if not isinstance(level, int) or isinstance(level, bool) or level < 0:
             raise LatentAtlasError(f"{self.name}: size={level!r} must be a whole number of pixels >= 0")
@@ -117,6 +129,15 @@ class Rotation(Corruption):
     ``numpy.rot90`` turns by 90; bilinear, with zeros where no pixel of the image lands."""
 
     name, level, label, probe_levels = "rotate", "degrees", "rotation (degrees, counter-clockwise)", "0:180:7"
+
+    def default_levels(self, image_shape):
+        return self.probe_levels if image_shape is not None and len(image_shape) == 2 else ""
+
+    def check_level(self, level):
+        super().check_level(level)
+        if abs(level) > MAX_ROTATION:
+            raise LatentAtlasError(f"{self.name}: degrees={level!r} is out of range: it must lie in "
+                                   f"[-{MAX_ROTATION}, {MAX_ROTATION}]")
 
     def check(self, level, image_shape=None):
         self.check_level(level)

@@ -142,8 +142,13 @@ def check_pixels(x: np.ndarray, what: str) -> None:
         raise LatentAtlasError(f"{what}: pixels of dtype {x.dtype}: give uint8 0..255 or floats in [0, 1]")
     if not np.isfinite(x).all():
         raise LatentAtlasError(f"{what}: the data contain NaN or infinite values")
-    lo, hi = float(x.min()), float(x.max())
+    lo, hi = x.min(), x.max()
     if lo < 0:  # scikit-learn's wording for positive-only estimators
-        raise LatentAtlasError(f"{what}: Negative values in data passed to latentatlas (min {lo:g}): pixels must lie in [0, 1], or pass uint8 0..255, or scale them (scaling minmax or auto)")
+        raise LatentAtlasError(f"{what}: Negative values in data passed to latentatlas (min {_exact(lo)}): pixels must lie in [0, 1], or pass uint8 0..255, or scale them (scaling minmax or auto)")
     if hi > 1:
-        raise LatentAtlasError(f"{what}: float pixels range over [{lo:g}, {hi:g}]: floats must lie in [0, 1] (divide 0..255 data by 255, or pass uint8), or scale them (scaling minmax or auto)")
+        raise LatentAtlasError(f"{what}: float pixels range over [{_exact(lo)}, {_exact(hi)}]: floats must lie in [0, 1] (divide 0..255 data by 255, or pass uint8), or scale them (scaling minmax or auto)")
+
+
+def _exact(v: np.floating) -> str:
+    """A float in the fewest digits that tell it from every other of its dtype: 1.0000001 past 1, not "1"."""
+    return np.format_float_positional(v, unique=True, trim="-") if 1e-4 <= abs(float(v)) < 1e6 or v == 0 else str(v)

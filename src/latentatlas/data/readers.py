@@ -35,10 +35,33 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             if head[:2] != _GZIP_MAGIC:
                 shape, dtype, header = _idx_header(head, path.name)
                 _check_payload(path.name, shape, dtype, os.fstat(f.fileno()).st_size - header)
-            raw = head + f.read()
+                check_fits(math.prod(shape) * dtype.itemsize, f"{path.name}: its {' x '.join(map(str, shape))} array")
+            if head[:2] == _GZIP_MAGIC:
+                raw = head + f.read()  # compressed bytes: what inflates is capped by _gunzip_idx
+            else:
+                raw = bytearray(os.fstat(f.fileno()).st_size)  # its size checked against the header above
+                raw[:len(head)] = head
+                f.readinto(memoryview(raw)[len(head):])
     except OSError as e:
         raise LatentAtlasError(f"{path}: cannot read ({e.strerror or e})") from None
     return parse_idx(raw, path.name)
+
+
+def idx_shape(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype an IDX file's header (raw or gzipped) claims, read without its payload."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as e:
+        raise LatentAtlasError(f"{path}: cannot read ({e.strerror or e})") from None
+    if head[:2] == _GZIP_MAGIC:
+        try:
+            head = zlib.decompressobj(wbits=31).decompress(head, _MAX_IDX_HEADER)
+        except zlib.error as e:
+            raise LatentAtlasError(f"{path.name}: corrupt or truncated gzip data ({e})") from None
+    shape, dtype, _ = _idx_header(head[:_MAX_IDX_HEADER], path.name)
+    return shape, dtype
 
 
 def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
@@ -76,27 +99,34 @@ def _check_payload(name: str, shape: tuple[int, ...], dtype: np.dtype, found: in
     return expected
 
 
-def _gunzip_idx(raw: bytes, name: str) -> bytes:
+def _gunzip_idx(raw: bytes, name: str) -> memoryview:
     """Decompress a gzipped IDX file in a stream capped at the size its own header implies (plus one byte, to
-    tell trailing data): a small file that inflates to gigabytes stops at the cap."""
-    out = bytearray()
+    tell trailing data): a small file that inflates to gigabytes stops at the cap. The output is allocated once,
+    at the header's size, after that size is checked against memory: never grown, never copied."""
+    out = bytearray(_MAX_IDX_HEADER)
+    n = 0  # bytes of ``out`` filled
     limit = _MAX_IDX_HEADER  # until the header is known
-    known = False
+    known, header = False, 0
     d, pending = zlib.decompressobj(wbits=31), raw
     try:
         while True:
-            chunk = d.decompress(pending, min(1 << 20, limit + 1 - len(out)))
+            chunk = d.decompress(pending, min(1 << 20, limit + 1 - n if known else _MAX_IDX_HEADER - n))
             pending = d.unconsumed_tail
-            out += chunk
-            if not known and len(out) >= 4 and (len(out) >= _MAX_IDX_HEADER or d.eof):
-                shape, dtype, header = _idx_header(bytes(out[:_MAX_IDX_HEADER]), name)
+            if n + len(chunk) > limit:
+                raise LatentAtlasError(f"{name}: trailing bytes: it decompresses to more than the "
+                                       f"{limit - header} payload bytes its header says")
+            out[n:n + len(chunk)] = chunk
+            n += len(chunk)
+            if not known and n >= 4 and (n >= _MAX_IDX_HEADER or d.eof):
+                shape, dtype, header = _idx_header(bytes(out[:min(n, _MAX_IDX_HEADER)]), name)
                 limit = header + check_fits(math.prod(shape) * dtype.itemsize,
                                             f"{name}: its header's {' x '.join(map(str, shape))} array of {dtype.name}",
                                             "a damaged or hostile header")
-                known = True
-            if len(out) > limit:
-                raise LatentAtlasError(f"{name}: trailing bytes: it decompresses to more than the "
-                                       f"{limit - header} payload bytes its header says")
+                # np.empty, not bytearray, which zero-fills: a header that claims gigabytes over a few bytes costs
+                # address space, not gigabytes written (3.4 GB took 2 s), and fails at the first missing byte.
+                grown = memoryview(np.empty(limit, np.uint8))
+                grown[:n] = out[:n]
+                out, known = grown, True
             if d.eof:
                 if not d.unused_data.strip(b"\0"):
                     break
@@ -105,7 +135,7 @@ def _gunzip_idx(raw: bytes, name: str) -> bytes:
                 raise LatentAtlasError(f"{name}: corrupt or truncated gzip data (the stream ends early)")
     except zlib.error as e:
         raise LatentAtlasError(f"{name}: corrupt or truncated gzip data ({e})") from None
-    return bytes(out)
+    return memoryview(out)[:n]
 
 
 def find_idx_files(folder: Path) -> dict[str, Path]:
@@ -132,15 +162,19 @@ def load_idx_folder(folder: str | os.PathLike, name: str | None = None, classes=
     """A folder holding MNIST-style IDX files (train/test images and labels)."""
     folder = Path(folder)
     files = find_idx_files(folder)
-    arrays = {role: read_idx(path) for role, path in files.items()}
+    # The four headers first: files that disagree, or together cannot fit, are refused before a payload is read.
+    shapes = {role: idx_shape(path) for role, path in files.items()}
     for role, path in files.items():
-        want = 3 if role.endswith("images") else 1
-        if arrays[role].ndim != want:
-            raise LatentAtlasError(f"{path.name}: {role.replace('_', ' ')} must be {want}-D, this IDX file is {arrays[role].ndim}-D (mislabelled file?)")
+        want, got = 3 if role.endswith("images") else 1, len(shapes[role][0])
+        if got != want:
+            raise LatentAtlasError(f"{path.name}: {role.replace('_', ' ')} must be {want}-D, this IDX file is {got}-D (mislabelled file?)")
     for split in ("train", "test"):
-        n_x, n_y = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
+        n_x, n_y = shapes[f"{split}_images"][0][0], shapes[f"{split}_labels"][0][0]
         if n_x != n_y:
             raise LatentAtlasError(f"{files[f'{split}_labels'].name}: {n_y} labels for {n_x} images: labels of the wrong length")
+    check_fits(sum(math.prod(s) * d.itemsize for s, d in shapes.values()), f"{folder}: its four IDX files' arrays",
+               "a damaged or hostile header")
+    arrays = {role: read_idx(path) for role, path in files.items()}
     train_labels, test_labels = (labels_from(arrays[r], files[r].name, classes) for r in ("train_labels", "test_labels"))
     return Dataset(name or folder.name, arrays["train_images"], train_labels, arrays["test_images"], test_labels, classes)
 
@@ -159,11 +193,13 @@ def load_npz(path: str | os.PathLike, name: str | None = None) -> Dataset:
                 raise LatentAtlasError(f"{path.name}: missing arrays {', '.join(missing)}; an .npz needs {', '.join(keys)}")
             # NAME_test: per-sample values of the test set to colour maps by (heading_test, speed_test).
             extra = [k for k in f.files if k.endswith("_test") and k not in keys and len(k) > len("_test")]
-            with zipfile.ZipFile(path) as z:
+            with zipfile.ZipFile(path) as z:  # every header first: nothing is decompressed that cannot be kept
+                shapes = {}
                 for k in (*keys, *extra):
                     info = z.getinfo(f"{k}.npy")
                     with z.open(info) as member:
-                        _check_npy_header(member, info.file_size, f"{path.name} ({k})")
+                        shapes[k] = _check_npy_header(member, info.file_size, f"{path.name} ({k})")
+            _check_together(path.name, shapes)  # the four arrays; the extras' sizes were checked one by one
             arrays = {k: f[k] for k in keys}
             values = {k[: -len("_test")]: f[k] for k in extra}
             names = f["class_names"] if "class_names" in f.files else None  # optional: one name per label
@@ -208,7 +244,9 @@ def load_npy_folder(folder: str | os.PathLike, name: str | None = None) -> Datas
     for k in NPY_KEYS:
         try:
             with open(folder / f"{k}.npy", "rb") as f:
-                _check_npy_header(f, os.fstat(f.fileno()).st_size, f"{k}.npy")
+                header = _check_npy_header(f, os.fstat(f.fileno()).st_size, f"{k}.npy")
+            if k.startswith("y") and header is not None:  # labels are read whole; images are memory-mapped
+                check_fits(math.prod(header[0]) * header[1].itemsize, f"{k}.npy")
             arrays[k] = np.load(folder / f"{k}.npy", mmap_mode="r" if k.startswith("x") else None, allow_pickle=False)
         except (ValueError, OSError, EOFError) as e:
             raise LatentAtlasError(f"{k}.npy: not a valid .npy file ({str(e).splitlines()[0]})") from None
@@ -229,12 +267,26 @@ def _check_npy_header(f, size: int, name: str) -> None:
     except (ValueError, OSError, EOFError, SyntaxError, TypeError) as e:
         raise LatentAtlasError(f"{name}: not a valid .npy file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     if dtype.hasobject:
-        return  # refused as a pickle by np.load, with its own message
+        return None  # refused as a pickle by np.load, with its own message
     expected = math.prod(shape) * dtype.itemsize
     check_fits(expected, f"{name}: its header's {' x '.join(map(str, shape)) or 'scalar'} array of {dtype}",
                "a damaged or hostile header")
     if expected > size - f.tell():
         raise LatentAtlasError(f"{name}: truncated: the header says {expected} data bytes, the file holds {size - f.tell()}")
+    return shape, dtype
+
+
+def _check_together(name: str, shapes: dict) -> None:
+    """Refuse, from their headers alone, arrays whose counts disagree or that together cannot fit in memory."""
+    if any(v is None for v in shapes.values()):
+        return  # a newer format or object arrays: np.load refuses or reads them as it can
+    for split in ("train", "test"):
+        (sx, _), (sy, _) = shapes[f"x_{split}"], shapes[f"y_{split}"]
+        if sx[:1] != sy[:1]:
+            raise LatentAtlasError(f"{name}: {sx[0] if sx else 0} {split} images but labels of shape {sy}: "
+                                   "labels of the wrong length")
+    check_fits(sum(math.prod(s) * d.itemsize for s, d in shapes.values()), f"{name}: its four arrays",
+               "a damaged or hostile header")
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")

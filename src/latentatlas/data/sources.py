@@ -91,7 +91,8 @@ class MNIST:
         dest = cache_dir() / self.name
         for role, filename in self.files.items():
             if not (dest / filename).is_file():  # kept from an earlier, interrupted download
-                atomic_write_bytes(dest / filename, self._fetch(role, dest))
+                # A cache of verified files, never replaced (only missing ones are written): no ledger to prove them.
+                atomic_write_bytes(dest / filename, self._fetch(role, dest), ledger=False)
         return dest
 
     def _fetch(self, role: str, dest: Path) -> bytes:
@@ -211,14 +212,25 @@ SOURCES = {s.name: s for s in (MNIST5k(), Digits(), FashionMNIST(), MNIST(), *PO
 def data_reference(name_or_path: str) -> str:
     """How a run records its data: a registered name as it is, a path made absolute, so that the run folder finds
     its data from any working folder."""
+    name_or_path = _name_or_path(name_or_path)
     path = Path(name_or_path).expanduser()
     if name_or_path in SOURCES or not path.exists():  # a name, or a typo that load_dataset reports as given
         return name_or_path
     return str(path.resolve())
 
 
+def _name_or_path(value) -> str | os.PathLike:
+    """``value`` if it can name a data set; bytes (a file name as the file system holds it) as a str."""
+    if isinstance(value, bytes):
+        value = os.fsdecode(value)
+    if not isinstance(value, (str, os.PathLike)):
+        raise LatentAtlasError(f"data={value!r} is not a data set: give a name ({', '.join(SOURCES)}) or a path")
+    return value
+
+
 def check_source(name_or_path: str) -> None:
     """Refuse, without loading it, a data set that ``load_dataset`` could not even find."""
+    name_or_path = _name_or_path(name_or_path)
     if not (isinstance(name_or_path, str) and name_or_path in SOURCES) and not Path(name_or_path).exists():
         raise _unknown(name_or_path)
 
@@ -237,7 +249,7 @@ def load_dataset(name_or_path: str | os.PathLike, image_size: int | None = None)
 
     Parameters
     ----------
-    name_or_path : str or path-like
+    name_or_path : str, bytes or path-like
         A name in ``SOURCES`` (``mnist-5k``, ``digits``, ``fashion-mnist``, ``mnist``), or an ``.npz`` file, a folder
         of MNIST-style IDX files, a folder of ``.npy`` arrays (memory-mapped) or a folder of PNG/JPEG images.
     image_size : int, optional
@@ -253,6 +265,10 @@ def load_dataset(name_or_path: str | os.PathLike, image_size: int | None = None)
     >>> ds.x_train.shape, ds.x_test.shape
     ((1437, 8, 8), (360, 8, 8))
     """
+    from ..config import check_setting
+
+    check_setting("image_size", image_size)  # refused whatever the source, though only image folders use it
+    name_or_path = _name_or_path(name_or_path)
     if isinstance(name_or_path, str) and name_or_path in SOURCES:
         return SOURCES[name_or_path].load()
     path = Path(name_or_path)

@@ -204,6 +204,8 @@ def compare_runs(paths, baselines: str | Sequence[str] = ("pca",), echo=print, *
     """
     baselines = resolve_baselines(baselines, pca)
     runs = [load_run(p) for p in paths]
+    for run in runs:
+        run.latents()  # checked now: a damaged latents.npz is refused before the table and any output
     groups: dict[RunConfig, list[Run]] = {}  # config with seed 0 -> its runs (RunConfig equality ignores ``extra``)
     for run in runs:
         group = groups.setdefault(dataclasses.replace(run.config, seed=0), [])

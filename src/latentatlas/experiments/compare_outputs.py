@@ -17,6 +17,9 @@ from .. import metrics as metrics_table
 from ..runs import Run
 from .baselines import BaselineMap
 
+OUTPUTS = ("compare.json", "compare.csv", "encoder_maps.png")  # what compare writes into its --out folder
+
+
 def columns() -> tuple:
     """The metrics compare tabulates, read from ``metrics.METRICS`` when asked (a metric added there is a column)."""
     return tuple(m for m in metrics_table.METRICS if m.compared)
@@ -95,7 +98,7 @@ def encoder_maps(runs: list[Run], maps: Sequence[BaselineMap] = ()):
     for ax, run in zip(axes.flat, runs):
         lat = run.latents()
         labels.update(int(v) for v in np.unique(lat["y_test"]))
-        name = f"{run.config.preset or run.path.name}, seed {run.config.seed}"
+        name = mpl_text(f"{run.config.preset or run.path.name}, seed {run.config.seed}")
         charts = run.model.geometry.charts()
         if charts:
             chart = charts[0]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .._io import check_writable
+from .._guard import check_out
 from .._table import text_table
 from ..config import RunConfig
 from ..data import load_dataset
@@ -27,7 +27,7 @@ def run_demo(out: str | Path = "runs/demo", data: str = "mnist-5k", epochs: int 
     configs = [RunConfig(preset=preset, data=data, seed=seed, **({} if epochs is None else {"epochs": epochs}))
                for preset in DEMO_PRESETS]
     configs = [cfg.resolved() for cfg in configs]  # every setting checked before anything is said or trained
-    check_writable(out / "report.html")
+    check_out(out / "report.html")
     dataset = load_dataset(data)
     configs = [enough_steps(cfg, epochs is not None, dataset)[0] for cfg in configs]
     runs = []

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 
 from .._io import atomic_write_json
+from .._limits import MAX_PROBE_LEVELS
+from .._lock import FolderLock
 from ..data import Dataset, parse_transform
 from ..data.corruptions import CORRUPTIONS, get_corruption
 from ..data.spec import held_out
@@ -36,10 +38,13 @@ N_TRAILS = 60  # test points whose latent trails the map figures draw
 N_GRID = 8  # test images per level in the grid of corrupted inputs and reconstructions
 
 
-def parse_levels(name: str, text: str) -> tuple:
+def parse_levels(name: str, text: str | None) -> tuple | None:
     """Levels of corruption ``name`` from ``START:STOP:COUNT`` (evenly spaced, both ends included) or a comma
-    list; '' gives none. Each level is checked against the corruption's range; a bad one is refused in one line."""
+    list; '' gives none, None the corruption's default for each run's images. Each level is checked against the
+    corruption's range; a bad one is refused in one line."""
     corruption = get_corruption(name)
+    if text is None:
+        return None
     text = str(text).strip()
     if not text:
         return ()
@@ -49,9 +54,15 @@ def parse_levels(name: str, text: str) -> tuple:
             count = int(count)
             if count < 1:
                 raise ValueError
+            if count > MAX_PROBE_LEVELS:  # before linspace allocates them: each level is a pass over the test set
+                raise LatentAtlasError(f"{name} levels {text!r}: {count:,} levels; at most {MAX_PROBE_LEVELS} are probed")
             levels = np.linspace(float(start), float(stop), count).tolist()
         else:
             levels = [float(v) for v in text.split(",") if v.strip()]
+            if len(levels) > MAX_PROBE_LEVELS:
+                raise LatentAtlasError(f"{name} levels: {len(levels):,} levels; at most {MAX_PROBE_LEVELS} are probed")
+    except LatentAtlasError:
+        raise
     except ValueError:
         raise LatentAtlasError(f"{name} levels {text!r}: write START:STOP:COUNT (e.g. {corruption.probe_levels or '0:1:5'})"
                                " or a comma-separated list") from None
@@ -67,14 +78,22 @@ def parse_levels(name: str, text: str) -> tuple:
     return tuple(dict.fromkeys(levels))
 
 
-def probe_run(run: Run, levels: dict[str, tuple], seed: int = 0, dataset: Dataset | None = None,
+def probe_run(run: Run, levels: dict[str, tuple | None], seed: int = 0, dataset: Dataset | None = None,
               figures: bool = True) -> dict:
-    """Sweep ``run`` over ``levels`` ({corruption name: levels}); write ``probe.json`` (and the figures) into its
-    folder and return what it holds. Every level is checked against the images before any work."""
+    """Sweep ``run`` over ``levels`` ({corruption name: levels, or None for the corruption's default for the run's
+    images}); write ``probe.json`` (and the figures) into its folder and return what it holds. Every level is checked against the images before any work. The run's lock is
+    held throughout (``runs.locked_run`` takes it before loading, as the command does)."""
+    with FolderLock(run.path):
+        return _probe_run(run, levels, seed, dataset, figures)
+
+
+def _probe_run(run: Run, levels: dict[str, tuple], seed: int, dataset: Dataset | None, figures: bool) -> dict:
     t0 = time.perf_counter()
-    levels = {name: tuple(lvls) for name, lvls in levels.items() if len(lvls)}
     dataset = run.dataset() if dataset is None else dataset
     shape = _image_shape(dataset)
+    levels = {name: parse_levels(name, get_corruption(name).default_levels(shape)) if lvls is None else tuple(lvls)
+              for name, lvls in levels.items()}
+    levels = {name: lvls for name, lvls in levels.items() if len(lvls)}
     for name, lvls in levels.items():
         for level in lvls:
             get_corruption(name).check(level, shape)
@@ -253,10 +272,11 @@ def format_probe(result: dict) -> str:
     return "\n".join(lines)
 
 
-def probe_curves_png(results: list[tuple[str, dict]], out: str | Path) -> Path:
-    """Several runs' probe curves on one set of axes, as a PNG at ``out``."""
+def probe_curves_png(results: list[tuple[str, dict]], out: str | Path, overwrite: bool = False) -> Path:
+    """Several runs' probe curves on one set of axes, as a PNG at ``out`` (replacing only a file latentatlas wrote,
+    unless ``overwrite``)."""
     from .._io import atomic_write_bytes
     from ..viz.plots import png_bytes
     from ..viz.probe_figures import probe_curves
 
-    return atomic_write_bytes(out, png_bytes(probe_curves(results)))
+    return atomic_write_bytes(out, png_bytes(probe_curves(results)), overwrite)

@@ -68,7 +68,7 @@ def sweep(spec_path: str | Path, out: str | Path, storage: str | None = None, wo
     if (out / SPEC_FILE).is_file():
         try:
             recorded = json.loads((out / SPEC_FILE).read_text())
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, RecursionError) as e:
             raise LatentAtlasError(f"{out / SPEC_FILE}: unreadable ({e}); give the sweep another {option('out')}") from None
         _refuse_other_spec(spec, recorded, f"{out} holds a sweep of another spec", f"give this one another {option('out')}")
         legacy = _is_legacy(recorded)

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import base64
 import http.server
+import io
 import json
+import math
 import re
+import socket
 import sys
+import threading
+import time
 import webbrowser
 from importlib import resources
 from pathlib import Path
@@ -22,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._limits import IDLE_TIMEOUT_S, MAX_CONNECTIONS, REQUEST_TIMEOUT_S
 from ..data.spec import held_out
 from ..errors import LatentAtlasError
 from ..metrics import METRIC, neighbourhood_preservation
@@ -172,18 +178,51 @@ def _b64(a: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes()).decode("ascii")
 
 
-IDLE_TIMEOUT_S = 30  # a connection that sends nothing for this long is closed, so idle ones cannot pile up
+REFUSED = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\n"
+           b"Connection: close\r\n\r\n")
 
 
 class PageServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 64  # connections the kernel holds until accepted: past 5 (the default) a burst waits 1 s
 
-    def __init__(self, page: bytes, host: str, port: int, idle_timeout: float = IDLE_TIMEOUT_S, log=None):
+    def __init__(self, page: bytes, host: str, port: int, idle_timeout: float = IDLE_TIMEOUT_S, log=None,
+                 request_timeout: float = REQUEST_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS):
         self.page = page
-        self.idle_timeout = idle_timeout
+        self.idle_timeout, self.request_timeout = idle_timeout, request_timeout
+        self.max_connections = max_connections
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._full = False  # the cap was reached: said once, until a connection frees a slot
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         super().__init__((host, port), _PageHandler)
         self.allowed_hosts = {f"127.0.0.1:{self.server_port}", f"localhost:{self.server_port}"}
+
+    def process_request(self, request, client_address):
+        """A thread for the connection while fewer than ``max_connections`` are open; else 503 now, no thread."""
+        if not self._slots.acquire(blocking=False):
+            if not self._full:
+                self._full = True
+                self.log(f"explorer: {self.max_connections} connections open, the most served at once: refusing "
+                         "more (503) until some close")
+            try:
+                request.setblocking(False)  # never wait on a client that does not read
+                request.send(REFUSED)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._full = False
+            self._slots.release()
 
     def handle_error(self, request, client_address):
         """A client gone mid-answer is normal for a browser (a reload, a closed tab): one line, not a traceback."""
@@ -191,17 +230,52 @@ class PageServer(http.server.ThreadingHTTPServer):
         what = "disconnected" if isinstance(e, (ConnectionError, TimeoutError)) else "failed"
         self.log(f"explorer: connection from {client_address[0]}:{client_address[1]} {what} ({type(e).__name__}: {e})")
 
+    def load(self, page: str | Path) -> None:
+        """Serve the file ``page`` (read once, now)."""
+        try:
+            self.page = Path(page).read_bytes()
+        except OSError as e:
+            self.server_close()
+            raise LatentAtlasError(f"cannot serve {page}: {e.strerror or e}") from None
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_port}/"
 
 
+class _Deadline(io.RawIOBase):
+    """A connection's reading side that waits at most ``idle`` for each piece and never past ``deadline``."""
+
+    def __init__(self, sock: socket.socket, deadline: float, idle: float, total: float):
+        self.sock, self.deadline, self.idle, self.total = sock, deadline, idle, total
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"the request did not arrive within {self.total:g} s")
+        self.sock.settimeout(min(self.idle, left))
+        try:
+            return self.sock.recv_into(buffer)
+        except TimeoutError:
+            if time.monotonic() >= self.deadline:
+                raise TimeoutError(f"the request did not arrive within {self.total:g} s") from None
+            raise TimeoutError(f"nothing sent for {self.idle:g} s") from None
+
+
 class _PageHandler(http.server.BaseHTTPRequestHandler):
-    """Serves the one page at ``/``; any other path is 404, and any Host but our own is 403 (DNS rebinding)."""
+    """Serves the one page at ``/``; any other path is 404, and a request with any Host but our own, or more than
+    one Host, is 403 (DNS rebinding: a second Host header must not slip past the check of the first)."""
 
     def setup(self):
         self.timeout = self.server.idle_timeout  # StreamRequestHandler puts it on the socket
         super().setup()
+        self.deadline = time.monotonic() + self.server.request_timeout
+        self.rfile.close()  # the socket's own reader: unclosed, it would keep the socket open after close()
+        self.rfile = io.BufferedReader(_Deadline(self.connection, self.deadline, self.server.idle_timeout,
+                                                 self.server.request_timeout))
 
     def do_GET(self):
         self._respond(body=True)
@@ -210,7 +284,8 @@ class _PageHandler(http.server.BaseHTTPRequestHandler):
         self._respond(body=False)
 
     def _respond(self, body: bool):
-        if self.headers.get("Host") not in self.server.allowed_hosts:
+        hosts = self.headers.get_all("Host") or []
+        if len(hosts) != 1 or hosts[0] not in self.server.allowed_hosts:
             return self.send_error(403, "unexpected Host header")
         if self.path.split("?", 1)[0] not in ("/", "/index.html"):
             return self.send_error(404)
@@ -220,25 +295,41 @@ class _PageHandler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Security-Policy", CSP)
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
-        if body:
+        if body:  # the whole answer within what is left of the request's time (sendall's timeout is its total)
+            self.connection.settimeout(max(self.deadline - time.monotonic(), 0.001))
             self.wfile.write(self.server.page)
 
     def log_message(self, *args):  # quiet: the CLI prints the URL once
         pass
 
     def log_error(self, format, *args):  # an idle connection timed out: one line (refusals it sent are not news)
-        if not format.startswith("code "):
-            self.server.log(f"explorer: connection from {self.client_address[0]}:{self.client_address[1]}: {format % args}")
+        if not format.startswith("code "):  # an error as its words ("%r" would add its type and quotes)
+            what = format.replace("%r", "%s") % args
+            self.server.log(f"explorer: connection from {self.client_address[0]}:{self.client_address[1]}: {what}")
 
 
-def page_server(page: str | Path, port: int = 0, idle_timeout: float = IDLE_TIMEOUT_S, log=None) -> PageServer:
+def page_server(page: str | Path | None = None, port: int = 0, idle_timeout: float = IDLE_TIMEOUT_S, log=None,
+                request_timeout: float = REQUEST_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS) -> PageServer:
     """A server for the page file, bound to 127.0.0.1 (an ephemeral port unless ``port``) and not yet serving:
-    call ``serve_forever()``, or run it in a thread and ``shutdown()`` it. Connections idle for ``idle_timeout``
-    seconds are closed; ``log`` (default: stderr) gets one line per dropped or timed-out connection."""
+    call ``serve_forever()``, or run it in a thread and ``shutdown()`` it. ``page=None`` binds the port first (a
+    busy port is refused before the page is written); ``load`` the page before serving. Connections idle for
+    ``idle_timeout`` seconds, or not answered within ``request_timeout``, are closed; past ``max_connections`` open
+    at once a connection is refused (503). ``log`` (default: stderr) gets one line per dropped or timed-out
+    connection."""
+    for name, value in (("idle_timeout", idle_timeout), ("request_timeout", request_timeout)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < math.inf:
+            raise LatentAtlasError(f"{name}={value!r} is out of range: give a finite number of seconds > 0")
+    if not isinstance(max_connections, int) or isinstance(max_connections, bool) or not 1 <= max_connections <= 1024:
+        raise LatentAtlasError(f"max_connections={max_connections!r} is out of range: give an integer in [1, 1024]")
     try:
-        return PageServer(Path(page).read_bytes(), "127.0.0.1", port, idle_timeout, log)
+        server = PageServer(b"", "127.0.0.1", port, idle_timeout, log, request_timeout, max_connections)
+    except OverflowError:
+        raise LatentAtlasError(f"port={port!r} is out of range: give one in [0, 65535]") from None
     except OSError as e:
-        raise LatentAtlasError(f"cannot serve {page}: {e.strerror or e}") from None
+        raise LatentAtlasError(f"cannot serve on 127.0.0.1:{port}: {e.strerror or e}") from None
+    if page is not None:
+        server.load(page)
+    return server
 
 
 def open_in_browser(url: str) -> bool:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from .._io import atomic_write_text, no_links_below
+from .._guard import no_links_below
+from .._io import atomic_write_text
 from ..metrics import neighbourhood_preservation, trust_subset
 from . import plots
 from .colour import resolve

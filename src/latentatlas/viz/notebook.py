@@ -97,9 +97,10 @@ class ExplorerView:
                 f"style='width:100%;height:{int(self.height)}px;border:1px solid #ddd;border-radius:6px' "
                 f"srcdoc=\"{html.escape(self.page, quote=True)}\"></iframe>")
 
-    def save(self, path: str | Path) -> Path:
-        """Write the page to ``path`` (it opens from a file:// URL, offline); returns the path."""
-        return atomic_write_text(path, self.page)
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the page to ``path`` (it opens from a file:// URL, offline); returns the path. An existing file is
+        replaced only if latentatlas wrote it, or with ``overwrite``."""
+        return atomic_write_text(path, self.page, overwrite)
 
     def __repr__(self) -> str:
         return f"<latentatlas explorer page, {len(self.page):,} characters: display it in a notebook, or .save(path)>"

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from .._io import atomic_write_bytes  # noqa: E402
+from .._io import atomic_write_bytes, shown  # noqa: E402
 from ..geometries import Chart, Embedding3D  # noqa: E402
 from ..metrics import decode  # noqa: E402
 from ..model import AutoencoderNet, parameter_table  # noqa: E402
@@ -198,8 +198,9 @@ def _widened(lo: float, hi: float) -> tuple[float, float]:
 
 
 def mpl_text(text: str) -> str:
-    """A name shown as-is by matplotlib, which would read "$...$" as math (and fail on bad math)."""
-    return str(text).replace("$", r"\$")
+    """A name shown as-is by matplotlib, which would read "$...$" as math (and fail on bad math); a non-UTF-8 file
+    name's odd bytes, which no font draws, as U+FFFD."""
+    return shown(str(text)).replace("$", r"\$")
 
 
 def grid_points(chart: Chart, n: int, z_data: np.ndarray | None = None):

@@ -16,7 +16,9 @@ import numpy as np
 import torch
 
 from .._version import __version__
-from .._io import GENERATOR, atomic_write_text
+from .._guard import GENERATOR
+from .._guard import check_out
+from .._io import atomic_write_text
 from ..metrics import METRIC, METRICS
 from ..config import RunConfig
 from ..errors import LatentAtlasError
@@ -47,11 +49,13 @@ nav a { margin-right: 12px; }
 """
 
 
-def write_report(runs, out: str | Path, color_by=None) -> Path:
+def write_report(runs, out: str | Path, overwrite: bool = False, color_by=None) -> Path:
     """Write the report of ``runs`` (run folders or loaded :class:`Run` objects) to ``out``, their maps coloured by
-    ``color_by`` (``viz.colour``); returns the path."""
+    ``color_by`` (``viz.colour``); returns the path. ``out`` may replace only a file latentatlas wrote, unless
+    ``overwrite``."""
+    check_out(out, overwrite)
     loaded = [r if isinstance(r, Run) else load_run(r) for r in runs]
-    return atomic_write_text(out, report_html(loaded, color_by))
+    return atomic_write_text(out, report_html(loaded, color_by), overwrite)
 
 
 def report_html(runs: list[Run], color_by=None) -> str:

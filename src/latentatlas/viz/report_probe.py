@@ -4,10 +4,11 @@ from its ``probe.json`` (checked against the manifest) and the figures probe wro
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
-from ..run_folder import verify_files
+from .._guard import no_links_below
+from ..errors import LatentAtlasError
+from ..run_folder import read_json, verify_files
 from ..runs import Run
 
 
@@ -26,12 +27,51 @@ def probe_comparison(runs: list[Run]) -> str:
 
 
 def _probe(run: Run) -> dict | None:
-    """The run's probe.json (checked against its manifest), or None when it was never probed."""
+    """The run's probe.json (checked against its manifest, and its values' types: a folder re-signed over damage
+    passes the manifest), or None when it was never probed."""
     path = run.path / "probe.json"
     if not path.is_file():
         return None
-    verify_files(run.path, ("probe.json", *json.loads(path.read_text()).get("figures", ())))
-    return json.loads(path.read_text())
+    verify_files(run.path, ("probe.json",))
+    result = read_json(path)
+    problem = _probe_problem(result)
+    if problem:
+        raise LatentAtlasError(f"{path}: not a latentatlas probe result ({problem}): probe the run again")
+    verify_files(run.path, result["figures"])
+    for name in result["figures"]:
+        no_links_below(run.path, run.path / name)
+    return result
+
+
+def _probe_problem(result) -> str:
+    """What in a probe.json is not as ``latentatlas probe`` writes it, or "" (the report reads every value used)."""
+    if not isinstance(result, dict):
+        return "a JSON object is expected"
+    corruptions, labels, figures = result.get("corruptions"), result.get("labels", {}), result.get("figures")
+    if not isinstance(corruptions, dict) or not all(isinstance(rows, list) and rows and all(
+            isinstance(r, dict) and _is_number(r.get("level")) and all(_is_number(v) or v is None
+                                                                       for k, v in r.items() if k != "transform")
+            for r in rows) for rows in corruptions.values()):
+        return "its corruptions are not lists of levels with numbers"
+    if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+        return "its labels are not text"
+    if not isinstance(figures, list) or not all(isinstance(f, str) and len(Path(f).parts) == 2
+                                                 and Path(f).parts[0] == "figures" for f in figures):
+        return "its figures are not files of the run's figures folder"
+    nov = result.get("novelty")
+    if nov is not None and not (
+            isinstance(nov, dict) and all(_is_number(nov.get(k)) for k in ("roc_auc", "seen", "unseen"))
+            and isinstance(nov.get("classes"), list) and isinstance(nov.get("score"), str)
+            and _is_number(nov.get("roc_auc_neg_elbo", 0))
+            and isinstance(nov.get("roc_auc_per_class"), dict) and all(map(_is_number, nov["roc_auc_per_class"].values()))
+            and isinstance(nov.get("roc"), dict) and all(isinstance(nov["roc"].get(k), list) and all(
+                map(_is_number, nov["roc"][k])) for k in ("fpr", "tpr"))):
+        return "its novelty detection is not numbers"
+    return ""
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def probe_section(run: Run, rid: str) -> str:
