@@ -45,6 +45,19 @@ def small(mnist5k):
 
 
 @pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """A small .npz of 8 x 8 digits (240 train / 60 test): a run trains, evaluates and draws in about a second."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = np.rint(d.images * (255 / 16)).astype(np.uint8)
+    path = tmp_path_factory.mktemp("data") / "tiny.npz"
+    np.savez(path, x_train=x[:240], y_train=d.target[:240], x_test=x[240:300], y_test=d.target[240:300])
+    return path
+
+
+@pytest.fixture(scope="session")
 def demo(tmp_path_factory):
     """``latentatlas demo --epochs 1``, run once as a user would in a batch job, its output (stdout and stderr) to a
     file, progress lines at every epoch (LATENTATLAS_PROGRESS_EVERY=0): (its folder, what it printed).

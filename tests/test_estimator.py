@@ -301,5 +301,7 @@ def test_uint8_frames_and_nested_int_lists_are_pixels_as_the_array_is(digits):
     frame = pd.DataFrame(x, columns=[f"px{i}" for i in range(64)])
     for given in (frame, x.tolist(), x.reshape(100, 8, 8).tolist()):
         np.testing.assert_allclose(Autoencoder(**TINY).fit(given).transform(given), expected, atol=1e-6)
+    past = (x.astype(np.int64) + 1000).tolist()
     with pytest.raises(LatentAtlasError, match="integer pixels of dtype int64"):  # ints past 255 are not pixels
-        Autoencoder(**TINY).fit((x.astype(np.int64) + 1000).tolist())
+        Autoencoder(**TINY, scaling="pixels").fit(past)
+    assert Autoencoder(**TINY).fit(past).scaling_.name == "minmax"  # and "auto" scales them instead

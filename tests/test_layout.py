@@ -170,6 +170,7 @@ def test_the_saved_map_is_the_stored_size_and_the_weights_the_tutorials(atlas_ru
 def test_a_free_layout_run_without_its_map_is_refused_in_one_line(atlas_run, tmp_path):
     import shutil
 
+    from latentatlas._lock import FolderLock
     from latentatlas.run_folder import WEIGHTS, write_manifest
     from latentatlas.runs import load_run
     from latentatlas.weights import load_weights, save_weights
@@ -177,8 +178,9 @@ def test_a_free_layout_run_without_its_map_is_refused_in_one_line(atlas_run, tmp
     copy = tmp_path / "run"
     shutil.copytree(atlas_run.path, copy)
     state = {k: v for k, v in load_weights(copy / WEIGHTS).items() if not k.startswith("map.")}
-    save_weights(copy / WEIGHTS, state)
-    write_manifest(copy)  # re-signed: the manifest proves the files, not that they make a free-layout run
+    with FolderLock(copy):  # the guard writes into a run folder only under its lock
+        save_weights(copy / WEIGHTS, state)
+        write_manifest(copy)  # re-signed: the manifest proves the files, not that they make a free-layout run
     with pytest.raises(LatentAtlasError) as err:
         load_run(copy)
     assert "\n" not in str(err.value) and "map" in str(err.value)

@@ -27,16 +27,6 @@ from latentatlas.cli import main
 NOT_GUARDED = {LOCK, ".study.lock", "study.db"}
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = np.rint(d.images * (255 / 16)).astype(np.uint8)
-    path = tmp_path_factory.mktemp("data") / "tiny.npz"
-    np.savez(path, x_train=x[:240], y_train=d.target[:240], x_test=x[240:300], y_test=d.target[240:300])
-    return path
-
 
 @pytest.fixture(scope="module")
 def base_run(tmp_path_factory, tiny):

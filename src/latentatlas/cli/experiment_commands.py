@@ -166,7 +166,7 @@ def compare(runs, presets, seeds, data, epochs, out, baselines, pca, recipe, sta
     else:
         names = [p.strip() for p in presets.split(",") if p.strip()]
         results, first, maps = run_compare(names, seeds=seeds, data=data, out=out, baselines=baselines,
-                                           echo=click.echo, pca=pca, recipe=recipe, stack=stack,
+                                           echo=click.echo, pca=pca, recipe=given("recipe", recipe), stack=stack,
                                            epochs=given("epochs", epochs), workers=workers)
     click.echo("\n" + format_table(summary(results)) + "\n")
     for path in [*write_outputs(results, out), encoder_maps_figure(first, out, maps)]:

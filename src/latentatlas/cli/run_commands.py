@@ -38,9 +38,12 @@ def train(out, overwrite, resume, tensorboard, recipe, **params):
         raise LatentAtlasError(f"{out} is a file, not a run folder: choose another {option('out')}")
     check_out_folder(out)
     cfg = RunConfig(**with_recipe(recipe, params)).resolved()  # a wrong preset is refused before torch is imported
-    from ..run_training import enough_steps, train_run
+    from ..run_training import enough_steps, resolve_runtime, train_run
 
-    cfg, dataset, note = enough_steps(cfg, epochs_given=given("epochs", params["epochs"]) is not None)
+    cfg = resolve_runtime(cfg)  # a device that is not here is refused before the data are loaded
+    # --epochs, or a recipe chosen by name, gives the epochs; otherwise every run trains at least MIN_STEPS steps
+    chosen = given("epochs", params["epochs"]) is not None or given("recipe", recipe) is not None
+    cfg, dataset, note = enough_steps(cfg, epochs_given=chosen)
     if note and not resume:
         click.echo(note)
     try:

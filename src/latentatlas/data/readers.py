@@ -108,13 +108,16 @@ def _gunzip_idx(raw: bytes, name: str) -> memoryview:
     limit = _MAX_IDX_HEADER  # until the header is known
     known, header = False, 0
     d, pending = zlib.decompressobj(wbits=31), raw
+
+    def trailing():
+        return LatentAtlasError(f"{name}: trailing bytes: it decompresses to more than the {limit - header} payload "
+                                "bytes its header says")
     try:
         while True:
             chunk = d.decompress(pending, min(1 << 20, limit + 1 - n if known else _MAX_IDX_HEADER - n))
             pending = d.unconsumed_tail
             if n + len(chunk) > limit:
-                raise LatentAtlasError(f"{name}: trailing bytes: it decompresses to more than the "
-                                       f"{limit - header} payload bytes its header says")
+                raise trailing()
             out[n:n + len(chunk)] = chunk
             n += len(chunk)
             if not known and n >= 4 and (n >= _MAX_IDX_HEADER or d.eof):
@@ -124,6 +127,8 @@ def _gunzip_idx(raw: bytes, name: str) -> memoryview:
                                             "a damaged or hostile header")
                 # np.empty, not bytearray, which zero-fills: a header that claims gigabytes over a few bytes costs
                 # address space, not gigabytes written (3.4 GB took 2 s), and fails at the first missing byte.
+                if n > limit:  # what is already decompressed passes the header's size (an empty array, say)
+                    raise trailing()
                 grown = memoryview(np.empty(limit, np.uint8))
                 grown[:n] = out[:n]
                 out, known = grown, True

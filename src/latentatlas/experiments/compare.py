@@ -44,7 +44,7 @@ class Comparison(NamedTuple):
 
 def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out: str | Path = "runs/compare",
             epochs: int | None = None, baselines: str | Sequence[str] = ("pca",), progress: bool | None = None,
-            echo=print, *, pca: bool | None = None, recipe: str = "tutorial",
+            echo=print, *, pca: bool | None = None, recipe: str | None = None,
             stack: bool | None = None, workers: int = 1) -> Comparison:
     """Train what is missing under ``out/<preset>/seed<k>``; returns the :class:`Comparison`.
 
@@ -57,9 +57,10 @@ def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out
     is trained (their libraries too), then fitted on the training images: once, or once per seed 0 .. seeds-1 for a
     stochastic one. ``pca`` is the deprecated switch of 0.1.0: False removes "pca" from ``baselines``, True adds it.
 
-    ``recipe`` (:data:`latentatlas.schedules.RECIPES`) says how each model trains; ``epochs``, if given, overrides
-    its number of epochs, and if not, every model trains at least ``MIN_STEPS`` steps
-    (:func:`latentatlas.run_training.enough_steps`). The new seeds of a preset train stacked
+    ``recipe`` (:data:`latentatlas.schedules.RECIPES`, None: the tutorial's) says how each model trains;
+    ``epochs``, if given, overrides its number of epochs. Where neither ``epochs`` nor ``recipe`` is given, every
+    model trains at least ``MIN_STEPS`` steps (:func:`latentatlas.run_training.enough_steps`); a recipe chosen by
+    name trains its own epochs, as it says. The new seeds of a preset train stacked
     (``latentatlas.stack``: together, each into its own
     run folder) where ``stack`` is True, or where it is None and stacking measured faster on this device and
     precision (``stack.stack_pays``); where stacking does not apply (a neighbour term, say), they train separately
@@ -80,12 +81,12 @@ def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out
     out = Path(out)
     jobs, dataset = [], None
     for preset in presets:
-        settings = get_recipe(recipe).settings(preset)
+        settings = get_recipe(recipe or "tutorial").settings(preset)
         if epochs is not None:
             settings["epochs"] = epochs
         for seed in range(seeds):
             cfg = resolve_runtime(RunConfig(preset=preset, data=data, seed=seed, **settings))
-            cfg, dataset, note = enough_steps(cfg, epochs is not None, dataset)
+            cfg, dataset, note = enough_steps(cfg, epochs is not None or recipe is not None, dataset)
             if note and seed == 0:
                 echo(f"{preset}: {note}")
             folder = out / preset / f"seed{seed}"
