@@ -11,8 +11,10 @@ Concurrency (two writer processes), fault injection (a file-size limit during tr
 table.
 """
 
+import contextlib
 import errno
 import hashlib
+import importlib.util
 import io
 import json
 import os
@@ -909,8 +911,10 @@ def test_an_old_run_moved_aside_by_a_killed_swap_is_cleaned_by_the_next_write(ws
     assert sorted(p.name for p in ws.tmp.iterdir()) == ["outside", "run"]
 
 
-def test_a_second_writer_is_refused_naming_the_first(ws):
-    out = ws.run
+@contextlib.contextmanager
+def training(ws, out):
+    """A real training run (HOLDER) into ``out``, held open after its first epoch for the ``with`` block; then it
+    finishes, and must finish cleanly. Yields the training process."""
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
     first = subprocess.Popen([sys.executable, "-c", HOLDER, str(ws.tiny), str(out), str(ws.tmp / "ready"),
                               str(ws.tmp / "go")], env=env, stderr=subprocess.PIPE, text=True)
@@ -920,14 +924,36 @@ def test_a_second_writer_is_refused_naming_the_first(ws):
             assert first.poll() is None, first.stderr.read()
             assert time.monotonic() < deadline
             time.sleep(0.05)
+        yield first
+    finally:
+        (ws.tmp / "go").touch()
+        assert first.wait(timeout=120) == 0, first.stderr.read()
+
+
+def test_a_second_writer_is_refused_naming_the_first(ws):
+    out = ws.run
+    with training(ws, out) as first:
         second = CliRunner().invoke(main, train_args(ws.tiny, "--seed", "2", "--out", str(out), "--overwrite"))
         err = second.output  # this test's own process is the second writer
         assert second.exit_code == 2, err
         assert err.strip().splitlines() == [err.strip()] and f"(pid {first.pid} on {socket.gethostname()}" in err, err
-    finally:
-        (ws.tmp / "go").touch()
-        assert first.wait(timeout=120) == 0, first.stderr.read()
     consistent(out, seed=1)
+
+
+def test_plot_probe_evaluate_and_export_are_refused_while_a_run_trains(ws):
+    """Against a real training run (not a stand-in holding the lock): each writer into the run refuses in one line,
+    naming the trainer, writes nothing, and the run finishes as the trainer's alone."""
+    commands = [["plot", "{run}"], ["probe", "{run}", "--noise", "0:0.2:2"], ["evaluate", "{run}"]]
+    if importlib.util.find_spec("onnxscript") is not None:
+        commands.append(["export", "{run}", "--onnx"])
+    with training(ws, ws.run) as first:
+        for command in commands:
+            r = CliRunner().invoke(main, [a.format(run=ws.run) for a in command])
+            assert r.exit_code == 2, r.output
+            assert r.output.strip().splitlines() == [r.output.strip()], r.output
+            assert "is being written by another latentatlas process" in r.output and f"pid {first.pid}" in r.output
+    consistent(ws.run, seed=1)
+    assert not list(ws.run.rglob("probe*")) and not list(ws.run.rglob("*.onnx"))
 
 
 def test_two_writers_started_together_into_a_new_folder_one_wins(ws):
