@@ -156,5 +156,11 @@ def test_estimator_explore_embeds_its_own_points(small, tmp_path):
     assert "srcdoc=" in view._repr_html_() and '"n":300' in view.page
     saved = view.save(tmp_path / "e.html")
     assert saved.read_text() == view.page
-    with pytest.raises(LatentAtlasError, match="one integer label per sample"):
+    with pytest.raises(LatentAtlasError, match="one label per sample"):
         ae.explore(xt, yt[:5])
+    # names as labels (strings, a pandas Categorical): the legend names the classes; the codes are their sorted order
+    names = np.array(["even", "odd"])[yt % 2]
+    page = ae.explore(xt, names).page
+    assert '"classes":["even","odd"]' in page.replace(", ", ",")
+    pd = pytest.importorskip("pandas")
+    assert ae.explore(xt, pd.Categorical(names)).page == page

@@ -202,7 +202,8 @@ __SETTINGS__
         return est
 
     def explore(self, X, y=None, max_points: int | None = None, color_by=None):
-        """The live explorer of ``X`` (samples as in ``transform``, coloured by the labels ``y`` if given, or by
+        """The live explorer of ``X`` (samples as in ``transform``, coloured by the labels ``y`` if given (integers,
+        or names: strings, a pandas Categorical, which the legend shows), or by
         ``color_by``: one value per sample, or a ``latentatlas.ColorBy`` such as ``ColorBy(heading, "circular")``),
         shown inline in a notebook; ``.save(path)`` writes the page. Returns a ``latentatlas.viz.notebook.ExplorerView``."""
         from .data import Dataset
@@ -213,12 +214,9 @@ __SETTINGS__
         check_is_fitted(self)
         images = self._validate(X, reset=False)
         shape = np.shape(_to_numpy(X))[1:]
-        labels = _labels_or_none(y, len(images))
-        if y is not None and labels is None:
-            raise LatentAtlasError(f"y: give one integer label per sample ({len(images)}), or none")
-        labels = np.zeros(len(images), np.int64) if labels is None else labels
+        labels, classes = _labels_and_names(y, len(images))
         images = images.reshape(len(images), *shape) if len(shape) == 2 else images
-        data = Dataset("X", images, labels, images, labels)
+        data = Dataset("X", images, labels, images, labels, classes=classes)
         run = Run(Path(type(self).__name__), self.config_, self.model_, self.history_, {})
         page = explorer_html(run, data, MAX_POINTS if max_points is None else max_points,
                              latents={"z_test": encode(self.model_, images), "y_test": labels},
@@ -399,6 +397,22 @@ def _labels_or_none(y, n: int):
     if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer) or (n and y.min() < 0):
         return None
     return y
+
+
+def _labels_and_names(y, n: int) -> tuple[np.ndarray, tuple[str, ...] | None]:
+    """Labels to colour ``n`` points by, and their class names: integer labels as they are (no names), any other
+    labels (strings, a pandas Categorical, booleans) as codes of their sorted distinct values, which name them.
+    None: every point in class 0."""
+    if y is None:
+        return np.zeros(n, np.int64), None
+    labels = _labels_or_none(y, n)
+    if labels is not None:
+        return labels, None
+    values = y.to_numpy() if hasattr(y, "to_numpy") else np.asarray(y, dtype=object)
+    if values.shape != (n,) or any(v is None or (isinstance(v, float) and v != v) for v in values):
+        raise LatentAtlasError(f"y: give one label per sample ({n}), integers >= 0 or names, none missing; or no y")
+    names, codes = np.unique(values.astype(str), return_inverse=True)
+    return codes.astype(np.int64), tuple(names.tolist())
 
 
 def _params_from_config(cfg: RunConfig) -> dict:
