@@ -12,7 +12,7 @@ from sklearn.datasets import load_breast_cancer, load_wine
 from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 
-from latentatlas import Autoencoder
+from latentatlas import Autoencoder, hardware
 
 
 def spike_counts(n=6000, k=48, seed=0):
@@ -34,6 +34,7 @@ def table_set(loader):
 
 
 def main():
+    print(hardware.header(), flush=True)
     sets = {"spike counts": spike_counts(), "breast cancer": table_set(load_breast_cancer), "wine": table_set(load_wine)}
     for name, (xtr, ytr, xte, yte) in sets.items():
         for loss in ("bce", "mse"):

@@ -58,6 +58,20 @@ def tiny(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def base_run(tmp_path_factory, tiny):
+    """A finished shallow-2d run of ``tiny`` (1 epoch, CPU), trained by the CLI; tests copy it, never change it."""
+    from click.testing import CliRunner
+
+    from latentatlas.cli import main
+
+    out = tmp_path_factory.mktemp("base") / "run"
+    r = CliRunner().invoke(main, ["train", "--preset", "shallow-2d", "--data", str(tiny), "--epochs", "1",
+                                  "--device", "cpu", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+@pytest.fixture(scope="session")
 def demo(tmp_path_factory):
     """``latentatlas demo --epochs 1``, run once as a user would in a batch job, its output (stdout and stderr) to a
     file, progress lines at every epoch (LATENTATLAS_PROGRESS_EVERY=0): (its folder, what it printed).

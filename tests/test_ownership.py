@@ -59,14 +59,6 @@ def train_args(tiny, *more):
 
 
 @pytest.fixture(scope="module")
-def base_run(tmp_path_factory, tiny):
-    out = tmp_path_factory.mktemp("base") / "run"
-    r = CliRunner().invoke(main, train_args(tiny, "--out", str(out)))
-    assert r.exit_code == 0, r.output
-    return out
-
-
-@pytest.fixture(scope="module")
 def fitted(tiny):
     from latentatlas import Autoencoder
 

@@ -207,3 +207,28 @@ def test_a_variational_runs_novelty_is_also_scored_by_the_negative_elbo():
     assert nov["roc_auc_neg_elbo"] == 0.0  # 10 * BCE + KL: 51, 52 against 3, 4
     assert nov["roc_auc_per_class_neg_elbo"] == {"1": 0.0}
     assert "roc_auc_neg_elbo" not in novelty(clean, y, np.array([1]), variational=False)
+
+
+def test_every_figure_of_a_run_and_of_its_probe_names_the_run_preset_and_data(probed, tmp_path, monkeypatch):
+    """A figure pasted into a slide still says where it came from: its title line names the run folder, the preset
+    and the data set, for the run's own figures and for probe's."""
+    from latentatlas.viz import figures, plots
+
+    _, held, _ = probed
+    run = load_run(shutil.copytree(held.path, tmp_path / "no3"))
+    data = run.dataset()
+    expected = f"no3  |  preset deep-s2  |  data {data.name}"  # the data set as trained: digits+holdout:classes=3
+    assert data.name.startswith("digits")
+    for f in figures.run_figure_list(run, data):
+        assert f.draw()._suptitle.get_text() == expected, f.name
+    titles, save_png = {}, plots.save_png
+
+    def recording(fig, path):
+        titles[path.name] = fig._suptitle.get_text() if fig._suptitle else None
+        return save_png(fig, path)
+
+    monkeypatch.setattr(plots, "save_png", recording)
+    r = CliRunner().invoke(main, ["probe", str(run.path), "--noise", "0,0.3", "--occlude", "", "--rotate", "0,90"])
+    assert r.exit_code == 0, r.output
+    assert {"probe_curves.png", "probe_novelty_roc.png"} <= set(titles)
+    assert set(titles.values()) == {expected}, titles

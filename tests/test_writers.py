@@ -27,15 +27,6 @@ from latentatlas.cli import main
 NOT_GUARDED = {LOCK, ".study.lock", "study.db"}
 
 
-
-@pytest.fixture(scope="module")
-def base_run(tmp_path_factory, tiny):
-    out = tmp_path_factory.mktemp("base") / "run"
-    r = CliRunner().invoke(main, train(tiny, "--out", str(out)))
-    assert r.exit_code == 0, r.output
-    return out
-
-
 def train(tiny, *more):
     return ["train", "--preset", "shallow-2d", "--data", str(tiny), "--epochs", "1", "--device", "cpu", *more]
 

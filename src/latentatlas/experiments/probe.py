@@ -229,9 +229,15 @@ def _image_shape(dataset: Dataset) -> tuple[int, int] | None:
 
 def _draw(run, dataset, result, clean, lat, picked, trails, grids, shape) -> list[Path]:
     from ..viz import probe_figures as pf
-    from ..viz.plots import save_png
+    from ..viz import plots
+    from ..viz.figures import figure_title, titled
 
     folder = run.path / "figures"
+    title = figure_title(run, dataset)
+
+    def save_png(fig, path: Path) -> Path:  # each figure says which run, preset and data set it shows
+        return plots.save_png(titled(fig, title), path)
+
     written = [save_png(pf.probe_curves([(run.path.name, result)]), folder / "probe_curves.png")] if trails else []
     for name, rows in result["corruptions"].items():
         levels = [r["level"] for r in rows]

@@ -108,10 +108,14 @@ def figure_title(run, dataset) -> str:
     return f"{run.path.name}  |  preset {run.config.preset or 'custom'}  |  data {dataset.name}"
 
 
-def _titled(draw: Callable, title: str):
-    fig = draw()
+def titled(fig, title: str):
+    """``fig`` with ``title`` (figure_title's line) above it, small and grey, as every figure of a run has."""
     fig.suptitle(plots.mpl_text(title), fontsize=8, color="0.35")
     return fig
+
+
+def _titled(draw: Callable, title: str):
+    return titled(draw(), title)
 
 
 def _by(colour) -> str:
