@@ -10,6 +10,7 @@ from sklearn.neighbors import NearestNeighbors
 from latentatlas.errors import LatentAtlasError
 from latentatlas.geometries import get_geometry
 from latentatlas.layout import layout, objective, refine
+from latentatlas.viz.figures import run_figure_list
 
 SPACES = [("euclidean", 2), ("sphere", 3)]
 
@@ -187,11 +188,23 @@ def test_a_free_layout_run_without_its_map_is_refused_in_one_line(atlas_run, tmp
 
 
 def test_the_round_trip_comes_back_near_where_it_started(atlas_run):
-    from latentatlas.atlas_map import round_trip
+    """metrics.json's round_trip: a 20 x 20 grid over the map's box, decoded, placed again; the median distance
+    back over the map's diameter (the oracle: the farthest pair of training coordinates, by brute force)."""
+    from latentatlas.atlas_map import round_trip_points
     from latentatlas.runs import load_run
 
-    share = round_trip(load_run(atlas_run.path).model, n=8)
+    run = load_run(atlas_run.path)
+    (chart,) = run.model.geometry.charts()
+    points, back = round_trip_points(run.model, chart)
+    uv = run.model.map.coords
+    assert (points.min(0).values > uv.min(0).values).all() and (points.max(0).values < uv.max(0).values).all()
+    coords = run.model.map.coords.double()
+    diameter = float(torch.cdist(coords, coords).max())
+    share = float((back - points).norm(dim=1).median()) / diameter
+    assert points.shape == back.shape == (400, 2)
+    assert run.metrics["round_trip"] == pytest.approx(share, rel=1e-5)
     assert 0 <= share < 0.2  # a short run; the full runs' figure is in the closing note of issue 25
+    assert "round_trip_plane" in [f.name for f in run_figure_list(run, run.dataset())]
 
 
 def test_old_atlas_configs_stay_neighbour_term_runs():

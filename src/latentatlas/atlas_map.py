@@ -135,20 +135,36 @@ def map_size(n: int, dim: int, d: int) -> int:
     return 4 * (n * (dim + c) + d * (c + 1) + 1)
 
 
-def round_trip(model, n: int = 20) -> float:
-    """The median distance back, as a share of the map's diameter, of ``n`` x ``n`` points spread over the map's
-    bounding box (projected onto its space), decoded and placed again: how well the decoder and the placement invert
-    each other, where the map has data and between its clusters."""
-    coords = model.map.coords
-    lo, hi = coords.min(0).values, coords.max(0).values
-    axes = [torch.linspace(float(a), float(b), n) for a, b in zip(lo, hi)]
-    grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(axes))
-    grid = grid[torch.linspace(0, len(grid) - 1, n * n).round().long()]  # n * n of them in any dimension
-    points = model.geometry(grid).mode
+ROUND_TRIP_GRID = 20  # the round trip's grid: 20 x 20 cells over each chart
+
+
+def round_trip_points(model, chart, n: int = ROUND_TRIP_GRID) -> tuple[Tensor, Tensor]:
+    """Points of a regular ``n`` x ``n`` grid over ``chart`` (cell centres: a bounded chart's whole domain, the
+    sphere pole to pole; an unbounded one's box around the map) and where each comes back when decoded and placed
+    again: how well the decoder and the placement invert each other, where the map has data and between its
+    clusters. Returns (points, back), each (M, dim), M <= n * n (the cells inside the chart's domain)."""
+    if chart.extent is not None:
+        (u0, u1), (v0, v1) = chart.extent
+    else:
+        uv = chart.to_map(model.map.coords)
+        (u0, v0), (u1, v1) = uv.min(0).values.tolist(), uv.max(0).values.tolist()
+    cells = (torch.arange(n, dtype=torch.float32) + 0.5) / n
+    uu, vv = torch.meshgrid(u0 + cells * (u1 - u0), v0 + cells * (v1 - v0), indexing="ij")
+    grid = torch.stack([uu.reshape(-1), vv.reshape(-1)], 1)
+    if chart.inside is not None:
+        grid = grid[chart.inside(grid)]
+    points = model.geometry(chart.from_map(grid).to(model.map.coords.device)).mode
     with torch.inference_mode():
         images = model.decode(points)
-    back = model.encode(images)
-    return float((back - points).norm(dim=1).median()) / diameter(coords)
+    return points, model.encode(images)
+
+
+def round_trip(model, n: int = ROUND_TRIP_GRID) -> float:
+    """The median distance back of :func:`round_trip_points` over the grids of every chart the geometry draws, as
+    a share of the map's diameter."""
+    distances = [(back - points).norm(dim=1) for points, back in
+                 (round_trip_points(model, chart, n) for chart in model.geometry.charts())]
+    return float(torch.cat(distances).median()) / diameter(model.map.coords)
 
 
 def diameter(z: Tensor) -> float:

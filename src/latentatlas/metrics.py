@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .atlas_map import round_trip
 from .losses import bce, mse
 from ._tensors import as_tensor, to_unit_float
 
@@ -74,6 +75,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("knn5", "5-NN", "5-NN accuracy", ".3f", "higher", of_map=_knn(5)),
     Metric("knn5_encoder", "5-NN enc.", "5-NN accuracy of the encoder's own points (test images placed by one "
            "pass, not refined on the map)", ".3f", "higher", only=FREE_LAYOUT),
+    Metric("round_trip", "round trip", "median distance back of a 20 x 20 grid over each chart of the map, decoded "
+           "and placed again, as a share of the map's diameter", ".3f", "lower", only=FREE_LAYOUT),
     Metric("trustworthiness", "trust", f"trustworthiness (k={TRUST_K})", ".3f", "higher",
            of_map=_trustworthiness(swap=False)),
     Metric("continuity", "cont.", f"continuity (k={TRUST_K})", ".3f", "higher", of_map=_trustworthiness(swap=True)),
@@ -172,6 +175,7 @@ def evaluate(model, dataset, z_train=None, z_test=None, iwae_k: int = 500) -> di
     if placed:
         direct = encode(model, x_test, direct=True)
         out["knn5_encoder"] = knn_accuracy(z_train, dataset.flat("train")[1], direct, dataset.flat("test")[1], 5)
+        out["round_trip"] = round_trip(model)
     geometry = getattr(model, "geometry", None)
     if geometry is not None and geometry.variational:
         from .likelihood import likelihoods

@@ -13,14 +13,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .._guard import no_links_below
+from ..atlas_map import ROUND_TRIP_GRID, diameter, round_trip_points
 from .._io import atomic_write_text
 from ..metrics import neighbourhood_preservation, trust_subset
 from . import plots
 from .colour import resolve
 from .generative import posterior_spread, prior_samples, spread_map, traversals
+from .probe_figures import trails_map
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,13 @@ def run_figure_list(run, dataset, glyphs: bool = False, color_by=None) -> list[R
             figs.append(RunFigure(f"posterior_spread_{chart.name}", "maps",
                                   f"the posterior's spread ({label}) of each test point on the {chart.name} chart",
                                   functools.partial(spread_map, chart, z, spread, label), chart=chart.name))
+    if model.map is not None:  # a free layout: how decoder and placement invert each other, over the whole map
+        for chart in geometry.charts():
+            figs.append(RunFigure(f"round_trip_{chart.name}", "maps",
+                                  f"a {ROUND_TRIP_GRID} x {ROUND_TRIP_GRID} grid over the {chart.name} chart (dots), "
+                                  "decoded and placed again (crosses): the round trip of metrics.json",
+                                  functools.partial(_round_trip_map, model, chart, run.latents()["z_train"]),
+                                  chart=chart.name))
     embedding = geometry.embedding_3d()
     if embedding is not None:
         points = embedding.to_3d(torch.as_tensor(z)).numpy()
@@ -101,6 +111,14 @@ def run_figure_list(run, dataset, glyphs: bool = False, color_by=None) -> list[R
                               lambda: traversals(model, shape)))
     title = figure_title(run, dataset)
     return [dataclasses.replace(f, draw=functools.partial(_titled, f.draw, title)) for f in figs]
+
+
+def _round_trip_map(model, chart, z_train):
+    points, back = (t.cpu().numpy() for t in round_trip_points(model, chart))
+    share = np.median(np.linalg.norm(back - points, axis=1)) / diameter(model.map.coords)
+    return trails_map(chart, "round trip", [0, 1], points, back[None], np.zeros(len(points), np.int64), z_all=z_train,
+                      title=f"round trip: median distance back {share:.1%} of the map's diameter\n"
+                            f"({len(points)} grid points decoded and placed again, {chart.name})")
 
 
 def figure_title(run, dataset) -> str:

@@ -23,11 +23,10 @@ def prior_samples(model, shape, n: int = 64, seed: int = 0):
     images = np.full((side * side, int(np.prod(shape))), np.nan, np.float32)
     images[:n] = decode(model, z.numpy())
     mosaic = images.reshape(side, side, *shape).transpose(0, 2, 1, 3).reshape(side * shape[0], side * shape[1])
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = plt.subplots(figsize=(5, 5), layout="constrained")
     ax.imshow(np.ma.masked_invalid(mosaic), cmap=plt.get_cmap("gray").with_extremes(bad="0.85"), vmin=0, vmax=1)
     ax.set_axis_off()
     ax.set_title(f"Decoded samples of the prior ({model.geometry.name})", fontsize=9)
-    fig.tight_layout()
     return fig
 
 
@@ -36,15 +35,15 @@ def traversals(model, shape, n: int = 11, max_paths: int = 10):
     paths, labels = model.geometry.traversal(n)
     paths, labels = paths[:max_paths], labels[:max_paths]
     images = decode(model, paths.reshape(-1, paths.shape[-1]).numpy()).reshape(len(paths), n, *shape)
-    fig, axes = plt.subplots(len(paths), n, figsize=(0.75 * n + 1.6, 0.8 * len(paths) + 0.5), squeeze=False)
+    fig, axes = plt.subplots(len(paths), n, figsize=(0.75 * n + 1.6, 0.8 * len(paths) + 0.5), squeeze=False,
+                             layout="constrained")
     for i in range(len(paths)):
         for j in range(n):
             axes[i, j].imshow(images[i, j], cmap="gray", vmin=0, vmax=1)
             axes[i, j].set_xticks([])
             axes[i, j].set_yticks([])
         axes[i, 0].set_ylabel(labels[i], fontsize=6, rotation=0, ha="right", va="center")
-    fig.suptitle("Latent traversals", fontsize=9)
-    fig.tight_layout()
+    axes[0, 0].set_title("Latent traversals", fontsize=9, loc="left")  # the figure's own title line names the run
     return fig
 
 
@@ -70,7 +69,7 @@ def spread_map(chart, z: np.ndarray, spread: np.ndarray, label: str):
     from matplotlib.colors import LogNorm
 
     uv = chart.to_map(torch.as_tensor(z)).numpy()
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig, ax = plt.subplots(figsize=(6.5, 5.5), layout="constrained")
     positive = spread.min() > 0 and spread.max() / spread.min() > 20
     dots = ax.scatter(uv[:, 0], uv[:, 1], c=spread, s=4, linewidths=0, cmap="magma",
                       norm=LogNorm() if positive else None)
@@ -80,5 +79,4 @@ def spread_map(chart, z: np.ndarray, spread: np.ndarray, label: str):
     if chart.extent is not None:
         ax.set_aspect("equal", adjustable="box")
     ax.set(xlabel=chart.labels[0], ylabel=chart.labels[1], title=f"Posterior spread ({chart.name})")
-    fig.tight_layout()
     return fig

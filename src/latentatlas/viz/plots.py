@@ -65,14 +65,13 @@ def reconstructions(model: AutoencoderNet, x, y, shape, n: int = 10):
     with torch.inference_mode():
         dev = next(model.parameters()).device
         recon = model.decode(model.encode(torch.as_tensor(originals, device=dev))).float().cpu().numpy()
-    fig, axes = plt.subplots(2, len(idx), figsize=(1.1 * len(idx), 2.6), squeeze=False)
+    fig, axes = plt.subplots(2, len(idx), figsize=(1.1 * len(idx), 2.6), squeeze=False, layout="constrained")
     for j in range(len(idx)):
         for i, img in enumerate((originals[j], recon[j])):
             axes[i, j].imshow(img.reshape(shape), cmap="gray", vmin=0, vmax=1)
             axes[i, j].set_axis_off()
     axes[0, 0].set_title("original", fontsize=8, loc="left")
     axes[1, 0].set_title("reconstruction", fontsize=8, loc="left")
-    fig.tight_layout()
     return fig
 
 
@@ -330,13 +329,12 @@ def parameter_figure(model: AutoencoderNet, title: str = ""):
     rows = parameter_table(model)
     total = sum(n for *_, n in rows)
     cells = [[name, layer, f"{n:,}"] for name, layer, n in rows] + [["", "total", f"{total:,}"]]
-    fig, ax = plt.subplots(figsize=(6, 0.28 * len(cells) + 0.8))
+    fig, ax = plt.subplots(figsize=(6, 0.28 * len(cells) + 0.8), layout="constrained")
     ax.set_axis_off()
     table = ax.table(cellText=cells, colLabels=["module", "layer", "parameters"], loc="center", cellLoc="left")
     table.auto_set_font_size(False)
     table.set_fontsize(8)
     ax.set_title(f"Trainable parameters: {title}", fontsize=9)
-    fig.tight_layout()
     return fig
 
 

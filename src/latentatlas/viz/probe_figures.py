@@ -20,7 +20,7 @@ def probe_curves(results: list[tuple[str, dict]]):
     """One column per corruption, one row per measure; each run (label, probe.json) is a line on every axis."""
     names = list(dict.fromkeys(name for _, r in results for name in r["corruptions"]))
     fig, axes = plt.subplots(len(CURVES), max(1, len(names)), figsize=(3.6 * max(1, len(names)), 7.2),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     for j, name in enumerate(names):
         for i, (key, ylabel) in enumerate(CURVES):
             ax = axes[i, j]
@@ -37,7 +37,6 @@ def probe_curves(results: list[tuple[str, dict]]):
                 ax.set_xlabel(label, fontsize=9)
         axes[0, j].set_title(name)
     axes[0, -1].legend(fontsize=7)
-    fig.tight_layout()
     return fig
 
 
@@ -54,7 +53,7 @@ def corruption_grid(name: str, levels, grids, shape):
             left = j * (2 * w + gap + pair_gap)
             mosaic[top : top + h, left : left + w] = np.asarray(x_in[j], np.float32).reshape(shape)
             mosaic[top : top + h, left + w + gap : left + 2 * w + gap] = np.asarray(recon[j]).reshape(shape)
-    fig, ax = plt.subplots(figsize=(0.75 * n * 2 + 1.2, 0.75 * len(levels) + 0.9))
+    fig, ax = plt.subplots(figsize=(0.75 * n * 2 + 1.2, 0.75 * len(levels) + 0.9), layout="constrained")
     ax.imshow(np.ma.masked_invalid(mosaic), cmap=plt.get_cmap("gray").with_extremes(bad="white"), vmin=0, vmax=1)
     ax.set_yticks([i * (h + pair_gap) + h / 2 for i in range(len(levels))], [f"{v:g}" for v in levels])
     ax.set_xticks([])
@@ -62,20 +61,19 @@ def corruption_grid(name: str, levels, grids, shape):
     ax.set_title(f"{name}: each input (left) and its reconstruction (right), per level", fontsize=9)
     for spine in ax.spines.values():
         spine.set_visible(False)
-    fig.tight_layout()
     return fig
 
 
-def trails_map(chart, name: str, levels, z0, zs, y, z_all=None):
+def trails_map(chart, name: str, levels, z0, zs, y, z_all=None, title: str | None = None):
     """Test points at their clean places (dots) and the path their latents take as the corruption grows (lines,
     ending in a cross at the largest level); ``zs`` (levels, n, dim). On a bounded chart a step that wraps around
-    its edge (the sphere's phi = +-pi) is not drawn across the map."""
+    its edge (the sphere's phi = +-pi) is not drawn across the map. ``title`` replaces the corruption's own."""
     def to_map(z):
         return chart.to_map(torch.as_tensor(np.asarray(z, np.float32))).numpy()
 
     uv0 = to_map(z0)
     path = np.stack([uv0, *(to_map(z) for z in zs)])  # (levels + 1, n, 2)
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig, ax = plt.subplots(figsize=(6.5, 5.5), layout="constrained")
     if z_all is not None:
         uv_all = to_map(z_all)
         ax.scatter(uv_all[:, 0], uv_all[:, 1], s=2, color="0.85", linewidths=0)
@@ -95,9 +93,8 @@ def trails_map(chart, name: str, levels, z0, zs, y, z_all=None):
     ax.set(xlim=(x0, x1), ylim=(y1, y0) if chart.y_down else (y0, y1), xlabel=chart.labels[0], ylabel=chart.labels[1])
     if chart.extent is not None:
         ax.set_aspect("equal", adjustable="box")
-    ax.set_title(f"{name} {levels[0]:g} to {levels[-1]:g}: {path.shape[1]} test points move ({chart.name})",
+    ax.set_title(title or f"{name} {levels[0]:g} to {levels[-1]:g}: {path.shape[1]} test points move ({chart.name})",
                  fontsize=9)
-    fig.tight_layout()
     return fig
 
 
@@ -129,7 +126,7 @@ def novelty_map(chart, z, y, unseen, classes=None):
     """Every test point on the chart; the classes seen in training as small dots, the unseen ones as large crosses
     edged in black, drawn on top."""
     uv = chart.to_map(torch.as_tensor(z)).numpy()
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig, ax = plt.subplots(figsize=(6.5, 5.5), layout="constrained")
     new = np.isin(y, unseen)
     for label in np.unique(y[~new]):
         m = y == label
@@ -145,13 +142,12 @@ def novelty_map(chart, z, y, unseen, classes=None):
         ax.set_aspect("equal", adjustable="box")
     ax.legend(markerscale=2, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     ax.set_title(f"Where classes never seen in training land ({chart.name})", fontsize=9)
-    fig.tight_layout()
     return fig
 
 
 def roc_figure(novelty: dict):
     """The ROC curve of the reconstruction error as a novelty score, with its AUC."""
-    fig, ax = plt.subplots(figsize=(4.2, 4))
+    fig, ax = plt.subplots(figsize=(4.2, 4), layout="constrained")
     ax.plot(novelty["roc"]["fpr"], novelty["roc"]["tpr"], "-", label=f"AUC {novelty['roc_auc']:.3f}")
     ax.plot([0, 1], [0, 1], ":", color="0.5", label="chance")
     ax.set(xlabel="seen images flagged (false positive rate)", ylabel="unseen images flagged (true positive rate)",
@@ -159,7 +155,6 @@ def roc_figure(novelty: dict):
     ax.set_title(f"Novelty: classes {', '.join(map(str, novelty['classes']))} never seen", fontsize=9)
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     return fig
 
 
