@@ -1,8 +1,8 @@
 """The k nearest neighbours of every training sample in input space: the graph a neighbour-embedding loss pulls along.
 
 Exact up to ``APPROXIMATE_ABOVE`` samples, in tiles of rows against columns with a running top-k, so memory stays
-bounded; approximate above it with faiss' HNSW index (the ``graph`` extra). Either way the graph is cached on disk,
-keyed by a hash of the data's bytes, k, the method and ``FORMAT``.
+bounded; approximate above it with faiss' HNSW index (the ``graph`` extra). Either way the graph is cached on disk
+(``graph_cache``), keyed by a hash of the data's bytes, k, the method and ``FORMAT``.
 
 The exact method's matrix products of 8-bit levels are exact on either of two paths, and the faster one on this CPU
 is chosen by timing a tile of each once per process (``PRODUCTS``): int8 x int8 -> int32 runs about 3x float32's
@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import json
 import time
 import warnings
 from pathlib import Path
@@ -25,6 +24,7 @@ import torch
 from ._guard import sha256
 from ._io import atomic_write, atomic_write_json
 from .errors import LatentAtlasError
+from .graph_cache import _read, _record, _save
 from .progress import progress as progress_bar
 from .progress import say
 
@@ -368,43 +368,3 @@ def _levels(block: np.ndarray) -> np.ndarray:
     if block.dtype == np.uint8:
         return block.astype(np.float32)
     return np.rint(np.asarray(block, dtype=np.float32) * 255)
-
-
-def _record(path: Path) -> Path:
-    """The cache entry's record of what it was built from (written after the graph, with the graph's hash)."""
-    return path.with_name(path.name + ".json")
-
-
-def _read(path: Path, source: dict, progress) -> np.ndarray | None:
-    """A cached graph, or None when there is none or it is not the graph of ``source`` (the data's hash, k, method):
-    damaged, built from other data, or with a header that claims another shape; the last three with a note."""
-    if not path.is_file():
-        return None
-    n, k = source["samples"], source["k"]
-    problem = None
-    try:
-        record = json.loads(_record(path).read_text()) if _record(path).stat().st_size < 4096 else None
-    except (OSError, ValueError, RecursionError):
-        record = None
-    if not isinstance(record, dict) or {key: record.get(key) for key in source} != source:
-        problem = "it was built from other data or settings, or its record is missing"
-    elif not 0 < path.stat().st_size - 8 * n * k <= 4096 or record.get("sha256") != sha256(path):
-        problem = "it is damaged (its size or hash is not the one recorded)"  # checked before np.load allocates
-    else:
-        try:
-            graph = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError):
-            graph = None
-        if (graph is None or graph.shape != (n, k) or graph.dtype != np.int64 or graph.min() < 0 or graph.max() >= n
-                or (graph == np.arange(n)[:, None]).any()):
-            problem = "it is not a valid graph of this data"
-        else:
-            return graph
-    if progress is not False:
-        say(f"note: the cached neighbour graph {path.name} is not used and is rebuilt: {problem}")
-    return None
-
-
-def _save(tmp: str, graph: np.ndarray) -> None:
-    with open(tmp, "wb") as f:  # a file object: np.save would append ".npy" to the temp file's name
-        np.save(f, graph, allow_pickle=False)

@@ -3,9 +3,9 @@
 The spec (``latentatlas.sweep_spec``) says what to search; this module runs it. Each trial is an ordinary run
 folder, ``OUT/trials/NNNN``.
 
-Storage is an SQLite file in the sweep folder by default; give ``postgresql://...`` to let workers on several
-machines join one study (each machine runs the same command). Workers send heartbeats: a trial whose worker died is
-marked failed after the grace period and tried again, so restarting the sweep completes it.
+Storage (``sweep_storage``) is an SQLite file in the sweep folder by default; give ``postgresql://...`` to let
+workers on several machines join one study (each machine runs the same command). Workers send heartbeats: a trial
+whose worker died is marked failed after the grace period and tried again, so restarting the sweep completes it.
 
 Honest selection: each trial is scored on a validation split carved from its training set (``sweep_spec.VALIDATION``,
 seeded and recorded in the trial's config.json), and the test set is read once, after the choice, to score the
@@ -18,16 +18,12 @@ spec is refused rather than mixed in. Only ``trials = N`` may change, to sample 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import itertools
 import json
 import multiprocessing as mp
-import random
-import re
 import shutil
 import sys
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -37,12 +33,12 @@ from .._table import text_table
 from ..errors import LatentAtlasError, option
 from ..metrics import METRIC, METRICS
 from .sweep_spec import VALIDATION, Spec, read_spec
+from .sweep_storage import _first_line, _heartbeat, _in_memory, _shown, _sqlite_lock, _storage
 
 OBJECTIVE = METRIC["bce_test"]  # the metric a sweep optimises (its direction from the metrics table) ...
 VALUE_KEY = "bce_validation"  # ... measured on each trial's validation split: the trials table's column
 LEGACY_KEY = OBJECTIVE.key  # the column of a study made before validation splits: its trials scored on the test set
 CHOSEN_FILE = "chosen.json"  # the chosen trial, its validation and its test figures
-HEARTBEAT_S, GRACE_S = 5, 20
 SPEC_FILE = "spec.json"  # the sweep folder's record of its spec
 
 
@@ -174,12 +170,6 @@ def _check_machine_settings(spec: Spec) -> None:
             except LatentAtlasError as e:
                 where = "[search]" if key in spec.grid else "[fixed]"
                 raise LatentAtlasError(f"{where} {key} = {json.dumps(value)}: {e}") from None
-
-
-def _in_memory(url: str) -> bool:
-    """SQLite without a file: ``sqlite://``, ``sqlite:///:memory:``, or a ``mode=memory`` URI."""
-    return url.startswith("sqlite") and (url.rstrip("/") in ("sqlite:", "sqlite:/") or ":memory:" in url
-                                         or "mode=memory" in url)
 
 
 def _worker_process(*args) -> None:
@@ -314,50 +304,6 @@ def _say(echo, trial, outcome: str) -> None:
     sys.stdout.flush()  # a worker process's stdout is a pipe: without this, its lines arrive all at the end
 
 
-def _first_line(e: BaseException) -> str:
-    lines = str(e).splitlines()
-    return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
-
-
-@contextlib.contextmanager
-def _heartbeat(storage, trial_id: int):
-    """Record the trial's heartbeat every few seconds while it runs, as study.optimize would."""
-    stop = threading.Event()
-
-    def beat():
-        while not stop.is_set():
-            storage.record_heartbeat(trial_id)
-            stop.wait(HEARTBEAT_S)
-
-    thread = threading.Thread(target=beat, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-
-
-def _sqlite_lock(storage_url: str, out: str):
-    """A factory of inter-process locks for local workers sharing an SQLite study; PostgreSQL locks rows itself."""
-    if not storage_url.startswith("sqlite"):
-        return contextlib.nullcontext
-    import fcntl
-
-    path = Path(out) / ".study.lock"
-
-    @contextlib.contextmanager
-    def lock():
-        with open(path, "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
-
-    return lock
-
-
 def _taken(study, trial) -> bool:
     """Whether this grid point is finished, or running as an older trial (the older one keeps it, so two
     workers racing for duplicates never both give it up)."""
@@ -366,43 +312,6 @@ def _taken(study, trial) -> bool:
     return any(t.params == trial.params and (t.state == TrialState.COMPLETE or t.number < trial.number)
                for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
                if t.number != trial.number)
-
-
-def _storage(url: str):
-    from optuna.exceptions import ExperimentalWarning
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
-
-    warnings.filterwarnings("ignore", category=ExperimentalWarning)  # heartbeats: stable in use since Optuna 2.9
-    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-
-    # The driver we ship (psycopg 3), whatever SQLAlchemy's default.
-    engine_url = url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith("postgresql://") else url
-    # SQLite: wait for the lock instead of failing while another worker writes.
-    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    try:  # Optuna >= 4.9 renamed the retry callback; older releases know only the first name
-        from optuna.storages import RetryHeartbeatStaleTrialCallback as Retry
-
-        retry = {"heartbeat_stale_trial_callback": Retry(max_retry=3)}
-    except ImportError:
-        retry = {"failed_trial_callback": RetryFailedTrialCallback(max_retry=3)}
-    for attempt in range(5):
-        try:
-            return RDBStorage(engine_url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S,
-                              grace_period=GRACE_S, **retry)
-        except DBAPIError as e:  # machines started in the same instant race to create the schema; the loser retries
-            error = e
-            if attempt < 4:
-                time.sleep(0.5 + random.random())
-        except (SQLAlchemyError, ImportError) as e:  # an unknown scheme, a malformed URL, a missing driver
-            error = e
-            break
-    reason = _first_line(getattr(error, "orig", None) or error)  # the driver's words, not SQLAlchemy's wrapper
-    raise LatentAtlasError(f"cannot open the study storage {_shown(url)}: {reason}")
-
-
-def _shown(url: str) -> str:
-    """The storage URL without its password, for messages."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 def _sampler():
