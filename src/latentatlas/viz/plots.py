@@ -82,7 +82,7 @@ def encoder_map(chart: Chart, z: np.ndarray, y: np.ndarray, glyphs: bool = False
     range (:func:`map_limits`); a domain that is not the whole box (the equal-area ellipse) is outlined."""
     uv = chart.to_map(torch.as_tensor(z)).numpy()
     (x0, x1), (y0, y1) = map_limits(chart, uv)
-    fig, ax = plt.subplots(figsize=_map_size(chart, (x1 - x0) / (y1 - y0)), layout="constrained")
+    fig, ax = plt.subplots(figsize=map_figsize(chart, (x1 - x0) / (y1 - y0)), layout="constrained")
     draw_outline(ax, chart)
     draw_classes(ax, uv, y, classes, glyphs, colour=colour)
     ax.set(xlim=(x0, x1), ylim=(y1, y0) if chart.y_down else (y0, y1))
@@ -118,7 +118,7 @@ def principal_axes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x @ vt[:2].T, s[:2] ** 2 / total
 
 
-def _map_size(chart: Chart, aspect: float) -> tuple[float, float]:
+def map_figsize(chart: Chart, aspect: float) -> tuple[float, float]:
     """The figure size of a map: a bounded chart drawn to scale gets a figure of its own shape (the sphere's
     (phi, theta) chart is twice as wide as tall), so no white band is left above and below it."""
     if chart.extent is None:
@@ -163,7 +163,7 @@ def preservation_map(chart: Chart, z: np.ndarray, kept: np.ndarray):
     """Test points on the chart coloured by the share of their input-space neighbours the map keeps (0 to 1)."""
     uv = chart.to_map(torch.as_tensor(z)).numpy()
     (x0, x1), (y0, y1) = map_limits(chart, uv)
-    fig, ax = plt.subplots(figsize=_map_size(chart, (x1 - x0) / (y1 - y0)), layout="constrained")
+    fig, ax = plt.subplots(figsize=map_figsize(chart, (x1 - x0) / (y1 - y0)), layout="constrained")
     draw_outline(ax, chart)
     order = np.argsort(-kept)  # the worst kept on top, where they can be seen
     dots = ax.scatter(uv[order, 0], uv[order, 1], c=kept[order], cmap="viridis", vmin=0, vmax=1, s=4, linewidths=0)

@@ -9,7 +9,7 @@ import torch
 from matplotlib.collections import LineCollection
 from matplotlib.patches import Polygon
 
-from .plots import draw_outline, map_limits, mpl_text, plt
+from .plots import map_figsize, draw_outline, map_limits, mpl_text, plt
 from .style import class_colour, class_name
 
 CURVES = (("mse", "MSE against the clean image"), ("knn5", "5-NN accuracy"),
@@ -93,6 +93,7 @@ def trails_map(chart, name: str, levels, z0, zs, y, z_all=None, title: str | Non
     ax.set(xlim=(x0, x1), ylim=(y1, y0) if chart.y_down else (y0, y1), xlabel=chart.labels[0], ylabel=chart.labels[1])
     if chart.extent is not None:
         ax.set_aspect("equal", adjustable="box")
+        fig.set_size_inches(*map_figsize(chart, (x1 - x0) / (y1 - y0)))  # the chart's own shape: no white bands
     ax.set_title(title or f"{name} {levels[0]:g} to {levels[-1]:g}: {path.shape[1]} test points move ({chart.name})",
                  fontsize=9)
     return fig
