@@ -1,4 +1,7 @@
-"""Screenshots in Chromium of issue 27's figure and report changes, from the code as it is (docs/screenshots/)."""
+"""Screenshots in Chromium of issue 27's figure and report changes, from the code as it is (docs/screenshots/).
+
+From the repository root: PYTHONPATH=src python docs/screenshots/shots.py (trains two small runs under
+/tmp/shotruns; needs the test extras, Playwright and the system Chromium)."""
 import os, shutil, subprocess, sys
 from pathlib import Path
 import numpy as np
