@@ -90,7 +90,7 @@ def run_figure_list(run, dataset, glyphs: bool = False, color_by=None) -> list[R
             figs.append(RunFigure(f"round_trip_{chart.name}", "maps",
                                   f"a {ROUND_TRIP_GRID} x {ROUND_TRIP_GRID} grid over the {chart.name} chart (dots), "
                                   "decoded and placed again (crosses): the round trip of metrics.json",
-                                  functools.partial(_round_trip_map, model, chart, run.latents()["z_train"]),
+                                  functools.partial(_round_trip_map, model, chart, lat["z_train"]),
                                   chart=chart.name))
     embedding = geometry.embedding_3d()
     if embedding is not None:
