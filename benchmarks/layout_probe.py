@@ -3,7 +3,8 @@
 Lays out the 4,000 training images on the plane and the sphere from their 10-NN pixel graph, places the 1,000 test
 images by refinement (their 10 nearest training images over the first 50 principal components), and prints test
 5-NN accuracy (fit on the training map), trustworthiness (k = 5, test images against their placed positions) and
-wall times. openTSNE (defaults, n_jobs=1) fits and transforms the same images on the plane.
+wall times. openTSNE (defaults, n_jobs=1) fits and transforms the same images on the plane, and its map is also
+refined onto by latentatlas's placement (the layout engine's ablation: openTSNE's layout, latentatlas's transform).
 
 --data fashion-mnist runs the same on 60k / 10k. The decoder and encoder fitted to such a map, and the round trip,
 are the atlas presets' (``latentatlas compare --presets atlas-2d atlas-s2``; latentatlas.atlas_map).
@@ -73,6 +74,11 @@ def main() -> None:
             placed = {"transform": np.asarray(emb.transform(x_test))}
             place = {"transform": time.perf_counter() - t}
             train_z = np.asarray(emb)
+            for steps in args.refine_steps:  # latentatlas's placement on openTSNE's map: the layout-engine ablation
+                t = time.perf_counter()
+                placed[f"refine {steps}"] = refine(test_nbrs, train_z, get_geometry("euclidean", 2), steps=steps,
+                                                   seed=args.seed, exaggeration=args.refine_exaggeration)
+                place[f"refine {steps}"] = time.perf_counter() - t
         else:
             geometry = get_geometry(*SPACES[name])
             t = time.perf_counter()
