@@ -1,4 +1,5 @@
-"""Screenshots in Chromium of issue 27's figure and report changes, from the code as it is (docs/screenshots/).
+"""Screenshots in Chromium of issue 27's figure and report changes and of an atlas-2d map in the explorer (issue 25),
+from the code as it is (docs/screenshots/).
 
 From the repository root: PYTHONPATH=src python docs/screenshots/shots.py (trains two small runs under
 /tmp/shotruns; needs the test extras, Playwright and the system Chromium)."""
@@ -28,6 +29,9 @@ if not (ROOT / "rates" / "manifest.json").exists():
     la("train", "--preset", "deep-s2", "--data", rates, "--out", ROOT / "rates")
 if not (ROOT / "s2" / "manifest.json").exists():
     la("train", "--preset", "deep-s2", "--data", "mnist-5k", "--epochs", "20", "--out", ROOT / "s2")
+if not (ROOT / "atlas-2d" / "manifest.json").exists():
+    la("train", "--preset", "atlas-2d", "--data", "mnist-5k", "--out", ROOT / "atlas-2d")
+la("explore", ROOT / "atlas-2d", "--out", ROOT / "atlas.html", "--overwrite")
 la("explore", ROOT / "rates", "--color-by", "population_rate", "--out", ROOT / "explorer.html", "--overwrite")
 la("report", ROOT / "rates", "--color-by", "heading:circular", "--out", ROOT / "report.html", "--overwrite")
 la("plot", ROOT / "s2")
@@ -35,15 +39,17 @@ la("probe", ROOT / "s2", "--rotate", "0:180:7", "--noise", "", "--saltpepper", "
 
 with launch_chromium() as b:
     page = b.new_page(viewport={"width": 1300, "height": 900})
-    page.goto((ROOT / "explorer.html").as_uri())
-    page.wait_for_timeout(1500)
-    view = page.evaluate("atlas.views")[-1]
-    canvas = page.locator(f"[data-view='{view}'] canvas.overlay")
-    canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
-    page.mouse.move(round(box["x"] + box["width"] * 0.36), round(box["y"] + box["height"] * 0.3))
-    page.wait_for_timeout(500)
-    page.screenshot(path=OUT / "explorer_continuous.png", full_page=True)
+    for html_page, (u, v), png in (("explorer.html", (0.36, 0.3), "explorer_continuous.png"),
+                                   ("atlas.html", (0.5, 0.45), "explorer_atlas_2d.png")):
+        page.goto((ROOT / html_page).as_uri())
+        page.wait_for_timeout(1500)
+        view = page.evaluate("atlas.views")[-1]  # the last map of the page, with the cursor on it
+        canvas = page.locator(f"[data-view='{view}'] canvas.overlay")
+        canvas.scroll_into_view_if_needed()
+        box = canvas.bounding_box()
+        page.mouse.move(round(box["x"] + box["width"] * u), round(box["y"] + box["height"] * v))
+        page.wait_for_timeout(500)
+        page.screenshot(path=OUT / png, full_page=True)
     page.goto((ROOT / "report.html").as_uri())
     page.wait_for_timeout(1500)
     page.screenshot(path=OUT / "report.png")
