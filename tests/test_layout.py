@@ -235,3 +235,19 @@ def test_the_estimator_returns_the_layout_places_new_samples_and_decodes(tmp_pat
     assert ae.inverse_transform(placed).shape == (100, 64)
     again = Autoencoder.load(ae.save(tmp_path / "ae"))
     np.testing.assert_array_equal(again.transform(x[600:700]), direct)  # its placement setting saved with it
+
+
+def test_the_report_and_the_explorer_say_how_test_images_were_placed(tmp_path):
+    import html
+
+    from latentatlas.atlas_map import PLACED
+    from latentatlas.config import RunConfig
+    from latentatlas.run_training import train_run
+    from latentatlas.runs import load_run
+    from latentatlas.viz.explorer import explorer_data
+    from latentatlas.viz.report import write_report
+
+    cfg = RunConfig(preset="atlas-2d", data="digits", epochs=2, layout_steps=100, refine_steps=20)
+    run = load_run(train_run(cfg, tmp_path / "run", plot=False).path)
+    assert explorer_data(run, run.dataset())["summary"][-1] == PLACED["refine"]
+    assert html.escape(PLACED["refine"]) in write_report([run.path], tmp_path / "r.html").read_text()

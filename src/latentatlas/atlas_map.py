@@ -83,6 +83,17 @@ class PlacedMap(nn.Module):
                 f"refine_steps={self.refine_steps}, placement={self.placement}")
 
 
+# How a map's run places new images, in the words the demo, the report and the explorer show.
+PLACED = {"refine": "test images placed on the laid-out map by refinement (as openTSNE's transform)",
+          "encoder": "test images placed by the encoder's one pass"}
+
+
+def placement_said(model) -> str | None:
+    """How ``model`` places new images, in words (:data:`PLACED`), where it has a map; None where it has none."""
+    placed = getattr(model, "map", None)
+    return None if placed is None else PLACED[placed.placement]
+
+
 def fit_map(x: Tensor, geometry, *, k: int = K, steps: int | None = None, refine_steps: int = REFINE_STEPS,
             placement: str = "refine", seed: int = 0, neighbours: np.ndarray | None = None,
             progress: bool | None = None) -> PlacedMap:

@@ -10,6 +10,7 @@ from .._guard import check_out
 from .._table import text_table
 from ..config import RunConfig
 from ..data import load_dataset
+from ..atlas_map import PLACED
 from ..metrics import METRIC
 from ..run_training import MIN_STEPS, enough_steps, train_run
 from ..runs import Run
@@ -44,6 +45,6 @@ def comparison_table(runs: list[Run]) -> str:
     rows = [[r.path.name, *(METRIC[k].format(r.metrics.get(k)) for k in TABLE)] for r in runs]
     table = text_table(["run", *(METRIC[k].header for k in TABLE)], rows)
     if any(r.model.map is not None for r in runs):
-        table += ("\natlas runs: test images placed on the laid-out map by refinement (as openTSNE's transform); "
-                  f"{METRIC['knn5_encoder'].header}: placed by the encoder's one pass instead")
+        table += (f"\natlas runs: {PLACED['refine']}; {METRIC['knn5_encoder'].header}: placed by the encoder's one "
+                  "pass instead")
     return table

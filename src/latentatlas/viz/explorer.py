@@ -30,6 +30,7 @@ from torch import nn
 from .._limits import IDLE_TIMEOUT_S, MAX_CONNECTIONS, REQUEST_TIMEOUT_S
 from ..data.spec import held_out
 from ..errors import LatentAtlasError
+from ..atlas_map import placement_said
 from ..metrics import METRIC, neighbourhood_preservation
 from .colour import ColorBy, resolve
 from .plots import image_shape, map_limits
@@ -102,7 +103,7 @@ def explorer_data(run: Run, dataset, max_points: int = MAX_POINTS, latents: dict
                     if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)},
         # The page's header line: a few metrics as the metrics table labels and formats them.
         "summary": [f"{METRIC[k].label} {METRIC[k].format(run.metrics[k])}" for k in SUMMARY
-                    if isinstance(run.metrics.get(k), (int, float))],
+                    if isinstance(run.metrics.get(k), (int, float))] + [s for s in [placement_said(model)] if s],
         "decoder": decoder_layers(model.decoder),
         "points": {"n": len(z), "total": total, "z": _b64(z), "y": _b64(y.astype(np.uint16)),
                    "pixels": _b64(pixels.astype(np.uint8)),

@@ -19,6 +19,7 @@ from .._version import __version__
 from .._guard import GENERATOR
 from .._guard import check_out
 from .._io import atomic_write_text
+from ..atlas_map import placement_said
 from ..metrics import METRIC, METRICS
 from ..config import RunConfig
 from ..errors import LatentAtlasError
@@ -125,9 +126,10 @@ def _run_section(run: Run, rid: str, dataset, lat: dict, figures: list, color_by
     model = run.model
     cfg = run.config.to_dict()
     changed = _changed_settings(run.config)
+    said = placement_said(model)  # how a map's run placed its test images
     parts = [f"<section class='run' id='{rid}'><h2>{html.escape(run.path.name)}</h2>"
              f"<p class='meta'>{html.escape(str(run.path))}: preset {html.escape(run.config.preset or 'custom')}, "
-             f"data {html.escape(dataset.name)}</p>"]
+             f"data {html.escape(dataset.name)}" + (f"; {html.escape(said)}" if said else "") + "</p>"]
     parts.append(f"<section id='{rid}-settings'><h3>Settings changed from the preset's</h3>"
                  + ("<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td>"
                                         f"<td class='meta'>preset: {html.escape(str(d))}</td></tr>"
