@@ -28,6 +28,7 @@ Measured (benchmarks/layout_probe.py on mnist-5k) is recorded in docs/maps-resea
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -126,23 +127,24 @@ def layout(neighbours, geometry, *, steps: int | None = None, seed: int = 0, ini
     opt = torch.optim.Adam([h], lr=learning_rate * length)
     plain = max(steps - exaggeration_steps, 1)
     bar = progress_bar(steps, "layout", unit="steps", show=progress)
-    for step in range(steps):
-        if step >= exaggeration_steps:  # cosine to 1 % over the plain steps: large moves first, then settling
-            t = (step - exaggeration_steps) / plain
-            opt.param_groups[0]["lr"] = learning_rate * length * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
-        # Uniform over the edges, as t-SNE's symmetric affinities weigh them; all of them when they are few.
-        edges = torch.randint(len(cols), (EDGES_PER_STEP,), generator=gen) if len(cols) > EDGES_PER_STEP else None
-        pushed = torch.randperm(n, generator=gen)[:points_per_step] if n > points_per_step else torch.arange(n)
-        others = torch.randint(n, (negatives,), generator=gen)  # (R,)
-        alpha = exaggeration if step < exaggeration_steps else 1.0
-        loss = objective(h, (rows, cols) if edges is None else (rows[edges], cols[edges]), pushed, others,
-                         geometry, alpha)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            h.copy_(geometry(h).mode)  # back onto the space (the sphere's normalisation; the plane's identity)
-        bar.update()
+    with _deterministic():  # the gathers' backward sums in a fixed order: the same seed, the same map
+        for step in range(steps):
+            if step >= exaggeration_steps:  # cosine to 1 % over the plain steps: large moves first, then settling
+                t = (step - exaggeration_steps) / plain
+                opt.param_groups[0]["lr"] = learning_rate * length * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
+            # Uniform over the edges, as t-SNE's symmetric affinities weigh them; all of them when they are few.
+            edges = torch.randint(len(cols), (EDGES_PER_STEP,), generator=gen) if len(cols) > EDGES_PER_STEP else None
+            pushed = torch.randperm(n, generator=gen)[:points_per_step] if n > points_per_step else torch.arange(n)
+            others = torch.randint(n, (negatives,), generator=gen)  # (R,)
+            alpha = exaggeration if step < exaggeration_steps else 1.0
+            loss = objective(h, (rows, cols) if edges is None else (rows[edges], cols[edges]), pushed, others,
+                             geometry, alpha)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                h.copy_(geometry(h).mode)  # back onto the space (the sphere's normalisation; the plane's identity)
+            bar.update()
     bar.close()
     return h.detach().float().numpy()
 
@@ -225,6 +227,20 @@ def refine(new_neighbours, train_coords, geometry, *, steps: int = REFINE_STEPS,
         with torch.no_grad():
             z.copy_(geometry(z).mode)
     return (z.detach() / scale).numpy()
+
+
+@contextlib.contextmanager
+def _deterministic():
+    """torch's deterministic kernels inside the block, the caller's setting restored after: with several threads the
+    default backward of a gather (``z[edges]``) adds each row's gradients in whatever order the threads finish, so
+    two layouts of the same seed would differ in the last bits and then grow apart."""
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
 
 
 def _mean_similarity(coords: Tensor, geometry, gen: torch.Generator, pairs: int = 2048) -> Tensor:
