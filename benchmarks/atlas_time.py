@@ -7,6 +7,7 @@ placed by refinement; no figures); its placement alone is timed again afterwards
 defaults and as many threads as torch has.
 
     PYTHONPATH=src python benchmarks/atlas_time.py --data fashion-mnist [--presets atlas-2d atlas-s2] [--json F]
+        [--layout-engines latentatlas opentsne]   # each preset with each engine that lays its space out
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from latentatlas import hardware
 from latentatlas._io import atomic_write_json
 from latentatlas.config import RunConfig
 from latentatlas.data import load_dataset
+from latentatlas.layout import ENGINES
 from latentatlas.metrics import embedding_metrics, encode
 from latentatlas.run_training import train_run
 
@@ -40,6 +42,9 @@ def main() -> None:
     p.add_argument("--data", default="fashion-mnist")
     p.add_argument("--presets", nargs="*", default=["atlas-2d", "atlas-s2"])
     p.add_argument("--baselines", nargs="*", default=["opentsne", "umap"])
+    p.add_argument("--layout-engines", nargs="*", default=None,
+                   help="lay each preset out with each of these engines (those that take its space); default: the "
+                        "preset's own")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path)
     args = p.parse_args()
@@ -66,20 +71,27 @@ def main() -> None:
         rows.append({"method": name, "fit_s": fit, "place_s": place, **embedding_metrics(ds, z_train, z_test)})
         print(rows[-1], flush=True)
     for preset in args.presets:
-        with tempfile.TemporaryDirectory() as tmp:
-            cfg = RunConfig(preset=preset, data=args.data, seed=args.seed)
-            run, whole = timed(lambda: train_run(cfg, Path(tmp) / preset, dataset=ds, plot=False, progress=False))
-            _, place = timed(lambda: encode(run.model, x_test))
-            rows.append({"method": preset, "whole_s": whole, "map_s": run.model.map.seconds, "place_s": place,
-                         "epochs": run.config.epochs, **{k: run.metrics[k] for k in
-                                                          ("knn5", "knn5_encoder", "trustworthiness", "mse_test")}})
-        print(rows[-1], flush=True)
+        own = RunConfig(preset=preset).resolved()
+        engines = [own.layout_engine] if args.layout_engines is None else [
+            e for e in args.layout_engines if not (ENGINES[e].plane_only and own.geometry != "euclidean")]
+        for engine in engines:
+            with tempfile.TemporaryDirectory() as tmp:
+                cfg = RunConfig(preset=preset, data=args.data, seed=args.seed, layout_engine=engine)
+                run, whole = timed(lambda: train_run(cfg, Path(tmp) / preset, dataset=ds, plot=False,
+                                                     progress=False))
+                _, place = timed(lambda: encode(run.model, x_test))
+                name = preset if args.layout_engines is None else f"{preset} ({engine})"
+                rows.append({"method": name, "layout_engine": engine, "whole_s": whole,
+                             "map_s": run.model.map.seconds, "place_s": place, "epochs": run.config.epochs,
+                             **{k: run.metrics[k] for k in ("knn5", "knn5_encoder", "trustworthiness", "mse_test",
+                                                            "round_trip")}})
+            print(rows[-1], flush=True)
     reference = next((r for r in rows if r["method"] == "opentsne"), None)
-    print(f"\n{'method':10s} {'job s':>8s} {'x openTSNE':>10s} {'5-NN':>6s} {'trust':>6s}")
+    print(f"\n{'method':24s} {'job s':>8s} {'x openTSNE':>10s} {'5-NN':>6s} {'trust':>6s}")
     for r in rows:
         job = r.get("whole_s", r.get("fit_s", 0) + r["place_s"])
         ratio = job / (reference["fit_s"] + reference["place_s"]) if reference else float("nan")
-        print(f"{r['method']:10s} {job:8.1f} {ratio:10.2f} {r['knn5']:6.3f} {r['trustworthiness']:6.3f}")
+        print(f"{r['method']:24s} {job:8.1f} {ratio:10.2f} {r['knn5']:6.3f} {r['trustworthiness']:6.3f}")
     if args.json:
         atomic_write_json(args.json, {"machine": hardware.describe(), "data": args.data, "threads": threads,
                                       "rows": rows})

@@ -9,7 +9,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from latentatlas.errors import LatentAtlasError
 from latentatlas.geometries import get_geometry
-from latentatlas.layout import layout, objective, refine
+from latentatlas.layout import ENGINES, check_engine, layout, objective, opentsne_layout, refine
 from latentatlas.viz.figures import run_figure_list
 
 SPACES = [("euclidean", 2), ("sphere", 3)]
@@ -30,11 +30,17 @@ def knn(reference: np.ndarray, query: np.ndarray | None = None, k: int = 5) -> n
     return idx[:, 1:] if query is None else idx
 
 
-@pytest.fixture(scope="module", params=SPACES, ids=[s[0] for s in SPACES])
+# Each engine on each space it lays out: latentatlas's own on the plane and the sphere, openTSNE's on the plane.
+ENGINE_SPACES = [("latentatlas", "euclidean", 2), ("latentatlas", "sphere", 3), ("opentsne", "euclidean", 2)]
+
+
+@pytest.fixture(scope="module", params=ENGINE_SPACES, ids=[f"{e}-{s}" for e, s, _ in ENGINE_SPACES])
 def fitted(request):
-    geometry = get_geometry(*request.param)
+    engine, *space = request.param
+    geometry = get_geometry(*space)
     x, y = two_clusters()
-    coords = layout(knn(x), geometry, steps=150, seed=0)
+    steps = 150 if engine == "latentatlas" else None  # openTSNE's 750 take a second on 80 points
+    coords = ENGINES[engine].lay_out(knn(x), geometry, steps=steps, seed=0, init=None, progress=False)
     return geometry, x, y, coords
 
 
@@ -101,6 +107,36 @@ def test_same_seed_same_layout(space):
     assert not torch.are_deterministic_algorithms_enabled()  # the caller's setting is left as it was
 
 
+def test_opentsne_gives_the_same_map_for_the_same_seed():
+    graph, plane = knn(two_clusters(n_per=100)[0], k=10), get_geometry("euclidean", 2)
+    a, b = (opentsne_layout(graph, plane, seed=1, steps=200) for _ in range(2))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_an_engine_that_cannot_lay_out_a_space_is_refused_in_one_line(monkeypatch):
+    """openTSNE lays out the plane only; a missing package is named with its install line; an unknown engine gets
+    the registry's names; a run's config is refused before anything is loaded."""
+    import importlib.util
+
+    from latentatlas.config import RunConfig
+
+    sphere, plane = get_geometry("sphere", 3), get_geometry("euclidean", 2)
+    graph = knn(two_clusters(n_per=10)[0])
+    calls = {"the plane only": lambda: opentsne_layout(graph, sphere),
+             "the plane only ": lambda: RunConfig(preset="atlas-s2", layout_engine="opentsne").resolved(),
+             "choose one of auto, latentatlas, opentsne": lambda: check_engine("tsne", plane),
+             "did you mean 'opentsne'": lambda: RunConfig(preset="atlas-2d", layout_engine="opentnse").resolved()}
+    for said, call in calls.items():
+        with pytest.raises(LatentAtlasError, match=said.strip()) as err:
+            call()
+        assert "\n" not in str(err.value)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openTSNE" else real(name, *a))
+    with pytest.raises(LatentAtlasError, match="needs openTSNE: pip install openTSNE"):
+        RunConfig(preset="atlas-2d", layout_engine="opentsne").resolved()
+    assert RunConfig(preset="atlas-2d", layout_engine="latentatlas").resolved().layout_engine == "latentatlas"
+
+
 def test_bad_input_is_refused_in_one_line():
     plane = get_geometry("euclidean", 2)
     graph = knn(two_clusters(n_per=10)[0])
@@ -116,6 +152,10 @@ def test_bad_input_is_refused_in_one_line():
         lambda: refine(graph, np.full((20, 2), np.nan), plane),  # NaN
         lambda: refine(graph, coords[:5], plane),  # indices beyond the training map
         lambda: refine(-graph - 1, coords, plane),  # negative indices
+        lambda: opentsne_layout(graph.astype(float), plane),  # not indices
+        lambda: opentsne_layout(graph, plane, init=np.zeros((20, 3))),  # wrong width
+        lambda: opentsne_layout(graph, plane, init=np.full((20, 2), np.nan)),  # NaN
+        lambda: opentsne_layout(graph, plane, steps=0),
     ]
     for call in bad_calls:
         with pytest.raises(LatentAtlasError) as err:
@@ -227,6 +267,50 @@ def test_old_atlas_configs_stay_neighbour_term_runs():
     old.update(ne_weight=1.0)
     cfg = RunConfig.from_dict(old).resolved()
     assert cfg.layout == "encoder" and cfg.ne_weight == 1.0
+
+
+def test_auto_lays_out_large_maps_of_the_plane_with_opentsne_and_the_rest_with_latentatlas(tmp_path, small):
+    """The measured choice (layout.ENGINES' comment): openTSNE above 16,384 points on the plane, latentatlas's own
+    below it and on every other space; a run's config.json names the engine that ran, not "auto"."""
+    from latentatlas.config import RunConfig
+    from latentatlas.layout import AUTO_OPENTSNE_ABOVE, engine_for
+    from latentatlas.run_training import train_run
+
+    plane, sphere = get_geometry("euclidean", 2), get_geometry("sphere", 3)
+    assert AUTO_OPENTSNE_ABOVE == 16384
+    assert [engine_for("auto", plane, n) for n in (16384, 16385)] == ["latentatlas", "opentsne"]
+    assert engine_for("auto", sphere, 60000) == "latentatlas"
+    assert engine_for("latentatlas", plane, 60000) == "latentatlas"
+    cfg = RunConfig(preset="atlas-2d", data="mnist-5k", epochs=1, layout_steps=20, refine_steps=5)
+    assert cfg.resolved().layout_engine == "auto"
+    run = train_run(cfg, tmp_path / "run", dataset=small, plot=False)
+    assert run.config.layout_engine == "latentatlas"
+    assert '"layout_engine": "latentatlas"' in (tmp_path / "run" / "config.json").read_text()
+
+
+def test_an_opentsne_map_places_and_decodes_like_any_free_layout(tmp_path, small):
+    from latentatlas.config import RunConfig
+    from latentatlas.metrics import knn_accuracy
+    from latentatlas.run_training import train_run
+
+    cfg = RunConfig(preset="atlas-2d", data="mnist-5k", epochs=1, layout_engine="opentsne", layout_steps=300,
+                    refine_steps=30)
+    run = train_run(cfg, tmp_path / "run", dataset=small, plot=False)
+    assert run.config.layout_engine == "opentsne"
+    assert run.metrics["knn5"] > 0.7 and run.metrics["knn5"] > run.metrics["knn5_encoder"] - 0.05
+    z = run.model.map.coords.numpy()
+    assert knn_accuracy(z, small.y_train, z, small.y_train, 5) > 0.8  # the map itself keeps the digits apart
+
+
+def test_free_layout_configs_from_before_the_engine_setting_read_as_latentatlas_maps():
+    """A free-layout run's config.json written before ``layout_engine`` existed was laid out by latentatlas's own
+    engine, whatever its preset's engine is now."""
+    from latentatlas.config import RunConfig
+
+    for preset in ("atlas-2d", "atlas-s2"):
+        old = RunConfig(preset=preset, layout_engine="latentatlas").resolved().to_dict()
+        old.pop("layout_engine")
+        assert RunConfig.from_dict(old).resolved().layout_engine == "latentatlas"
 
 
 def test_the_estimator_returns_the_layout_places_new_samples_and_decodes(tmp_path):

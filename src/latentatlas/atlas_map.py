@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import LatentAtlasError
-from .layout import REFINE_STEPS, default_steps, layout, refine
+from .layout import REFINE_STEPS, check_engine, engine_for, refine
 from .progress import say
 
 COMPONENTS = 50  # the neighbour index's principal components (openTSNE and UMAP search raw pixels; 50 keep ~86 %
@@ -96,11 +96,13 @@ def placement_said(model) -> str | None:
 
 def fit_map(x: Tensor, geometry, *, k: int = K, steps: int | None = None, refine_steps: int = REFINE_STEPS,
             placement: str = "refine", seed: int = 0, neighbours: np.ndarray | None = None,
-            progress: bool | None = None) -> PlacedMap:
+            engine: str = "latentatlas", progress: bool | None = None) -> PlacedMap:
     """Lay out ``x`` (N, D) images in [0, 1] in ``geometry``'s space and build the index that places new ones.
 
     ``neighbours`` (N, k) is the training images' k-nearest-neighbour graph (``graph.knn_graph``); None builds it.
-    The layout starts from the first principal components, so the same seed gives the same map. ``progress`` as
+    The layout starts from the first principal components, so the same seed gives the same map. ``engine`` names
+    what lays it out (``layout.ENGINES``: latentatlas's own optimiser, or openTSNE's on the plane; "auto" decides by
+    the space and the number of images, ``layout.engine_for``). ``progress`` as
     ``layout.layout``'s, with a line first saying what is laid out (unless False).
     """
     from .graph import knn_graph
@@ -114,10 +116,12 @@ def fit_map(x: Tensor, geometry, *, k: int = K, steps: int | None = None, refine
     projected = (x - mean) @ components.T  # (N, C)
     graph = knn_graph(x.numpy(), k) if neighbours is None else neighbours
     start = projected[:, :geometry.dim].numpy()
-    steps = default_steps(n) if steps is None else steps
+    engine = engine_for(engine, geometry, n)
+    lay = check_engine(engine, geometry)
+    steps = lay.default_steps(n) if steps is None else steps
     if progress is not False:
-        say(f"free layout: {n:,} points in the {geometry.name} space, {steps} steps")
-    raw = torch.from_numpy(layout(graph, geometry, seed=seed, init=start, steps=steps, progress=progress))
+        say(f"free layout: {n:,} points in the {geometry.name} space, {steps} steps of {engine}'s engine")
+    raw = torch.from_numpy(lay.lay_out(graph, geometry, seed=seed, init=start, steps=steps, progress=progress))
     scale = raw.std().clamp(min=1e-12) if geometry.scalable else torch.tensor(1.0)
     placed = PlacedMap(raw / scale, scale, mean, components, projected, k=k, refine_steps=refine_steps,
                        placement=placement)

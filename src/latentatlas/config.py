@@ -50,11 +50,17 @@ class RunConfig:
                                        "objective) or free (the training images laid out t-SNE-like first, the "
                                        "decoder and encoder fitted to that map, new images refined on it) "
                                        "[default: the preset's].")
+    layout_engine: str | None = setting(None, "Free layout: what lays the map out: latentatlas (its own optimiser, any "
+                                               "geometry), opentsne (openTSNE's FFT-accelerated t-SNE on the same "
+                                               "graph; the plane only) or auto (opentsne on the plane above 16,384 "
+                                               "training images, else latentatlas; a run's config records which) "
+                                               "[default: the preset's].")
     layout_k: int = setting(10, "Free layout: neighbours per training image in its graph, and per new image when "
                                 "placed.", low=1)
     layout_steps: int | None = setting(None, "Free layout: optimisation steps of the map, the first third "
-                                              "exaggerated (as t-SNE's 250 of 750) [default: 750, and on more than "
-                                              "16,384 points 750 x N / 16,384].", low=1)
+                                              "exaggerated (as t-SNE's 250 of 750) [default: 750, and with the "
+                                              "latentatlas engine on more than 16,384 points 750 x N / 16,384].",
+                                  low=1)
     refine_steps: int = setting(100, "Free layout: steps that refine each new image's place on the frozen map; "
                                      "0: the median of its neighbours' places.", low=0)
     placement: str = setting("refine", "Free layout: how new images are placed: refine (on the frozen map, as "
@@ -127,6 +133,10 @@ class RunConfig:
         _check_choice("precision", self.precision, ("auto", "fp32", "bf16"))
         _check_choice("layout", self.layout, LAYOUTS)
         _check_choice("placement", self.placement, PLACEMENTS)
+        if self.layout == "free":
+            from .layout import check_engine
+
+            check_engine(self.layout_engine, get_geometry(self.geometry, self.latent_dim))
         get_schedule(self.lr_schedule)
         for f in SETTINGS:
             if f.metadata["range"] != (None, None, None):

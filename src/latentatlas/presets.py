@@ -19,6 +19,7 @@ class Preset:
     ne_weight: float = 0.0  # the neighbour-embedding term's weight (the atlas presets': maps that keep neighbours)
     activation: str = "prelu"  # a name in nets.ACTIVATIONS
     layout: str = "encoder"  # or "free": the training images laid out first, the networks fitted to that map
+    layout_engine: str = "latentatlas"  # what lays a free layout out (latentatlas.layout.ENGINES)
 
     def n_params(self, n_features: int = 784) -> int:
         """Trainable parameters for inputs of ``n_features`` pixels, in closed form (checked against torch's count
@@ -46,8 +47,10 @@ PRESETS: dict[str, Preset] = {
     # Maps as sharp as t-SNE's that decode everywhere: the training images laid out first (free coordinates,
     # t-SNE's objective), deep-2d's / deep-s2's decoder trained from that map and encoder distilled onto it, new
     # images refined on the frozen map (latentatlas.atlas_map; docs/maps-research.md).
-    "atlas-2d": Preset((392, 64), 2, "euclidean", "a laid-out map of the plane with deep-2d's networks", layout="free"),
-    "atlas-s2": Preset((392, 96), 3, "sphere", "a laid-out map of S2 with deep-s2's networks", layout="free"),
+    "atlas-2d": Preset((392, 64), 2, "euclidean", "a laid-out map of the plane with deep-2d's networks", layout="free",
+                       layout_engine="auto"),
+    "atlas-s2": Preset((392, 96), 3, "sphere", "a laid-out map of S2 with deep-s2's networks", layout="free",
+                       layout_engine="auto"),
     # Issue 12's atlas: the tutorial's networks with the neighbour-embedding term on.
     "ne-2d": Preset((392, 64), 2, "euclidean", "deep-2d with the neighbour-embedding term", ne_weight=1.0),
     "ne-s2": Preset((392, 96), 3, "sphere", "deep-s2 with the neighbour-embedding term", ne_weight=1.0),

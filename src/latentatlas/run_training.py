@@ -46,6 +46,18 @@ def resolve_runtime(cfg: RunConfig) -> RunConfig:
                                precision=pick_precision(cfg.precision, device))
 
 
+def resolve_layout_engine(cfg: RunConfig, n_train: int) -> RunConfig:
+    """``cfg`` with a free layout's engine "auto" decided for ``n_train`` training images (``layout.engine_for``),
+    so that the run's config.json names the engine that laid its map out."""
+    if cfg.layout != "free":
+        return cfg
+    from .geometries import get_geometry
+    from .layout import engine_for
+
+    engine = engine_for(cfg.layout_engine, get_geometry(cfg.geometry, cfg.latent_dim), n_train)
+    return dataclasses.replace(cfg, layout_engine=engine)
+
+
 # Every run whose epochs are not given trains at least this many steps (batches): the neighbour term needs them
 # (losses/neighbours.py), and a small data set's 10 epochs are too few for any model (1,200 images: 100 steps).
 MIN_STEPS = NEIGHBOUR_STEPS
@@ -116,7 +128,7 @@ def fit_run_map(cfg: RunConfig, x_train, progress: bool | None = None):
     x = to_unit_float(as_tensor(x_train)).reshape(len(x_train), -1)
     placed = fit_map(x, get_geometry(cfg.geometry, cfg.latent_dim), k=cfg.layout_k, steps=cfg.layout_steps,
                      refine_steps=cfg.refine_steps, placement=cfg.placement, seed=cfg.seed, progress=progress,
-                     neighbours=graph)
+                     neighbours=graph, engine=cfg.layout_engine)
     placed.seconds = time.perf_counter() - t0
     return placed
 
@@ -140,6 +152,7 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
     user_precision = cfg.precision
     cfg = resolve_runtime(cfg)
     dataset = cfg.data_spec.load() if dataset is None else dataset
+    cfg = resolve_layout_engine(cfg, len(dataset.y_train))
     if tensorboard is not None:
         check_folder_writable(tensorboard)
     # The trainer first: terms that refuse the data (a neighbour graph's k) do so before the folder is touched.

@@ -140,7 +140,7 @@ def bench(presets_, data, epochs, batch_size, device, precision, json_path, to_q
               help="Folder of the trained runs (one per preset and seed) and of compare.csv, .json, encoder_maps.png.")
 @click.option("--baselines", default="pca", show_default=True,
               help="Comma-separated baselines fitted on the training images and scored like the models: pca (2 and 3 "
-                   "components), umap, tsne (these two need pip install \"latentatlas[maps]\"); '' for none.")
+                   "components), umap (needs pip install \"latentatlas[maps]\"), tsne (openTSNE); '' for none.")
 @click.option("--pca/--no-pca", default=None, help="Deprecated: --no-pca is --baselines without pca.")
 @recipe_option
 @click.option("--stack/--no-stack", default=None,

@@ -89,7 +89,7 @@ class Baseline:
     module: str | None = None  # the library it needs (an optional extra), imported only when it is fitted
 
 
-EXTRA = "maps"  # pip install "latentatlas[maps]": umap-learn and openTSNE
+EXTRA = "maps"  # pip install "latentatlas[maps]": umap-learn (openTSNE is a dependency: atlas-2d lays out with it)
 BASELINES: dict[str, tuple[Baseline, ...]] = {  # a name given to compare -> the rows it adds
     "pca": tuple(Baseline(f"pca-{k}", partial(_fit_pca, k), seeded=False) for k in PCA_COMPONENTS),
     "umap": (Baseline("umap-2", _fit_umap, seeded=True, module="umap"),),
