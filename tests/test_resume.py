@@ -47,6 +47,7 @@ def kill_after_epoch(proc, out, epoch: int, delay: float) -> bool:
     return True
 
 
+@pytest.mark.same_kernels
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
 def test_killed_and_resumed_run_equals_the_uninterrupted_one(tmp_path):
     finish(start(tmp_path / "straight"))
@@ -113,6 +114,7 @@ def test_resume_names_the_settings_that_differ_and_a_finished_run_says_so(tmp_pa
     assert "--batch-size 128 there, 64 now; --lr 0.001 there, 0.01 now (only --epochs may change)" in r.output
 
 
+@pytest.mark.same_kernels
 @pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="needs POSIX signals")
 def test_ctrl_c_says_what_is_saved_releases_the_lock_and_prints_the_command_that_resumes(tmp_path):
     import shlex

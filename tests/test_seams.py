@@ -263,9 +263,8 @@ def test_a_derived_data_set_is_rebuilt_from_the_run_folder(tmp_path):
 
 # ---- one metrics table ------------------------------------------------------------------------------------
 
-def test_every_metric_a_run_reports_is_in_the_table(demo):
-    root, _ = demo
-    metrics = load_run(root / "deep-2d").metrics
+def test_every_metric_a_run_reports_is_in_the_table(base_run):
+    metrics = load_run(base_run).metrics
     # Variational runs add their likelihoods, data with known angles the circular correlation (test_variational.py
     # and test_neural.py check those runs' keys against the table).
     assert set(metrics) == {m.key for m in METRICS if m.only is None}
