@@ -31,7 +31,8 @@ def knn(reference: np.ndarray, query: np.ndarray | None = None, k: int = 5) -> n
 
 
 # Each engine on each space it lays out: latentatlas's own on the plane and the sphere, openTSNE's on the plane.
-ENGINE_SPACES = [("latentatlas", "euclidean", 2), ("latentatlas", "sphere", 3), ("opentsne", "euclidean", 2)]
+ENGINE_SPACES = [("latentatlas", "euclidean", 2), ("latentatlas", "sphere", 3), ("opentsne", "euclidean", 2),
+                 ("opentsne", "sphere", 3)]
 
 
 @pytest.fixture(scope="module", params=ENGINE_SPACES, ids=[f"{e}-{s}" for e, s, _ in ENGINE_SPACES])
@@ -40,8 +41,8 @@ def fitted(request):
     geometry = get_geometry(*space)
     x, y = two_clusters()
     steps = 150 if engine == "latentatlas" else None  # openTSNE's 750 take a second on 80 points
-    coords = ENGINES[engine].lay_out(knn(x), geometry, steps=steps, seed=0, init=None, progress=False)
-    return geometry, x, y, coords
+    coords, scale = ENGINES[engine].lay_out(knn(x), geometry, steps=steps, seed=0, init=None, progress=False)
+    return geometry.with_kernel_scale(geometry.kernel_scale * scale ** 2), x, y, coords
 
 
 @pytest.mark.parametrize("space", SPACES, ids=[s[0] for s in SPACES])
@@ -107,6 +108,26 @@ def test_same_seed_same_layout(space):
     assert not torch.are_deterministic_algorithms_enabled()  # the caller's setting is left as it was
 
 
+def test_a_plane_map_sent_onto_the_sphere_keeps_areas_and_its_kernel():
+    """The inverse Lambert equal-area projection: points uniform over a disc land uniform over the sphere (a cap
+    holds its share of the area, 2 pi (1 - cos t) / 4 pi), the median at the north pole, and two close points near
+    the centre keep their kernel: chord^2 times the returned kernel's scale equals their squared distance."""
+    from latentatlas.layout import FARTHEST_POLAR_ANGLE, onto_sphere
+
+    rng = np.random.default_rng(0)
+    r, a = 50 * np.sqrt(rng.uniform(size=100_000)), rng.uniform(0, 2 * np.pi, size=100_000)
+    disc = np.column_stack([r * np.cos(a), r * np.sin(a)])
+    plane = np.vstack([[0.0, 0.0], [0.3, 0.4], disc, -disc])  # the centre (the median), a point 0.5 from it
+    sphere, scale = onto_sphere(plane, kernel_scale=100.0)
+    np.testing.assert_allclose(np.linalg.norm(sphere, axis=1), 1, atol=1e-5)
+    top = 1 - np.cos(np.radians(FARTHEST_POLAR_ANGLE))  # the disc fills the cap down to its farthest point's angle
+    for t in (0.5, 1.0, 2.0, 2.3):
+        assert np.mean(sphere[2:, 2] > np.cos(t)) == pytest.approx((1 - np.cos(t)) / top, abs=0.005)
+    np.testing.assert_allclose(sphere[0], [0, 0, 1], atol=1e-3)  # the median lands at the pole
+    chord2 = np.sum((sphere[1] - sphere[0]) ** 2)
+    assert 100.0 * scale ** 2 * chord2 == pytest.approx(0.5 ** 2, rel=0.01)
+
+
 def test_opentsne_gives_the_same_map_for_the_same_seed():
     graph, plane = knn(two_clusters(n_per=100)[0], k=10), get_geometry("euclidean", 2)
     a, b = (opentsne_layout(graph, plane, seed=1, steps=200) for _ in range(2))
@@ -122,8 +143,8 @@ def test_an_engine_that_cannot_lay_out_a_space_is_refused_in_one_line(monkeypatc
 
     sphere, plane = get_geometry("sphere", 3), get_geometry("euclidean", 2)
     graph = knn(two_clusters(n_per=10)[0])
-    calls = {"the plane only": lambda: opentsne_layout(graph, sphere),
-             "the plane only ": lambda: RunConfig(preset="atlas-s2", layout_engine="opentsne").resolved(),
+    calls = {"lays out the plane": lambda: opentsne_layout(graph, sphere),
+             "not torus in 4": lambda: RunConfig(preset="torus-2", layout="free", layout_engine="opentsne").resolved(),
              "choose one of auto, latentatlas, opentsne": lambda: check_engine("tsne", plane),
              "did you mean 'opentsne'": lambda: RunConfig(preset="atlas-2d", layout_engine="opentnse").resolved()}
     for said, call in calls.items():
@@ -279,7 +300,8 @@ def test_auto_lays_out_large_maps_of_the_plane_with_opentsne_and_the_rest_with_l
     plane, sphere = get_geometry("euclidean", 2), get_geometry("sphere", 3)
     assert AUTO_OPENTSNE_ABOVE == 16384
     assert [engine_for("auto", plane, n) for n in (16384, 16385)] == ["latentatlas", "opentsne"]
-    assert engine_for("auto", sphere, 60000) == "latentatlas"
+    assert [engine_for("auto", sphere, n) for n in (16384, 16385)] == ["latentatlas", "opentsne"]
+    assert engine_for("auto", get_geometry("torus", 2), 60000) == "latentatlas"
     assert engine_for("latentatlas", plane, 60000) == "latentatlas"
     cfg = RunConfig(preset="atlas-2d", data="mnist-5k", epochs=1, layout_steps=20, refine_steps=5)
     assert cfg.resolved().layout_engine == "auto"

@@ -10,8 +10,10 @@ against the frozen map (``layout.refine``).
 (``model.safetensors``, prefix ``map.``). It holds, for N training images of D features:
 
     coords      (N, dim)  the training images' positions, in the model's units (what the decoder takes)
-    scale       ()        map units per model unit: a map of the plane is stored at unit spread for the networks
-                          (t-SNE-like maps span tens of kernel lengths), one of a bounded space as it is (scale 1)
+    scale       ()        the map's kernel lengths per model unit, in the geometry's kernel lengths (``refine``'s
+                          ``scale``): a map of the plane is stored at unit spread for the networks (t-SNE-like maps
+                          span tens of kernel lengths: scale is that spread), one of a bounded space as it is (scale
+                          1, or openTSNE's map sent onto the sphere: its own kernel, ``layout.onto_sphere``)
     mean        (D,)      the training images' mean, and
     components  (C, D)    their first C = min(50, D) principal components: the neighbour index's projection
     projected   (N, C)    the training images projected, searched exactly for each new image's nearest
@@ -121,9 +123,10 @@ def fit_map(x: Tensor, geometry, *, k: int = K, steps: int | None = None, refine
     steps = lay.default_steps(n) if steps is None else steps
     if progress is not False:
         say(f"free layout: {n:,} points in the {geometry.name} space, {steps} steps of {engine}'s engine")
-    raw = torch.from_numpy(lay.lay_out(graph, geometry, seed=seed, init=start, steps=steps, progress=progress))
-    scale = raw.std().clamp(min=1e-12) if geometry.scalable else torch.tensor(1.0)
-    placed = PlacedMap(raw / scale, scale, mean, components, projected, k=k, refine_steps=refine_steps,
+    raw, kernel = lay.lay_out(graph, geometry, seed=seed, init=start, steps=steps, progress=progress)
+    raw = torch.from_numpy(raw)
+    spread = raw.std().clamp(min=1e-12) if geometry.scalable else torch.tensor(1.0)
+    placed = PlacedMap(raw / spread, spread * kernel, mean, components, projected, k=k, refine_steps=refine_steps,
                        placement=placement)
     placed.seconds = time.perf_counter() - t0
     return placed

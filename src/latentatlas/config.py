@@ -52,9 +52,9 @@ class RunConfig:
                                        "[default: the preset's].")
     layout_engine: str | None = setting(None, "Free layout: what lays the map out: latentatlas (its own optimiser, any "
                                                "geometry), opentsne (openTSNE's FFT-accelerated t-SNE on the same "
-                                               "graph; the plane only) or auto (opentsne on the plane above 16,384 "
-                                               "training images, else latentatlas; a run's config records which) "
-                                               "[default: the preset's].")
+                                               "graph; on the sphere its map of the plane sent onto it, areas kept) "
+                                               "or auto (opentsne above 16,384 training images, else latentatlas; a "
+                                               "run's config records which) [default: the preset's].")
     layout_k: int = setting(10, "Free layout: neighbours per training image in its graph, and per new image when "
                                 "placed.", low=1)
     layout_steps: int | None = setting(None, "Free layout: optimisation steps of the map, the first third "

@@ -168,6 +168,9 @@ def opentsne_layout(neighbours, geometry, *, steps: int | None = None, seed: int
     """
     import scipy.sparse as sp
 
+    if geometry.name != "euclidean" or geometry.dim > 2:
+        raise LatentAtlasError(f"opentsne_layout lays out the plane (euclidean in 1 or 2 dimensions), not "
+                               f"{geometry.name} in {geometry.dim}; the engine sends its map onto the sphere")
     check_engine("opentsne", geometry)
     import openTSNE
 
@@ -213,23 +216,61 @@ def opentsne_layout(neighbours, geometry, *, steps: int | None = None, seed: int
     return coords.astype(np.float32)
 
 
+FARTHEST_POLAR_ANGLE = 135.0  # degrees: where onto_sphere puts a plane map's farthest point (Fashion-MNIST: 5-NN
+# 0.822 against 0.819 with the farthest points at the south pole, where the rim's opposite sides would meet)
+
+
+def onto_sphere(plane: np.ndarray, kernel_scale: float) -> tuple[np.ndarray, float]:
+    """A map of the plane sent onto the unit sphere by the inverse Lambert azimuthal equal-area projection: its
+    median point to the north pole, its farthest point to ``FARTHEST_POLAR_ANGLE``, areas kept (a cluster's share of
+    the map stays its share of the cap). Near the centre a distance d of the plane becomes a chord of 2 d / R
+    (R = the farthest point's distance from the median / sin(FARTHEST_POLAR_ANGLE / 2)), so the plane's kernel
+    1 / (1 + d^2) there is the sphere's kernel of scale R^2 / 4. Returns (unit vectors (N, 3), ``refine``'s
+    ``scale`` for them on a sphere of ``kernel_scale``: R / (2 sqrt(kernel_scale)))."""
+    z = np.asarray(plane, np.float64)
+    z = z - np.median(z, axis=0)
+    r = np.linalg.norm(z, axis=1)
+    reach = max(float(r.max()), 1e-12) / math.sin(math.radians(FARTHEST_POLAR_ANGLE) / 2)
+    theta = 2 * np.arcsin(r / reach)  # the equal-area radius 2 sin(theta / 2) = 2 r / reach
+    direction = z / np.maximum(r, 1e-300)[:, None]
+    sphere = np.column_stack([np.sin(theta)[:, None] * direction, np.cos(theta)])
+    return sphere.astype(np.float32), reach / (2 * math.sqrt(kernel_scale))
+
+
+def _latentatlas(neighbours, geometry, **settings) -> tuple[np.ndarray, float]:
+    return layout(neighbours, geometry, **settings), 1.0
+
+
+def _opentsne(neighbours, geometry, *, init=None, **settings) -> tuple[np.ndarray, float]:
+    """openTSNE's map of the plane; on the sphere, that map sent onto it (:func:`onto_sphere`)."""
+    if geometry.name != "sphere":
+        return opentsne_layout(neighbours, geometry, init=init, **settings), 1.0
+    from .geometries import get_geometry
+
+    plane = opentsne_layout(neighbours, get_geometry("euclidean", 2), init=None if init is None else init[:, :2],
+                            **settings)
+    return onto_sphere(plane, geometry.kernel_scale)
+
+
 @dataclass(frozen=True)
 class Engine:
-    """A way of laying a map out: ``lay_out(neighbours, geometry, *, steps, seed, init, progress)`` -> (N, dim)."""
+    """A way of laying a map out: ``lay_out(neighbours, geometry, *, steps, seed, init, progress)`` -> (coords
+    (N, dim), points of the space; ``refine``'s ``scale`` for them: the map's kernel lengths per the geometry's)."""
 
-    lay_out: Callable[..., np.ndarray]
+    lay_out: Callable[..., tuple[np.ndarray, float]]
     default_steps: Callable[[int], int]  # its steps for N points when none are given
-    plane_only: bool = False  # only the euclidean geometry in 1 or 2 dimensions
+    spaces: tuple[tuple[str, int], ...] | None = None  # the (geometry, dim) it lays out; None: every one
     needs: str | None = None  # the package it needs beyond latentatlas's own
 
 
 # The engines (docs/maps-research.md, "The layout engine", for what each reaches); the ``layout_engine`` setting
-# takes their names or "auto": openTSNE's on the plane above AUTO_OPENTSNE_ABOVE points, where latentatlas's steps
-# push only some of the points each (Fashion-MNIST's 60,000: 5-NN 0.816 against 0.795), else latentatlas's (mnist-5k's
-# 4,000: 0.912 against 0.897, in 14.5 s against 12.6 s).
+# takes their names or "auto": openTSNE's above AUTO_OPENTSNE_ABOVE points, where latentatlas's steps push only some
+# of the points each (Fashion-MNIST's 60,000, plane: 5-NN 0.816 against 0.795; sphere, openTSNE's map sent onto it:
+# 0.822 against 0.784), else latentatlas's (mnist-5k's 4,000, plane: 0.912 against 0.897).
 ENGINES: dict[str, Engine] = {
-    "latentatlas": Engine(layout, default_steps),
-    "opentsne": Engine(opentsne_layout, lambda n: OPENTSNE_STEPS, plane_only=True, needs="openTSNE"),
+    "latentatlas": Engine(_latentatlas, default_steps),
+    "opentsne": Engine(_opentsne, lambda n: OPENTSNE_STEPS, spaces=(("euclidean", 1), ("euclidean", 2), ("sphere", 3)),
+                       needs="openTSNE"),
 }
 AUTO = "auto"
 AUTO_OPENTSNE_ABOVE = PUSHED_PER_FULL_STEP
@@ -240,8 +281,8 @@ def engine_for(name: str, geometry, n: int) -> str:
     decides (see :data:`ENGINES`)."""
     if name != AUTO:
         return name
-    plane = geometry.name == "euclidean" and geometry.dim <= 2
-    return "opentsne" if plane and n > AUTO_OPENTSNE_ABOVE else "latentatlas"
+    takes = ENGINES["opentsne"].spaces
+    return "opentsne" if (geometry.name, geometry.dim) in takes and n > AUTO_OPENTSNE_ABOVE else "latentatlas"
 
 
 def check_engine(name, geometry) -> Engine | None:
@@ -254,10 +295,10 @@ def check_engine(name, geometry) -> Engine | None:
     if name not in ENGINES:
         raise unknown_name("layout_engine", name, [AUTO, *ENGINES])
     engine = ENGINES[name]
-    if engine.plane_only and (geometry.name != "euclidean" or geometry.dim > 2):
-        raise LatentAtlasError(f"layout_engine={name!r} lays out the plane only (geometry euclidean, latent_dim "
-                               f"1 or 2), not {geometry.name} in {geometry.dim} dimensions: choose "
-                               "layout_engine='latentatlas'")
+    if engine.spaces is not None and (geometry.name, geometry.dim) not in engine.spaces:
+        spaces = ", ".join(f"{g} in {d}" for g, d in engine.spaces)
+        raise LatentAtlasError(f"layout_engine={name!r} lays out {spaces} dimensions only, not {geometry.name} in "
+                               f"{geometry.dim}: choose layout_engine='latentatlas'")
     if engine.needs is not None and importlib.util.find_spec(engine.needs) is None:
         raise LatentAtlasError(f"layout_engine={name!r} needs {engine.needs}: pip install {engine.needs} "
                                "(or choose layout_engine='latentatlas')")
@@ -306,8 +347,10 @@ def refine(new_neighbours, train_coords, geometry, *, steps: int = REFINE_STEPS,
     init : array of shape (M, dim), optional
         Starting positions instead of the medians.
     scale : float
-        Layout units per unit of ``train_coords`` (and of ``init`` and the result): a map stored rescaled (a free
-        layout's map of the plane, at unit spread) is refined in the units it was laid out in.
+        The map's kernel lengths per kernel length of the geometry: the kernel's scale is multiplied by
+        ``scale ** 2``, so a map stored rescaled (a map of the plane at unit spread, ``scale`` its spread in the
+        layout's units) or laid out at another density (openTSNE's map sent onto the sphere) is refined with the
+        kernel it was laid out with.
 
     Returns
     -------
@@ -316,7 +359,7 @@ def refine(new_neighbours, train_coords, geometry, *, steps: int = REFINE_STEPS,
     if not (isinstance(scale, (int, float, np.floating)) and math.isfinite(scale) and scale > 0):
         raise LatentAtlasError(f"scale={scale!r} must be a positive number")
     train = torch.as_tensor(_check_coords(train_coords, None, geometry.dim, "train_coords"), dtype=torch.float32)
-    train = train * scale
+    geometry = geometry.with_kernel_scale(geometry.kernel_scale * float(scale) ** 2)
     n = len(train)
     nbrs = torch.from_numpy(_check_neighbours(new_neighbours, n, "new_neighbours"))
     _check_counts(negatives=negatives)
@@ -327,7 +370,7 @@ def refine(new_neighbours, train_coords, geometry, *, steps: int = REFINE_STEPS,
         if init is None:
             start = train[nbrs].median(dim=1).values  # (M, dim)
         else:
-            start = torch.as_tensor(_check_coords(init, len(nbrs), geometry.dim, "init"), dtype=torch.float32) * scale
+            start = torch.as_tensor(_check_coords(init, len(nbrs), geometry.dim, "init"), dtype=torch.float32)
         z = geometry(start).mode.clone().requires_grad_(True)
         mean_q = _mean_similarity(train, geometry, gen)
     opt = torch.optim.Adam([z], lr=learning_rate / math.sqrt(geometry.kernel_scale))
@@ -341,7 +384,7 @@ def refine(new_neighbours, train_coords, geometry, *, steps: int = REFINE_STEPS,
         opt.step()
         with torch.no_grad():
             z.copy_(geometry(z).mode)
-    return (z.detach() / scale).numpy()
+    return z.detach().numpy()
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ and ``angles`` the angles scored against true ones on synthetic neural data.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -197,6 +198,13 @@ class Geometry(nn.Module):
     # The similarity kernel of neighbour embedding: q = 1 / (1 + kernel_scale * d^2), heavy-tailed as t-SNE's
     # Cauchy kernel. A bounded space overrides the scale: on the unit sphere d^2 = 2 (1 - cos angle) is at most 4.
     kernel_scale: ClassVar[float] = 1.0
+
+    def with_kernel_scale(self, kernel_scale: float) -> Geometry:
+        """This geometry with its similarity kernel's scale replaced: for a map laid out at another density than
+        the space's default (a map of the plane at unit spread, openTSNE's map sent onto the sphere)."""
+        other = copy.copy(self)
+        other.kernel_scale = float(kernel_scale)
+        return other
 
     def log_similarity(self, z: Tensor) -> Tensor:
         """(B, dim) -> (B, B) log q between every two points, for a neighbour-embedding term; ``d`` is the distance
