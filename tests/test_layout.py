@@ -310,6 +310,24 @@ def test_auto_lays_out_large_maps_of_the_plane_with_opentsne_and_the_rest_with_l
     assert '"layout_engine": "latentatlas"' in (tmp_path / "run" / "config.json").read_text()
 
 
+def test_compare_reuses_an_atlas_run_whose_engine_auto_decided(tmp_path, tiny):
+    """config.json names the engine that ran; a rerun of the same command, whose config still says auto, is the
+    same run and is reused, not refused as one with other settings."""
+    from click.testing import CliRunner
+
+    from latentatlas.cli import main
+
+    args = ["compare", "--presets", "atlas-2d", "--seeds", "1", "--data", str(tiny), "--epochs", "1",
+            "--baselines", "", "--out", str(tmp_path / "cmp")]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    weights = tmp_path / "cmp" / "atlas-2d" / "seed0" / "model.safetensors"
+    before = weights.stat().st_mtime_ns
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+    assert "training" not in again.output and weights.stat().st_mtime_ns == before
+
+
 def test_an_opentsne_map_places_and_decodes_like_any_free_layout(tmp_path, small):
     from latentatlas.config import RunConfig
     from latentatlas.metrics import knn_accuracy

@@ -46,16 +46,19 @@ def resolve_runtime(cfg: RunConfig) -> RunConfig:
                                precision=pick_precision(cfg.precision, device))
 
 
-def resolve_layout_engine(cfg: RunConfig, n_train: int) -> RunConfig:
-    """``cfg`` with a free layout's engine "auto" decided for ``n_train`` training images (``layout.engine_for``),
-    so that the run's config.json names the engine that laid its map out."""
-    if cfg.layout != "free":
-        return cfg
-    from .geometries import get_geometry
-    from .layout import engine_for
+def resolve_layout_engine(cfg: RunConfig, dataset: Dataset | None = None) -> tuple[RunConfig, Dataset | None]:
+    """``cfg`` with a free layout's engine "auto" decided for its training images (``layout.engine_for``), so that
+    the run's config.json names the engine that laid its map out and a finished run compares equal to the config
+    that made it; and ``dataset``, loaded here where the decision needs its size and none was given."""
+    from .layout import AUTO, engine_for
 
-    engine = engine_for(cfg.layout_engine, get_geometry(cfg.geometry, cfg.latent_dim), n_train)
-    return dataclasses.replace(cfg, layout_engine=engine)
+    if cfg.layout != "free" or cfg.layout_engine != AUTO:
+        return cfg, dataset
+    from .geometries import get_geometry
+
+    dataset = cfg.data_spec.load() if dataset is None else dataset
+    engine = engine_for(cfg.layout_engine, get_geometry(cfg.geometry, cfg.latent_dim), len(dataset.y_train))
+    return dataclasses.replace(cfg, layout_engine=engine), dataset
 
 
 # Every run whose epochs are not given trains at least this many steps (batches): the neighbour term needs them
@@ -152,7 +155,7 @@ def train_run(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, resum
     user_precision = cfg.precision
     cfg = resolve_runtime(cfg)
     dataset = cfg.data_spec.load() if dataset is None else dataset
-    cfg = resolve_layout_engine(cfg, len(dataset.y_train))
+    cfg, dataset = resolve_layout_engine(cfg, dataset)
     if tensorboard is not None:
         check_folder_writable(tensorboard)
     # The trainer first: terms that refuse the data (a neighbour graph's k) do so before the folder is touched.

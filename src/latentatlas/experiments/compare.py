@@ -22,7 +22,7 @@ from ..data import Dataset
 from ..errors import LatentAtlasError, option
 from ..nets import PRESETS
 from ..run_folder import CONFIG, MANIFEST, is_run_folder, not_a_run_folder, read_config
-from ..run_training import enough_steps, resolve_runtime, train_run, train_stacked
+from ..run_training import enough_steps, resolve_layout_engine, resolve_runtime, train_run, train_stacked
 from ..runs import Run, load_run
 from ..schedules import get_recipe
 from ..stack import NotStackable, stack_pays
@@ -87,6 +87,7 @@ def compare(presets=DEFAULT_PRESETS, seeds: int = 3, data: str = "mnist-5k", out
         for seed in range(seeds):
             cfg = resolve_runtime(RunConfig(preset=preset, data=data, seed=seed, **settings))
             cfg, dataset, note = enough_steps(cfg, epochs is not None or recipe is not None, dataset)
+            cfg, dataset = resolve_layout_engine(cfg, dataset)
             if note and seed == 0:
                 echo(f"{preset}: {note}")
             folder = out / preset / f"seed{seed}"
