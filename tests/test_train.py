@@ -185,6 +185,15 @@ def test_progress_lines_are_rate_limited(capsys):
     said = capsys.readouterr().err.splitlines()  # within the hour: the first epoch's end and the last's, no more
     assert [line.split(", ")[:2] for line in said] == [["training: 100 / 300 batches", "epoch 1"],
                                                         ["training: 300 / 300 batches", "epoch 3"]]
+    # A slow first epoch has said how far it is before it ends: its end is still said (a loaded machine's notebook).
+    lines = Lines(300, "training", unit="batches", every=3600)
+    lines.update(50)
+    lines._maybe_line(force=True)  # a line within the first epoch, as time would give on a slow one
+    lines.update(50)
+    lines.set_postfix(epoch=1)
+    said = capsys.readouterr().err.splitlines()
+    assert [line.split(", ")[0] for line in said] == ["training: 50 / 300 batches", "training: 100 / 300 batches"]
+    assert said[1].split(", ")[1] == "epoch 1"
     lines = Lines(4, "training", unit="batches", every=0)
     lines.update(2)
     lines.set_postfix(epoch=1, train_loss="0.5000")

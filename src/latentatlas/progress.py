@@ -55,6 +55,7 @@ class Lines:
         self.postfix: dict = {}
         self.start = self.last = time.perf_counter()
         self.lines = 0
+        self.epoch_said = False  # the first epoch's end has had its line (lines within it do not count)
 
     def update(self, n: int = 1) -> None:
         self.n += n
@@ -62,7 +63,8 @@ class Lines:
 
     def set_postfix(self, ordered_dict=None, refresh: bool = True, **values) -> None:
         self.postfix = {**(ordered_dict or {}), **values}
-        self._maybe_line(force=self.lines == 0 or self.n >= self.total)
+        first, self.epoch_said = not self.epoch_said, True
+        self._maybe_line(force=first or self.n >= self.total)
 
     def _maybe_line(self, force: bool = False) -> None:
         now = time.perf_counter()
