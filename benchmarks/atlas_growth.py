@@ -3,10 +3,11 @@
 
 Each size runs in its own process (so that its peak resident memory is its own): the neighbour graph (exact up to
 ``graph.APPROXIMATE_ABOVE`` points, faiss HNSW above), the PCA-50 index and the layout (``atlas_map.fit_map`` with
-the run's defaults), then the placement of Fashion-MNIST's 10,000 test images on the map. A tile is each image
-with a fresh +-8 levels of uniform noise (seeded), as uint8, in a memory-mapped .npy.
+the run's defaults, and the presets' layout engine, auto, unless ``--layout-engine`` names one), then the placement
+of Fashion-MNIST's 10,000 test images on the map. A tile is each image with a fresh +-8 levels of uniform noise
+(seeded), as uint8, in a memory-mapped .npy.
 
-    PYTHONPATH=src python benchmarks/atlas_growth.py [--sizes 60000 120000 240000] [--json F]
+    PYTHONPATH=src python benchmarks/atlas_growth.py [--sizes 60000 120000 240000] [--layout-engine E] [--json F]
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def tiled(x: np.ndarray, n: int, path: Path) -> np.ndarray:
     return np.load(path, mmap_mode="r")
 
 
-def one_size(n: int, folder: Path) -> dict:
+def one_size(n: int, folder: Path, engine: str) -> dict:
     import torch
 
     from latentatlas.atlas_map import fit_map
@@ -53,30 +54,32 @@ def one_size(n: int, folder: Path) -> dict:
     t_graph = time.perf_counter() - t
     t = time.perf_counter()
     placed = fit_map(torch.from_numpy(np.asarray(x, np.float32) / 255), get_geometry("euclidean", 2),
-                     neighbours=graph, progress=False)
+                     neighbours=graph, engine=engine, progress=False)
     t_map = time.perf_counter() - t
     x_test = torch.from_numpy(ds.x_test.reshape(len(ds.x_test), -1).astype(np.float32) / 255)
     t = time.perf_counter()
     placed.place(x_test, get_geometry("euclidean", 2))
     t_place = time.perf_counter() - t
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB (Linux: KiB)
-    return {"n": n, "graph_s": t_graph, "index_and_layout_s": t_map, "place_10k_s": t_place, "peak_rss_mib": peak}
+    return {"n": n, "layout_engine": engine, "graph_s": t_graph, "index_and_layout_s": t_map, "place_10k_s": t_place, "peak_rss_mib": peak}
 
 
 def main() -> None:
     print(hardware.header(), flush=True)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[60_000, 120_000, 240_000])
+    p.add_argument("--layout-engine", default="auto", help="auto (the presets'), latentatlas or opentsne")
     p.add_argument("--json", type=Path)
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)  # a child process: one size, JSON on stdout
     args = p.parse_args()
     if args.one:
         with tempfile.TemporaryDirectory() as tmp:
-            print(json.dumps(one_size(args.one, Path(tmp))))
+            print(json.dumps(one_size(args.one, Path(tmp), args.layout_engine)))
         return
     rows = []
     for n in args.sizes:
-        out = subprocess.run([sys.executable, __file__, "--one", str(n)], capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, __file__, "--one", str(n), "--layout-engine", args.layout_engine],
+                             capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         r = rows[-1]
         print(f"{n:>8,} points: graph {r['graph_s']:.1f} s, index + layout {r['index_and_layout_s']:.1f} s, "
