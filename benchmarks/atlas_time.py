@@ -25,7 +25,7 @@ from latentatlas import hardware
 from latentatlas._io import atomic_write_json
 from latentatlas.config import RunConfig
 from latentatlas.data import load_dataset
-from latentatlas.layout import ENGINES
+from latentatlas.layout_engines import ENGINES
 from latentatlas.metrics import embedding_metrics, encode
 from latentatlas.run_training import train_run
 

@@ -9,7 +9,8 @@ from sklearn.neighbors import NearestNeighbors
 
 from latentatlas.errors import LatentAtlasError
 from latentatlas.geometries import get_geometry
-from latentatlas.layout import ENGINES, check_engine, layout, objective, opentsne_layout, refine
+from latentatlas.layout import layout, objective, refine
+from latentatlas.layout_engines import ENGINES, check_engine, opentsne_layout
 from latentatlas.viz.figures import run_figure_list
 
 SPACES = [("euclidean", 2), ("sphere", 3)]
@@ -112,7 +113,7 @@ def test_a_plane_map_sent_onto_the_sphere_keeps_areas_and_its_kernel():
     """The inverse Lambert equal-area projection: points uniform over a disc land uniform over the sphere (a cap
     holds its share of the area, 2 pi (1 - cos t) / 4 pi), the median at the north pole, and two close points near
     the centre keep their kernel: chord^2 times the returned kernel's scale equals their squared distance."""
-    from latentatlas.layout import FARTHEST_POLAR_ANGLE, onto_sphere
+    from latentatlas.layout_engines import FARTHEST_POLAR_ANGLE, onto_sphere
 
     rng = np.random.default_rng(0)
     r, a = 50 * np.sqrt(rng.uniform(size=100_000)), rng.uniform(0, 2 * np.pi, size=100_000)
@@ -291,10 +292,10 @@ def test_old_atlas_configs_stay_neighbour_term_runs():
 
 
 def test_auto_lays_out_large_maps_of_the_plane_with_opentsne_and_the_rest_with_latentatlas(tmp_path, small):
-    """The measured choice (layout.ENGINES' comment): openTSNE above 16,384 points on the plane, latentatlas's own
+    """The measured choice (layout_engines.ENGINES' comment): openTSNE above 16,384 points on the plane, latentatlas's own
     below it and on every other space; a run's config.json names the engine that ran, not "auto"."""
     from latentatlas.config import RunConfig
-    from latentatlas.layout import AUTO_OPENTSNE_ABOVE, engine_for
+    from latentatlas.layout_engines import AUTO_OPENTSNE_ABOVE, engine_for
     from latentatlas.run_training import train_run
 
     plane, sphere = get_geometry("euclidean", 2), get_geometry("sphere", 3)

@@ -13,7 +13,7 @@ against the frozen map (``layout.refine``).
     scale       ()        the map's kernel lengths per model unit, in the geometry's kernel lengths (``refine``'s
                           ``scale``): a map of the plane is stored at unit spread for the networks (t-SNE-like maps
                           span tens of kernel lengths: scale is that spread), one of a bounded space as it is (scale
-                          1, or openTSNE's map sent onto the sphere: its own kernel, ``layout.onto_sphere``)
+                          1, or openTSNE's map sent onto the sphere: its own kernel, ``layout_engines.onto_sphere``)
     mean        (D,)      the training images' mean, and
     components  (C, D)    their first C = min(50, D) principal components: the neighbour index's projection
     projected   (N, C)    the training images projected, searched exactly for each new image's nearest
@@ -30,7 +30,8 @@ import torch
 from torch import Tensor, nn
 
 from .errors import LatentAtlasError
-from .layout import REFINE_STEPS, check_engine, engine_for, refine
+from .layout import REFINE_STEPS, refine
+from .layout_engines import check_engine, engine_for
 from .progress import say
 
 COMPONENTS = 50  # the neighbour index's principal components (openTSNE and UMAP search raw pixels; 50 keep ~86 %
@@ -103,8 +104,8 @@ def fit_map(x: Tensor, geometry, *, k: int = K, steps: int | None = None, refine
 
     ``neighbours`` (N, k) is the training images' k-nearest-neighbour graph (``graph.knn_graph``); None builds it.
     The layout starts from the first principal components, so the same seed gives the same map. ``engine`` names
-    what lays it out (``layout.ENGINES``: latentatlas's own optimiser, or openTSNE's on the plane; "auto" decides by
-    the space and the number of images, ``layout.engine_for``). ``progress`` as
+    what lays it out (``layout_engines.ENGINES``: latentatlas's own optimiser, or openTSNE's on the plane; "auto" decides by
+    the space and the number of images, ``layout_engines.engine_for``). ``progress`` as
     ``layout.layout``'s, with a line first saying what is laid out (unless False).
     """
     from .graph import knn_graph

@@ -134,7 +134,7 @@ class RunConfig:
         _check_choice("layout", self.layout, LAYOUTS)
         _check_choice("placement", self.placement, PLACEMENTS)
         if self.layout == "free":
-            from .layout import check_engine
+            from .layout_engines import check_engine
 
             check_engine(self.layout_engine, get_geometry(self.geometry, self.latent_dim))
         get_schedule(self.lr_schedule)

@@ -19,7 +19,7 @@ class Preset:
     ne_weight: float = 0.0  # the neighbour-embedding term's weight (the atlas presets': maps that keep neighbours)
     activation: str = "prelu"  # a name in nets.ACTIVATIONS
     layout: str = "encoder"  # or "free": the training images laid out first, the networks fitted to that map
-    layout_engine: str = "latentatlas"  # what lays a free layout out (latentatlas.layout.ENGINES)
+    layout_engine: str = "latentatlas"  # what lays a free layout out (latentatlas.layout_engines.ENGINES)
 
     def n_params(self, n_features: int = 784) -> int:
         """Trainable parameters for inputs of ``n_features`` pixels, in closed form (checked against torch's count

@@ -47,10 +47,10 @@ def resolve_runtime(cfg: RunConfig) -> RunConfig:
 
 
 def resolve_layout_engine(cfg: RunConfig, dataset: Dataset | None = None) -> tuple[RunConfig, Dataset | None]:
-    """``cfg`` with a free layout's engine "auto" decided for its training images (``layout.engine_for``), so that
+    """``cfg`` with a free layout's engine "auto" decided for its training images (``layout_engines.engine_for``), so that
     the run's config.json names the engine that laid its map out and a finished run compares equal to the config
     that made it; and ``dataset``, loaded here where the decision needs its size and none was given."""
-    from .layout import AUTO, engine_for
+    from .layout_engines import AUTO, engine_for
 
     if cfg.layout != "free" or cfg.layout_engine != AUTO:
         return cfg, dataset
