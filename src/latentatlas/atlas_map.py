@@ -104,8 +104,9 @@ def fit_map(x: Tensor, geometry, *, k: int = K, steps: int | None = None, refine
 
     ``neighbours`` (N, k) is the training images' k-nearest-neighbour graph (``graph.knn_graph``); None builds it.
     The layout starts from the first principal components, so the same seed gives the same map. ``engine`` names
-    what lays it out (``layout_engines.ENGINES``: latentatlas's own optimiser, or openTSNE's on the plane; "auto" decides by
-    the space and the number of images, ``layout_engines.engine_for``). ``progress`` as
+    what lays it out (``layout_engines.ENGINES``: latentatlas's own optimiser, or openTSNE's on the plane and, sent
+    onto it, the sphere; "auto" decides by the space and the number of images, ``layout_engines.engine_for``).
+    ``progress`` as
     ``layout.layout``'s, with a line first saying what is laid out (unless False).
     """
     from .graph import knn_graph
