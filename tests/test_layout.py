@@ -159,6 +159,39 @@ def test_an_engine_that_cannot_lay_out_a_space_is_refused_in_one_line(monkeypatc
     assert RunConfig(preset="atlas-2d", layout_engine="latentatlas").resolved().layout_engine == "latentatlas"
 
 
+@pytest.mark.parametrize("space", SPACES, ids=[s[0] for s in SPACES])
+def test_a_joint_layout_trains_its_decoder_beside_the_map(space):
+    """reconstruction_weight > 0: the decoder learns the images from the map's coordinates while they are laid out,
+    and the map still separates the clusters; 0 leaves the decoder untouched and gives the pure layout's map."""
+    geometry = get_geometry(*space)
+    x, y = two_clusters()
+    images = torch.from_numpy(np.where(y[:, None] == 0, np.eye(2)[0], np.eye(2)[1]).repeat(5, 1)).float()  # (80, 10)
+    graph = knn(x)
+
+    def decoded(decoder, coords):  # logits, the decoder seeing the map as the joint layout shows it
+        z = torch.from_numpy(coords)
+        if geometry.scalable:
+            z = (z - z.mean(0)) / z.std()
+        with torch.no_grad():
+            return decoder(z)
+
+    def bce(decoder, coords):
+        return torch.nn.functional.binary_cross_entropy_with_logits(decoded(decoder, coords), images).item()
+
+    torch.manual_seed(0)
+    decoder = torch.nn.Sequential(torch.nn.Linear(geometry.dim, 16), torch.nn.PReLU(), torch.nn.Linear(16, 10))
+    before = [p.detach().clone() for p in decoder.parameters()]
+    pure = layout(graph, geometry, steps=150, seed=0, decoder=decoder, images=images, reconstruction_weight=0.0)
+    assert all(torch.equal(a, b) for a, b in zip(before, decoder.parameters()))
+    assert np.array_equal(pure, layout(graph, geometry, steps=150, seed=0))
+    untrained = bce(decoder, pure)
+    joint = layout(graph, geometry, steps=300, seed=0, decoder=decoder, images=images, reconstruction_weight=1.0)
+    assert bce(decoder, joint) < 0.8 * untrained
+    assert ((decoded(decoder, joint) > 0) == (images > 0.5)).float().mean() > 0.95  # each point decodes its cluster
+    own = knn(joint, k=5)
+    assert (y[own] == y[:, None]).mean() > 0.95
+
+
 def test_bad_input_is_refused_in_one_line():
     plane = get_geometry("euclidean", 2)
     graph = knn(two_clusters(n_per=10)[0])
@@ -178,11 +211,47 @@ def test_bad_input_is_refused_in_one_line():
         lambda: opentsne_layout(graph, plane, init=np.zeros((20, 3))),  # wrong width
         lambda: opentsne_layout(graph, plane, init=np.full((20, 2), np.nan)),  # NaN
         lambda: opentsne_layout(graph, plane, steps=0),
+        lambda: layout(graph, plane, reconstruction_weight=1.0),  # joint without a decoder and images
+        lambda: layout(graph, plane, reconstruction_weight=-1.0, decoder=torch.nn.Linear(2, 10),
+                       images=np.zeros((20, 10))),
+        lambda: layout(graph, plane, reconstruction_weight=float("nan"), decoder=torch.nn.Linear(2, 10),
+                       images=np.zeros((20, 10))),
+        lambda: layout(graph, plane, reconstruction_weight=1.0, decoder=torch.nn.Linear(2, 10),
+                       images=np.zeros((19, 10))),  # not one image per point
     ]
     for call in bad_calls:
         with pytest.raises(LatentAtlasError) as err:
             call()
         assert "\n" not in str(err.value)
+
+
+def test_the_neighbour_index_matches_scikit_learn_in_any_block_size(monkeypatch):
+    """The map's index: principal components as scikit-learn's PCA finds them (up to sign), and each new image's
+    nearest training images by exact search, the same whatever block the search and the sums take."""
+    from sklearn.decomposition import PCA
+
+    from latentatlas import atlas_map
+
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.random((300, 40), dtype=np.float32))
+    new = torch.from_numpy(rng.random((70, 40), dtype=np.float32))
+    mean, components = atlas_map.principal_components(x, 8)
+    reference = PCA(8).fit(x.numpy())
+    np.testing.assert_allclose(mean, reference.mean_, atol=1e-6)
+    np.testing.assert_allclose(np.abs((components.numpy() * reference.components_).sum(1)), 1, atol=1e-4)
+    projected = atlas_map.project(x, mean, components)
+    placed = atlas_map.PlacedMap(torch.zeros(300, 2), torch.tensor(1.0), mean, components, projected, k=5)
+    whole = placed.neighbours(new)
+    exact = NearestNeighbors(n_neighbors=5).fit(projected.numpy()).kneighbors(
+        atlas_map.project(new, mean, components).numpy())[1]
+    assert (whole.numpy() == exact).mean() > 0.99  # float32 ties aside
+    monkeypatch.setattr(atlas_map, "BLOCK", 7)
+    monkeypatch.setattr(atlas_map, "SEARCH_BYTES", 4 * 300 * 3)  # three new images at a time
+    blocked_mean, blocked_components = atlas_map.principal_components(x, 8)
+    torch.testing.assert_close(blocked_mean, mean)
+    torch.testing.assert_close(blocked_components, components, atol=1e-5, rtol=0)
+    torch.testing.assert_close(atlas_map.project(x, mean, components), projected)
+    assert (placed.neighbours(new) == whole).float().mean() > 0.99  # a block's products may round differently
 
 
 # A free-layout run: the map, the decoder and encoder fitted to it, new images placed on it (latentatlas.atlas_map).

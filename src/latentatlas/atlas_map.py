@@ -38,7 +38,9 @@ COMPONENTS = 50  # the neighbour index's principal components (openTSNE and UMAP
 # of mnist's variance, and the search costs 16x less than on 784 pixels)
 K = 10  # neighbours of each training image in the layout's graph, and of each new image when placed: on mnist-5k
 # 10 beat 7, 15 and 30 (docs/maps-research.md, "A free layout")
-SEARCH_BLOCK = 2048  # new images searched against the index at a time
+SEARCH_BLOCK = 2048  # new images searched against the index at a time, at most
+SEARCH_BYTES = 2 ** 28  # and at most this much of their distances (256 MiB: at 2,048 x 240,000 they would take 2 GB)
+BLOCK = 8192  # rows at a time of the principal components' sums and projections (memory, not results)
 
 
 class PlacedMap(nn.Module):
@@ -64,12 +66,17 @@ class PlacedMap(nn.Module):
         return cls(*(torch.empty_like(state[prefix + n]) for n in names), **settings)
 
     def neighbours(self, x: Tensor, k: int | None = None) -> Tensor:
-        """(M, D) images in [0, 1] -> (M, k) indices of their nearest training images in the index (exact)."""
-        k = min(self.k if k is None else k, len(self.coords))
+        """(M, D) images in [0, 1] -> (M, k) indices of their nearest training images in the index (exact), searched
+        a block of new images at a time so that the block's distances to every training image take at most
+        ``SEARCH_BYTES``."""
+        n = len(self.coords)
+        k = min(self.k if k is None else k, n)
+        rows = max(1, min(SEARCH_BLOCK, SEARCH_BYTES // (4 * n)))
+        squares = self.projected.square().sum(1)  # (N,)
         out = []
-        for i in range(0, len(x), SEARCH_BLOCK):
-            p = (x[i:i + SEARCH_BLOCK].float() - self.mean) @ self.components.T  # (b, C)
-            d2 = p.square().sum(1, keepdim=True) - 2 * p @ self.projected.T + self.projected.square().sum(1)
+        for i in range(0, len(x), rows):
+            p = project(x[i:i + rows], self.mean, self.components)  # (b, C)
+            d2 = torch.addmm(squares, p, self.projected.T, alpha=-2).add_(p.square().sum(1, keepdim=True))  # (b, N)
             out.append(d2.topk(k, dim=1, largest=False).indices)
         return torch.cat(out) if out else torch.zeros(0, k, dtype=torch.long)
 
@@ -117,7 +124,7 @@ def fit_map(x: Tensor, geometry, *, k: int = K, steps: int | None = None, refine
     if not 1 <= k < n:
         raise LatentAtlasError(f"layout_k={k} must be between 1 and the number of training images - 1 ({n - 1})")
     mean, components = principal_components(x, min(COMPONENTS, d, n))
-    projected = (x - mean) @ components.T  # (N, C)
+    projected = project(x, mean, components)  # (N, C)
     graph = knn_graph(x.numpy(), k) if neighbours is None else neighbours
     start = projected[:, :geometry.dim].numpy()
     engine = engine_for(engine, geometry, n)
@@ -135,18 +142,28 @@ def fit_map(x: Tensor, geometry, *, k: int = K, steps: int | None = None, refine
 
 
 def principal_components(x: Tensor, c: int) -> tuple[Tensor, Tensor]:
-    """(mean (D,), components (c, D)) of the rows of ``x`` (N, D), from the covariance in float64; each component's
-    sign is fixed (its largest entry positive), so the same data give the same components on any machine."""
-    x = x.double()
-    mean = x.mean(0)
+    """(mean (D,), components (c, D)) of the rows of ``x`` (N, D), from the covariance in float64 accumulated over
+    blocks of rows (no float64 copy of ``x``); each component's sign is fixed (its largest entry positive), so the
+    same data give the same components on any machine."""
+    mean = torch.zeros(x.shape[1], dtype=torch.float64)
+    for i in range(0, len(x), BLOCK):
+        mean += x[i:i + BLOCK].double().sum(0)
+    mean /= len(x)
     cov = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64)
-    for i in range(0, len(x), 8192):
-        block = x[i:i + 8192] - mean
+    for i in range(0, len(x), BLOCK):
+        block = x[i:i + BLOCK].double() - mean
         cov += block.T @ block
     values, vectors = torch.linalg.eigh(cov)  # ascending
     top = vectors[:, values.argsort(descending=True)[:c]].T  # (c, D)
     top = top * torch.sign(top.gather(1, top.abs().argmax(1, keepdim=True)))
     return mean.float(), top.float()
+
+
+def project(x: Tensor, mean: Tensor, components: Tensor) -> Tensor:
+    """(N, D) rows -> (N, C) their coordinates on the components, a block of rows at a time (no centred copy of
+    ``x``)."""
+    return torch.cat([(x[i:i + BLOCK].float() - mean) @ components.T for i in range(0, len(x), BLOCK)]) if len(x) \
+        else torch.zeros(0, len(components))
 
 
 def map_size(n: int, dim: int, d: int) -> int:

@@ -34,6 +34,7 @@ import math
 import numpy as np
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 from .errors import LatentAtlasError
 from .losses.neighbours import symmetrised
@@ -53,6 +54,8 @@ NEGATIVES = 128  # uniformly drawn points that push each point, each step
 LEARNING_RATE = 2.0  # Adam's, in kernel lengths; decays (cosine) to 1 % after the exaggeration (mnist-5k: 1 gave 0.885 on the plane)
 INIT_SPREAD = 1e-2  # the initial map's standard deviation, in kernel lengths (t-SNE starts small)
 REFINE_STEPS = 100
+RECONSTRUCTION_BATCH = 256  # images a joint layout's step decodes (``reconstruction_weight`` > 0)
+RECONSTRUCTION_LEARNING_RATE = 1e-3  # the joint decoder's Adam (the tutorial's)
 REFINE_LEARNING_RATE = 0.1  # smaller than the layout's: a new point only settles near its start
 
 
@@ -64,7 +67,8 @@ def default_steps(n: int) -> int:
 def layout(neighbours, geometry, *, steps: int | None = None, seed: int = 0, init=None,
            exaggeration: float = EXAGGERATION, exaggeration_steps: int | None = None,
            points_per_step: int = POINTS_PER_STEP, negatives: int = NEGATIVES,
-           learning_rate: float = LEARNING_RATE, progress: bool | None = False) -> np.ndarray:
+           learning_rate: float = LEARNING_RATE, decoder: torch.nn.Module | None = None, images=None,
+           reconstruction_weight: float = 0.0, progress: bool | None = False) -> np.ndarray:
     """Lay out the points of a neighbour graph in a geometry's space.
 
     Parameters
@@ -87,6 +91,12 @@ def layout(neighbours, geometry, *, steps: int | None = None, seed: int = 0, ini
         How many points a step moves (all when N is smaller) and how many uniformly drawn points push each.
     learning_rate : float
         Adam's step in kernel lengths.
+    decoder, images, reconstruction_weight : nn.Module, (N, D) tensor in [0, 1], float
+        A joint layout: with a weight above 0, each step also decodes ``RECONSTRUCTION_BATCH`` of the points
+        (``decoder`` takes their coordinates, standardised by the map's mean and spread where the space is
+        scalable, and gives logits) and adds the weight times the binary cross-entropy against their ``images``;
+        its gradient moves the coordinates and trains ``decoder`` (Adam, ``RECONSTRUCTION_LEARNING_RATE``)
+        together. 0 (the default): a pure layout; ``decoder`` and ``images`` are not used.
     progress : bool, optional
         None: a bar on a terminal and a line every few seconds elsewhere; True: a bar; False: silent.
 
@@ -125,6 +135,7 @@ def layout(neighbours, geometry, *, steps: int | None = None, seed: int = 0, ini
     rowptr, cols = symmetrised(nbrs)
     rows = torch.repeat_interleave(torch.arange(n), rowptr.diff())  # (E,) with cols: every edge, both ways
     opt = torch.optim.Adam([h], lr=learning_rate * length)
+    joint = _Joint(decoder, images, reconstruction_weight, n) if reconstruction_weight != 0 else None
     plain = max(steps - exaggeration_steps, 1)
     bar = progress_bar(steps, "layout", unit="steps", show=progress)
     with _deterministic():  # the gathers' backward sums in a fixed order: the same seed, the same map
@@ -139,14 +150,44 @@ def layout(neighbours, geometry, *, steps: int | None = None, seed: int = 0, ini
             alpha = exaggeration if step < exaggeration_steps else 1.0
             loss = objective(h, (rows, cols) if edges is None else (rows[edges], cols[edges]), pushed, others,
                              geometry, alpha)
+            if joint is not None:
+                loss = loss + joint(h, torch.randint(n, (RECONSTRUCTION_BATCH,), generator=gen), geometry)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if joint is not None:
+                joint.step()
             with torch.no_grad():
                 h.copy_(geometry(h).mode)  # back onto the space (the sphere's normalisation; the plane's identity)
             bar.update()
     bar.close()
     return h.detach().float().numpy()
+
+
+class _Joint:
+    """A joint layout's reconstruction term: ``term(h, batch, geometry)`` -> weight x the BCE of the decoded batch;
+    ``step()`` then moves the decoder by the gradient the step's backward left (its own Adam)."""
+
+    def __init__(self, decoder, images, weight: float, n: int):
+        if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight > 0):
+            raise LatentAtlasError(f"reconstruction_weight={weight!r} must be a number >= 0")
+        if decoder is None or images is None:
+            raise LatentAtlasError("a joint layout (reconstruction_weight > 0) needs a decoder and the images")
+        self.x = torch.as_tensor(images).reshape(len(images), -1).float()
+        if len(self.x) != n:
+            raise LatentAtlasError(f"images must have one row per point of the graph ({n}), got {len(self.x)}")
+        self.decoder, self.weight = decoder, float(weight)
+        self.opt = torch.optim.Adam(decoder.parameters(), lr=RECONSTRUCTION_LEARNING_RATE)
+
+    def __call__(self, h: Tensor, batch: Tensor, geometry) -> Tensor:
+        z = h[batch]
+        if geometry.scalable:  # the decoder sees the map at unit spread, as the run's decoder does
+            z = (z - h.mean(0).detach()) / h.std().detach().clamp(min=1e-12)
+        return self.weight * F.binary_cross_entropy_with_logits(self.decoder(z), self.x[batch])
+
+    def step(self) -> None:
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
 
 
 def objective(z: Tensor, edges: tuple[Tensor, Tensor], pushed: Tensor, others: Tensor, geometry,
