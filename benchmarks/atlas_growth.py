@@ -52,16 +52,27 @@ def one_size(n: int, folder: Path, engine: str) -> dict:
     t = time.perf_counter()
     graph = knn_graph(x, 10, cache_dir=False, progress=False)
     t_graph = time.perf_counter() - t
+    peaks = {"graph": peak_mib()}
     t = time.perf_counter()
-    placed = fit_map(torch.from_numpy(np.asarray(x, np.float32) / 255), get_geometry("euclidean", 2),
+    pixels = np.asarray(x, np.float32)
+    pixels /= 255  # in place: one float copy of the images, as a run holds
+    placed = fit_map(torch.from_numpy(pixels), get_geometry("euclidean", 2),
                      neighbours=graph, engine=engine, progress=False)
     t_map = time.perf_counter() - t
+    peaks["index_and_layout"] = peak_mib()
     x_test = torch.from_numpy(ds.x_test.reshape(len(ds.x_test), -1).astype(np.float32) / 255)
     t = time.perf_counter()
     placed.place(x_test, get_geometry("euclidean", 2))
     t_place = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB (Linux: KiB)
-    return {"n": n, "layout_engine": engine, "graph_s": t_graph, "index_and_layout_s": t_map, "place_10k_s": t_place, "peak_rss_mib": peak}
+    peaks["place_10k"] = peak_mib()
+    return {"n": n, "layout_engine": engine, "graph_s": t_graph, "index_and_layout_s": t_map, "place_10k_s": t_place,
+            "peak_rss_mib": peaks["place_10k"], "peak_rss_mib_after": peaks}
+
+
+def peak_mib() -> float:
+    """The process's peak resident memory so far, MiB (Linux reports KiB): read after each step, it says which
+    step raised it."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
@@ -83,7 +94,8 @@ def main() -> None:
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         r = rows[-1]
         print(f"{n:>8,} points: graph {r['graph_s']:.1f} s, index + layout {r['index_and_layout_s']:.1f} s, "
-              f"placing 10k {r['place_10k_s']:.1f} s, peak {r['peak_rss_mib']:.0f} MiB", flush=True)
+              f"placing 10k {r['place_10k_s']:.1f} s, peak {r['peak_rss_mib']:.0f} MiB (after each step: "
+              + ", ".join(f"{k} {v:.0f}" for k, v in r["peak_rss_mib_after"].items()) + ")", flush=True)
     if args.json:
         from latentatlas._io import atomic_write_json
 
