@@ -124,6 +124,8 @@ def test_exported_notebook_explorer_decodes_under_the_mouse(executed, browser, t
 # ---- without a kernel -------------------------------------------------------------------------------------------
 
 def test_a_run_and_a_fitted_estimator_show_themselves(demo, small):
+    import matplotlib.pyplot as plt
+
     from latentatlas import Autoencoder
     from latentatlas.runs import load_run
 
@@ -136,6 +138,8 @@ def test_a_run_and_a_fitted_estimator_show_themselves(demo, small):
         assert "692,264" in card or "666,791" in card  # parameters, formatted as everywhere else
         figs = run.figures()
         assert all(type(f).__name__ == "Figure" for f in figs.values())
+        for fig in figs.values():  # as a notebook's inline backend closes them once shown
+            plt.close(fig)
     unfitted = Autoencoder(epochs=1)
     assert "sk-" in unfitted._repr_mimebundle_()["text/html"]  # scikit-learn's own diagram until fitted
     x, y = small.flat("train")

