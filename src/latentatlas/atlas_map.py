@@ -162,8 +162,8 @@ def principal_components(x: Tensor, c: int) -> tuple[Tensor, Tensor]:
 def project(x: Tensor, mean: Tensor, components: Tensor) -> Tensor:
     """(N, D) rows -> (N, C) their coordinates on the components, a block of rows at a time (no centred copy of
     ``x``)."""
-    return torch.cat([(x[i:i + BLOCK].float() - mean) @ components.T for i in range(0, len(x), BLOCK)]) if len(x) \
-        else torch.zeros(0, len(components))
+    blocks = [(x[i:i + BLOCK].float() - mean) @ components.T for i in range(0, len(x), BLOCK)]
+    return torch.cat(blocks) if blocks else torch.zeros(0, len(components))
 
 
 def map_size(n: int, dim: int, d: int) -> int:

@@ -54,9 +54,9 @@ NEGATIVES = 128  # uniformly drawn points that push each point, each step
 LEARNING_RATE = 2.0  # Adam's, in kernel lengths; decays (cosine) to 1 % after the exaggeration (mnist-5k: 1 gave 0.885 on the plane)
 INIT_SPREAD = 1e-2  # the initial map's standard deviation, in kernel lengths (t-SNE starts small)
 REFINE_STEPS = 100
+REFINE_LEARNING_RATE = 0.1  # smaller than the layout's: a new point only settles near its start
 RECONSTRUCTION_BATCH = 256  # images a joint layout's step decodes (``reconstruction_weight`` > 0)
 RECONSTRUCTION_LEARNING_RATE = 1e-3  # the joint decoder's Adam (the tutorial's)
-REFINE_LEARNING_RATE = 0.1  # smaller than the layout's: a new point only settles near its start
 
 
 def default_steps(n: int) -> int:
