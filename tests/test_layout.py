@@ -113,19 +113,20 @@ def test_a_plane_map_sent_onto_the_sphere_keeps_areas_and_its_kernel():
     """The inverse Lambert equal-area projection: points uniform over a disc land uniform over the sphere (a cap
     holds its share of the area, 2 pi (1 - cos t) / 4 pi), the median at the north pole, and two close points near
     the centre keep their kernel: chord^2 times the returned kernel's scale equals their squared distance."""
-    from latentatlas.layout_engines import FARTHEST_POLAR_ANGLE, onto_sphere
+    from latentatlas.geometries.sphere import FARTHEST_POLAR_ANGLE
 
     rng = np.random.default_rng(0)
     r, a = 50 * np.sqrt(rng.uniform(size=100_000)), rng.uniform(0, 2 * np.pi, size=100_000)
     disc = np.column_stack([r * np.cos(a), r * np.sin(a)])
     plane = np.vstack([[0.0, 0.0], [0.3, 0.4], disc, -disc])  # the centre (the median), a point 0.5 from it
-    sphere, scale = onto_sphere(plane, kernel_scale=100.0)
+    sphere, scale = get_geometry("sphere", 3).from_flat_layout(plane)  # its kernel_scale is 100
     np.testing.assert_allclose(np.linalg.norm(sphere, axis=1), 1, atol=1e-5)
     top = 1 - np.cos(np.radians(FARTHEST_POLAR_ANGLE))  # the disc fills the cap down to its farthest point's angle
     for t in (0.5, 1.0, 2.0, 2.3):
         assert np.mean(sphere[2:, 2] > np.cos(t)) == pytest.approx((1 - np.cos(t)) / top, abs=0.005)
     np.testing.assert_allclose(sphere[0], [0, 0, 1], atol=1e-3)  # the median lands at the pole
     chord2 = np.sum((sphere[1] - sphere[0]) ** 2)
+    assert get_geometry("sphere", 3).kernel_scale == 100.0
     assert 100.0 * scale ** 2 * chord2 == pytest.approx(0.5 ** 2, rel=0.01)
 
 

@@ -13,7 +13,7 @@ against the frozen map (``layout.refine``).
     scale       ()        the map's kernel lengths per model unit, in the geometry's kernel lengths (``refine``'s
                           ``scale``): a map of the plane is stored at unit spread for the networks (t-SNE-like maps
                           span tens of kernel lengths: scale is that spread), one of a bounded space as it is (scale
-                          1, or openTSNE's map sent onto the sphere: its own kernel, ``layout_engines.onto_sphere``)
+                          1, or openTSNE's map sent onto the sphere: its own kernel, ``Sphere.from_flat_layout``)
     mean        (D,)      the training images' mean, and
     components  (C, D)    their first C = min(50, D) principal components: the neighbour index's projection
     projected   (N, C)    the training images projected, searched exactly for each new image's nearest

@@ -1,14 +1,13 @@
 """The layout engines: what optimises a free layout's map (``layout_engine``), by name.
 
 ``latentatlas`` is :func:`latentatlas.layout.layout`, latentatlas's own optimiser on any space; ``opentsne`` is
-openTSNE's optimiser on the same graph, on the plane and, through :func:`onto_sphere`, on the sphere; ``auto``
+openTSNE's optimiser on the same graph, on the plane and, sent onto it by the sphere, on S2; ``auto``
 chooses between them by the space and the number of points (:func:`engine_for`). Each engine returns the map and
 the ``scale`` that :func:`latentatlas.layout.refine` places new points with.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,7 +37,7 @@ def opentsne_layout(neighbours, geometry, *, steps: int | None = None, seed: int
     """
     import scipy.sparse as sp
 
-    if geometry.name != "euclidean" or geometry.dim > 2:
+    if geometry.flat_layout_dim != geometry.dim or geometry.dim > 2:
         raise LatentAtlasError(f"opentsne_layout lays out the plane (euclidean in 1 or 2 dimensions), not "
                                f"{geometry.name} in {geometry.dim}; the engine sends its map onto the sphere")
     check_engine("opentsne", geometry)
@@ -86,40 +85,22 @@ def opentsne_layout(neighbours, geometry, *, steps: int | None = None, seed: int
     return coords.astype(np.float32)
 
 
-FARTHEST_POLAR_ANGLE = 135.0  # degrees: where onto_sphere puts a plane map's farthest point (Fashion-MNIST: 5-NN
-# 0.822 against 0.819 with the farthest points at the south pole, where the rim's opposite sides would meet)
-
-
-def onto_sphere(plane: np.ndarray, kernel_scale: float) -> tuple[np.ndarray, float]:
-    """A map of the plane sent onto the unit sphere by the inverse Lambert azimuthal equal-area projection: its
-    median point to the north pole, its farthest point to ``FARTHEST_POLAR_ANGLE``, areas kept (a cluster's share of
-    the map stays its share of the cap). Near the centre a distance d of the plane becomes a chord of 2 d / R
-    (R = the farthest point's distance from the median / sin(FARTHEST_POLAR_ANGLE / 2)), so the plane's kernel
-    1 / (1 + d^2) there is the sphere's kernel of scale R^2 / 4. Returns (unit vectors (N, 3), ``refine``'s
-    ``scale`` for them on a sphere of ``kernel_scale``: R / (2 sqrt(kernel_scale)))."""
-    z = np.asarray(plane, np.float64)
-    z = z - np.median(z, axis=0)
-    r = np.linalg.norm(z, axis=1)
-    reach = max(float(r.max()), 1e-12) / math.sin(math.radians(FARTHEST_POLAR_ANGLE) / 2)
-    theta = 2 * np.arcsin(r / reach)  # the equal-area radius 2 sin(theta / 2) = 2 r / reach
-    direction = z / np.maximum(r, 1e-300)[:, None]
-    sphere = np.column_stack([np.sin(theta)[:, None] * direction, np.cos(theta)])
-    return sphere.astype(np.float32), reach / (2 * math.sqrt(kernel_scale))
-
-
 def _latentatlas(neighbours, geometry, **settings) -> tuple[np.ndarray, float]:
     return layout(neighbours, geometry, **settings), 1.0
 
 
 def _opentsne(neighbours, geometry, *, init=None, **settings) -> tuple[np.ndarray, float]:
-    """openTSNE's map of the plane; on the sphere, that map sent onto it (:func:`onto_sphere`)."""
-    if geometry.name != "sphere":
-        return opentsne_layout(neighbours, geometry, init=init, **settings), 1.0
+    """openTSNE's flat map, sent into the geometry's space by the geometry (``Geometry.from_flat_layout``: the
+    plane as it is; S2 by the inverse Lambert equal-area projection)."""
     from .geometries import get_geometry
 
-    plane = opentsne_layout(neighbours, get_geometry("euclidean", 2), init=None if init is None else init[:, :2],
-                            **settings)
-    return onto_sphere(plane, geometry.kernel_scale)
+    flat = get_geometry("euclidean", geometry.flat_layout_dim)
+    coords = opentsne_layout(neighbours, flat, init=None if init is None else init[:, :flat.dim], **settings)
+    return geometry.from_flat_layout(coords)
+
+
+def _flat_map_of_at_most_2(geometry) -> bool:
+    return geometry.flat_layout_dim in (1, 2)  # openTSNE lays out 1 or 2 dimensions
 
 
 @dataclass(frozen=True)
@@ -129,7 +110,8 @@ class Engine:
 
     lay_out: Callable[..., tuple[np.ndarray, float]]
     default_steps: Callable[[int], int]  # its steps for N points when none are given
-    spaces: tuple[tuple[str, int], ...] | None = None  # the (geometry, dim) it lays out; None: every one
+    takes: Callable[..., bool] | None = None  # whether it lays out a geometry's space; None: every one
+    takes_said: str = ""  # what it takes, in words, for the refusal
     needs: str | None = None  # the package it needs beyond latentatlas's own
 
 
@@ -139,8 +121,9 @@ class Engine:
 # 0.822 against 0.784), else latentatlas's (mnist-5k's 4,000, plane: 0.912 against 0.897).
 ENGINES: dict[str, Engine] = {
     "latentatlas": Engine(_latentatlas, default_steps),
-    "opentsne": Engine(_opentsne, lambda n: OPENTSNE_STEPS, spaces=(("euclidean", 1), ("euclidean", 2), ("sphere", 3)),
-                       needs="openTSNE"),
+    "opentsne": Engine(_opentsne, lambda n: OPENTSNE_STEPS, takes=_flat_map_of_at_most_2,
+                       takes_said="spaces a flat map of 1 or 2 dimensions is sent into (euclidean in 1 or 2, sphere "
+                                  "in 3)", needs="openTSNE"),
 }
 AUTO = "auto"
 AUTO_OPENTSNE_ABOVE = PUSHED_PER_FULL_STEP
@@ -151,8 +134,7 @@ def engine_for(name: str, geometry, n: int) -> str:
     decides (see :data:`ENGINES`)."""
     if name != AUTO:
         return name
-    takes = ENGINES["opentsne"].spaces
-    return "opentsne" if (geometry.name, geometry.dim) in takes and n > AUTO_OPENTSNE_ABOVE else "latentatlas"
+    return "opentsne" if ENGINES["opentsne"].takes(geometry) and n > AUTO_OPENTSNE_ABOVE else "latentatlas"
 
 
 def check_engine(name, geometry) -> Engine | None:
@@ -165,9 +147,8 @@ def check_engine(name, geometry) -> Engine | None:
     if name not in ENGINES:
         raise unknown_name("layout_engine", name, [AUTO, *ENGINES])
     engine = ENGINES[name]
-    if engine.spaces is not None and (geometry.name, geometry.dim) not in engine.spaces:
-        spaces = ", ".join(f"{g} in {d}" for g, d in engine.spaces)
-        raise LatentAtlasError(f"layout_engine={name!r} lays out {spaces} dimensions only, not {geometry.name} in "
+    if engine.takes is not None and not engine.takes(geometry):
+        raise LatentAtlasError(f"layout_engine={name!r} lays out {engine.takes_said} only, not {geometry.name} in "
                                f"{geometry.dim}: choose layout_engine='latentatlas'")
     if engine.needs is not None and importlib.util.find_spec(engine.needs) is None:
         raise LatentAtlasError(f"layout_engine={name!r} needs {engine.needs}: pip install {engine.needs} "

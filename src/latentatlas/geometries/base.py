@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -168,6 +169,17 @@ class Geometry(nn.Module):
 
     def forward(self, h: Tensor) -> Posterior:  # h: (B, encoder_features)
         raise NotImplementedError
+
+    @property
+    def flat_layout_dim(self) -> int | None:
+        """The dimensions of a flat map (t-SNE's plane) that :meth:`from_flat_layout` sends into this space; None
+        where a flat map cannot be sent here (a free layout's map then needs an engine that lays this space out)."""
+        return None
+
+    def from_flat_layout(self, flat: np.ndarray) -> tuple[np.ndarray, float]:
+        """A map laid out in ``flat_layout_dim`` flat dimensions, sent into this space: (points (N, dim), float32;
+        ``layout.refine``'s ``scale`` for them: the flat map's kernel lengths per this space's)."""
+        raise LatentAtlasError(f"a flat map cannot be sent into the {self.name} space in {self.dim} dimensions")
 
     def contains(self, z: Tensor, atol: float = 1e-5) -> Tensor:
         """(B,) bool: whether each row of ``z`` is a point of this space."""

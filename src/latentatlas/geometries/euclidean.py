@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from torch import Tensor
 
 from .base import Chart, Embedding3D, Geometry, PointMass
@@ -17,6 +18,13 @@ class Euclidean(Geometry):
 
     def forward(self, h: Tensor) -> PointMass:
         return PointMass(h)
+
+    @property
+    def flat_layout_dim(self) -> int:
+        return self.dim  # a flat map is a map of this space as it is
+
+    def from_flat_layout(self, flat: np.ndarray) -> tuple[np.ndarray, float]:
+        return np.asarray(flat, np.float32), 1.0
 
     def charts(self) -> tuple[Chart, ...]:
         if self.dim != 2:
