@@ -9,6 +9,7 @@ pure layout. Prints the run's test 5-NN (refined), encoder 5-NN, trust, test MSE
 trip.
 
     PYTHONPATH=src python benchmarks/layout_joint.py [--presets atlas-2d atlas-s2] [--weights 0 0.1 1 10] [--seed 0]
+        [--validation]   # score on a validation split carved from the training images (as sweep chooses)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 
 from latentatlas import hardware
 from latentatlas.config import RunConfig
+from latentatlas.experiments.sweep_spec import VALIDATION
 from latentatlas.layout import default_steps, layout
 from latentatlas.layout_engines import ENGINES, Engine
 from latentatlas.nets import build_decoder, build_encoder, init_tutorial_
@@ -54,15 +56,18 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default="mnist-5k")
     p.add_argument("--epochs", type=int, default=EPOCHS)
+    p.add_argument("--validation", action="store_true",
+                   help="lay out 80 %% of the training images and score on the other 20 %% (the test set unused)")
     args = p.parse_args()
     for preset in args.presets:
         for weight in args.weights:
-            cfg = RunConfig(preset=preset, data=args.data, seed=args.seed, epochs=args.epochs,
+            transforms = (VALIDATION,) if args.validation else ()
+            cfg = RunConfig(preset=preset, data=args.data, seed=args.seed, epochs=args.epochs, transforms=transforms,
                             layout_engine="latentatlas").resolved()
             dataset = cfg.data_spec.load()
             images = torch.from_numpy(dataset.x_train.reshape(len(dataset.x_train), -1).astype(np.float32) / 255)
             ENGINES["joint"] = joint_engine(cfg, images, weight)  # the registry is the engines' extension point
-            cfg = RunConfig(preset=preset, data=args.data, seed=args.seed, epochs=args.epochs,
+            cfg = RunConfig(preset=preset, data=args.data, seed=args.seed, epochs=args.epochs, transforms=transforms,
                             layout_engine="joint").resolved()
             t = time.perf_counter()
             with tempfile.TemporaryDirectory() as folder:
